@@ -1,0 +1,286 @@
+"""Reading user-written YAML and reporting every problem in it at once.
+
+Each problem names the file, the key path inside it (`pools.training.max_nodes`), the line,
+the bad value and what was expected. Unknown keys get a "did you mean" suggestion, because
+the Go Navarch silently ignored them and hid typos.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+KeyPath = tuple[str | int, ...]
+
+_MISSING = object()
+
+
+class StrictModel(BaseModel):
+    """Base for models of what people write: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def format_path(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a file."""
+
+    file: str
+    path: KeyPath
+    message: str
+    value: Any = _MISSING
+    line: int | None = None
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line else "")
+        text = f"{where}: {format_path(self.path)}: {self.message}"
+        if self.value is not _MISSING and _short(self.value) not in self.message:
+            text += f" (got {_short(self.value)})"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "file": self.file,
+            "path": format_path(self.path),
+            "line": self.line,
+            "message": self.message,
+            "severity": self.severity,
+        }
+        if self.value is not _MISSING:
+            out["value"] = _jsonable(self.value)
+        return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return repr(value)
+
+
+class ValidationFailed(Exception):
+    """A file has one or more errors; `problems` lists all of them."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass
+class YamlDocument:
+    """A parsed YAML file plus the line of every key path, for error messages."""
+
+    file: str
+    data: Any
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+
+    def line_of(self, path: KeyPath) -> int | None:
+        p = tuple(path)
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            p = p[:-1]
+        return self.lines.get((), None)
+
+
+def load_yaml(path: str | Path, *, text: str | None = None) -> YamlDocument:
+    """Parse a YAML file; a syntax error becomes a Problem with its line and column."""
+    name = str(path)
+    if text is None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ValidationFailed([Problem(name, (), "file not found")]) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValidationFailed([Problem(name, (), f"cannot read file: {exc}")]) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        col = f", column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ValidationFailed(
+            [Problem(name, (), f"not valid YAML{col}: {problem}", line=line)]
+        ) from None
+    lines: dict[KeyPath, int] = {}
+    if node is not None:
+        _index_lines(node, (), lines)
+    return YamlDocument(name, data, lines)
+
+
+def _index_lines(node: yaml.Node, path: KeyPath, out: dict[KeyPath, int]) -> None:
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            child = (*path, key)
+            out[child] = key_node.start_mark.line + 1
+            _index_lines(value_node, child, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, (*path, i), out)
+
+
+def suggest(word: str, choices: Iterable[str]) -> str | None:
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _allowed_keys(model: type[BaseModel], loc: KeyPath) -> list[str]:
+    """The keys the model at `loc` accepts, walking nested models, lists and dicts."""
+    annotation: Any = model
+    parts = list(loc)
+    for _ in range(64):
+        annotation = _strip(annotation)
+        if not parts:
+            break
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            part = parts.pop(0)
+            info = annotation.model_fields.get(str(part)) or next(
+                (f for f in annotation.model_fields.values() if f.alias == part), None
+            )
+            if info is None:
+                return []
+            annotation = info.annotation
+            continue
+        origin = typing.get_origin(annotation)
+        args = typing.get_args(annotation)
+        if origin in (dict, list) and args:
+            parts.pop(0)
+            annotation = args[-1]
+            continue
+        return []
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [f.alias or n for n, f in annotation.model_fields.items()]
+    return []
+
+
+def _strip(annotation: Any) -> Any:
+    """Peel Optional / Union / Annotated down to the one type that carries structure."""
+    for _ in range(8):
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+            continue
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            structured = [
+                a for a in args
+                if typing.get_origin(a) in (dict, list)
+                or (isinstance(a, type) and issubclass(a, BaseModel))
+            ]
+            annotation = structured[0] if structured else args[0]
+            continue
+        break
+    return annotation
+
+
+def _describe_constraint(kind: str, ctx: dict[str, Any]) -> str | None:
+    bounds = {
+        "greater_than": "greater than {gt}",
+        "greater_than_equal": "at least {ge}",
+        "less_than": "less than {lt}",
+        "less_than_equal": "at most {le}",
+    }
+    if kind in bounds:
+        return "expected a number " + bounds[kind].format(**ctx)
+    if kind == "literal_error":
+        return f"expected one of {ctx.get('expected')}"
+    if kind in ("string_too_short", "too_short"):
+        return "must not be empty"
+    if kind == "string_pattern_mismatch":
+        return f"expected text matching {ctx.get('pattern')}"
+    return None
+
+
+_EXPECTED = {
+    "missing": "this key is required",
+    "int_type": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "string_type": "expected a string",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping of keys to values",
+    "model_type": "expected a mapping of keys to values",
+    "model_attributes_type": "expected a mapping of keys to values",
+}
+
+
+def problems_from_pydantic(
+    doc: YamlDocument,
+    model: type[BaseModel],
+    error: ValidationError,
+    *,
+    prefix: KeyPath = (),
+) -> list[Problem]:
+    """Turn pydantic's errors into Problems that name the path, the value and a fix."""
+    problems: list[Problem] = []
+    for err in error.errors(include_url=False):
+        loc: KeyPath = tuple(p for p in err["loc"] if isinstance(p, str | int))
+        kind = err["type"]
+        value = err.get("input", _MISSING)
+        full = (*prefix, *loc)
+        line = doc.line_of(full)
+        if kind == "extra_forbidden":
+            key = str(loc[-1]) if loc else "?"
+            allowed = _allowed_keys(model, loc[:-1])
+            hint = suggest(key, allowed)
+            message = f"unknown key {key!r}"
+            if hint:
+                message += f"; did you mean {hint!r}?"
+            elif allowed:
+                message += f"; expected one of: {', '.join(sorted(allowed))}"
+            problems.append(Problem(doc.file, full, message, line=line))
+            continue
+        if kind == "missing":
+            problems.append(Problem(doc.file, full, "this key is required", line=line))
+            continue
+        ctx = dict(err.get("ctx") or {})
+        message = _EXPECTED.get(kind) or _describe_constraint(kind, ctx)
+        if message is None:
+            message = str(err["msg"])
+            if message.startswith("Value error, "):
+                message = message[len("Value error, ") :]
+        if kind == "literal_error" and isinstance(value, str):
+            options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+            hint = suggest(value, options)
+            if hint:
+                message += f"; did you mean {hint!r}?"
+        if isinstance(value, dict | list) or kind == "value_error":
+            value = _MISSING  # the message says what is wrong; a dump of the block would not
+        problems.append(Problem(doc.file, full, message, value=value, line=line))
+    return problems
