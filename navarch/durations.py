@@ -69,9 +69,9 @@ def format_go_duration(value: timedelta) -> str:
     if minutes:
         out += f"{minutes}m"
     if micros and not (hours or minutes or seconds):
-        out += f"{micros / 1000:g}ms"
+        out += f"{micros // 1000}ms" if micros % 1000 == 0 else f"{micros}us"
     elif micros:
-        out += f"{seconds + micros / 1_000_000:g}s"
+        out += f"{seconds}.{micros:06d}".rstrip("0") + "s"
     elif seconds:
         out += f"{seconds}s"
     return sign + out

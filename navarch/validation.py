@@ -54,7 +54,9 @@ class Problem:
     def __str__(self) -> str:
         where = self.file + (f":{self.line}" if self.line else "")
         text = f"{where}: {format_path(self.path)}: {self.message}"
-        if self.value is not _MISSING and _short(self.value) not in self.message:
+        if self.value is not _MISSING and not (
+            isinstance(self.value, str) and repr(self.value) in self.message
+        ):
             text += f" (got {_short(self.value)})"
         return text
 
@@ -214,7 +216,7 @@ def _describe_constraint(kind: str, ctx: dict[str, Any]) -> str | None:
     }
     if kind in bounds:
         return "expected a number " + bounds[kind].format(**ctx)
-    if kind == "literal_error":
+    if kind in ("literal_error", "enum"):
         return f"expected one of {ctx.get('expected')}"
     if kind in ("string_too_short", "too_short"):
         return "must not be empty"
@@ -275,7 +277,7 @@ def problems_from_pydantic(
             message = str(err["msg"])
             if message.startswith("Value error, "):
                 message = message[len("Value error, ") :]
-        if kind == "literal_error" and isinstance(value, str):
+        if kind in ("literal_error", "enum") and isinstance(value, str):
             options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
             hint = suggest(value, options)
             if hint:

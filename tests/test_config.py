@@ -1,0 +1,168 @@
+"""The Go Navarch's config format loads unchanged; broken files report every error at once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from navarch.config import load_config
+from navarch.validation import ValidationFailed
+
+
+def _errors(text: str, name: str = "cfg.yaml") -> list[str]:
+    with pytest.raises(ValidationFailed) as info:
+        load_config(name, text=text)
+    return [str(p) for p in info.value.problems]
+
+
+def test_go_format_config_with_several_pools_and_providers_loads(fixtures):
+    loaded = load_config(fixtures / "go_config.yaml")
+    cfg = loaded.config
+    assert set(cfg.pools) == {"training", "fungible", "dev"}
+    assert {n: p.type for n, p in cfg.providers.items()} == {
+        "lambda": "lambda", "gcp": "gcp", "aws": "aws", "local": "fake",
+    }
+    training = cfg.pools["training"]
+    assert training.cooldown == timedelta(minutes=5)
+    assert training.labels == {"team": "research", "tier": "1"}
+    assert training.autoscaling is not None and training.autoscaling.scale_up_at == 85
+    assert training.ssh_timeout == timedelta(minutes=2)
+    fungible = cfg.pools["fungible"]
+    assert fungible.strategy == "cost"
+    assert [e.name for e in fungible.providers or []] == ["lambda", "gcp", "aws"]
+    assert fungible.cooldown == timedelta(seconds=90)
+    composite = fungible.autoscaling
+    assert composite is not None and composite.mode == "max"
+    assert composite.autoscalers[1].fallback is not None
+    assert composite.autoscalers[1].fallback.growth_factor == 1.3
+    # The Go name `coordinator` is the notifier.
+    notifier = cfg.server.effective_notifier
+    assert notifier.type == "webhook" and notifier.webhook is not None
+    assert notifier.webhook.timeout == timedelta(seconds=20)
+    assert notifier.webhook.headers["Authorization"] == "Bearer ${SCHEDULER_TOKEN}"
+    # Documented-but-ignored settings now have meaning.
+    assert cfg.server.instance_manager.registration_timeout == timedelta(minutes=12)
+    assert cfg.server.effective_heartbeat_timeout == timedelta(seconds=90)
+    assert loaded.health_policy_path() == fixtures / "policies" / "strict.yaml"
+    assert loaded.warnings == []
+
+
+def test_defaults_apply_to_pools(fixtures):
+    cfg = load_config(fixtures / "go_config.yaml").config
+    dev, training = cfg.pools["dev"], cfg.pools["training"]
+    assert cfg.pool_ssh_keys(dev) == ["ops", "ml"]
+    assert cfg.pool_ssh_keys(training) == ["ops"]
+    assert cfg.pool_health(dev).unhealthy_after == 3
+    assert cfg.pool_health(training).unhealthy_after == 2
+    assert cfg.pool_ssh_user(dev) == "ubuntu"
+    assert dev.cooldown == timedelta(minutes=5)
+    assert dev.min_nodes == 0
+
+
+def test_broken_file_reports_every_error_with_file_path_line_and_value(fixtures):
+    path = fixtures / "broken_config.yaml"
+    with pytest.raises(ValidationFailed) as info:
+        load_config(path)
+    text = "\n".join(str(p) for p in info.value.problems)
+    expected = [
+        f"{path}:2: server.heartbeat_intreval: unknown key 'heartbeat_intreval'; "
+        "did you mean 'heartbeat_interval'?",
+        f"{path}:4: providers.lambda.type: this key is required",
+        f"{path}:11: pools.training.provider: unknown provider 'lamda'; did you mean 'lambda'?",
+        f"{path}:13: pools.training.min_nodes: min_nodes (8) cannot exceed max_nodes (4)",
+        f"{path}:15: pools.training.cooldown: 5 has no unit; write a duration such as 5s or 5m",
+        f"{path}:16: pools.training.setup_commands: setup_commands and file_uploads run over "
+        "SSH: set ssh_private_key_path",
+        f"{path}:17: pools.inference: set `provider` or `providers`, not both",
+        "pools.inference.instance_type: this key is required",
+        f"{path}:21: pools.inference.min_nodes: expected a number at least 0 (got -1)",
+        f"{path}:22: pools.inference.max_nodes: expected a number greater than 0 (got 0)",
+        f"{path}:24: pools.inference.autoscaling.type: expected one of 'reactive', 'queue', "
+        "'scheduled', 'predictive' or 'composite'; did you mean 'reactive'? (got 'reactiv')",
+    ]
+    for fragment in expected:
+        assert fragment in text, f"missing: {fragment}\n--- got:\n{text}"
+    assert len(info.value.problems) == len(expected)
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        ("providers: {}\npools: {}\n", "pools: at least one pool is required"),
+        ("providers: {f: {type: fake}}\npools:\n  p: {instance_type: x, max_nodes: 1}\n",
+         "pools.p: needs `provider` (one provider) or `providers` (a list)"),
+        ("providers: {f: {type: fake}}\npools:\n  p: {provider: f, max_nodes: 1}\n",
+         "pools.p.instance_type: this key is required"),
+        ("providers: {f: {type: fake}}\npools:\n  p: {provider: f, instance_type: x, max_nodes: -2}\n",
+         "pools.p.max_nodes: expected a number greater than 0"),
+        ("providers: {f: {type: fake}}\npools:\n  p: {provider: g, instance_type: x, max_nodes: 1}\n",
+         "pools.p.provider: unknown provider 'g'"),
+        ("providers: {f: {}}\npools:\n  p: {provider: f, instance_type: x, max_nodes: 1}\n",
+         "providers.f.type: this key is required"),
+        ("providers: {a: {type: aws}}\npools:\n  p: {provider: a, instance_type: a100-1x, max_nodes: 1}\n",
+         "abstract instance type 'a100-1x' has no aws equivalent"),
+        ("providers: {f: {type: fake}}\npools:\n  p: {provider: f, instance_type: x, max_nodes: 1,\n"
+         "      autoscaling: {type: scheduled}}\n",
+         "a scheduled autoscaler needs at least one `schedule` window"),
+        ("providers: {f: {type: fake}}\npools:\n  p: {provider: f, instance_type: x, max_nodes: 1,\n"
+         "      autoscaling: {type: composite, mode: median, autoscalers: [{type: queue}]}}\n",
+         "pools.p.autoscaling.mode: expected one of 'max', 'min' or 'avg'"),
+        ("server: {heartbeat_interval: 30 seconds}\nproviders: {f: {type: fake}}\n"
+         "pools:\n  p: {provider: f, instance_type: x, max_nodes: 1}\n",
+         "server.heartbeat_interval: '30 seconds' is not a duration"),
+        ("pools: [a, b]\n", "pools: expected a mapping of keys to values"),
+        ("providers: {f: {type: fake}}\npools:\n  p: {provider: f, instance_type: x, max_nodes: 1\n",
+         "not valid YAML"),
+    ],
+)
+def test_go_validation_rules_and_more(snippet, message):
+    errors = _errors(snippet)
+    assert any(message in e for e in errors), errors
+
+
+def test_irrelevant_autoscaler_parameter_is_a_warning_not_an_error():
+    loaded = load_config("c.yaml", text=(
+        "providers: {f: {type: fake}}\npools:\n  p:\n    provider: f\n    instance_type: x\n"
+        "    max_nodes: 2\n    autoscaling: {type: queue, jobs_per_node: 5, scale_up_at: 90}\n"
+    ))
+    assert [str(w) for w in loaded.warnings] == [
+        "c.yaml:7: pools.p.autoscaling.scale_up_at: queue autoscaler ignores `scale_up_at`"
+    ]
+
+
+def test_bad_health_policy_file_is_reported_through_the_config(tmp_path):
+    (tmp_path / "policy.yaml").write_text(
+        "version: v1\nrules:\n  - name: r\n    condition: event.event_type ==\n    result: healthy\n"
+    )
+    (tmp_path / "config.yaml").write_text(
+        "server: {health_policy: policy.yaml}\nproviders: {f: {type: fake}}\n"
+        "pools:\n  p: {provider: f, instance_type: x, max_nodes: 1}\n"
+    )
+    errors = _errors_from(tmp_path / "config.yaml")
+    assert "server.health_policy: the health policy" in errors[0]
+    assert "rules[0].condition: rule 'r': CEL syntax error at line 1" in errors[1]
+
+
+def _errors_from(path):
+    with pytest.raises(ValidationFailed) as info:
+        load_config(path)
+    return [str(p) for p in info.value.problems]
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    errors = _errors_from(tmp_path / "nope.yaml")
+    assert errors == [f"{tmp_path / 'nope.yaml'}: (top level): file not found"]
+
+
+def test_schedule_days_accept_short_names_and_reject_typos():
+    base = ("providers: {f: {type: fake}}\npools:\n  p:\n    provider: f\n    instance_type: x\n"
+            "    max_nodes: 9\n    autoscaling:\n      type: scheduled\n      schedule:\n")
+    ok = load_config("c.yaml", text=base + "        - {days: [Mon, tue], start: 22, end: 6,"
+                     " min_nodes: 1, max_nodes: 2}\n")
+    window = ok.config.pools["p"].autoscaling.schedule[0]  # type: ignore[union-attr]
+    assert window.days == ["monday", "tuesday"]
+    errors = _errors(base + "        - {days: [thursdy], start: 9, end: 9, min_nodes: 3,"
+                     " max_nodes: 2}\n")
+    assert any("'thursdy' is not a day of the week; did you mean 'thursday'?" in e
+               for e in errors)
