@@ -288,7 +288,8 @@ def xid_explain(
         if output is Output.json:
             _print_json({"code": code, "known": False})
         else:
-            err.print(f"Xid {code} is not in NVIDIA's catalog (known codes: 1–{max(xid.catalog())}).")
+            known = f"1–{max(xid.catalog())}"
+            err.print(f"Xid {code} is not in NVIDIA's catalog (known codes: {known}).")
             err.print("Navarch's default policy marks an unknown Xid degraded.")
         raise typer.Exit(EXIT_INVALID)
     if output is Output.json:
@@ -306,7 +307,8 @@ def xid_explain(
 @xid_app.command("list")
 def xid_list(
     verdict: Annotated[
-        str | None, typer.Option(help="only codes with this verdict: unhealthy|degraded|conditional")
+        str | None,
+        typer.Option(help="only codes with this verdict: unhealthy|degraded|conditional"),
     ] = None,
     output: OutputOpt = Output.text,
 ) -> None:
@@ -327,7 +329,9 @@ def xid_list(
 
 @xid_app.command("scan")
 def xid_scan(
-    file: Annotated[str, typer.Argument(help="dmesg / journalctl -k / kern.log text; - = stdin")] = "-",
+    file: Annotated[
+        str, typer.Argument(help="dmesg / journalctl -k / kern.log text; - = stdin")
+    ] = "-",
     output: OutputOpt = Output.text,
 ) -> None:
     """Find Xid and SXid events in kernel-log text, one per line."""

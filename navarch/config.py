@@ -405,11 +405,12 @@ def _cross_checks(doc: YamlDocument) -> list[Problem]:
                 and hi > 0 and lo > hi):
             problem((*base, "min_nodes"),
                     f"min_nodes ({lo}) cannot exceed max_nodes ({hi})", value=lo)
-        if pool.get("setup_commands") or pool.get("file_uploads"):
-            if not pool.get("ssh_private_key_path") and not defaults.get("ssh_private_key_path"):
-                problem((*base, "setup_commands"),
-                        "setup_commands and file_uploads run over SSH: set "
-                        "ssh_private_key_path on the pool or under defaults")
+        needs_ssh = pool.get("setup_commands") or pool.get("file_uploads")
+        has_key = pool.get("ssh_private_key_path") or defaults.get("ssh_private_key_path")
+        if needs_ssh and not has_key:
+            problem((*base, "setup_commands"),
+                    "setup_commands and file_uploads run over SSH: set "
+                    "ssh_private_key_path on the pool or under defaults")
         if multi is None and pool.get("strategy") not in (None, "priority"):
             problem((*base, "strategy"), "strategy only matters with a `providers` list",
                     warn=True)

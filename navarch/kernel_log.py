@@ -164,8 +164,10 @@ def _parse(line: object) -> KernelLogEvent | None:
 
 _PREFIXES = (
     re.compile(r"^\d+,\d+,\d+,[^;]*;"),  # /dev/kmsg record header
-    re.compile(r"^\S+\s+\S+\s+kernel:\s*"),  # ISO-timestamp syslog: "2024-01-15T10:30:00 host kernel:"
-    re.compile(r"^[A-Z][a-z]{2}\s+\d+\s+[\d:]+\s+\S+\s+kernel:\s*"),  # "Jan 15 10:30:00 host kernel:"
+    # ISO-timestamp syslog / journald: "2024-01-15T10:30:00+00:00 host kernel:"
+    re.compile(r"^\S+\s+\S+\s+kernel:\s*"),
+    # classic syslog / journalctl -k: "Jan 15 10:30:00 host kernel:"
+    re.compile(r"^[A-Z][a-z]{2}\s+\d+\s+[\d:]+\s+\S+\s+kernel:\s*"),
     re.compile(r"^\[[^\]]*\]\s*"),  # dmesg "[ 123.456]" or "[Mon Jan 15 ...]"
 )
 

@@ -272,11 +272,8 @@ def problems_from_pydantic(
             problems.append(Problem(doc.file, full, "this key is required", line=line))
             continue
         ctx = dict(err.get("ctx") or {})
-        message = _EXPECTED.get(kind) or _describe_constraint(kind, ctx)
-        if message is None:
-            message = str(err["msg"])
-            if message.startswith("Value error, "):
-                message = message[len("Value error, ") :]
+        message = _EXPECTED.get(kind) or _describe_constraint(kind, ctx) or str(err["msg"])
+        message = message.removeprefix("Value error, ")
         if kind in ("literal_error", "enum") and isinstance(value, str):
             options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
             hint = suggest(value, options)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from navarch.instance_types import gpu_shape, resolve_instance_type
+from navarch.instance_types import GpuShape, gpu_shape, resolve_instance_type
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,7 @@ def test_abstract_types_map_per_cloud_and_unknown_names_pass_through(abstract, c
 
 
 def test_gpu_shapes():
-    assert gpu_shape("p5.48xlarge") == (8, "H100") or gpu_shape("p5.48xlarge").count == 8  # type: ignore[union-attr]
+    assert gpu_shape("p5.48xlarge") == GpuShape(8, "H100")
     assert gpu_shape("a2-highgpu-4g").count == 4  # type: ignore[union-attr]
     assert gpu_shape("g2-standard-48").model == "L4"  # type: ignore[union-attr]
     assert gpu_shape("h100-8x").count == 8  # type: ignore[union-attr]

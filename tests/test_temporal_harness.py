@@ -6,11 +6,12 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-from smoke_workflow import SmokeInput, SmokeOutput, SmokeWorkflow, make_event
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from navarch.models import EventType, HealthResult
+
+from smoke_workflow import SmokeInput, SmokeOutput, SmokeWorkflow, make_event
 
 
 async def _run(env: WorkflowEnvironment, params: SmokeInput) -> tuple[str, SmokeOutput]:

@@ -111,7 +111,8 @@ def verdict_of(fatal: str) -> str:
 
 
 def main(src: str) -> None:
-    rows = list(csv.DictReader(open(src, encoding="utf-8")))
+    with open(src, encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     with OUT.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
