@@ -2,11 +2,3 @@
 
 Never imports `navarch.workflows`.
 """
-
-from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
-
-# GPU-local activities the agent serves (boot checks, watch_health, wait_idle, inventory).
-AGENT_ACTIVITIES: list[Callable[..., Any]] = []

@@ -39,7 +39,7 @@ DEFAULT_AUTOSCALE_INTERVAL = timedelta(seconds=30)
 DEFAULT_COOLDOWN = timedelta(minutes=5)
 # How long a new machine may take from the provision call until its agent picks up the
 # boot check: the `instance_manager.registration_timeout` the Go version documented.
-DEFAULT_REGISTRATION_TIMEOUT = timedelta(minutes=15)
+DEFAULT_REGISTRATION_TIMEOUT = timedelta(minutes=10)
 DEFAULT_STALE_CHECK_INTERVAL = timedelta(seconds=30)
 DEFAULT_WEBHOOK_TIMEOUT = timedelta(seconds=30)
 
@@ -150,9 +150,26 @@ class AutoscalingConfig(StrictModel):
         return self
 
 
+# A silent agent is given this long to come back before its node is replaced.
+DEFAULT_UNREACHABLE_TOLERATION = timedelta(minutes=5)
+# How long a drain waits for GPU work to end (and the workload system to agree).
+DEFAULT_DRAIN_GRACE = timedelta(minutes=10)
+# Safety valve: pause automatic repair when more than this share of a pool goes unhealthy
+# within the window (Karpenter stops at 20%). At least one repair is always allowed.
+DEFAULT_MAX_UNHEALTHY_SHARE = 0.2
+DEFAULT_UNHEALTHY_WINDOW = timedelta(minutes=10)
+
+
 class HealthConfig(StrictModel):
+    # Consecutive health checks the policy must judge unhealthy before the node is
+    # replaced; any healthier check resets the count (the Go counter never reset).
     unhealthy_after: int = Field(default=2, ge=1)
     auto_replace: bool = True
+    # Navarch additions (not in the Go format):
+    unreachable_toleration: GoDuration = DEFAULT_UNREACHABLE_TOLERATION
+    drain_grace: GoDuration = DEFAULT_DRAIN_GRACE
+    max_unhealthy_share: float = Field(default=DEFAULT_MAX_UNHEALTHY_SHARE, gt=0, le=1)
+    unhealthy_window: GoDuration = DEFAULT_UNHEALTHY_WINDOW
 
 
 class FileUpload(StrictModel):

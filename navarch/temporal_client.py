@@ -13,9 +13,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+
+from navarch.ids import SEARCH_ATTRIBUTES
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 
@@ -59,3 +66,21 @@ async def connect(profile: str | None = None, **overrides: Any) -> Client:
     return await Client.connect(
         **connect_config(profile, **overrides), data_converter=pydantic_data_converter
     )
+
+
+async def register_search_attributes(client: Client) -> list[str]:
+    """Create Navarch's search attributes where missing; return the names it added."""
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    have = set(listed.custom_attributes) | set(listed.system_attributes)
+    missing = {
+        key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        for key in SEARCH_ATTRIBUTES
+        if key.name not in have
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
+    return sorted(missing)

@@ -16,7 +16,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from navarch.ids import SEARCH_ATTRIBUTES
-from navarch.temporal_client import temporal_cli_path, test_server_path
+from navarch.temporal_client import (
+    register_search_attributes,
+    temporal_cli_path,
+    test_server_path,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -44,11 +48,13 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The real time-skipping test server: timers fire as soon as nothing else is running."""
+    """The real time-skipping test server: timers fire as soon as nothing else is running.
+    Navarch's search attributes are added through its operator service."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=test_server_path(),
         data_converter=pydantic_data_converter,
     )
+    await register_search_attributes(env.client)
     try:
         yield env
     finally:

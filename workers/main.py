@@ -1,32 +1,33 @@
 """`navarch-worker`: the control-plane worker. Runs every workflow and the cloud/notifier
-activities on the `navarch` task queue. Stateless: run as many as you like."""
+activities on the `navarch` task queue. Stateless: run as many as you like (with the fake
+cloud, run one: it also hosts the simulated GPU machines)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
+from pathlib import Path
 
-from temporalio.worker import Worker
-
-from navarch.activities import ACTIVITIES
+from navarch.fakeworld import FakeWorld
 from navarch.ids import CONTROL_PLANE_TASK_QUEUE
 from navarch.process import configure_logging, run_until_signalled
 from navarch.temporal_client import connect
-from navarch.workflows import WORKFLOWS
+
+from .control_plane import DEFAULT_FAKE_WORLD, ControlPlane
 
 log = logging.getLogger("navarch.worker")
 
 
-async def run(task_queue: str, profile: str | None, stop: asyncio.Event) -> int:
-    if not WORKFLOWS and not ACTIVITIES:
-        log.error("this build of Navarch registers no workflows or activities yet")
-        return 1
-    client = await connect(profile)
-    worker = Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=ACTIVITIES)
-    log.info("control-plane worker polling task queue %r", task_queue)
-    async with worker:
-        await stop.wait()
+async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
+    client = await connect(args.profile)
+    world = None if args.no_fake_cloud else FakeWorld(Path(args.fake_world).expanduser())
+    plane = ControlPlane(client, world=world, simulate_hosts=not args.no_simulated_hosts,
+                         task_queue=args.task_queue)
+    log.info("control-plane worker polling task queue %r%s", args.task_queue,
+             f" (fake cloud: {world.path})" if world else "")
+    await plane.run(stop)
     return 0
 
 
@@ -34,7 +35,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="navarch-worker", description=__doc__)
     parser.add_argument("--task-queue", default=CONTROL_PLANE_TASK_QUEUE)
     parser.add_argument("--profile", default=None, help="Temporal config profile")
+    parser.add_argument("--fake-world", default=os.environ.get("NAVARCH_FAKE_WORLD",
+                                                               str(DEFAULT_FAKE_WORLD)),
+                        help="SQLite file of the fake cloud (default %(default)s)")
+    parser.add_argument("--no-fake-cloud", action="store_true",
+                        help="do not serve the fake cloud provider")
+    parser.add_argument("--no-simulated-hosts", action="store_true",
+                        help="do not run simulated GPU hosts for fake-cloud instances")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
-    run_until_signalled(lambda stop: run(args.task_queue, args.profile, stop))
+    run_until_signalled(lambda stop: run(args, stop))

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-# Every workflow class the control-plane worker runs. The lifecycle issue adds
-# PoolWorkflow and NodeWorkflow here.
-WORKFLOWS: list[type[Any]] = []
+from .node import NodeWorkflow
+from .pool import PoolWorkflow
+
+# Every workflow class the control-plane worker runs.
+WORKFLOWS: list[type[Any]] = [PoolWorkflow, NodeWorkflow]
+
+__all__ = ["WORKFLOWS", "NodeWorkflow", "PoolWorkflow"]

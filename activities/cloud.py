@@ -1,0 +1,108 @@
+"""Cloud-provider activities: one interface, several clouds, errors in a closed set.
+
+Providers are built inside the worker from the (secret-free) `ProviderChoice` in each
+request; credentials come from the worker's environment or the cloud's own chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from navarch import cloud_api
+from navarch.cloud_api import (
+    CloudErrorType,
+    Instance,
+    ListRequest,
+    ProvisionRequest,
+    TerminateRequest,
+)
+from navarch.spec import ProviderChoice
+
+
+class ProviderError(Exception):
+    """A provider failure, classified into the closed set the workflows act on."""
+
+    def __init__(self, error_type: CloudErrorType, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+class CloudProvider(Protocol):
+    async def provision(self, request: ProvisionRequest) -> Instance:
+        """Create the machine for request.node_id, or return the one already made for it."""
+        ...
+
+    async def terminate(self, instance_id: str) -> bool:
+        """Terminate; return False when there was nothing to terminate ("not found")."""
+        ...
+
+    async def get(self, instance_id: str) -> Instance | None: ...
+
+    async def list(self, pool: str) -> list[Instance]: ...
+
+
+ProviderFactory = Callable[[ProviderChoice], CloudProvider]
+
+_NON_RETRYABLE = {CloudErrorType.CAPACITY, CloudErrorType.INVALID_REQUEST}
+
+
+def to_application_error(exc: ProviderError) -> ApplicationError:
+    return ApplicationError(
+        str(exc), type=exc.error_type.value, non_retryable=exc.error_type in _NON_RETRYABLE
+    )
+
+
+class CloudActivities:
+    """The `cloud.*` activities over whichever providers the worker knows how to build."""
+
+    def __init__(self, factories: dict[str, ProviderFactory]) -> None:
+        self._factories = factories
+        self._providers: dict[str, CloudProvider] = {}
+
+    def provider(self, choice: ProviderChoice) -> CloudProvider:
+        key = choice.model_dump_json()
+        if key not in self._providers:
+            factory = self._factories.get(choice.type)
+            if factory is None:
+                raise ApplicationError(
+                    f"this worker has no {choice.type!r} provider "
+                    f"(it serves: {', '.join(sorted(self._factories)) or 'none'})",
+                    type=CloudErrorType.INVALID_REQUEST.value, non_retryable=True,
+                )
+            self._providers[key] = factory(choice)
+        return self._providers[key]
+
+    @activity.defn(name=cloud_api.PROVISION)
+    async def provision(self, request: ProvisionRequest) -> Instance:
+        try:
+            return await self.provider(request.provider).provision(request)
+        except ProviderError as exc:
+            raise to_application_error(exc) from exc
+
+    @activity.defn(name=cloud_api.TERMINATE)
+    async def terminate(self, request: TerminateRequest) -> bool:
+        try:
+            return await self.provider(request.provider).terminate(request.instance_id)
+        except ProviderError as exc:
+            raise to_application_error(exc) from exc
+
+    @activity.defn(name=cloud_api.GET_INSTANCE)
+    async def get_instance(self, request: TerminateRequest) -> Instance | None:
+        try:
+            return await self.provider(request.provider).get(request.instance_id)
+        except ProviderError as exc:
+            raise to_application_error(exc) from exc
+
+    @activity.defn(name=cloud_api.LIST_INSTANCES)
+    async def list_instances(self, request: ListRequest) -> list[Instance]:
+        try:
+            return await self.provider(request.provider).list(request.pool)
+        except ProviderError as exc:
+            raise to_application_error(exc) from exc
+
+    def activities(self) -> list[Callable[..., object]]:
+        return [self.provision, self.terminate, self.get_instance, self.list_instances]

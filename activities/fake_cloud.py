@@ -1,0 +1,79 @@
+"""The fake cloud: instances live in a FakeWorld (SQLite), with injectable faults.
+
+Honours idempotency keys (one node id, one machine), survives worker restarts, and fails
+on demand: capacity errors, throttling, invalid requests, slow or never-finishing boots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from navarch.cloud_api import CloudErrorType, Instance, InstanceState, ProvisionRequest
+from navarch.fakeworld import CloudFault, FakeInstance, FakeWorld
+from navarch.instance_types import gpu_shape
+from navarch.spec import ProviderChoice
+
+from .cloud import ProviderError
+
+DEFAULT_FAKE_GPUS = 8
+DEFAULT_FAKE_MODEL = "H100"
+
+_FAULT_TYPES = {
+    "capacity": CloudErrorType.CAPACITY,
+    "throttle": CloudErrorType.THROTTLED,
+    "invalid": CloudErrorType.INVALID_REQUEST,
+}
+
+
+class FakeCloudProvider:
+    def __init__(self, world: FakeWorld, choice: ProviderChoice, *, boot_seconds: float = 0.5):
+        self.world = world
+        self.choice = choice
+        self.boot_seconds = boot_seconds
+
+    async def provision(self, request: ProvisionRequest) -> Instance:
+        shape = gpu_shape(self.choice.instance_type)
+        try:
+            inst = await asyncio.to_thread(
+                self.world.provision,
+                node_id=request.node_id,
+                pool=request.pool,
+                provider=self.choice.name,
+                instance_type=self.choice.instance_type,
+                region=request.region or self.choice.region or "local",
+                zone=request.zone or self.choice.zone or "",
+                gpu_count=self.choice.gpu_count or (shape.count if shape else DEFAULT_FAKE_GPUS),
+                gpu_model=shape.model if shape else DEFAULT_FAKE_MODEL,
+                boot_seconds=self.boot_seconds,
+            )
+        except CloudFault as fault:
+            raise ProviderError(_FAULT_TYPES[fault.kind],
+                                f"fake cloud: {fault.kind} ({fault})") from None
+        return to_instance(inst)
+
+    async def terminate(self, instance_id: str) -> bool:
+        return await asyncio.to_thread(self.world.terminate, instance_id)
+
+    async def get(self, instance_id: str) -> Instance | None:
+        inst = await asyncio.to_thread(self.world.get, instance_id)
+        return to_instance(inst) if inst else None
+
+    async def list(self, pool: str) -> list[Instance]:
+        found = await asyncio.to_thread(self.world.instances, pool, live_only=True)
+        return [to_instance(i) for i in found if i.provider == self.choice.name]
+
+
+def to_instance(inst: FakeInstance) -> Instance:
+    return Instance(
+        instance_id=inst.instance_id,
+        node_id=inst.node_id,
+        pool=inst.pool,
+        provider=inst.provider,
+        instance_type=inst.instance_type,
+        region=inst.region,
+        zone=inst.zone,
+        state=InstanceState(inst.state),
+        created_at=datetime.fromtimestamp(inst.created_at, UTC),
+        private_ip="127.0.0.1",
+    )

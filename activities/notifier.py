@@ -1,0 +1,117 @@
+"""The workload notifier: tell the workload system (a scheduler, Kubernetes, ...) that a node
+was cordoned, uncordoned or is being drained, and ask whether the drain is done.
+
+Webhook payloads keep the Go Navarch's shape: POST `{event, node_id, reason, timestamp}`;
+drain status is `GET drain_status_url?node_id=...` answering `{drained, message}`.
+Header values may reference `${VAR}`; they are expanded here, from the worker's
+environment, so tokens never pass through workflow history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from navarch.config import NotifierConfig
+from navarch.notifier_api import (
+    DRAIN_STATUS,
+    NOTIFY,
+    DrainStatus,
+    DrainStatusInput,
+    NotifyInput,
+)
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_headers(headers: dict[str, str]) -> dict[str, str]:
+    out = {}
+    for name, value in headers.items():
+        def sub(m: re.Match[str], header: str = name) -> str:
+            var = m.group(1)
+            if var not in os.environ:
+                raise ApplicationError(
+                    f"notifier header {header!r} uses ${{{var}}}, which is not set in the "
+                    "worker's environment", type="NotifierConfigError", non_retryable=True,
+                )
+            return os.environ[var]
+
+        out[name] = _VAR.sub(sub, value)
+    return out
+
+
+def _request(method: str, url: str, headers: dict[str, str], body: bytes | None,
+             timeout: float) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return int(resp.status), bytes(resp.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read()
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise ApplicationError(f"{method} {url}: {exc}", type="NotifierUnreachable") from None
+
+
+async def _call(method: str, url: str, cfg: NotifierConfig, payload: Any = None) -> bytes:
+    webhook = cfg.webhook
+    assert webhook is not None
+    headers = {"Content-Type": "application/json", **expand_headers(webhook.headers)}
+    body = json.dumps(payload).encode() if payload is not None else None
+    status, data = await asyncio.to_thread(
+        _request, method, url, headers, body, webhook.timeout.total_seconds()
+    )
+    if status >= 400:
+        raise ApplicationError(
+            f"{method} {url} answered {status}: {data[:200].decode(errors='replace')}",
+            type="NotifierHTTPError",
+        )
+    return data
+
+
+@activity.defn(name=NOTIFY)
+async def notify(params: NotifyInput) -> bool:
+    """POST the event; False when no URL is configured for it (nothing to do)."""
+    cfg = params.notifier
+    if cfg.type != "webhook" or cfg.webhook is None:
+        return False
+    url = getattr(cfg.webhook, f"{params.event}_url")
+    if not url:
+        return False
+    payload = {
+        "event": params.event,
+        "node_id": params.node_id,
+        "reason": params.reason,
+        "timestamp": params.timestamp.isoformat().replace("+00:00", "Z"),
+    }
+    await _call("POST", url, cfg, payload)
+    return True
+
+
+@activity.defn(name=DRAIN_STATUS)
+async def drain_status(params: DrainStatusInput) -> DrainStatus:
+    cfg = params.notifier
+    if cfg.type != "webhook" or cfg.webhook is None or not cfg.webhook.drain_status_url:
+        return DrainStatus(drained=True, message="no drain_status_url configured")
+    base = cfg.webhook.drain_status_url
+    sep = "&" if "?" in base else "?"
+    url = f"{base}{sep}{urllib.parse.urlencode({'node_id': params.node_id})}"
+    data = await _call("GET", url, cfg)
+    try:
+        return DrainStatus.model_validate_json(data)
+    except ValueError:
+        raise ApplicationError(
+            f"GET {url}: expected JSON like {{\"drained\": true}}, got {data[:200]!r}",
+            type="NotifierBadResponse",
+        ) from None
+
+
+NOTIFIER_ACTIVITIES = [notify, drain_status]

@@ -1,0 +1,145 @@
+"""The agent's activities, run on the node's own task queue against a GPU backend."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+
+from temporalio import activity
+
+from navarch import agent_api
+from navarch.agent_api import (
+    BootCheckInput,
+    BootCheckResult,
+    HealthSummary,
+    Inventory,
+    WaitIdleInput,
+    WaitIdleResult,
+    WatchHealthInput,
+    WatchHealthResult,
+)
+from navarch.lifecycle import CheckResult
+from navarch.models import EventType, HealthEvent, HealthResult
+from navarch.policy import Policy, compile_policy
+
+from .backend import BackendError, GpuBackend
+
+# Events shown in the heartbeat summary (the UI's live view of a node).
+SUMMARY_EVENTS = 5
+
+
+class AgentActivities:
+    def __init__(self, backend: GpuBackend) -> None:
+        self.backend = backend
+        self._policies: dict[str, Policy] = {}
+
+    def _policy(self, params: WatchHealthInput) -> Policy:
+        key = params.policy.model_dump_json()
+        if key not in self._policies:
+            self._policies[key] = compile_policy(params.policy, origin="<pool health policy>")
+        return self._policies[key]
+
+    @activity.defn(name=agent_api.GPU_INVENTORY)
+    async def gpu_inventory(self, node_id: str) -> Inventory:
+        return self.backend.inventory()
+
+    @activity.defn(name=agent_api.BOOT_CHECK)
+    async def boot_check(self, params: BootCheckInput) -> BootCheckResult:
+        checks: list[CheckResult] = []
+        try:
+            inventory = self.backend.inventory()
+        except BackendError as exc:
+            checks.append(CheckResult(name="driver", status="fail", detail=str(exc)))
+            return BootCheckResult(passed=False, checks=checks)
+        checks.append(CheckResult(
+            name="driver", status="pass",
+            detail=f"driver {inventory.driver_version}, {len(inventory.gpus)} GPU(s)",
+        ))
+        count = len(inventory.gpus)
+        if params.expected_gpu_count is None:
+            checks.append(CheckResult(name="gpu_count", status="skipped",
+                                      detail="instance type has no known GPU count"))
+        else:
+            ok = count == params.expected_gpu_count
+            checks.append(CheckResult(
+                name="gpu_count", status="pass" if ok else "fail",
+                detail=f"found {count}, expected {params.expected_gpu_count}",
+            ))
+        if params.expected_gpu_model and inventory.gpus:
+            family = params.expected_gpu_model.split("-")[0].upper()
+            wrong = [g.name for g in inventory.gpus if family not in g.name.upper()]
+            checks.append(CheckResult(
+                name="gpu_model", status="fail" if wrong else "pass",
+                detail=(f"expected {params.expected_gpu_model}, found {wrong[0]}" if wrong
+                        else f"all {params.expected_gpu_model}"),
+            ))
+        if inventory.gpus:
+            checks.append(self.backend.memory_check(random.choice(inventory.gpus).index))
+        for unit in params.required_services:
+            checks.append(self.backend.service_active(unit))
+        return BootCheckResult(passed=all(c.status != "fail" for c in checks), checks=checks)
+
+    @activity.defn(name=agent_api.WATCH_HEALTH)
+    async def watch_health(self, params: WatchHealthInput) -> WatchHealthResult:
+        """Judge the node with the pool's policy every check interval; heartbeat a small
+        summary; return only when the node's health differs from `last_health`.
+
+        Unhealthy counts only after `unhealthy_after` consecutive unhealthy checks."""
+        policy = self._policy(params)
+        interval = params.check_interval.total_seconds()
+        streak = checks = 0
+        while True:
+            events = self.backend.current_events()
+            verdict = policy.evaluate(events)
+            checks += 1
+            streak = streak + 1 if verdict.result is HealthResult.UNHEALTHY else 0
+            health = verdict.result
+            if health is HealthResult.UNHEALTHY and streak < params.unhealthy_after:
+                health = params.last_health
+            notable = [v.event for v in verdict.events if v.result is not HealthResult.HEALTHY]
+            summary = HealthSummary(
+                node_id=params.node_id, health=health, gpus=self._safe_sample(),
+                last_events=[_describe(e) for e in notable[-SUMMARY_EVENTS:]],
+                unhealthy_streak=streak, checks=checks,
+            )
+            if health is not params.last_health:
+                return WatchHealthResult(health=health, rule=verdict.rule, events=notable,
+                                         summary=summary)
+            activity.heartbeat(summary)
+            await asyncio.sleep(interval)
+
+    def _safe_sample(self) -> list[agent_api.GpuSummary]:
+        try:
+            return self.backend.sample()
+        except BackendError:
+            return []
+
+    @activity.defn(name=agent_api.WAIT_IDLE)
+    async def wait_idle(self, params: WaitIdleInput) -> WaitIdleResult:
+        """Return when no GPU compute processes remain, or when the grace period ends."""
+        deadline = time.monotonic() + params.grace.total_seconds()
+        while True:
+            try:
+                remaining = len(self.backend.compute_processes())
+            except BackendError:
+                remaining = 0  # a driver that does not answer runs no work we could wait for
+            if remaining == 0:
+                return WaitIdleResult(outcome="idle")
+            if time.monotonic() >= deadline:
+                return WaitIdleResult(outcome="grace_expired", remaining_processes=remaining)
+            activity.heartbeat({"remaining_processes": remaining})
+            await asyncio.sleep(min(params.poll_interval.total_seconds(),
+                                    max(0.0, deadline - time.monotonic())))
+
+    def activities(self) -> list[Callable[..., object]]:
+        return [self.gpu_inventory, self.boot_check, self.watch_health, self.wait_idle]
+
+
+def _describe(event: HealthEvent) -> str:
+    gpu = f"gpu{event.gpu_index} " if event.gpu_index >= 0 else ""
+    if event.event_type is EventType.XID and "xid_code" in event.metrics:
+        return f"{gpu}xid {event.metrics['xid_code']}"
+    metrics = ",".join(f"{k}={v}" for k, v in event.metrics.items())
+    return f"{gpu}{event.event_type.value}" + (f" {metrics}" if metrics else "")

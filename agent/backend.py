@@ -1,0 +1,51 @@
+"""The GPU backend interface the agent's activities run on: NVML on a real host, the fake
+backend in tests and simulation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from navarch.agent_api import GpuSummary, Inventory
+from navarch.lifecycle import CheckResult
+from navarch.models import HealthEvent
+
+
+class BackendError(Exception):
+    """The GPU driver did not answer (NVML failure, GPU lost)."""
+
+
+@dataclass(frozen=True)
+class ComputeProcess:
+    gpu_index: int
+    pid: int
+    name: str = ""
+
+
+class GpuBackend(Protocol):
+    name: str
+
+    def inventory(self) -> Inventory:
+        """GPUs and driver versions. Raises BackendError when the driver does not answer."""
+        ...
+
+    def sample(self) -> list[GpuSummary]:
+        """Temperature, utilization and memory per GPU. Raises BackendError."""
+        ...
+
+    def current_events(self) -> list[HealthEvent]:
+        """Events describing the node's condition now (faults, recent Xids, thresholds).
+        Never raises: a driver that does not answer is itself an event."""
+        ...
+
+    def compute_processes(self) -> list[ComputeProcess]:
+        """Processes holding a GPU. Raises BackendError."""
+        ...
+
+    def memory_check(self, gpu_index: int) -> CheckResult:
+        """Write, read back and compare a small buffer on one GPU."""
+        ...
+
+    def service_active(self, unit: str) -> CheckResult:
+        """Whether a systemd unit (nvidia-fabricmanager, ...) is active."""
+        ...

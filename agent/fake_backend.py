@@ -1,0 +1,119 @@
+"""A fake GPU backend whose faults live in the FakeWorld, so a test, the simulator or
+`navarch demo inject-xid` (another process) can break a simulated host."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from navarch.agent_api import GpuSummary, Inventory
+from navarch.fakeworld import FakeWorld, GpuFault
+from navarch.lifecycle import CheckResult, GpuInfo
+from navarch.models import EventType, HealthEvent
+
+from .backend import BackendError, ComputeProcess
+
+# Faults are read from SQLite at most this often; a check loop polls faster than that.
+_REFRESH_SECONDS = 0.05
+_IDLE_TEMPERATURE = 42.0
+
+_EVENT_TYPES = {
+    "xid": EventType.XID,
+    "temperature": EventType.THERMAL,
+    "ecc_dbe": EventType.ECC_DBE,
+    "ecc_sbe": EventType.ECC_SBE,
+    "nvlink": EventType.NVLINK,
+    "pcie": EventType.PCIE,
+    "power": EventType.POWER,
+    "nvml_failure": EventType.DRIVER_ERROR,
+}
+_METRIC = {
+    "xid": "xid_code",
+    "temperature": "temperature",
+    "ecc_dbe": "ecc_dbe_count",
+    "ecc_sbe": "ecc_sbe_count",
+    "nvlink": "nvlink_errors",
+    "pcie": "pcie_replay_count",
+    "power": "power_draw_w",
+}
+
+
+class FakeGpuBackend:
+    name = "fake"
+
+    def __init__(self, world: FakeWorld, node_id: str, gpu_count: int, gpu_model: str) -> None:
+        self.world = world
+        self.node_id = node_id
+        self.gpu_count = gpu_count
+        self.gpu_model = gpu_model
+        self._faults: list[GpuFault] = []
+        self._read_at = 0.0
+
+    def _current_faults(self) -> list[GpuFault]:
+        now = time.monotonic()
+        if now - self._read_at >= _REFRESH_SECONDS:
+            self._faults = self.world.faults(self.node_id)
+            self._read_at = now
+        return self._faults
+
+    def _check_driver(self) -> None:
+        if any(f.kind == "nvml_failure" for f in self._current_faults()):
+            raise BackendError("NVML: Unknown Error (injected)")
+
+    def _uuid(self, index: int) -> str:
+        digest = hashlib.sha1(f"{self.node_id}/{index}".encode()).hexdigest()
+        return f"GPU-{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+
+    def inventory(self) -> Inventory:
+        self._check_driver()
+        gpus = [
+            GpuInfo(index=i, name=f"NVIDIA {self.gpu_model} (simulated)", uuid=self._uuid(i),
+                    pci_bus_id=f"0000:{0x18 + i:02x}:00.0", memory_total_mib=81559)
+            for i in range(self.gpu_count)
+        ]
+        return Inventory(node_id=self.node_id, gpus=gpus, driver_version="550.54.15-fake",
+                         cuda_driver_version="12.4", backend=self.name)
+
+    def sample(self) -> list[GpuSummary]:
+        self._check_driver()
+        temps = {f.gpu_index: f.value for f in self._current_faults()
+                 if f.kind == "temperature" and f.value is not None}
+        busy = {p.gpu_index for p in self.compute_processes()}
+        return [
+            GpuSummary(index=i, temperature_c=temps.get(i, _IDLE_TEMPERATURE),
+                       utilization_pct=90.0 if i in busy else 0.0,
+                       memory_used_mib=40000.0 if i in busy else 0.0)
+            for i in range(self.gpu_count)
+        ]
+
+    def current_events(self) -> list[HealthEvent]:
+        events = []
+        for fault in self._current_faults():
+            metrics: dict[str, bool | int | float | str] = {}
+            metric = _METRIC.get(fault.kind)
+            if metric is not None and fault.value is not None:
+                value = fault.value
+                metrics[metric] = int(value) if float(value).is_integer() else value
+            events.append(HealthEvent(
+                event_type=_EVENT_TYPES[fault.kind],
+                gpu_index=fault.gpu_index,
+                gpu_uuid=self._uuid(fault.gpu_index),
+                metrics=metrics,
+                message=fault.message or f"injected {fault.kind} fault",
+            ))
+        return events
+
+    def compute_processes(self) -> list[ComputeProcess]:
+        self._check_driver()
+        return [ComputeProcess(p.gpu_index, p.pid, p.name)
+                for p in self.world.processes(self.node_id)]
+
+    def memory_check(self, gpu_index: int) -> CheckResult:
+        if any(f.kind == "ecc_dbe" and f.gpu_index == gpu_index for f in self._current_faults()):
+            return CheckResult(name="memory", status="fail",
+                               detail=f"GPU {gpu_index}: read back differs (injected ECC DBE)")
+        return CheckResult(name="memory", status="pass",
+                           detail=f"GPU {gpu_index}: 64 MiB written, read back, compared")
+
+    def service_active(self, unit: str) -> CheckResult:
+        return CheckResult(name=f"service:{unit}", status="pass", detail="simulated host")

@@ -1,0 +1,84 @@
+"""Simulated GPU hosts: for each running fake-cloud instance, an agent worker on
+`navarch-node-<node_id>` serving the real agent activities over a FakeGpuBackend.
+
+The fake cloud only records instances; this manager makes them come alive when their boot
+time comes, and go away when they are terminated or their agent is switched off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from temporalio.client import Client
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+
+from navarch.fakeworld import FakeInstance, FakeWorld
+from navarch.ids import node_task_queue
+
+from .activities import AgentActivities
+from .fake_backend import FakeGpuBackend
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Host:
+    worker: Worker
+    task: asyncio.Task[None]
+
+
+class FakeHostManager:
+    def __init__(self, client: Client, world: FakeWorld, *, poll_seconds: float = 0.1) -> None:
+        self.client = client
+        self.world = world
+        self.poll_seconds = poll_seconds
+        self.hosts: dict[str, _Host] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                await self.sync()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.poll_seconds)
+        finally:
+            await self.stop_all()
+
+    async def sync(self) -> None:
+        await asyncio.to_thread(self.world.boot_due)
+        instances = await asyncio.to_thread(self.world.instances, None, live_only=True)
+        wanted = {i.node_id: i for i in instances if i.state == "running" and i.agent_enabled}
+        for node_id in [n for n in self.hosts if n not in wanted]:
+            await self.stop_host(node_id)
+        for node_id, inst in wanted.items():
+            if node_id not in self.hosts:
+                self.start_host(inst)
+
+    def start_host(self, inst: FakeInstance) -> None:
+        backend = FakeGpuBackend(self.world, inst.node_id, inst.gpu_count, inst.gpu_model)
+        worker = Worker(
+            self.client,
+            task_queue=node_task_queue(inst.node_id),
+            activities=AgentActivities(backend).activities(),
+            activity_task_poller_behavior=PollerBehaviorSimpleMaximum(1),
+            max_concurrent_activities=8,
+        )
+        self.hosts[inst.node_id] = _Host(worker, asyncio.create_task(worker.run()))
+        log.info("simulated host %s is up (%d× %s)", inst.node_id, inst.gpu_count,
+                 inst.gpu_model)
+
+    async def stop_host(self, node_id: str) -> None:
+        host = self.hosts.pop(node_id, None)
+        if host is None:
+            return
+        with contextlib.suppress(Exception):
+            await host.worker.shutdown()
+        with contextlib.suppress(BaseException):
+            await host.task
+        log.info("simulated host %s is gone", node_id)
+
+    async def stop_all(self) -> None:
+        for node_id in list(self.hosts):
+            await self.stop_host(node_id)

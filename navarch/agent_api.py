@@ -1,0 +1,90 @@
+"""The contract between workflows and the node agent's activities: names and models.
+
+These activities run on the node's own task queue (`navarch-node-<node_id>`), served by
+`navarch-agent` on the GPU host.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from navarch.durations import GoDuration
+from navarch.lifecycle import CheckResult, GpuInfo
+from navarch.models import HealthEvent, HealthResult
+from navarch.policy import PolicyFile
+
+GPU_INVENTORY = "agent.gpu_inventory"
+BOOT_CHECK = "agent.boot_check"
+WATCH_HEALTH = "agent.watch_health"
+WAIT_IDLE = "agent.wait_idle"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Inventory(_Model):
+    node_id: str
+    gpus: list[GpuInfo] = Field(default_factory=list)
+    driver_version: str = ""
+    cuda_driver_version: str = ""
+    backend: str = ""
+
+
+class BootCheckInput(_Model):
+    node_id: str
+    expected_gpu_count: int | None = None
+    expected_gpu_model: str | None = None
+    required_services: list[str] = Field(default_factory=list)
+
+
+class BootCheckResult(_Model):
+    passed: bool
+    checks: list[CheckResult] = Field(default_factory=list)
+
+
+class WatchHealthInput(_Model):
+    node_id: str
+    policy: PolicyFile
+    last_health: HealthResult = HealthResult.HEALTHY
+    check_interval: GoDuration = timedelta(seconds=60)
+    unhealthy_after: int = Field(default=1, ge=1)
+
+
+class GpuSummary(_Model):
+    index: int
+    temperature_c: float | None = None
+    utilization_pct: float | None = None
+    memory_used_mib: float | None = None
+
+
+class HealthSummary(_Model):
+    """What watch_health heartbeats: shown live in the UI as the activity's details."""
+
+    node_id: str
+    health: HealthResult
+    gpus: list[GpuSummary] = Field(default_factory=list)
+    last_events: list[str] = Field(default_factory=list)
+    unhealthy_streak: int = 0
+    checks: int = 0
+
+
+class WatchHealthResult(_Model):
+    health: HealthResult
+    rule: str | None = None
+    events: list[HealthEvent] = Field(default_factory=list)
+    summary: HealthSummary | None = None
+
+
+class WaitIdleInput(_Model):
+    node_id: str
+    grace: GoDuration = timedelta(minutes=10)
+    poll_interval: GoDuration = timedelta(seconds=2)
+
+
+class WaitIdleResult(_Model):
+    outcome: Literal["idle", "grace_expired"]
+    remaining_processes: int = 0

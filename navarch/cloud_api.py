@@ -1,0 +1,77 @@
+"""The contract between workflows and cloud-provider activities: names, models, errors.
+
+Workflows refer to activities by these names so they never import provider code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from navarch.spec import ProviderChoice
+
+PROVISION = "cloud.provision"
+TERMINATE = "cloud.terminate"
+GET_INSTANCE = "cloud.get_instance"
+LIST_INSTANCES = "cloud.list_instances"
+
+
+class CloudErrorType(StrEnum):
+    """The closed set of provider failures the workflows act on (ApplicationError types)."""
+
+    CAPACITY = "CapacityError"  # no capacity / quota for this type here: try elsewhere
+    THROTTLED = "ThrottledError"  # rate-limited: retry with back-off
+    INVALID_REQUEST = "InvalidRequestError"  # bad image, zone, credentials: don't retry
+    TRANSIENT = "TransientError"  # anything else that may pass: retry
+
+
+class InstanceState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    TERMINATED = "terminated"
+
+
+class ProvisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    node_id: str  # the idempotency key: one node id never makes two machines
+    pool: str
+    provider: ProviderChoice
+    region: str | None = None
+    zone: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    ssh_keys: list[str] = Field(default_factory=list)
+
+
+class Instance(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    instance_id: str
+    node_id: str
+    pool: str
+    provider: str
+    instance_type: str
+    region: str = ""
+    zone: str = ""
+    state: InstanceState
+    created_at: datetime | None = None
+    public_ip: str | None = None
+    private_ip: str | None = None
+
+
+class TerminateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: ProviderChoice
+    instance_id: str
+    node_id: str = ""
+
+
+class ListRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: ProviderChoice
+    pool: str

@@ -1,0 +1,301 @@
+"""The fake cloud's world: instances, injected GPU faults and GPU processes, in SQLite.
+
+Shared by the fake cloud provider (control-plane activities), the simulated GPU hosts
+(agent side) and the operator's fault-injection commands, possibly in different processes.
+Kept in a file so a worker restart forgets nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS instances (
+    instance_id TEXT PRIMARY KEY,
+    node_id TEXT NOT NULL UNIQUE,
+    pool TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    instance_type TEXT NOT NULL,
+    region TEXT NOT NULL DEFAULT '',
+    zone TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    boot_at REAL NOT NULL,
+    gpu_count INTEGER NOT NULL,
+    gpu_model TEXT NOT NULL,
+    agent_enabled INTEGER NOT NULL DEFAULT 1,
+    never_boot INTEGER NOT NULL DEFAULT 0,
+    terminated_at REAL
+);
+CREATE INDEX IF NOT EXISTS instances_pool ON instances(pool, state);
+CREATE TABLE IF NOT EXISTS gpu_faults (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    node_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    gpu_index INTEGER NOT NULL DEFAULT 0,
+    value REAL,
+    message TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gpu_faults_node ON gpu_faults(node_id);
+CREATE TABLE IF NOT EXISTS gpu_processes (
+    node_id TEXT NOT NULL,
+    gpu_index INTEGER NOT NULL,
+    pid INTEGER NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (node_id, pid)
+);
+CREATE TABLE IF NOT EXISTS cloud_faults (
+    kind TEXT PRIMARY KEY,
+    remaining INTEGER NOT NULL,
+    params TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+GPU_FAULT_KINDS = (
+    "xid", "temperature", "ecc_dbe", "ecc_sbe", "nvlink", "nvml_failure", "pcie", "power",
+)
+CLOUD_FAULT_KINDS = ("capacity", "throttle", "invalid", "slow_boot", "never_boot")
+
+
+@dataclass(frozen=True)
+class FakeInstance:
+    instance_id: str
+    node_id: str
+    pool: str
+    provider: str
+    instance_type: str
+    region: str
+    zone: str
+    state: str
+    created_at: float
+    boot_at: float
+    gpu_count: int
+    gpu_model: str
+    agent_enabled: bool
+    never_boot: bool
+
+
+@dataclass(frozen=True)
+class GpuFault:
+    id: int
+    node_id: str
+    kind: str
+    gpu_index: int
+    value: float | None
+    message: str
+
+
+@dataclass(frozen=True)
+class GpuProcess:
+    node_id: str
+    gpu_index: int
+    pid: int
+    name: str
+
+
+class CloudFault(Exception):
+    """An injected cloud failure; `kind` is one of CLOUD_FAULT_KINDS."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class FakeWorld:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        with self._conn() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            try:
+                db.execute("PRAGMA busy_timeout=30000")
+                db.execute("BEGIN IMMEDIATE")
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            finally:
+                db.close()
+
+    # ------------------------------------------------------------------ instances
+
+    def provision(
+        self, *, node_id: str, pool: str, provider: str, instance_type: str, region: str,
+        zone: str, gpu_count: int, gpu_model: str, boot_seconds: float = 0.0,
+    ) -> FakeInstance:
+        """Create the machine for `node_id`, or return the one already made for it."""
+        with self._conn() as db:
+            existing = db.execute("SELECT * FROM instances WHERE node_id=?", (node_id,)).fetchone()
+            if existing is not None:
+                return _instance(existing)
+            for kind in ("invalid", "capacity", "throttle"):
+                if self._take_cloud_fault(db, kind) is not None:
+                    raise CloudFault(kind, f"injected {kind} fault")
+            slow = self._take_cloud_fault(db, "slow_boot")
+            never = self._take_cloud_fault(db, "never_boot") is not None
+            now = time.time()
+            boot_at = now + boot_seconds + (float(slow.get("seconds", 30)) if slow else 0.0)
+            instance_id = f"fake-{node_id}"
+            db.execute(
+                "INSERT INTO instances (instance_id, node_id, pool, provider, instance_type, "
+                "region, zone, state, created_at, boot_at, gpu_count, gpu_model, never_boot) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (instance_id, node_id, pool, provider, instance_type, region, zone, "pending",
+                 now, boot_at, gpu_count, gpu_model, int(never)),
+            )
+            db.execute("INSERT INTO counters VALUES ('provisioned', 1) "
+                       "ON CONFLICT(name) DO UPDATE SET value = value + 1")
+            row = db.execute("SELECT * FROM instances WHERE node_id=?", (node_id,)).fetchone()
+            return _instance(row)
+
+    def terminate(self, instance_id: str) -> bool:
+        """Terminate; False if there was no such live instance (which callers treat as done)."""
+        with self._conn() as db:
+            cur = db.execute(
+                "UPDATE instances SET state='terminated', terminated_at=? "
+                "WHERE instance_id=? AND state != 'terminated'", (time.time(), instance_id),
+            )
+            return cur.rowcount > 0
+
+    def get(self, instance_id: str) -> FakeInstance | None:
+        with self._conn() as db:
+            row = db.execute("SELECT * FROM instances WHERE instance_id=?",
+                             (instance_id,)).fetchone()
+        return _instance(row) if row else None
+
+    def get_by_node(self, node_id: str) -> FakeInstance | None:
+        with self._conn() as db:
+            row = db.execute("SELECT * FROM instances WHERE node_id=?", (node_id,)).fetchone()
+        return _instance(row) if row else None
+
+    def instances(self, pool: str | None = None, *, live_only: bool = False) -> list[FakeInstance]:
+        query = "SELECT * FROM instances WHERE 1=1"
+        args: list[Any] = []
+        if pool is not None:
+            query += " AND pool=?"
+            args.append(pool)
+        if live_only:
+            query += " AND state != 'terminated'"
+        with self._conn() as db:
+            rows = db.execute(query + " ORDER BY created_at", args).fetchall()
+        return [_instance(r) for r in rows]
+
+    def boot_due(self, now: float | None = None) -> list[FakeInstance]:
+        """Mark pending instances whose boot time has come as running; return them."""
+        now = time.time() if now is None else now
+        with self._conn() as db:
+            rows = db.execute(
+                "SELECT * FROM instances WHERE state='pending' AND never_boot=0 AND boot_at<=?",
+                (now,),
+            ).fetchall()
+            for r in rows:
+                db.execute("UPDATE instances SET state='running' WHERE instance_id=?", (r[0],))
+        return [_instance(r) for r in rows]
+
+    def set_agent_enabled(self, node_id: str, enabled: bool) -> None:
+        with self._conn() as db:
+            db.execute("UPDATE instances SET agent_enabled=? WHERE node_id=?",
+                       (int(enabled), node_id))
+
+    def counter(self, name: str) -> int:
+        with self._conn() as db:
+            row = db.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    # ------------------------------------------------------------------ cloud faults
+
+    def set_cloud_fault(self, kind: str, count: int = 1, **params: Any) -> None:
+        """The next `count` provision calls hit this fault (capacity, throttle, invalid,
+        slow_boot with seconds=, never_boot)."""
+        if kind not in CLOUD_FAULT_KINDS:
+            raise ValueError(f"unknown cloud fault {kind!r}; one of {CLOUD_FAULT_KINDS}")
+        with self._conn() as db:
+            db.execute("INSERT OR REPLACE INTO cloud_faults VALUES (?,?,?)",
+                       (kind, count, json.dumps(params)))
+
+    @staticmethod
+    def _take_cloud_fault(db: sqlite3.Connection, kind: str) -> dict[str, Any] | None:
+        row = db.execute("SELECT remaining, params FROM cloud_faults WHERE kind=?",
+                         (kind,)).fetchone()
+        if row is None or row[0] <= 0:
+            return None
+        db.execute("UPDATE cloud_faults SET remaining = remaining - 1 WHERE kind=?", (kind,))
+        params: dict[str, Any] = json.loads(row[1])
+        return params
+
+    # ------------------------------------------------------------------ GPU faults
+
+    def inject(self, node_id: str, kind: str, *, gpu_index: int = 0, value: float | None = None,
+               message: str = "") -> int:
+        if kind not in GPU_FAULT_KINDS:
+            raise ValueError(f"unknown GPU fault {kind!r}; one of {', '.join(GPU_FAULT_KINDS)}")
+        with self._conn() as db:
+            cur = db.execute(
+                "INSERT INTO gpu_faults (node_id, kind, gpu_index, value, message, created_at) "
+                "VALUES (?,?,?,?,?,?)", (node_id, kind, gpu_index, value, message, time.time()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def clear(self, node_id: str, kind: str | None = None) -> int:
+        with self._conn() as db:
+            if kind is None:
+                cur = db.execute("DELETE FROM gpu_faults WHERE node_id=?", (node_id,))
+            else:
+                cur = db.execute("DELETE FROM gpu_faults WHERE node_id=? AND kind=?",
+                                 (node_id, kind))
+            return cur.rowcount
+
+    def faults(self, node_id: str) -> list[GpuFault]:
+        with self._conn() as db:
+            rows = db.execute(
+                "SELECT id, node_id, kind, gpu_index, value, message FROM gpu_faults "
+                "WHERE node_id=? ORDER BY id", (node_id,),
+            ).fetchall()
+        return [GpuFault(*r) for r in rows]
+
+    # ------------------------------------------------------------------ GPU processes
+
+    def add_process(self, node_id: str, pid: int, *, gpu_index: int = 0, name: str = "") -> None:
+        with self._conn() as db:
+            db.execute("INSERT OR REPLACE INTO gpu_processes VALUES (?,?,?,?)",
+                       (node_id, gpu_index, pid, name))
+
+    def remove_process(self, node_id: str, pid: int | None = None) -> None:
+        with self._conn() as db:
+            if pid is None:
+                db.execute("DELETE FROM gpu_processes WHERE node_id=?", (node_id,))
+            else:
+                db.execute("DELETE FROM gpu_processes WHERE node_id=? AND pid=?", (node_id, pid))
+
+    def processes(self, node_id: str) -> list[GpuProcess]:
+        with self._conn() as db:
+            rows = db.execute("SELECT node_id, gpu_index, pid, name FROM gpu_processes "
+                              "WHERE node_id=? ORDER BY pid", (node_id,)).fetchall()
+        return [GpuProcess(*r) for r in rows]
+
+
+def _instance(row: tuple[Any, ...]) -> FakeInstance:
+    return FakeInstance(
+        instance_id=row[0], node_id=row[1], pool=row[2], provider=row[3], instance_type=row[4],
+        region=row[5], zone=row[6], state=row[7], created_at=row[8], boot_at=row[9],
+        gpu_count=row[10], gpu_model=row[11], agent_enabled=bool(row[12]),
+        never_boot=bool(row[13]),
+    )

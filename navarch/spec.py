@@ -1,0 +1,148 @@
+"""The pool spec: what a PoolWorkflow receives. Built from a config file, or written as JSON
+for `temporal workflow start --type PoolWorkflow --input '{...}'`.
+
+It carries no secrets: a provider's API key is named by its environment variable
+(`api_key_env`), webhook headers keep their `${VAR}` references, and both are resolved by
+activities inside the worker.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from navarch.config import (
+    DEFAULT_AUTOSCALE_INTERVAL,
+    DEFAULT_COOLDOWN,
+    DEFAULT_HEALTH_CHECK_INTERVAL,
+    DEFAULT_REGISTRATION_TIMEOUT,
+    AutoscalingConfig,
+    HealthConfig,
+    LoadedConfig,
+    NotifierConfig,
+    ProviderType,
+    Strategy,
+)
+from navarch.durations import GoDuration
+from navarch.instance_types import resolve_instance_type
+from navarch.policy import PolicyFile, builtin_policy, load_policy
+
+POOL_NAME_PATTERN = r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
+
+
+class ProviderChoice(BaseModel):
+    """One provider a pool may provision from, resolved against the config's providers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    type: ProviderType
+    instance_type: str
+    priority: int = 0
+    weight: int = 0
+    regions: list[str] = Field(default_factory=list)
+    zones: list[str] = Field(default_factory=list)
+    project: str | None = None
+    zone: str | None = None
+    region: str | None = None
+    gpu_count: int | None = None
+    api_key_env: str | None = None
+
+
+class PoolSpec(BaseModel):
+    """Everything a pool's workflows need, JSON-friendly and secret-free."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=POOL_NAME_PATTERN)
+    providers: list[ProviderChoice] = Field(min_length=1)
+    strategy: Strategy = "priority"
+    instance_type: str
+    region: str | None = None
+    zones: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+    ssh_keys: list[str] = Field(default_factory=list)
+    min_nodes: int = Field(default=0, ge=0)
+    max_nodes: int = Field(gt=0)
+    cooldown: GoDuration = DEFAULT_COOLDOWN
+    autoscaling: AutoscalingConfig | None = None
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    health_policy: PolicyFile = Field(default_factory=lambda: builtin_policy("default").source)
+    health_check_interval: GoDuration = DEFAULT_HEALTH_CHECK_INTERVAL
+    boot_deadline: GoDuration = DEFAULT_REGISTRATION_TIMEOUT
+    heartbeat_timeout: GoDuration = timedelta(seconds=90)
+    autoscale_interval: GoDuration = DEFAULT_AUTOSCALE_INTERVAL
+    notifier: NotifierConfig = Field(default_factory=NotifierConfig)
+    setup_commands: list[str] = Field(default_factory=list)
+    ssh_user: str = "ubuntu"
+    ssh_private_key_path: str | None = None
+    # Continue-as-new after this many history events; None: when the server suggests it.
+    continue_as_new_after: int | None = Field(default=None, ge=50)
+    shape_check: Literal["strict", "count", "off"] = "count"
+
+    @model_validator(mode="after")
+    def _bounds(self) -> PoolSpec:
+        if self.min_nodes > self.max_nodes:
+            raise ValueError(
+                f"min_nodes ({self.min_nodes}) cannot exceed max_nodes ({self.max_nodes})"
+            )
+        return self
+
+    def ordered_providers(self) -> list[ProviderChoice]:
+        """Providers in the order provisioning tries them (priority: lowest first)."""
+        return sorted(self.providers, key=lambda p: p.priority)
+
+
+def build_pool_spec(loaded: LoadedConfig, name: str) -> PoolSpec:
+    cfg = loaded.config
+    pool = cfg.pools[name]
+    entries = (
+        [(pool.provider, None, 0, 0, [])] if pool.provider
+        else [(e.name, e.instance_type, e.priority, e.weight, e.regions)
+              for e in pool.providers or []]
+    )
+    choices = []
+    for prov_name, override, priority, weight, regions in entries:
+        assert prov_name is not None
+        prov = cfg.providers[prov_name]
+        concrete = override or resolve_instance_type(pool.instance_type, prov.type)
+        assert concrete is not None, "config validation rejects unmappable abstract types"
+        choices.append(ProviderChoice(
+            name=prov_name, type=prov.type, instance_type=concrete, priority=priority,
+            weight=weight, regions=list(regions) or ([pool.region] if pool.region else []),
+            zones=list(pool.zones), project=prov.project, zone=prov.zone, region=prov.region,
+            gpu_count=prov.gpu_count, api_key_env=prov.api_key_env,
+        ))
+    policy_path = loaded.health_policy_path()
+    policy = load_policy(policy_path).source if policy_path else builtin_policy("default").source
+    server = cfg.server
+    return PoolSpec(
+        name=name,
+        providers=choices,
+        strategy=pool.strategy,
+        instance_type=pool.instance_type,
+        region=pool.region,
+        zones=list(pool.zones),
+        labels=dict(pool.labels),
+        ssh_keys=cfg.pool_ssh_keys(pool),
+        min_nodes=pool.min_nodes,
+        max_nodes=pool.max_nodes,
+        cooldown=pool.cooldown,
+        autoscaling=pool.autoscaling,
+        health=cfg.pool_health(pool),
+        health_policy=policy,
+        health_check_interval=server.health_check_interval,
+        boot_deadline=server.instance_manager.registration_timeout,
+        heartbeat_timeout=server.effective_heartbeat_timeout,
+        autoscale_interval=server.autoscale_interval,
+        notifier=server.effective_notifier,
+        setup_commands=list(pool.setup_commands),
+        ssh_user=cfg.pool_ssh_user(pool),
+        ssh_private_key_path=cfg.pool_ssh_key_path(pool),
+    )
+
+
+def build_pool_specs(loaded: LoadedConfig) -> dict[str, PoolSpec]:
+    return {name: build_pool_spec(loaded, name) for name in loaded.config.pools}

@@ -1,0 +1,67 @@
+"""The control-plane worker's parts: workflows, cloud and notifier activities, and — when
+the fake cloud is in use — the simulated GPU hosts that bring its instances to life."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from navarch.activities.cloud import CloudActivities, ProviderFactory
+from navarch.activities.fake_cloud import FakeCloudProvider
+from navarch.activities.notifier import NOTIFIER_ACTIVITIES
+from navarch.agent.fake_host import FakeHostManager
+from navarch.fakeworld import FakeWorld
+from navarch.ids import CONTROL_PLANE_TASK_QUEUE
+from navarch.spec import ProviderChoice
+from navarch.workflows import WORKFLOWS
+
+DEFAULT_FAKE_WORLD = Path.home() / ".navarch" / "fake-cloud.db"
+
+
+@dataclass
+class ControlPlane:
+    client: Client
+    world: FakeWorld | None = None
+    simulate_hosts: bool = True
+    boot_seconds: float = 0.5
+    task_queue: str = CONTROL_PLANE_TASK_QUEUE
+    hosts: FakeHostManager | None = field(default=None, init=False)
+
+    def provider_factories(self) -> dict[str, ProviderFactory]:
+        factories: dict[str, ProviderFactory] = {}
+        if self.world is not None:
+            world = self.world
+
+            def fake(choice: ProviderChoice) -> FakeCloudProvider:
+                return FakeCloudProvider(world, choice, boot_seconds=self.boot_seconds)
+
+            factories["fake"] = fake
+        return factories
+
+    def activities(self) -> list[Callable[..., object]]:
+        return [*CloudActivities(self.provider_factories()).activities(), *NOTIFIER_ACTIVITIES]
+
+    def worker(self) -> Worker:
+        return Worker(self.client, task_queue=self.task_queue, workflows=WORKFLOWS,
+                      activities=self.activities(), max_concurrent_activities=500)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set."""
+        host_task = None
+        if self.world is not None and self.simulate_hosts:
+            self.hosts = FakeHostManager(self.client, self.world)
+            host_task = asyncio.create_task(self.hosts.run(stop))
+        try:
+            async with self.worker():
+                await stop.wait()
+        finally:
+            stop.set()
+            if host_task is not None:
+                with contextlib.suppress(Exception):
+                    await host_task

@@ -1,0 +1,615 @@
+"""NodeWorkflow (id `node/<node_id>`): one machine's life, from the provision call to the
+termination of its instance.
+
+    provisioning → booting → boot_checking → ready ⇄ degraded → cordoned → draining
+    → terminating → terminated       (+ failed: could not provision / boot; unreachable)
+
+Liveness rides on the heartbeats of one long-running `watch_health` activity on the node's
+own queue, so a healthy node adds almost nothing to history. Repairs (terminate and
+replace, for an unhealthy or unreachable node) wait for the pool's approval: the pool
+holds the safety valve that stops repairs when too much of it fails at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from navarch import agent_api, cloud_api
+    from navarch.agent_api import (
+        BootCheckInput,
+        BootCheckResult,
+        Inventory,
+        WaitIdleInput,
+        WaitIdleResult,
+        WatchHealthInput,
+        WatchHealthResult,
+    )
+    from navarch.cloud_api import CloudErrorType, Instance, ProvisionRequest, TerminateRequest
+    from navarch.ids import (
+        SA_HEALTH,
+        SA_INSTANCE_TYPE,
+        SA_NODE_STATE,
+        SA_POOL,
+        SA_PROVIDER,
+        SA_REGION,
+        node_task_queue,
+        pool_workflow_id,
+    )
+    from navarch.instance_types import gpu_shape
+    from navarch.lifecycle import (
+        CordonInput,
+        DrainInput,
+        NodeReport,
+        NodeState,
+        NodeStatus,
+        SignalModel,
+        StoredModel,
+        TerminateInput,
+        Transition,
+        TransitionReason,
+        UncordonInput,
+    )
+    from navarch.models import HealthResult
+    from navarch.notifier_api import (
+        DRAIN_STATUS,
+        NOTIFY,
+        DrainStatus,
+        DrainStatusInput,
+        NotifyInput,
+    )
+    from navarch.spec import PoolSpec, ProviderChoice
+
+# Timeouts: each is the longest the step can legitimately take.
+PROVISION_TIMEOUT = timedelta(minutes=10)  # GCP/AWS calls wait on the cloud's operation
+TERMINATE_TIMEOUT = timedelta(minutes=5)
+INVENTORY_TIMEOUT = timedelta(minutes=1)
+BOOT_CHECK_TIMEOUT = timedelta(minutes=10)  # includes a memory test on one GPU
+WATCH_FOREVER = timedelta(days=3650)  # watch_health ends on change; heartbeats prove life
+DRAIN_STATUS_POLL = timedelta(seconds=10)
+NOTIFY_TIMEOUT_MARGIN = timedelta(seconds=10)
+MAX_TRANSITIONS = 200  # history of transitions kept in state (first one always kept)
+
+RUN_ONCE = RetryPolicy(maximum_attempts=1)
+PROVISION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1), maximum_attempts=6,
+    non_retryable_error_types=[CloudErrorType.CAPACITY, CloudErrorType.INVALID_REQUEST],
+)
+TERMINATE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=2), maximum_attempts=0,
+    non_retryable_error_types=[CloudErrorType.INVALID_REQUEST],
+)
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5, non_retryable_error_types=["NotifierConfigError"],
+)
+
+_FAILED_END = {
+    TransitionReason.PROVISION_FAILED,
+    TransitionReason.BOOT_TIMEOUT,
+    TransitionReason.BOOT_CHECK_FAILED,
+}
+
+
+class NodeResume(StoredModel):
+    """What a node carries across continue-as-new."""
+
+    status: NodeStatus
+    instance: Instance
+    provider: ProviderChoice
+    cordon_source: str | None = None
+    repair_cause: TransitionReason | None = None
+
+
+class NodeInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    node_id: str
+    spec: PoolSpec
+    replacement_of: str | None = None
+    resume: NodeResume | None = None
+
+
+class RetireInput(SignalModel):
+    """Sent by the pool: drain and terminate this node (scale-down, pool deletion)."""
+
+    reason: TransitionReason = TransitionReason.SCALE_DOWN
+    grace_seconds: float = 600.0
+
+
+class _Leave(Exception):
+    def __init__(self, reason: TransitionReason, grace: timedelta | None, detail: str = ""):
+        self.reason = reason
+        self.grace = grace
+        self.detail = detail
+
+
+@workflow.defn(name="NodeWorkflow")
+class NodeWorkflow:
+    def __init__(self) -> None:
+        self._status: NodeStatus | None = None
+        self._commands: deque[tuple[str, Any]] = deque()
+        self._background: list[asyncio.Task[None]] = []
+        self._spec: PoolSpec | None = None
+        self._instance: Instance | None = None
+        self._provider: ProviderChoice | None = None
+        self._cordon_source: str | None = None  # "operator" | "unhealthy"
+        self._repair_cause: TransitionReason | None = None
+
+    # ------------------------------------------------------------------ handlers
+
+    @workflow.query(name="status")
+    def status(self) -> NodeStatus:
+        assert self._status is not None
+        return self._status
+
+    @workflow.signal(name="cordon")
+    def cordon(self, params: CordonInput | None = None) -> None:
+        self._commands.append(("cordon", params or CordonInput()))
+
+    @workflow.signal(name="uncordon")
+    def uncordon(self, params: UncordonInput | None = None) -> None:
+        self._commands.append(("uncordon", params or UncordonInput()))
+
+    @workflow.signal(name="drain")
+    def drain(self, params: DrainInput | None = None) -> None:
+        self._commands.append(("drain", params or DrainInput()))
+
+    @workflow.signal(name="terminate")
+    def terminate(self, params: TerminateInput | None = None) -> None:
+        self._commands.append(("terminate", params or TerminateInput()))
+
+    @workflow.signal(name="retire")
+    def retire(self, params: RetireInput | None = None) -> None:
+        self._commands.append(("retire", params or RetireInput()))
+
+    @workflow.signal(name="approve_repair")
+    def approve_repair(self) -> None:
+        self._commands.append(("approve_repair", None))
+
+    # ------------------------------------------------------------------ main
+
+    @workflow.run
+    async def run(self, params: NodeInput) -> NodeStatus:
+        spec = self._spec = params.spec
+        if params.resume is not None:
+            self._status = params.resume.status
+            self._instance = params.resume.instance
+            self._provider = params.resume.provider
+            self._cordon_source = params.resume.cordon_source
+            self._repair_cause = params.resume.repair_cause
+        else:
+            self._status = NodeStatus(
+                node_id=params.node_id, pool=spec.name, state=NodeState.PROVISIONING,
+                instance_type=spec.instance_type, replacement_of=params.replacement_of,
+            )
+            self._record(NodeState.PROVISIONING, TransitionReason.CREATED,
+                         f"replaces {params.replacement_of}" if params.replacement_of else "")
+        try:
+            if params.resume is None:
+                await self._provision()
+                await self._boot()
+            if await self._monitor():
+                await self._finish_background()
+                workflow.continue_as_new(NodeInput(
+                    node_id=params.node_id, spec=spec, resume=NodeResume(
+                        status=self._status, instance=self._instance, provider=self._provider,
+                        cordon_source=self._cordon_source, repair_cause=self._repair_cause,
+                    ),
+                ))
+        except _Leave as leave:
+            await self._leave(leave)
+        await self._finish_background()
+        return self._status
+
+    # ------------------------------------------------------------------ provisioning
+
+    async def _provision(self) -> None:
+        spec = self._spec_()
+        last_error = "no provider configured"
+        for choice in spec.ordered_providers():
+            regions = choice.regions or [choice.region or spec.region or ""]
+            for region in regions:
+                request = ProvisionRequest(
+                    node_id=self._st().node_id, pool=spec.name, provider=choice,
+                    region=region or None, labels=spec.labels, ssh_keys=spec.ssh_keys,
+                )
+                try:
+                    instance = await workflow.execute_activity(
+                        cloud_api.PROVISION, request, result_type=Instance,
+                        start_to_close_timeout=PROVISION_TIMEOUT, retry_policy=PROVISION_RETRY,
+                    )
+                except ActivityError as err:
+                    last_error = f"{choice.name}/{region or '-'}: {_cause(err)}"
+                    workflow.logger.warning("provision failed on %s", last_error)
+                    continue
+                self._instance, self._provider = instance, choice
+                st = self._st()
+                st.provider, st.region, st.zone = choice.name, instance.region, instance.zone
+                st.instance_type, st.instance_id = instance.instance_type, instance.instance_id
+                self._record(NodeState.BOOTING, TransitionReason.PROVISIONED,
+                             f"{instance.instance_id} on {choice.name}/{instance.region}")
+                return
+        self._record(NodeState.FAILED, TransitionReason.PROVISION_FAILED, last_error)
+        raise _Leave(TransitionReason.PROVISION_FAILED, None, last_error)
+
+    async def _boot(self) -> None:
+        spec, st = self._spec_(), self._st()
+        queue = node_task_queue(st.node_id)
+        try:
+            inventory = await workflow.execute_activity(
+                agent_api.GPU_INVENTORY, st.node_id, result_type=Inventory, task_queue=queue,
+                schedule_to_start_timeout=spec.boot_deadline,
+                start_to_close_timeout=INVENTORY_TIMEOUT, retry_policy=RUN_ONCE,
+            )
+        except ActivityError as err:
+            if _is_timeout(err, "SCHEDULE_TO_START"):
+                raise _Leave(TransitionReason.BOOT_TIMEOUT, None,
+                             f"no agent picked up work within {spec.boot_deadline}") from None
+            raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None,
+                         f"inventory failed: {_cause(err)}") from None
+        st.gpus = inventory.gpus
+        self._record(NodeState.BOOT_CHECKING, TransitionReason.AGENT_REGISTERED,
+                     f"{len(inventory.gpus)} GPU(s), driver {inventory.driver_version}")
+        shape = gpu_shape(st.instance_type) or gpu_shape(spec.instance_type)
+        try:
+            result = await workflow.execute_activity(
+                agent_api.BOOT_CHECK,
+                BootCheckInput(
+                    node_id=st.node_id,
+                    expected_gpu_count=shape.count if shape and spec.shape_check != "off" else None,
+                    expected_gpu_model=shape.model if shape and spec.shape_check == "strict"
+                    else None,
+                ),
+                result_type=BootCheckResult, task_queue=queue,
+                schedule_to_start_timeout=spec.heartbeat_timeout,
+                start_to_close_timeout=BOOT_CHECK_TIMEOUT, retry_policy=RUN_ONCE,
+            )
+        except ActivityError as err:
+            raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None, _cause(err)) from None
+        st.boot_checks = result.checks
+        if not result.passed:
+            failed = "; ".join(f"{c.name}: {c.detail}" for c in result.checks
+                               if c.status == "fail")
+            raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None, failed)
+        self._record(NodeState.READY, TransitionReason.BOOT_CHECK_PASSED)
+        self._take_early_commands()
+
+    def _take_early_commands(self) -> None:
+        """Commands that arrived while booting: a terminate or drain wins; keep the rest."""
+        for kind, payload in list(self._commands):
+            if kind in ("terminate", "drain", "retire"):
+                self._commands.remove((kind, payload))
+                raise self._leave_for(kind, payload)
+
+    # ------------------------------------------------------------------ monitoring
+
+    async def _monitor(self) -> bool:
+        """Watch until the node leaves (raises _Leave) or history asks for a new run (True)."""
+        act: asyncio.Future[Any] | None = None
+        kind = ""
+        while True:
+            st = self._st()
+            if act is None:
+                kind = "probe" if st.state is NodeState.UNREACHABLE else "watch"
+                act = self._start_probe() if kind == "probe" else self._start_watch()
+            current = act
+            await workflow.wait_condition(
+                lambda c=current: c.done() or bool(self._commands)  # type: ignore[misc]
+            )
+            if self._commands:
+                command, payload = self._commands.popleft()
+                try:
+                    self._apply_command(command, payload)
+                except _Leave:
+                    current.cancel()
+                    await _settle(current)
+                    raise
+                continue
+            act = None
+            try:
+                outcome = current.result()
+            except ActivityError as err:
+                if kind == "watch":
+                    self._record(NodeState.UNREACHABLE, TransitionReason.UNREACHABLE,
+                                 _cause(err))
+                elif not st.awaiting_repair:
+                    silent = self._spec_().health.unreachable_toleration
+                    self._request_repair(TransitionReason.UNREACHABLE, f"silent for {silent}")
+                continue
+            if kind == "probe":
+                self._reachable_again()
+            else:
+                self._apply_health(outcome)
+            if workflow.info().is_continue_as_new_suggested():
+                return True
+
+    def _start_watch(self) -> asyncio.Future[Any]:
+        spec, st = self._spec_(), self._st()
+        return workflow.start_activity(
+            agent_api.WATCH_HEALTH,
+            WatchHealthInput(
+                node_id=st.node_id, policy=spec.health_policy, last_health=st.health,
+                check_interval=spec.health_check_interval,
+                unhealthy_after=spec.health.unhealthy_after,
+            ),
+            result_type=WatchHealthResult, task_queue=node_task_queue(st.node_id),
+            schedule_to_start_timeout=spec.heartbeat_timeout,
+            start_to_close_timeout=WATCH_FOREVER, heartbeat_timeout=spec.heartbeat_timeout,
+            retry_policy=RUN_ONCE,
+        )
+
+    def _start_probe(self) -> asyncio.Future[Any]:
+        spec, st = self._spec_(), self._st()
+        return workflow.start_activity(
+            agent_api.GPU_INVENTORY, st.node_id, result_type=Inventory,
+            task_queue=node_task_queue(st.node_id),
+            schedule_to_start_timeout=spec.health.unreachable_toleration,
+            start_to_close_timeout=INVENTORY_TIMEOUT, retry_policy=RUN_ONCE,
+        )
+
+    def _reachable_again(self) -> None:
+        st = self._st()
+        if st.awaiting_repair and self._repair_cause is TransitionReason.UNREACHABLE:
+            st.awaiting_repair, self._repair_cause = False, None
+        self._record(self._resting_state(), TransitionReason.REACHABLE_AGAIN)
+
+    def _resting_state(self) -> NodeState:
+        st = self._st()
+        if st.cordoned:
+            return NodeState.CORDONED
+        return NodeState.DEGRADED if st.health is HealthResult.DEGRADED else NodeState.READY
+
+    def _apply_health(self, result: WatchHealthResult) -> None:
+        st = self._st()
+        st.health, st.health_rule = result.health, result.rule
+        st.last_events = result.events[-10:]
+        detail = f"rule {result.rule}" if result.rule else ""
+        if result.health is HealthResult.UNHEALTHY:
+            if not st.cordoned:
+                st.cordoned, self._cordon_source = True, "unhealthy"
+                self._record(NodeState.CORDONED, TransitionReason.UNHEALTHY, detail)
+                self._notify("cordon", f"unhealthy: {detail}")
+            self._request_repair(TransitionReason.UNHEALTHY, detail)
+            return
+        if self._cordon_source == "unhealthy":
+            # Recovered before its repair was approved: back into service.
+            st.cordoned, self._cordon_source = False, None
+            st.awaiting_repair, self._repair_cause = False, None
+            self._notify("uncordon", "recovered")
+        reason = (TransitionReason.DEGRADED if result.health is HealthResult.DEGRADED
+                  else TransitionReason.HEALTHY)
+        self._record(self._resting_state(), reason, detail)
+
+    def _request_repair(self, cause: TransitionReason, detail: str) -> None:
+        st = self._st()
+        st.awaiting_repair, self._repair_cause = True, cause
+        self._report(cause, f"repair requested: {detail}")
+
+    def _apply_command(self, command: str, payload: Any) -> None:
+        st = self._st()
+        if command == "cordon":
+            if st.state.is_leaving():
+                return
+            if not st.cordoned:
+                st.cordoned, self._cordon_source = True, "operator"
+                self._record(NodeState.CORDONED, TransitionReason.OPERATOR, payload.reason)
+                self._notify("cordon", payload.reason or "operator")
+        elif command == "uncordon":
+            if not st.cordoned:
+                return
+            if st.health is HealthResult.UNHEALTHY:
+                workflow.logger.warning("uncordon refused: node %s is unhealthy", st.node_id)
+                return
+            st.cordoned, self._cordon_source = False, None
+            st.awaiting_repair, self._repair_cause = False, None
+            self._record(self._resting_state(), TransitionReason.OPERATOR, payload.reason)
+            self._notify("uncordon", payload.reason or "operator")
+        elif command == "approve_repair":
+            if st.awaiting_repair and self._repair_cause is not None:
+                unreachable = self._repair_cause is TransitionReason.UNREACHABLE
+                raise _Leave(self._repair_cause,
+                             None if unreachable else self._spec_().health.drain_grace)
+        else:
+            raise self._leave_for(command, payload)
+
+    def _leave_for(self, command: str, payload: Any) -> _Leave:
+        if command == "drain":
+            return _Leave(TransitionReason.OPERATOR, timedelta(seconds=payload.grace_seconds),
+                          payload.reason)
+        if command == "retire":
+            return _Leave(payload.reason, timedelta(seconds=payload.grace_seconds))
+        return _Leave(TransitionReason.OPERATOR, None, getattr(payload, "reason", ""))
+
+    # ------------------------------------------------------------------ leaving
+
+    async def _leave(self, leave: _Leave) -> None:
+        st = self._st()
+        if leave.reason is TransitionReason.PROVISION_FAILED:
+            self._report(leave.reason, leave.detail)
+            return
+        drained = ""
+        if leave.grace is not None and st.state is not NodeState.UNREACHABLE:
+            drained = await self._drain(leave.reason, leave.grace, leave.detail)
+        await self._terminate_instance(leave.reason, "; ".join(
+            p for p in (leave.detail, drained) if p))
+
+    async def _drain(self, reason: TransitionReason, grace: timedelta, detail: str) -> str:
+        spec, st = self._spec_(), self._st()
+        st.cordoned = True
+        self._record(NodeState.DRAINING, reason, detail)
+        self._notify("drain", detail or reason.value)
+        waits: list[asyncio.Future[Any]] = [workflow.start_activity(
+            agent_api.WAIT_IDLE, WaitIdleInput(node_id=st.node_id, grace=grace),
+            result_type=WaitIdleResult, task_queue=node_task_queue(st.node_id),
+            schedule_to_start_timeout=max(min(spec.heartbeat_timeout, grace),
+                                          timedelta(seconds=1)),
+            start_to_close_timeout=grace + timedelta(minutes=1),
+            heartbeat_timeout=spec.heartbeat_timeout, retry_policy=RUN_ONCE,
+        )]
+        webhook = spec.notifier.webhook
+        if spec.notifier.type == "webhook" and webhook and webhook.drain_status_url:
+            waits.append(asyncio.ensure_future(self._wait_drain_status(grace)))
+        try:
+            await workflow.wait_condition(lambda: all(w.done() for w in waits), timeout=grace)
+        except TimeoutError:
+            for w in waits:
+                w.cancel()
+            for w in waits:
+                await _settle(w)
+            return "drain grace expired"
+        try:
+            idle = waits[0].result()
+        except ActivityError as err:
+            return f"could not wait for GPU work to end: {_cause(err)}"
+        if idle.outcome == "grace_expired":
+            return f"drain grace expired with {idle.remaining_processes} GPU process(es) left"
+        return "drained"
+
+    async def _wait_drain_status(self, grace: timedelta) -> None:
+        spec, st = self._spec_(), self._st()
+        poll = min(DRAIN_STATUS_POLL, max(grace / 10, timedelta(milliseconds=200)))
+        while True:
+            try:
+                answer = await workflow.execute_activity(
+                    DRAIN_STATUS, DrainStatusInput(notifier=spec.notifier, node_id=st.node_id),
+                    result_type=DrainStatus, start_to_close_timeout=spec.notifier.webhook.timeout
+                    + NOTIFY_TIMEOUT_MARGIN if spec.notifier.webhook else NOTIFY_TIMEOUT_MARGIN,
+                    retry_policy=NOTIFY_RETRY,
+                )
+                if answer.drained:
+                    return
+            except ActivityError as err:
+                self._notifier_failed(err)
+            await workflow.sleep(poll)
+
+    async def _terminate_instance(self, reason: TransitionReason, detail: str) -> None:
+        st = self._st()
+        self._record(NodeState.TERMINATING, reason, detail)
+        if self._instance is not None and self._provider is not None:
+            try:
+                await workflow.execute_activity(
+                    cloud_api.TERMINATE,
+                    TerminateRequest(provider=self._provider,
+                                     instance_id=self._instance.instance_id,
+                                     node_id=st.node_id),
+                    start_to_close_timeout=TERMINATE_TIMEOUT, retry_policy=TERMINATE_RETRY,
+                )
+            except ActivityError as err:
+                self._record(NodeState.FAILED, reason,
+                             f"terminate failed, instance may still run: {_cause(err)}")
+                return
+        final = NodeState.FAILED if reason in _FAILED_END else NodeState.TERMINATED
+        self._record(final, reason, detail)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _record(self, state: NodeState, reason: TransitionReason, detail: str = "") -> None:
+        st = self._st()
+        st.transitions.append(Transition(at=workflow.now(), from_state=st.state if
+                                         st.transitions else None, to_state=state,
+                                         reason=reason, detail=detail))
+        if len(st.transitions) > MAX_TRANSITIONS:
+            del st.transitions[1:-MAX_TRANSITIONS + 1]
+        st.state = state
+        attrs = [SA_POOL.value_set(st.pool), SA_NODE_STATE.value_set(state.value),
+                 SA_HEALTH.value_set(st.health.value),
+                 SA_INSTANCE_TYPE.value_set(st.instance_type)]
+        if st.provider:
+            attrs.append(SA_PROVIDER.value_set(st.provider))
+        if st.region:
+            attrs.append(SA_REGION.value_set(st.region))
+        workflow.upsert_search_attributes(attrs)
+        where = f" · {st.provider}/{st.region} · {st.instance_id}" if st.instance_id else ""
+        workflow.set_current_details(
+            f"**{state.value}** ({reason.value}{': ' + detail if detail else ''}) · "
+            f"health {st.health.value}{where}"
+        )
+        self._report(reason, detail)
+
+    def _report(self, reason: TransitionReason, detail: str) -> None:
+        st = self._st()
+        report = NodeReport(
+            node_id=st.node_id, state=st.state, health=st.health, reason=reason,
+            at=workflow.now(), awaiting_repair=st.awaiting_repair, provider=st.provider,
+            region=st.region, detail=detail, seq=len(st.transitions),
+        )
+        self._background.append(asyncio.ensure_future(self._send_report(report)))
+
+    async def _send_report(self, report: NodeReport) -> None:
+        handle = workflow.get_external_workflow_handle(pool_workflow_id(self._st().pool))
+        try:
+            await handle.signal("node_state_changed", report)
+        except Exception as exc:  # the pool may be gone; the node's life goes on
+            workflow.logger.info("could not tell pool %s: %s", self._st().pool, exc)
+
+    def _notify(self, event: str, reason: str) -> None:
+        spec = self._spec_()
+        if spec.notifier.type != "webhook" or spec.notifier.webhook is None:
+            return
+        self._background.append(asyncio.ensure_future(self._send_notify(event, reason)))
+
+    async def _send_notify(self, event: str, reason: str) -> None:
+        spec, st = self._spec_(), self._st()
+        assert spec.notifier.webhook is not None
+        try:
+            await workflow.execute_activity(
+                NOTIFY,
+                NotifyInput(notifier=spec.notifier, event=event, node_id=st.node_id,
+                            reason=reason, timestamp=workflow.now()),
+                start_to_close_timeout=spec.notifier.webhook.timeout + NOTIFY_TIMEOUT_MARGIN,
+                retry_policy=NOTIFY_RETRY,
+            )
+        except ActivityError as err:
+            self._notifier_failed(err)
+
+    def _notifier_failed(self, err: ActivityError) -> None:
+        st = self._st()
+        st.notifier_failures += 1
+        st.notifier_last_error = _cause(err)
+        workflow.logger.warning("notifier failed for %s: %s", st.node_id, st.notifier_last_error)
+
+    async def _finish_background(self) -> None:
+        while self._background:
+            task = self._background.pop(0)
+            await _settle(task)
+
+    def _st(self) -> NodeStatus:
+        assert self._status is not None
+        return self._status
+
+    def _spec_(self) -> PoolSpec:
+        assert self._spec is not None
+        return self._spec
+
+
+async def _settle(future: asyncio.Future[Any]) -> None:
+    with contextlib.suppress(ActivityError, asyncio.CancelledError, ApplicationError):
+        await future
+
+
+def _cause(err: ActivityError) -> str:
+    cause = err.cause
+    while cause is not None and cause.cause is not None and not str(cause):
+        cause = cause.cause
+    if cause is None:
+        return str(err)
+    kind = getattr(cause, "type", None) or getattr(cause, "timeout_type", None) or ""
+    return f"{kind}: {cause}" if kind and str(kind) not in str(cause) else str(cause)
+
+
+def _is_timeout(err: ActivityError, which: str) -> bool:
+    cause = err.cause
+    return isinstance(cause, TemporalTimeoutError) and which in str(cause.type)

@@ -1,0 +1,431 @@
+"""PoolWorkflow (id `pool/<name>`): keeps a pool at its target size and decides repairs.
+
+It starts one NodeWorkflow per machine (children with ParentClosePolicy.ABANDON, so a
+pool's continue-as-new or termination never touches a machine), replaces nodes that leave,
+retires nodes when the pool shrinks, and approves repairs of unhealthy or unreachable nodes
+— unless too much of the pool failed at once, when it pauses repairs until an operator
+sends `resume_repair`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio import workflow
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from navarch.ids import SA_POOL, node_workflow_id
+    from navarch.lifecycle import (
+        DrainNodeInput,
+        NodeRef,
+        NodeReport,
+        NodeState,
+        ScaleInput,
+        StoredModel,
+        TransitionReason,
+    )
+    from navarch.models import HealthResult
+    from navarch.spec import PoolSpec
+
+from .node import NodeInput, NodeWorkflow, RetireInput
+
+# After repeated provision/boot failures, wait before trying again: 10 s doubling to 10 min.
+PROVISION_BACKOFF_BASE = timedelta(seconds=10)
+PROVISION_BACKOFF_MAX = timedelta(minutes=10)
+KEEP_FINISHED_NODES = 50
+KEEP_EVENTS = 100
+_BOOT_FAILURES = {TransitionReason.PROVISION_FAILED, TransitionReason.BOOT_TIMEOUT,
+                  TransitionReason.BOOT_CHECK_FAILED}
+
+
+class PoolNode(StoredModel):
+    node_id: str
+    state: NodeState
+    health: HealthResult = HealthResult.HEALTHY
+    reason: TransitionReason = TransitionReason.CREATED
+    provider: str = ""
+    region: str = ""
+    since: datetime
+    created_at: datetime
+    seq: int = 0
+    awaiting_repair: bool = False
+    retiring: bool = False
+    replacement_of: str | None = None
+
+
+class PoolEvent(StoredModel):
+    at: datetime
+    kind: str
+    detail: str = ""
+
+
+class PoolState(StoredModel):
+    target: int = 0
+    nodes: dict[str, PoolNode] = Field(default_factory=dict)
+    events: list[PoolEvent] = Field(default_factory=list)
+    provisioned: int = 0
+    replacements: int = 0
+    repair_paused: bool = False
+    repair_paused_reason: str = ""
+    repair_requests: dict[str, datetime] = Field(default_factory=dict)
+    pending_repairs: list[str] = Field(default_factory=list)
+    boot_failure_streak: int = 0
+    next_provision_at: datetime | None = None
+    last_scale_at: datetime | None = None
+    runs: int = 1
+    deleting: bool = False
+
+
+class PoolInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    spec: PoolSpec
+    state: PoolState | None = None
+
+
+class PoolStatus(StoredModel):
+    name: str
+    target: int
+    min_nodes: int
+    max_nodes: int
+    counts: dict[str, int] = Field(default_factory=dict)
+    ready: int = 0
+    schedulable: int = 0
+    nodes: list[PoolNode] = Field(default_factory=list)
+    repair_paused: bool = False
+    repair_paused_reason: str = ""
+    awaiting_repair: list[str] = Field(default_factory=list)
+    provisioned: int = 0
+    replacements: int = 0
+    events: list[PoolEvent] = Field(default_factory=list)
+    runs: int = 1
+    deleting: bool = False
+
+
+@workflow.defn(name="PoolWorkflow")
+class PoolWorkflow:
+    def __init__(self) -> None:
+        self._spec: PoolSpec | None = None
+        self._state = PoolState()
+        self._dirty = True
+        self._background: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------ handlers
+
+    @workflow.query(name="status")
+    def status(self) -> PoolStatus:
+        spec, s = self._spec_(), self._state
+        live = [n for n in s.nodes.values() if not n.state.is_terminal()]
+        counts: dict[str, int] = {}
+        for n in live:
+            counts[n.state.value] = counts.get(n.state.value, 0) + 1
+        return PoolStatus(
+            name=spec.name, target=s.target, min_nodes=spec.min_nodes, max_nodes=spec.max_nodes,
+            counts=counts, ready=counts.get(NodeState.READY.value, 0),
+            schedulable=sum(1 for n in live if n.state.is_schedulable()),
+            nodes=sorted(s.nodes.values(), key=lambda n: n.created_at),
+            repair_paused=s.repair_paused, repair_paused_reason=s.repair_paused_reason,
+            awaiting_repair=list(s.pending_repairs), provisioned=s.provisioned,
+            replacements=s.replacements, events=s.events[-20:], runs=s.runs,
+            deleting=s.deleting,
+        )
+
+    @workflow.signal(name="node_state_changed")
+    def node_state_changed(self, report: NodeReport) -> None:
+        s = self._state
+        node = s.nodes.get(report.node_id)
+        if node is None:
+            node = s.nodes[report.node_id] = PoolNode(
+                node_id=report.node_id, state=report.state, since=report.at, created_at=report.at)
+        elif report.seq < node.seq:
+            return  # an older report arriving late
+        if node.state is not report.state:
+            node.since = report.at
+        node.state, node.health, node.reason = report.state, report.health, report.reason
+        node.provider, node.region, node.seq = report.provider, report.region, report.seq
+        was_awaiting, node.awaiting_repair = node.awaiting_repair, report.awaiting_repair
+        if report.awaiting_repair and not was_awaiting:
+            self._repair_requested(node, report)
+        elif not report.awaiting_repair and node.node_id in s.pending_repairs:
+            s.pending_repairs.remove(node.node_id)
+        if report.state is NodeState.READY:
+            s.boot_failure_streak, s.next_provision_at = 0, None
+        if report.state.is_terminal():
+            self._node_left(node)
+        self._dirty = True
+
+    @workflow.signal(name="scale")
+    def scale(self, params: ScaleInput | None = None) -> None:
+        if params is None:
+            return
+        spec = self._spec_()
+        lo = params.min_nodes if params.min_nodes is not None else spec.min_nodes
+        hi = params.max_nodes if params.max_nodes is not None else spec.max_nodes
+        if lo > hi:
+            workflow.logger.warning("scale ignored: min_nodes %d > max_nodes %d", lo, hi)
+            return
+        spec.min_nodes, spec.max_nodes = lo, hi
+        target = params.target if params.target is not None else self._state.target
+        self._set_target(target, "scale signal")
+
+    @workflow.signal(name="update_spec")
+    def update_spec(self, spec: PoolSpec) -> None:
+        if spec.name != self._spec_().name:
+            workflow.logger.warning("update_spec ignored: spec is for pool %r", spec.name)
+            return
+        self._spec = spec
+        self._event("spec_updated", f"min {spec.min_nodes}, max {spec.max_nodes}")
+        self._set_target(self._state.target, "spec updated")
+
+    @workflow.signal(name="cordon_node")
+    def cordon_node(self, params: NodeRef) -> None:
+        self._forward(params.node_id, "cordon", {"reason": params.reason})
+
+    @workflow.signal(name="uncordon_node")
+    def uncordon_node(self, params: NodeRef) -> None:
+        self._forward(params.node_id, "uncordon", {"reason": params.reason})
+
+    @workflow.signal(name="drain_node")
+    def drain_node(self, params: DrainNodeInput) -> None:
+        self._forward(params.node_id, "drain",
+                      {"reason": params.reason, "grace_seconds": params.grace_seconds})
+
+    @workflow.signal(name="resume_repair")
+    def resume_repair(self) -> None:
+        s = self._state
+        if s.repair_paused:
+            s.repair_paused, s.repair_paused_reason = False, ""
+            s.repair_requests = {}
+            self._event("repair_resumed", f"{len(s.pending_repairs)} repair(s) approved")
+        self._approve_pending()
+        self._dirty = True
+
+    @workflow.signal(name="delete")
+    def delete(self) -> None:
+        if not self._state.deleting:
+            self._state.deleting = True
+            self._event("deleting", "draining and terminating every node")
+        self._dirty = True
+
+    # ------------------------------------------------------------------ main loop
+
+    @workflow.run
+    async def run(self, params: PoolInput) -> PoolStatus:
+        self._spec = params.spec
+        if params.state is not None:
+            self._state = params.state
+        else:
+            self._state.target = params.spec.min_nodes
+            self._event("created", f"target {self._state.target}")
+        workflow.upsert_search_attributes([SA_POOL.value_set(params.spec.name)])
+        while True:
+            await self._reconcile()
+            self._show()
+            s = self._state
+            if s.deleting and not any(not n.state.is_terminal() for n in s.nodes.values()):
+                break
+            if self._should_continue_as_new():
+                await self._drain_background()
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                s.runs += 1
+                workflow.continue_as_new(PoolInput(spec=self._spec_(), state=s))
+            self._dirty = False
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: self._dirty, timeout=self._next_wake())
+        await self._drain_background()
+        return self.status()
+
+    async def _reconcile(self) -> None:
+        spec, s = self._spec_(), self._state
+        if s.deleting:
+            s.target = 0
+        active = [n for n in s.nodes.values() if not n.state.is_terminal() and not n.retiring]
+        missing = s.target - len(active)
+        now = workflow.now()
+        if missing > 0 and (s.next_provision_at is None or now >= s.next_provision_at):
+            await asyncio.gather(*(self._start_node() for _ in range(missing)))
+        elif missing < 0:
+            reason = (TransitionReason.POOL_DELETED if s.deleting
+                      else TransitionReason.SCALE_DOWN)
+            for node in self._pick_for_removal(active, -missing):
+                node.retiring = True
+                self._event("retire", f"{node.node_id} ({reason.value})")
+                self._forward(node.node_id, "retire", {
+                    "reason": reason.value,
+                    "grace_seconds": spec.health.drain_grace.total_seconds(),
+                })
+        self._prune()
+
+    async def _start_node(self) -> None:
+        spec, s = self._spec_(), self._state
+        node_id = str(workflow.uuid4())
+        now = workflow.now()
+        replaced = self._next_replaced()
+        s.nodes[node_id] = PoolNode(node_id=node_id, state=NodeState.PROVISIONING, since=now,
+                                    created_at=now, replacement_of=replaced)
+        s.provisioned += 1
+        if replaced:
+            s.replacements += 1
+            self._event("replacement", f"{node_id} replaces {replaced}")
+        await workflow.start_child_workflow(
+            NodeWorkflow.run,
+            NodeInput(node_id=node_id, spec=spec, replacement_of=replaced),
+            id=node_workflow_id(node_id),
+            task_queue=workflow.info().task_queue,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+        )
+
+    def _next_replaced(self) -> str | None:
+        """The most recent node that left for a reason that calls for a replacement and has
+        not been replaced yet."""
+        s = self._state
+        replaced = {n.replacement_of for n in s.nodes.values() if n.replacement_of}
+        gone = [n for n in s.nodes.values() if n.state.is_terminal() and not n.retiring
+                and n.node_id not in replaced]
+        gone.sort(key=lambda n: n.since)
+        return gone[-1].node_id if gone else None
+
+    def _pick_for_removal(self, active: list[PoolNode], count: int) -> list[PoolNode]:
+        def rank(n: PoolNode) -> tuple[int, float]:
+            if n.state in (NodeState.CORDONED, NodeState.UNREACHABLE):
+                order = 0
+            elif not n.state.is_schedulable():
+                order = 1  # still booting: nothing runs on it yet
+            elif n.state is NodeState.DEGRADED:
+                order = 2
+            else:
+                order = 3
+            return order, -n.created_at.timestamp()
+
+        return sorted(active, key=rank)[:count]
+
+    def _node_left(self, node: PoolNode) -> None:
+        s = self._state
+        if node.node_id in s.pending_repairs:
+            s.pending_repairs.remove(node.node_id)
+        self._event("node_left", f"{node.node_id}: {node.state.value} ({node.reason.value})")
+        if node.reason in _BOOT_FAILURES and not node.retiring:
+            s.boot_failure_streak += 1
+            delay = min(PROVISION_BACKOFF_BASE * 2 ** (s.boot_failure_streak - 1),
+                        PROVISION_BACKOFF_MAX)
+            s.next_provision_at = workflow.now() + delay
+
+    # ------------------------------------------------------------------ repair valve
+
+    def _repair_requested(self, node: PoolNode, report: NodeReport) -> None:
+        s, spec = self._state, self._spec_()
+        s.repair_requests[node.node_id] = report.at
+        if node.node_id not in s.pending_repairs:
+            s.pending_repairs.append(node.node_id)
+        self._event("repair_requested", f"{node.node_id}: {report.reason.value} {report.detail}")
+        if not spec.health.auto_replace:
+            return
+        cutoff = workflow.now() - spec.health.unhealthy_window
+        s.repair_requests = {k: v for k, v in s.repair_requests.items() if v >= cutoff}
+        size = max(s.target, len([n for n in s.nodes.values() if not n.state.is_terminal()]))
+        allowed = max(1, math.floor(spec.health.max_unhealthy_share * size))
+        if not s.repair_paused and len(s.repair_requests) > allowed:
+            s.repair_paused = True
+            s.repair_paused_reason = (
+                f"{len(s.repair_requests)} of {size} nodes needed repair within "
+                f"{spec.health.unhealthy_window} (more than "
+                f"{spec.health.max_unhealthy_share:.0%}); send resume_repair to continue"
+            )
+            self._event("repair_paused", s.repair_paused_reason)
+        self._approve_pending()
+
+    def _approve_pending(self) -> None:
+        s, spec = self._state, self._spec_()
+        if s.repair_paused or not spec.health.auto_replace:
+            return
+        for node_id in list(s.pending_repairs):
+            s.pending_repairs.remove(node_id)
+            self._event("repair_approved", node_id)
+            self._forward(node_id, "approve_repair", None)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _set_target(self, target: int, why: str) -> None:
+        spec, s = self._spec_(), self._state
+        clamped = max(spec.min_nodes, min(spec.max_nodes, target))
+        if clamped != s.target:
+            self._event("scale", f"{s.target} → {clamped} ({why})")
+            s.target = clamped
+            s.last_scale_at = workflow.now()
+        self._dirty = True
+
+    def _forward(self, node_id: str, signal: str, payload: dict[str, Any] | None) -> None:
+        if node_id not in self._state.nodes:
+            workflow.logger.warning("%s ignored: node %s is not in pool %s", signal, node_id,
+                                    self._spec_().name)
+            return
+        self._background.append(asyncio.ensure_future(self._signal_node(node_id, signal,
+                                                                       payload)))
+
+    async def _signal_node(self, node_id: str, signal: str,
+                           payload: dict[str, Any] | None) -> None:
+        handle = workflow.get_external_workflow_handle(node_workflow_id(node_id))
+        try:
+            if payload is None:
+                await handle.signal(signal)
+            elif signal == "retire":
+                await handle.signal(signal, RetireInput.model_validate(payload))
+            else:
+                await handle.signal(signal, payload)
+        except Exception as exc:  # the node's workflow may already have ended
+            workflow.logger.info("signal %s to node %s failed: %s", signal, node_id, exc)
+
+    async def _drain_background(self) -> None:
+        while self._background:
+            task = self._background.pop(0)
+            try:
+                await task
+            except Exception as exc:
+                workflow.logger.info("background signal failed: %s", exc)
+
+    def _event(self, kind: str, detail: str = "") -> None:
+        s = self._state
+        s.events.append(PoolEvent(at=workflow.now(), kind=kind, detail=detail))
+        del s.events[:-KEEP_EVENTS]
+
+    def _prune(self) -> None:
+        s = self._state
+        finished = sorted((n for n in s.nodes.values() if n.state.is_terminal()),
+                          key=lambda n: n.since)
+        for node in finished[:-KEEP_FINISHED_NODES]:
+            del s.nodes[node.node_id]
+
+    def _next_wake(self) -> timedelta:
+        spec, s = self._spec_(), self._state
+        wake = spec.autoscale_interval
+        if s.next_provision_at is not None:
+            wait = s.next_provision_at - workflow.now()
+            wake = min(wake, max(wait, timedelta(seconds=1)))
+        return wake
+
+    def _should_continue_as_new(self) -> bool:
+        info = workflow.info()
+        limit = self._spec_().continue_as_new_after
+        if limit is not None and info.get_current_history_length() >= limit:
+            return True
+        return info.is_continue_as_new_suggested()
+
+    def _show(self) -> None:
+        status = self.status()
+        parts = [f"{count} {state}" for state, count in sorted(status.counts.items())]
+        text = f"target **{status.target}** · " + (", ".join(parts) or "no nodes")
+        if status.repair_paused:
+            text += f" · **repair paused**: {status.repair_paused_reason}"
+        elif status.awaiting_repair:
+            text += f" · {len(status.awaiting_repair)} awaiting repair"
+        workflow.set_current_details(text)
+
+    def _spec_(self) -> PoolSpec:
+        assert self._spec is not None
+        return self._spec
