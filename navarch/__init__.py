@@ -16,11 +16,17 @@ def _map_role_folders_in_source_checkout() -> None:
     from the repository root, nothing would. Only a checkout (pyproject.toml beside the role
     folders) is added to the search path, never site-packages.
     """
-    from pathlib import Path
+    import os.path
 
-    root = Path(__file__).resolve().parent.parent
-    if (root / "pyproject.toml").is_file() and (root / "workflows" / "__init__.py").is_file():
-        __path__.append(str(root))
+    try:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        checkout = os.path.isfile(os.path.join(root, "pyproject.toml")) and os.path.isfile(
+            os.path.join(root, "workflows", "__init__.py")
+        )
+    except Exception:  # e.g. re-imported inside Temporal's workflow sandbox, which forbids I/O
+        return
+    if checkout and root not in __path__:
+        __path__.append(root)
 
 
 _map_role_folders_in_source_checkout()

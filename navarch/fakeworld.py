@@ -116,9 +116,12 @@ class FakeWorld:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        with self._conn() as db:
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+        finally:
+            db.close()
 
     @contextmanager
     def _conn(self) -> Iterator[sqlite3.Connection]:
@@ -130,7 +133,8 @@ class FakeWorld:
                 yield db
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
             finally:
                 db.close()

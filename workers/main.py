@@ -22,7 +22,7 @@ log = logging.getLogger("navarch.worker")
 
 async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
     client = await connect(args.profile)
-    world = None if args.no_fake_cloud else FakeWorld(Path(args.fake_world).expanduser())
+    world = None if args.no_fake_cloud else FakeWorld(args.fake_world)
     plane = ControlPlane(client, world=world, simulate_hosts=not args.no_simulated_hosts,
                          task_queue=args.task_queue)
     log.info("control-plane worker polling task queue %r%s", args.task_queue,
@@ -44,5 +44,6 @@ def main(argv: list[str] | None = None) -> None:
                         help="do not run simulated GPU hosts for fake-cloud instances")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
+    args.fake_world = Path(args.fake_world).expanduser()
     configure_logging(args.log_level)
     run_until_signalled(lambda stop: run(args, stop))

@@ -1,0 +1,106 @@
+"""Helpers for end-to-end lifecycle tests: a control plane with simulated hosts on a real
+Temporal server, fast timings, and polling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from temporalio.client import Client, WorkflowHandle
+
+from navarch.config import HealthConfig
+from navarch.fakeworld import FakeWorld
+from navarch.ids import node_workflow_id, pool_workflow_id
+from navarch.lifecycle import NodeStatus
+from navarch.spec import PoolSpec, ProviderChoice
+from navarch.workers.control_plane import ControlPlane
+from navarch.workflows import PoolWorkflow
+from navarch.workflows.pool import PoolInput, PoolStatus
+
+T = TypeVar("T")
+
+
+def fast_spec(name: str | None = None, **overrides: Any) -> PoolSpec:
+    """A pool on the fake cloud with timings short enough for tests."""
+    health = overrides.pop("health", {})
+    values: dict[str, Any] = {
+        "name": name or f"p-{uuid.uuid4().hex[:10]}",
+        "providers": [ProviderChoice(name="sim", type="fake", instance_type="h100-8x")],
+        "instance_type": "h100-8x",
+        "min_nodes": 3,
+        "max_nodes": 10,
+        "health_check_interval": timedelta(milliseconds=100),
+        "heartbeat_timeout": timedelta(seconds=2),
+        "boot_deadline": timedelta(seconds=20),
+        "autoscale_interval": timedelta(seconds=2),
+        "health": HealthConfig(**{
+            "unhealthy_after": 1,
+            "unreachable_toleration": timedelta(seconds=2),
+            "drain_grace": timedelta(seconds=3),
+            **health,
+        }),
+    }
+    values.update(overrides)
+    return PoolSpec(**values)
+
+
+@contextlib.asynccontextmanager
+async def control_plane(client: Client, tmp_path: Path, *, boot_seconds: float = 0.1,
+                        world: FakeWorld | None = None) -> AsyncIterator[ControlPlane]:
+    """A control-plane worker on its own task queue, with simulated hosts."""
+    plane = ControlPlane(client, world=world or FakeWorld(tmp_path / "world.db"),
+                         boot_seconds=boot_seconds, task_queue=f"navarch-{uuid.uuid4().hex}")
+    stop = asyncio.Event()
+    task = asyncio.create_task(plane.run(stop))
+    try:
+        yield plane
+    finally:
+        stop.set()
+        await task
+
+
+async def start_pool(client: Client, plane: ControlPlane, spec: PoolSpec) -> WorkflowHandle[Any, Any]:
+    return await client.start_workflow(
+        PoolWorkflow.run, PoolInput(spec=spec), id=pool_workflow_id(spec.name),
+        task_queue=plane.task_queue,
+    )
+
+
+async def pool_status(client: Client, name: str) -> PoolStatus:
+    handle = client.get_workflow_handle(pool_workflow_id(name))
+    return await handle.query("status", result_type=PoolStatus)
+
+
+async def node_status(client: Client, node_id: str) -> NodeStatus:
+    handle = client.get_workflow_handle(node_workflow_id(node_id))
+    return await handle.query("status", result_type=NodeStatus)
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], *,
+                     timeout: float = 30.0, interval: float = 0.1, what: str = "") -> T:
+    """Poll `probe` until `check` holds; fail with the last value seen."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: T | None = None
+    while True:
+        try:
+            last = await probe()
+            if check(last):
+                return last
+        except Exception as exc:  # a query before the workflow exists, etc.
+            last = exc  # type: ignore[assignment]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}: last={last!r}")
+        await asyncio.sleep(interval)
+
+
+def states(status: PoolStatus) -> dict[str, int]:
+    return status.counts
+
+
+def transitions(node: NodeStatus) -> list[tuple[str, str]]:
+    return [(t.to_state.value, t.reason.value) for t in node.transitions]
