@@ -107,8 +107,7 @@ class AgentActivities:
             if health is not params.last_health:
                 return WatchHealthResult(health=health, rule=verdict.rule, events=notable,
                                          summary=summary)
-            activity.heartbeat(summary)
-            await asyncio.sleep(interval)
+            await _sleep_heartbeating(interval, summary)
 
     def _safe_sample(self) -> list[agent_api.GpuSummary]:
         try:
@@ -129,12 +128,27 @@ class AgentActivities:
                 return WaitIdleResult(outcome="idle")
             if time.monotonic() >= deadline:
                 return WaitIdleResult(outcome="grace_expired", remaining_processes=remaining)
-            activity.heartbeat({"remaining_processes": remaining})
-            await asyncio.sleep(min(params.poll_interval.total_seconds(),
-                                    max(0.0, deadline - time.monotonic())))
+            await _sleep_heartbeating(
+                min(params.poll_interval.total_seconds(), max(0.0, deadline - time.monotonic())),
+                {"remaining_processes": remaining},
+            )
 
     def activities(self) -> list[Callable[..., object]]:
         return [self.gpu_inventory, self.boot_check, self.watch_health, self.wait_idle]
+
+
+async def _sleep_heartbeating(seconds: float, details: object) -> None:
+    """Sleep, heartbeating often enough for the activity's heartbeat timeout whatever the
+    check interval (the SDK throttles what actually reaches the server)."""
+    timeout = activity.info().heartbeat_timeout
+    slice_ = timeout.total_seconds() / 3 if timeout else seconds
+    end = time.monotonic() + seconds
+    while True:
+        activity.heartbeat(details)
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        await asyncio.sleep(min(left, slice_))
 
 
 def _describe(event: HealthEvent) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+
 from lifecycle_helpers import (
     control_plane,
     eventually,
@@ -11,6 +14,8 @@ from lifecycle_helpers import (
     start_pool,
     transitions,
 )
+
+from navarch.temporal_client import temporal_cli_path
 
 
 async def test_pool_of_three_comes_up_ready(dev_env, tmp_path):
@@ -78,3 +83,79 @@ async def test_application_xid_only_degrades_and_recovers(dev_env, tmp_path):
                                  lambda n: n.state.value == "ready", what="ready again")
         assert transitions(ready)[-2:] == [("degraded", "degraded"), ("ready", "healthy")]
         assert (await pool_status(client, spec.name)).replacements == 0
+
+
+def temporal_cli(env, *args: str) -> str:
+    address = env.client.service_client.config.target_host
+    result = subprocess.run([temporal_cli_path(), *args, "--address", address],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+async def test_operator_cordon_uncordon_and_drain_with_the_temporal_cli(dev_env, tmp_path):
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        spec, status = await _ready_pool(client, plane)
+        first, second = status.nodes[0].node_id, status.nodes[1].node_id
+
+        temporal_cli(dev_env, "workflow", "signal", "--workflow-id", f"node/{first}",
+                     "--name", "cordon", "--input", '{"reason": "bad fan"}')
+        node = await eventually(lambda: node_status(client, first),
+                                lambda n: n.state.value == "cordoned", what="cordoned")
+        assert node.transitions[-1].detail == "bad fan" and node.cordoned
+        await eventually(lambda: pool_status(client, spec.name),
+                         lambda p: p.schedulable == 2, what="cordoned node not schedulable")
+        temporal_cli(dev_env, "workflow", "signal", "--workflow-id", f"node/{first}",
+                     "--name", "uncordon")
+        await eventually(lambda: node_status(client, first),
+                         lambda n: n.state.value == "ready", what="uncordoned")
+
+        # Drain waits while a GPU process runs, and goes on when it ends.
+        plane.world.add_process(first, 4242, gpu_index=0, name="train.py")
+        temporal_cli(dev_env, "workflow", "signal", "--workflow-id", f"node/{first}",
+                     "--name", "drain", "--input", '{"grace_seconds": 60, "reason": "maint"}')
+        await eventually(lambda: node_status(client, first),
+                         lambda n: n.state.value == "draining", what="draining")
+        await asyncio.sleep(1.5)
+        assert (await node_status(client, first)).state.value == "draining"
+        plane.world.remove_process(first, 4242)
+        node = await eventually(lambda: node_status(client, first),
+                                lambda n: n.state.value == "terminated", what="drained")
+        assert transitions(node)[-3:] == [("draining", "operator"), ("terminating", "operator"),
+                                          ("terminated", "operator")]
+        assert node.transitions[-1].detail == "maint; drained"
+
+        # A process that never ends: the grace period runs out and the node goes anyway.
+        plane.world.add_process(second, 7, name="stuck")
+        await client.get_workflow_handle(f"node/{second}").signal(
+            "drain", {"grace_seconds": 1, "reason": "stuck job"})
+        node = await eventually(lambda: node_status(client, second),
+                                lambda n: n.state.value == "terminated", what="grace expired")
+        assert "grace expired" in node.transitions[-1].detail
+        await eventually(lambda: pool_status(client, spec.name),
+                         lambda p: p.ready == 3 and p.replacements == 2, what="replaced")
+
+
+async def test_bad_signal_payloads_are_dropped_not_fatal(dev_env, tmp_path):
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        spec, status = await _ready_pool(client, plane, min_nodes=1)
+        node_id = status.nodes[0].node_id
+        handle = client.get_workflow_handle(f"node/{node_id}")
+        await handle.signal("cordon", {"reason": 5, "bogus": True})
+        await handle.signal("drain", {"grace_seconds": -3})
+        await handle.signal("drain", "not an object")
+        pool = client.get_workflow_handle(f"pool/{spec.name}")
+        await pool.signal("scale", {"target": "many"})
+        await pool.signal("cordon_node", {"node": node_id})
+        await asyncio.sleep(1.0)
+        node = await node_status(client, node_id)
+        assert node.state.value == "ready"
+        assert (await pool_status(client, spec.name)).ready == 1
+        # and the workflows still take good signals
+        await handle.signal("cordon", {"reason": "ok"})
+        await eventually(lambda: node_status(client, node_id),
+                         lambda n: n.state.value == "cordoned", what="cordoned")
+        desc = await pool.describe()
+        assert desc.status is not None and desc.status.name == "RUNNING"
