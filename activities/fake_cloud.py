@@ -27,10 +27,14 @@ _FAULT_TYPES = {
 
 
 class FakeCloudProvider:
-    def __init__(self, world: FakeWorld, choice: ProviderChoice, *, boot_seconds: float = 0.5):
+    def __init__(self, world: FakeWorld, choice: ProviderChoice, *, boot_seconds: float = 0.5,
+                 provision_delay: float = 0.0):
         self.world = world
         self.choice = choice
         self.boot_seconds = boot_seconds
+        # Seconds the call takes after the machine exists, like a cloud API still waiting
+        # on its operation: a worker killed then has made a machine it never reported.
+        self.provision_delay = provision_delay
 
     async def provision(self, request: ProvisionRequest) -> Instance:
         shape = gpu_shape(self.choice.instance_type)
@@ -50,6 +54,8 @@ class FakeCloudProvider:
         except CloudFault as fault:
             raise ProviderError(_FAULT_TYPES[fault.kind],
                                 f"fake cloud: {fault.kind} ({fault})") from None
+        if self.provision_delay:
+            await asyncio.sleep(self.provision_delay)
         return to_instance(inst)
 
     async def terminate(self, instance_id: str) -> bool:

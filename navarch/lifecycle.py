@@ -180,4 +180,4 @@ class NodeReport(StoredModel):
     provider: str = ""
     region: str = ""
     detail: str = ""
-    seq: int = 0  # the node's transition count: a later report supersedes an earlier one
+    seq: int = 0  # increases with every report: a later report supersedes an earlier one

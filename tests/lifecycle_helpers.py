@@ -51,10 +51,14 @@ def fast_spec(name: str | None = None, **overrides: Any) -> PoolSpec:
 
 @contextlib.asynccontextmanager
 async def control_plane(client: Client, tmp_path: Path, *, boot_seconds: float = 0.1,
-                        world: FakeWorld | None = None) -> AsyncIterator[ControlPlane]:
+                        world: FakeWorld | None = None, task_queue: str | None = None,
+                        provision_delay: float = 0.0,
+                        simulate_hosts: bool = True) -> AsyncIterator[ControlPlane]:
     """A control-plane worker on its own task queue, with simulated hosts."""
     plane = ControlPlane(client, world=world or FakeWorld(tmp_path / "world.db"),
-                         boot_seconds=boot_seconds, task_queue=f"navarch-{uuid.uuid4().hex}")
+                         boot_seconds=boot_seconds, provision_delay=provision_delay,
+                         simulate_hosts=simulate_hosts,
+                         task_queue=task_queue or f"navarch-{uuid.uuid4().hex}")
     stop = asyncio.Event()
     task = asyncio.create_task(plane.run(stop))
     try:

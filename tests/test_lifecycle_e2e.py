@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 
 from lifecycle_helpers import (
@@ -15,6 +16,7 @@ from lifecycle_helpers import (
     transitions,
 )
 
+from navarch.fakeworld import FakeWorld
 from navarch.temporal_client import temporal_cli_path
 
 
@@ -159,3 +161,130 @@ async def test_bad_signal_payloads_are_dropped_not_fatal(dev_env, tmp_path):
                          lambda n: n.state.value == "cordoned", what="cordoned")
         desc = await pool.describe()
         assert desc.status is not None and desc.status.name == "RUNNING"
+
+
+async def test_silent_agent_becomes_unreachable_then_replaced(dev_env, tmp_path):
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        spec, status = await _ready_pool(client, plane)
+        node_id = status.nodes[2].node_id
+        plane.world.set_agent_enabled(node_id, False)  # the host's agent process dies
+        await eventually(lambda: node_status(client, node_id),
+                         lambda n: n.state.value == "unreachable", what="unreachable")
+        node = await eventually(lambda: node_status(client, node_id),
+                                lambda n: n.state.is_terminal(), what="terminated")
+        assert transitions(node)[-3:] == [("unreachable", "unreachable"),
+                                          ("terminating", "unreachable"),
+                                          ("terminated", "unreachable")]
+        await eventually(lambda: pool_status(client, spec.name),
+                         lambda p: p.ready == 3 and p.replacements == 1, what="replaced")
+
+
+async def test_agent_that_comes_back_in_time_is_kept(dev_env, tmp_path):
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        spec, status = await _ready_pool(client, plane, min_nodes=1,
+                                         health={"unreachable_toleration": "30s"})
+        node_id = status.nodes[0].node_id
+        plane.world.set_agent_enabled(node_id, False)
+        await eventually(lambda: node_status(client, node_id),
+                         lambda n: n.state.value == "unreachable", what="unreachable")
+        plane.world.set_agent_enabled(node_id, True)
+        node = await eventually(lambda: node_status(client, node_id),
+                                lambda n: n.state.value == "ready", what="back")
+        assert transitions(node)[-1] == ("ready", "reachable_again")
+        assert (await pool_status(client, spec.name)).replacements == 0
+
+
+async def test_nodes_are_listed_by_search_attributes(dev_env, tmp_path):
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        spec, status = await _ready_pool(client, plane)
+        cordoned = status.nodes[0].node_id
+        await client.get_workflow_handle(f"node/{cordoned}").signal("cordon", {"reason": "x"})
+        await eventually(lambda: node_status(client, cordoned),
+                         lambda n: n.state.value == "cordoned", what="cordoned")
+        query = f'NavarchPool="{spec.name}" AND NavarchNodeState="ready"'
+        expected = {f"node/{n.node_id}" for n in status.nodes[1:]}
+
+        async def listed():
+            out = temporal_cli(dev_env, "workflow", "list", "--query", query, "-o", "json")
+            try:
+                rows = json.loads(out) if out.strip() else []
+            except json.JSONDecodeError:  # one JSON object per line
+                rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+            return {r["execution"]["workflowId"] for r in rows}
+
+        assert await eventually(listed, lambda ids: ids == expected, what="list") == expected
+        health = f'NavarchPool="{spec.name}" AND NavarchHealth="healthy"'
+        found = {w.id async for w in client.list_workflows(health)}
+        assert {f"node/{n.node_id}" for n in status.nodes} <= found
+
+
+async def test_worker_killed_during_provisioning_makes_no_duplicates(dev_env, tmp_path):
+    client = dev_env.client
+    world = FakeWorld(tmp_path / "world.db")
+    spec = fast_spec(min_nodes=10, max_nodes=10)
+    async with control_plane(client, tmp_path, world=world, provision_delay=3.0) as plane:
+        queue = plane.task_queue
+        await start_pool(client, plane, spec)
+        # Machines exist in the cloud, but no provision call has reported back yet.
+        await eventually(lambda: asyncio.to_thread(world.instances, spec.name),
+                         lambda found: len(found) == 10, what="10 machines created")
+    # The worker (and every simulated host) is gone; a new one starts on the same queue.
+    async with control_plane(client, tmp_path, world=world, task_queue=queue):
+        await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 10,
+                         timeout=60, what="10 ready after restart")
+    live = world.instances(spec.name, live_only=True)
+    assert len(live) == 10
+    assert len({i.node_id for i in live}) == 10
+    assert world.counter("provisioned") == 10  # never a second machine for one node
+
+
+async def test_repair_pauses_when_too_much_of_the_pool_fails(dev_env, tmp_path):
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        spec, status = await _ready_pool(client, plane, min_nodes=5)
+        first, second = status.nodes[0].node_id, status.nodes[1].node_id
+        for node_id in (first, second):
+            plane.world.inject(node_id, "xid", value=79)
+        pool = await eventually(lambda: pool_status(client, spec.name),
+                                lambda p: p.repair_paused, what="repair paused")
+        assert "2 of 5 nodes needed repair" in pool.repair_paused_reason
+        handle = client.get_workflow_handle(f"pool/{spec.name}")
+        details = (await handle.query("__temporal_workflow_metadata")).current_details
+        assert "repair paused" in details
+        # One repair went ahead (at least one is always allowed); the other waits, cordoned.
+        await eventually(lambda: pool_status(client, spec.name),
+                         lambda p: p.replacements == 1 and p.ready == 4, what="one repaired")
+        await asyncio.sleep(1.0)
+        pool = await pool_status(client, spec.name)
+        waiting = [n for n in pool.nodes if n.awaiting_repair]
+        assert len(waiting) == 1, "\n".join(f"{e.kind} {e.detail}" for e in pool.events) + "\n" + "\n".join(f"{n.node_id} {n.state} {n.awaiting_repair}" for n in pool.nodes)
+        assert waiting[0].state.value == "cordoned"
+        assert pool.replacements == 1
+        await handle.signal("resume_repair")
+        pool = await eventually(lambda: pool_status(client, spec.name),
+                                lambda p: p.replacements == 2 and p.ready == 5,
+                                what="second repaired after resume")
+        assert not pool.repair_paused
+        assert [e.kind for e in pool.events].count("repair_resumed") == 1
+
+
+async def test_pool_continues_as_new_without_losing_nodes_or_counters(dev_env, tmp_path):
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        spec, status = await _ready_pool(client, plane, continue_as_new_after=50)
+        pool = await eventually(lambda: pool_status(client, spec.name),
+                                lambda p: p.runs >= 2, what="continued as new")
+        assert pool.ready == 3 and pool.provisioned == 3
+        assert {n.node_id for n in pool.nodes} == {n.node_id for n in status.nodes}
+        handle = client.get_workflow_handle(f"pool/{spec.name}")
+        await handle.signal("scale", {"target": 4})
+        victim = status.nodes[0].node_id
+        plane.world.inject(victim, "xid", value=48)
+        pool = await eventually(lambda: pool_status(client, spec.name),
+                                lambda p: p.ready == 4 and p.replacements == 1,
+                                timeout=60, what="scaled and repaired across runs")
+        assert pool.provisioned == 5
+        assert [e.kind for e in pool.events][0] == "created"

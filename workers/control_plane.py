@@ -30,6 +30,7 @@ class ControlPlane:
     world: FakeWorld | None = None
     simulate_hosts: bool = True
     boot_seconds: float = 0.5
+    provision_delay: float = 0.0
     task_queue: str = CONTROL_PLANE_TASK_QUEUE
     hosts: FakeHostManager | None = field(default=None, init=False)
 
@@ -39,7 +40,8 @@ class ControlPlane:
             world = self.world
 
             def fake(choice: ProviderChoice) -> FakeCloudProvider:
-                return FakeCloudProvider(world, choice, boot_seconds=self.boot_seconds)
+                return FakeCloudProvider(world, choice, boot_seconds=self.boot_seconds,
+                                         provision_delay=self.provision_delay)
 
             factories["fake"] = fake
         return factories

@@ -111,6 +111,7 @@ class NodeResume(StoredModel):
     provider: ProviderChoice
     cordon_source: str | None = None
     repair_cause: TransitionReason | None = None
+    report_seq: int = 0
 
 
 class NodeInput(BaseModel):
@@ -146,6 +147,7 @@ class NodeWorkflow:
         self._instance: Instance | None = None
         self._provider: ProviderChoice | None = None
         self._cordon_source: str | None = None  # "operator" | "unhealthy"
+        self._report_seq = 0
         self._repair_cause: TransitionReason | None = None
 
     # ------------------------------------------------------------------ handlers
@@ -190,6 +192,7 @@ class NodeWorkflow:
             self._provider = params.resume.provider
             self._cordon_source = params.resume.cordon_source
             self._repair_cause = params.resume.repair_cause
+            self._report_seq = params.resume.report_seq
         else:
             self._status = NodeStatus(
                 node_id=params.node_id, pool=spec.name, state=NodeState.PROVISIONING,
@@ -207,6 +210,7 @@ class NodeWorkflow:
                     node_id=params.node_id, spec=spec, resume=NodeResume(
                         status=self._status, instance=self._instance, provider=self._provider,
                         cordon_source=self._cordon_source, repair_cause=self._repair_cause,
+                        report_seq=self._report_seq,
                     ),
                 ))
         except _Leave as leave:
@@ -419,6 +423,7 @@ class NodeWorkflow:
             self._notify("uncordon", payload.reason or "operator")
         elif command == "approve_repair":
             if st.awaiting_repair and self._repair_cause is not None:
+                st.awaiting_repair = False
                 unreachable = self._repair_cause is TransitionReason.UNREACHABLE
                 raise _Leave(self._repair_cause,
                              None if unreachable else self._spec_().health.drain_grace)
@@ -524,6 +529,8 @@ class NodeWorkflow:
         if len(st.transitions) > MAX_TRANSITIONS:
             del st.transitions[1:-MAX_TRANSITIONS + 1]
         st.state = state
+        if state.is_terminal():
+            st.awaiting_repair = False
         attrs = [SA_POOL.value_set(st.pool), SA_NODE_STATE.value_set(state.value),
                  SA_HEALTH.value_set(st.health.value),
                  SA_INSTANCE_TYPE.value_set(st.instance_type)]
@@ -544,9 +551,14 @@ class NodeWorkflow:
         report = NodeReport(
             node_id=st.node_id, state=st.state, health=st.health, reason=reason,
             at=workflow.now(), awaiting_repair=st.awaiting_repair, provider=st.provider,
-            region=st.region, detail=detail, seq=len(st.transitions),
+            region=st.region, detail=detail, seq=self._next_report_seq(),
         )
         self._background.append(asyncio.ensure_future(self._send_report(report)))
+
+    def _next_report_seq(self) -> int:
+        # Signals to the pool may arrive out of order; the pool keeps the highest seq.
+        self._report_seq += 1
+        return self._report_seq
 
     async def _send_report(self, report: NodeReport) -> None:
         handle = workflow.get_external_workflow_handle(pool_workflow_id(self._st().pool))

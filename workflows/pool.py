@@ -143,16 +143,17 @@ class PoolWorkflow:
         if node is None:
             node = s.nodes[report.node_id] = PoolNode(
                 node_id=report.node_id, state=report.state, since=report.at, created_at=report.at)
-        elif report.seq < node.seq:
+        elif report.seq <= node.seq:
             return  # an older report arriving late
         if node.state is not report.state:
             node.since = report.at
         node.state, node.health, node.reason = report.state, report.health, report.reason
         node.provider, node.region, node.seq = report.provider, report.region, report.seq
-        was_awaiting, node.awaiting_repair = node.awaiting_repair, report.awaiting_repair
-        if report.awaiting_repair and not was_awaiting:
+        was_awaiting = node.awaiting_repair
+        node.awaiting_repair = report.awaiting_repair and not report.state.is_terminal()
+        if node.awaiting_repair and not was_awaiting:
             self._repair_requested(node, report)
-        elif not report.awaiting_repair and node.node_id in s.pending_repairs:
+        elif not node.awaiting_repair and node.node_id in s.pending_repairs:
             s.pending_repairs.remove(node.node_id)
         if report.state is NodeState.READY:
             s.boot_failure_streak, s.next_provision_at = 0, None
