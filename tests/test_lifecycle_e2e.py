@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from datetime import timedelta
 
 from lifecycle_helpers import (
     control_plane,
@@ -17,7 +18,10 @@ from lifecycle_helpers import (
 )
 
 from navarch.fakeworld import FakeWorld
+from navarch.ids import node_workflow_id
+from navarch.lifecycle import NodeStatus
 from navarch.temporal_client import temporal_cli_path
+from navarch.workflows.node import NodeInput, NodeWorkflow
 
 
 async def test_pool_of_three_comes_up_ready(dev_env, tmp_path):
@@ -288,3 +292,40 @@ async def test_pool_continues_as_new_without_losing_nodes_or_counters(dev_env, t
                                 timeout=60, what="scaled and repaired across runs")
         assert pool.provisioned == 5
         assert [e.kind for e in pool.events][0] == "created"
+
+
+# The boot deadline is tested on the dev server with a short deadline: the time-skipping
+# test server does not advance its clock while an activity task waits for a worker, which
+# is exactly the state of a machine that never boots.
+async def test_instance_that_never_boots_fails_at_the_boot_deadline(dev_env, tmp_path):
+    client = dev_env.client
+    world = FakeWorld(tmp_path / "world.db")
+    world.set_cloud_fault("never_boot", 1)
+    spec = fast_spec(min_nodes=1, boot_deadline=timedelta(seconds=2))
+    async with control_plane(client, tmp_path, world=world, simulate_hosts=False) as plane:
+        handle = await client.start_workflow(
+            NodeWorkflow.run, NodeInput(node_id=f"nb-{spec.name}", spec=spec),
+            id=node_workflow_id(f"nb-{spec.name}"), task_queue=plane.task_queue,
+        )
+        status: NodeStatus = await handle.result()
+    assert status.state.value == "failed"
+    assert [(t.to_state.value, t.reason.value) for t in status.transitions] == [
+        ("provisioning", "created"), ("booting", "provisioned"),
+        ("terminating", "boot_timeout"), ("failed", "boot_timeout")]
+    assert status.transitions[-2].at - status.transitions[1].at >= timedelta(seconds=2)
+    assert world.instances(spec.name, live_only=True) == []
+
+
+async def test_pool_replaces_a_node_that_never_boots(dev_env, tmp_path):
+    client = dev_env.client
+    world = FakeWorld(tmp_path / "world.db")
+    world.set_cloud_fault("never_boot", 1)
+    spec = fast_spec(min_nodes=1, boot_deadline=timedelta(seconds=2))
+    async with control_plane(client, tmp_path, world=world) as plane:
+        await start_pool(client, plane, spec)
+        pool = await eventually(lambda: pool_status(client, spec.name),
+                                lambda p: p.ready == 1, timeout=60, what="replacement ready")
+    gone = [n for n in pool.nodes if n.state.value == "failed"]
+    assert len(gone) == 1 and gone[0].reason.value == "boot_timeout"
+    assert pool.replacements == 1
+    assert len(world.instances(spec.name, live_only=True)) == 1

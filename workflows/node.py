@@ -252,18 +252,30 @@ class NodeWorkflow:
     async def _boot(self) -> None:
         spec, st = self._spec_(), self._st()
         queue = node_task_queue(st.node_id)
+        # The deadline is a workflow timer as well as the activity's schedule-to-start
+        # timeout, so it fires the same way on every server, time-skipping included.
+        pending = workflow.start_activity(
+            agent_api.GPU_INVENTORY, st.node_id, result_type=Inventory, task_queue=queue,
+            schedule_to_start_timeout=spec.boot_deadline,
+            start_to_close_timeout=INVENTORY_TIMEOUT, retry_policy=RUN_ONCE,
+        )
+        timed_out = False
         try:
-            inventory = await workflow.execute_activity(
-                agent_api.GPU_INVENTORY, st.node_id, result_type=Inventory, task_queue=queue,
-                schedule_to_start_timeout=spec.boot_deadline,
-                start_to_close_timeout=INVENTORY_TIMEOUT, retry_policy=RUN_ONCE,
-            )
+            await workflow.wait_condition(pending.done, timeout=spec.boot_deadline)
+        except TimeoutError:
+            timed_out = True
+            pending.cancel()
+            await _settle(pending)
+        try:
+            inventory = pending.result() if not timed_out else None
         except ActivityError as err:
-            if _is_timeout(err, "SCHEDULE_TO_START"):
-                raise _Leave(TransitionReason.BOOT_TIMEOUT, None,
-                             f"no agent picked up work within {spec.boot_deadline}") from None
-            raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None,
-                         f"inventory failed: {_cause(err)}") from None
+            if not _is_timeout(err, "SCHEDULE_TO_START"):
+                raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None,
+                             f"inventory failed: {_cause(err)}") from None
+            timed_out = True
+        if inventory is None or timed_out:
+            raise _Leave(TransitionReason.BOOT_TIMEOUT, None,
+                         f"no agent picked up work within {spec.boot_deadline}")
         st.gpus = inventory.gpus
         self._record(NodeState.BOOT_CHECKING, TransitionReason.AGENT_REGISTERED,
                      f"{len(inventory.gpus)} GPU(s), driver {inventory.driver_version}")
