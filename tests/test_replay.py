@@ -1,0 +1,80 @@
+"""Replay recorded histories against today's workflow code: a change that would break
+running workflows (non-determinism) fails here instead of in production.
+
+Histories live in tests/histories/. Record new ones (after a deliberate, patched change) with
+
+    NAVARCH_RECORD_HISTORIES=1 .venv/bin/python -m pytest tests/test_replay.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from lifecycle_helpers import control_plane, eventually, fast_spec, node_status, pool_status, start_pool
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from navarch.workflows import WORKFLOWS
+
+HISTORIES = Path(__file__).parent / "histories"
+RECORD = os.environ.get("NAVARCH_RECORD_HISTORIES") == "1"
+
+
+def _files() -> list[Path]:
+    return sorted(HISTORIES.glob("*.json"))
+
+
+def test_histories_of_every_workflow_type_are_recorded():
+    kinds = {json.loads(p.read_text())["events"][0]["workflowExecutionStartedEventAttributes"]
+             ["workflowType"]["name"] for p in _files()}
+    assert {"PoolWorkflow", "NodeWorkflow"} <= kinds
+
+
+@pytest.mark.parametrize("path", _files(), ids=lambda p: p.stem)
+async def test_recorded_history_replays(path):
+    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(history)
+
+
+@pytest.mark.skipif(not RECORD, reason="set NAVARCH_RECORD_HISTORIES=1 to record histories")
+async def test_record_histories(dev_env, tmp_path):
+    """A pool's life with every kind of step: boot, degraded and back, operator cordon and
+    uncordon, an unhealthy node drained, terminated and replaced, a scale-down."""
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        spec = fast_spec(name="replay", min_nodes=2)
+        await start_pool(client, plane, spec)
+        pool = await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 2)
+        first, second = (n.node_id for n in pool.nodes)
+        plane.world.inject(first, "xid", value=13)
+        await eventually(lambda: node_status(client, first), lambda n: n.state.value == "degraded")
+        plane.world.clear(first)
+        await eventually(lambda: node_status(client, first), lambda n: n.state.value == "ready")
+        node = client.get_workflow_handle(f"node/{first}")
+        await node.signal("cordon", {"reason": "replay"})
+        await eventually(lambda: node_status(client, first), lambda n: n.state.value == "cordoned")
+        await node.signal("uncordon")
+        await eventually(lambda: node_status(client, first), lambda n: n.state.value == "ready")
+        plane.world.inject(second, "xid", value=79)
+        await eventually(lambda: pool_status(client, spec.name),
+                         lambda p: p.replacements == 1 and p.ready == 2)
+        pool_handle = client.get_workflow_handle(f"pool/{spec.name}")
+        await pool_handle.signal("scale", {"target": 1, "min_nodes": 1})
+        await eventually(lambda: pool_status(client, spec.name),
+                         lambda p: sum(1 for n in p.nodes if not n.state.is_terminal()) == 1)
+        await pool_handle.signal("delete")
+        await pool_handle.result()
+        HISTORIES.mkdir(exist_ok=True)
+        for old in _files():
+            old.unlink()
+        ids = [f"pool/{spec.name}"] + [f"node/{n}" for n in (first, second)]
+        for workflow_id in ids:
+            history = await client.get_workflow_handle(workflow_id).fetch_history()
+            kind = workflow_id.split("/")[0]
+            path = HISTORIES / f"{kind}-{workflow_id.split('/')[1][-8:]}-{len(history.events)}-events.json"
+            path.write_text(json.dumps(history.to_json_dict(), indent=1))
