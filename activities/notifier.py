@@ -16,6 +16,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from temporalio import activity
@@ -114,4 +115,4 @@ async def drain_status(params: DrainStatusInput) -> DrainStatus:
         ) from None
 
 
-NOTIFIER_ACTIVITIES = [notify, drain_status]
+NOTIFIER_ACTIVITIES: list[Callable[..., object]] = [notify, drain_status]

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,26 +50,39 @@ def fast_spec(name: str | None = None, **overrides: Any) -> PoolSpec:
     return PoolSpec(**values)
 
 
+@dataclass
+class SimPlane:
+    """A running control plane with its fake world, as tests see it."""
+
+    plane: ControlPlane
+    world: FakeWorld
+
+    @property
+    def task_queue(self) -> str:
+        return self.plane.task_queue
+
+
 @contextlib.asynccontextmanager
 async def control_plane(client: Client, tmp_path: Path, *, boot_seconds: float = 0.1,
                         world: FakeWorld | None = None, task_queue: str | None = None,
                         provision_delay: float = 0.0,
-                        simulate_hosts: bool = True) -> AsyncIterator[ControlPlane]:
+                        simulate_hosts: bool = True) -> AsyncIterator[SimPlane]:
     """A control-plane worker on its own task queue, with simulated hosts."""
-    plane = ControlPlane(client, world=world or FakeWorld(tmp_path / "world.db"),
+    world = world or FakeWorld(tmp_path / "world.db")
+    plane = ControlPlane(client, world=world,
                          boot_seconds=boot_seconds, provision_delay=provision_delay,
                          simulate_hosts=simulate_hosts,
                          task_queue=task_queue or f"navarch-{uuid.uuid4().hex}")
     stop = asyncio.Event()
     task = asyncio.create_task(plane.run(stop))
     try:
-        yield plane
+        yield SimPlane(plane, world)
     finally:
         stop.set()
         await task
 
 
-async def start_pool(client: Client, plane: ControlPlane, spec: PoolSpec) -> WorkflowHandle[Any, Any]:
+async def start_pool(client: Client, plane: SimPlane, spec: PoolSpec) -> WorkflowHandle[Any, Any]:
     return await client.start_workflow(
         PoolWorkflow.run, PoolInput(spec=spec), id=pool_workflow_id(spec.name),
         task_queue=plane.task_queue,
@@ -77,18 +91,20 @@ async def start_pool(client: Client, plane: ControlPlane, spec: PoolSpec) -> Wor
 
 async def pool_status(client: Client, name: str) -> PoolStatus:
     handle = client.get_workflow_handle(pool_workflow_id(name))
-    return await handle.query("status", result_type=PoolStatus)
+    status: PoolStatus = await handle.query("status", result_type=PoolStatus)
+    return status
 
 
 async def node_status(client: Client, node_id: str) -> NodeStatus:
     handle = client.get_workflow_handle(node_workflow_id(node_id))
-    return await handle.query("status", result_type=NodeStatus)
+    status: NodeStatus = await handle.query("status", result_type=NodeStatus)
+    return status
 
 
 async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], *,
-                     timeout: float = 30.0, interval: float = 0.1, what: str = "") -> T:
+                     within: float = 30.0, interval: float = 0.1, what: str = "") -> T:
     """Poll `probe` until `check` holds; fail with the last value seen."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     last: T | None = None
     while True:
         try:

@@ -7,6 +7,12 @@ import json
 import subprocess
 from datetime import timedelta
 
+from navarch.fakeworld import FakeWorld
+from navarch.ids import node_workflow_id
+from navarch.lifecycle import NodeStatus
+from navarch.temporal_client import temporal_cli_path
+from navarch.workflows.node import NodeInput, NodeWorkflow
+
 from lifecycle_helpers import (
     control_plane,
     eventually,
@@ -16,12 +22,6 @@ from lifecycle_helpers import (
     start_pool,
     transitions,
 )
-
-from navarch.fakeworld import FakeWorld
-from navarch.ids import node_workflow_id
-from navarch.lifecycle import NodeStatus
-from navarch.temporal_client import temporal_cli_path
-from navarch.workflows.node import NodeInput, NodeWorkflow
 
 
 async def test_pool_of_three_comes_up_ready(dev_env, tmp_path):
@@ -238,7 +238,7 @@ async def test_worker_killed_during_provisioning_makes_no_duplicates(dev_env, tm
     # The worker (and every simulated host) is gone; a new one starts on the same queue.
     async with control_plane(client, tmp_path, world=world, task_queue=queue):
         await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 10,
-                         timeout=60, what="10 ready after restart")
+                         within=60, what="10 ready after restart")
     live = world.instances(spec.name, live_only=True)
     assert len(live) == 10
     assert len({i.node_id for i in live}) == 10
@@ -289,9 +289,9 @@ async def test_pool_continues_as_new_without_losing_nodes_or_counters(dev_env, t
         plane.world.inject(victim, "xid", value=48)
         pool = await eventually(lambda: pool_status(client, spec.name),
                                 lambda p: p.ready == 4 and p.replacements == 1,
-                                timeout=60, what="scaled and repaired across runs")
+                                within=60, what="scaled and repaired across runs")
         assert pool.provisioned == 5
-        assert [e.kind for e in pool.events][0] == "created"
+        assert pool.events[0].kind == "created"
 
 
 # The boot deadline is tested on the dev server with a short deadline: the time-skipping
@@ -324,7 +324,7 @@ async def test_pool_replaces_a_node_that_never_boots(dev_env, tmp_path):
     async with control_plane(client, tmp_path, world=world) as plane:
         await start_pool(client, plane, spec)
         pool = await eventually(lambda: pool_status(client, spec.name),
-                                lambda p: p.ready == 1, timeout=60, what="replacement ready")
+                                lambda p: p.ready == 1, within=60, what="replacement ready")
     gone = [n for n in pool.nodes if n.state.value == "failed"]
     assert len(gone) == 1 and gone[0].reason.value == "boot_timeout"
     assert pool.replacements == 1

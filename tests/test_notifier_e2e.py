@@ -9,9 +9,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from lifecycle_helpers import control_plane, eventually, fast_spec, node_status, pool_status, start_pool
 
 from navarch.config import NotifierConfig, WebhookConfig
+
+from lifecycle_helpers import (
+    control_plane,
+    eventually,
+    fast_spec,
+    node_status,
+    pool_status,
+    start_pool,
+)
 
 TOKEN = "s3cret-token-value"
 
@@ -20,7 +28,7 @@ class Scheduler:
     """A stand-in workload system: records webhook calls, answers drain status."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, str, dict, dict]] = []
+        self.calls: list[tuple[str, str, dict[str, str], dict[str, str]]] = []
         self.drained = False
         self.fail_cordon = False
         scheduler = self
@@ -29,7 +37,7 @@ class Scheduler:
             def log_message(self, *args):  # quiet
                 pass
 
-            def _record(self, body: dict) -> None:
+            def _record(self, body: dict[str, str]) -> None:
                 scheduler.calls.append((self.command, urlparse(self.path).path, body,
                                         dict(self.headers)))
 
@@ -129,7 +137,7 @@ async def test_failing_notifier_shows_in_status_and_never_loses_the_cordon(
         node_id = pool.nodes[0].node_id
         await client.get_workflow_handle(f"node/{node_id}").signal("cordon", {"reason": "x"})
         node = await eventually(lambda: node_status(client, node_id),
-                                lambda n: n.notifier_failures >= 1, timeout=60,
+                                lambda n: n.notifier_failures >= 1, within=60,
                                 what="notifier failure recorded")
         assert node.state.value == "cordoned"
         assert "503" in node.notifier_last_error

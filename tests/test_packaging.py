@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import site
 import subprocess
 import sys
 import zipfile
@@ -11,7 +13,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLES = ("workflows", "activities", "workers", "agent")
-IMPORT = "import " + ", ".join(f"navarch.{role}" for role in ROLES) + "; "
+# With -S no site-packages (and no editable-install hook) is set up; the third-party
+# dependencies are put on the path by hand, without the .pth files that would map navarch.
+SITE = json.dumps(site.getsitepackages())
+IMPORT = f"import sys; sys.path.extend({SITE}); "
+IMPORT += "import " + ", ".join(f"navarch.{role}" for role in ROLES) + "; "
 IMPORT += "print(navarch.workflows.__file__)"
 
 
@@ -23,7 +29,6 @@ def _python(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> st
 
 
 def test_repo_root_without_install_imports_role_folders():
-    # -S: no site-packages at all, so neither an editable install nor a wheel can help.
     where = _python(["-S", "-c", IMPORT], cwd=ROOT)
     assert Path(where) == ROOT / "workflows" / "__init__.py"
 

@@ -13,12 +13,20 @@ import os
 from pathlib import Path
 
 import pytest
-from lifecycle_helpers import control_plane, eventually, fast_spec, node_status, pool_status, start_pool
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from navarch.workflows import WORKFLOWS
+
+from lifecycle_helpers import (
+    control_plane,
+    eventually,
+    fast_spec,
+    node_status,
+    pool_status,
+    start_pool,
+)
 
 HISTORIES = Path(__file__).parent / "histories"
 RECORD = os.environ.get("NAVARCH_RECORD_HISTORIES") == "1"

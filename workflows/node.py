@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
@@ -77,8 +77,11 @@ INVENTORY_TIMEOUT = timedelta(minutes=1)
 BOOT_CHECK_TIMEOUT = timedelta(minutes=10)  # includes a memory test on one GPU
 WATCH_FOREVER = timedelta(days=3650)  # watch_health ends on change; heartbeats prove life
 DRAIN_STATUS_POLL = timedelta(seconds=10)
+BOOT_DEADLINE_BACKSTOP = timedelta(minutes=1)
 NOTIFY_TIMEOUT_MARGIN = timedelta(seconds=10)
 MAX_TRANSITIONS = 200  # history of transitions kept in state (first one always kept)
+REPORT_ATTEMPTS = 4  # tries to tell the pool of a change (1 s, 2 s, 4 s apart)
+REPORT_RETRY_DELAY = timedelta(seconds=1)
 
 RUN_ONCE = RetryPolicy(maximum_attempts=1)
 PROVISION_RETRY = RetryPolicy(
@@ -139,22 +142,32 @@ class _Leave(Exception):
 
 @workflow.defn(name="NodeWorkflow")
 class NodeWorkflow:
-    def __init__(self) -> None:
-        self._status: NodeStatus | None = None
+    @workflow.init
+    def __init__(self, params: NodeInput) -> None:
+        spec = self._spec = params.spec
         self._commands: deque[tuple[str, Any]] = deque()
         self._background: list[asyncio.Task[None]] = []
-        self._spec: PoolSpec | None = None
         self._instance: Instance | None = None
         self._provider: ProviderChoice | None = None
         self._cordon_source: str | None = None  # "operator" | "unhealthy"
-        self._report_seq = 0
         self._repair_cause: TransitionReason | None = None
+        self._report_seq = 0
+        resume = params.resume
+        if resume is not None:
+            self._status = resume.status
+            self._instance, self._provider = resume.instance, resume.provider
+            self._cordon_source, self._repair_cause = resume.cordon_source, resume.repair_cause
+            self._report_seq = resume.report_seq
+        else:
+            self._status = NodeStatus(
+                node_id=params.node_id, pool=spec.name, state=NodeState.PROVISIONING,
+                instance_type=spec.instance_type, replacement_of=params.replacement_of,
+            )
 
     # ------------------------------------------------------------------ handlers
 
     @workflow.query(name="status")
     def status(self) -> NodeStatus:
-        assert self._status is not None
         return self._status
 
     @workflow.signal(name="cordon")
@@ -185,19 +198,8 @@ class NodeWorkflow:
 
     @workflow.run
     async def run(self, params: NodeInput) -> NodeStatus:
-        spec = self._spec = params.spec
-        if params.resume is not None:
-            self._status = params.resume.status
-            self._instance = params.resume.instance
-            self._provider = params.resume.provider
-            self._cordon_source = params.resume.cordon_source
-            self._repair_cause = params.resume.repair_cause
-            self._report_seq = params.resume.report_seq
-        else:
-            self._status = NodeStatus(
-                node_id=params.node_id, pool=spec.name, state=NodeState.PROVISIONING,
-                instance_type=spec.instance_type, replacement_of=params.replacement_of,
-            )
+        spec = self._spec_()
+        if params.resume is None:
             self._record(NodeState.PROVISIONING, TransitionReason.CREATED,
                          f"replaces {params.replacement_of}" if params.replacement_of else "")
         try:
@@ -252,11 +254,11 @@ class NodeWorkflow:
     async def _boot(self) -> None:
         spec, st = self._spec_(), self._st()
         queue = node_task_queue(st.node_id)
-        # The deadline is a workflow timer as well as the activity's schedule-to-start
-        # timeout, so it fires the same way on every server, time-skipping included.
+        # The deadline is a workflow timer; the activity's own schedule-to-start timeout is
+        # a backstop set a little later, so the timer always decides.
         pending = workflow.start_activity(
             agent_api.GPU_INVENTORY, st.node_id, result_type=Inventory, task_queue=queue,
-            schedule_to_start_timeout=spec.boot_deadline,
+            schedule_to_start_timeout=spec.boot_deadline + BOOT_DEADLINE_BACKSTOP,
             start_to_close_timeout=INVENTORY_TIMEOUT, retry_policy=RUN_ONCE,
         )
         timed_out = False
@@ -573,11 +575,19 @@ class NodeWorkflow:
         return self._report_seq
 
     async def _send_report(self, report: NodeReport) -> None:
+        # A signal that lands while the pool is between runs (continue-as-new) fails; try
+        # again shortly. A pool that stays gone (deleted) is given up on: the node's life
+        # goes on without it.
         handle = workflow.get_external_workflow_handle(pool_workflow_id(self._st().pool))
-        try:
-            await handle.signal("node_state_changed", report)
-        except Exception as exc:  # the pool may be gone; the node's life goes on
-            workflow.logger.info("could not tell pool %s: %s", self._st().pool, exc)
+        for attempt in range(REPORT_ATTEMPTS):
+            try:
+                await handle.signal("node_state_changed", report)
+                return
+            except Exception as exc:
+                if attempt == REPORT_ATTEMPTS - 1:
+                    workflow.logger.info("could not tell pool %s: %s", self._st().pool, exc)
+                    return
+                await workflow.sleep(REPORT_RETRY_DELAY * 2**attempt)
 
     def _notify(self, event: str, reason: str) -> None:
         spec = self._spec_()
@@ -611,11 +621,9 @@ class NodeWorkflow:
             await _settle(task)
 
     def _st(self) -> NodeStatus:
-        assert self._status is not None
         return self._status
 
     def _spec_(self) -> PoolSpec:
-        assert self._spec is not None
         return self._spec
 
 
@@ -625,8 +633,9 @@ async def _settle(future: asyncio.Future[Any]) -> None:
 
 
 def _cause(err: ActivityError) -> str:
+    """The root reason an activity failed, e.g. `CapacityError: no H100 in us-east-1`."""
     cause = err.cause
-    while cause is not None and cause.cause is not None and not str(cause):
+    while isinstance(cause, FailureError) and cause.cause is not None and not str(cause):
         cause = cause.cause
     if cause is None:
         return str(err)

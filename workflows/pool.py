@@ -110,9 +110,12 @@ class PoolStatus(StoredModel):
 
 @workflow.defn(name="PoolWorkflow")
 class PoolWorkflow:
-    def __init__(self) -> None:
-        self._spec: PoolSpec | None = None
-        self._state = PoolState()
+    @workflow.init
+    def __init__(self, params: PoolInput) -> None:
+        # Set from the input before any signal is handled: signals that reach a new run
+        # (after continue-as-new) may be delivered before `run` starts.
+        self._spec: PoolSpec | None = params.spec
+        self._state = params.state or PoolState(target=params.spec.min_nodes)
         self._dirty = True
         self._background: list[asyncio.Task[None]] = []
 
@@ -218,11 +221,7 @@ class PoolWorkflow:
 
     @workflow.run
     async def run(self, params: PoolInput) -> PoolStatus:
-        self._spec = params.spec
-        if params.state is not None:
-            self._state = params.state
-        else:
-            self._state.target = params.spec.min_nodes
+        if params.state is None:
             self._event("created", f"target {self._state.target}")
         workflow.upsert_search_attributes([SA_POOL.value_set(params.spec.name)])
         while True:
