@@ -28,6 +28,8 @@ from .backend import BackendError, GpuBackend
 
 # Events shown in the heartbeat summary (the UI's live view of a node).
 SUMMARY_EVENTS = 5
+# Event sources are read at least this often, whatever the pool's check interval.
+MAX_POLL_SECONDS = 1.0
 
 
 class AgentActivities:
@@ -83,18 +85,27 @@ class AgentActivities:
 
     @activity.defn(name=agent_api.WATCH_HEALTH)
     async def watch_health(self, params: WatchHealthInput) -> WatchHealthResult:
-        """Judge the node with the pool's policy every check interval; heartbeat a small
-        summary; return only when the node's health differs from `last_health`.
+        """Judge the node with the pool's policy; heartbeat a small summary; return only
+        when the node's health differs from `last_health`.
 
-        Unhealthy counts only after `unhealthy_after` consecutive unhealthy checks."""
+        Event sources are polled at least every second, so a new Xid is judged within a
+        second whatever the check interval. Unhealthy counts only once the policy has said
+        so in `unhealthy_after` consecutive health checks, `check_interval` apart; any
+        healthier poll resets the count."""
         policy = self._policy(params)
         interval = params.check_interval.total_seconds()
-        streak = checks = 0
+        poll = min(interval, MAX_POLL_SECONDS)
+        streak = polls = 0
+        counted_at = 0.0
         while True:
             events = self.backend.current_events()
             verdict = policy.evaluate(events)
-            checks += 1
-            streak = streak + 1 if verdict.result is HealthResult.UNHEALTHY else 0
+            polls += 1
+            now = time.monotonic()
+            if verdict.result is not HealthResult.UNHEALTHY:
+                streak = 0
+            elif streak == 0 or now - counted_at >= interval:
+                streak, counted_at = streak + 1, now
             health = verdict.result
             if health is HealthResult.UNHEALTHY and streak < params.unhealthy_after:
                 health = params.last_health
@@ -102,12 +113,12 @@ class AgentActivities:
             summary = HealthSummary(
                 node_id=params.node_id, health=health, gpus=self._safe_sample(),
                 last_events=[_describe(e) for e in notable[-SUMMARY_EVENTS:]],
-                unhealthy_streak=streak, checks=checks,
+                unhealthy_streak=streak, checks=polls,
             )
             if health is not params.last_health:
                 return WatchHealthResult(health=health, rule=verdict.rule, events=notable,
                                          summary=summary)
-            await _sleep_heartbeating(interval, summary)
+            await _sleep_heartbeating(poll, summary)
 
     def _safe_sample(self) -> list[agent_api.GpuSummary]:
         try:

@@ -1,0 +1,113 @@
+"""The agent's activities on the fake backend, in Temporal's ActivityEnvironment."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from navarch.agent.activities import AgentActivities
+from navarch.agent.fake_backend import FakeGpuBackend
+from navarch.agent_api import BootCheckInput, WaitIdleInput, WatchHealthInput
+from navarch.fakeworld import FakeWorld
+from navarch.models import HealthResult
+from navarch.policy import builtin_policy
+
+
+@pytest.fixture
+def world(tmp_path):
+    return FakeWorld(tmp_path / "world.db")
+
+
+def agent(world, gpus=8, model="H100"):
+    return AgentActivities(FakeGpuBackend(world, "n1", gpus, model))
+
+
+def watch_input(**kw):
+    kw.setdefault("check_interval", timedelta(milliseconds=200))
+    return WatchHealthInput(node_id="n1", policy=builtin_policy("default").source, **kw)
+
+
+async def test_boot_check_passes_and_fails_on_wrong_count_or_bad_memory(world):
+    env = ActivityEnvironment()
+    ok = await env.run(agent(world).boot_check, BootCheckInput(
+        node_id="n1", expected_gpu_count=8, expected_gpu_model="H100"))
+    assert ok.passed
+    assert {c.name: c.status for c in ok.checks} == {
+        "driver": "pass", "gpu_count": "pass", "gpu_model": "pass", "memory": "pass"}
+    wrong = await env.run(agent(world, gpus=4).boot_check,
+                          BootCheckInput(node_id="n1", expected_gpu_count=8))
+    assert not wrong.passed and "found 4, expected 8" in wrong.checks[1].detail
+    for gpu in range(8):
+        world.inject("n1", "ecc_dbe", gpu_index=gpu, value=1)
+    bad = await env.run(agent(world).boot_check, BootCheckInput(node_id="n1"))
+    assert not bad.passed and {c.name: c.status for c in bad.checks}["memory"] == "fail"
+    world.clear("n1")
+    world.inject("n1", "nvml_failure")
+    dead = await env.run(agent(world).boot_check, BootCheckInput(node_id="n1"))
+    assert not dead.passed and dead.checks[0].name == "driver"
+
+
+async def test_watch_health_returns_on_change_with_events(world):
+    env = ActivityEnvironment()
+    heartbeats = []
+    env.on_heartbeat = lambda *details: heartbeats.append(details[0])
+    task = asyncio.ensure_future(env.run(agent(world).watch_health, watch_input()))
+    await asyncio.sleep(0.3)
+    assert not task.done() and heartbeats and heartbeats[-1].health is HealthResult.HEALTHY
+    world.inject("n1", "xid", value=79, gpu_index=2)
+    result = await asyncio.wait_for(task, 5)
+    assert result.health is HealthResult.UNHEALTHY
+    assert result.rule == "xid-needs-reset-or-reboot"
+    assert result.events[0].metrics["xid_code"] == 79 and result.events[0].gpu_index == 2
+    assert result.summary is not None and result.summary.last_events == ["gpu2 xid 79"]
+
+
+async def test_unhealthy_after_needs_consecutive_checks_and_resets(world):
+    env = ActivityEnvironment()
+    activities = agent(world)
+    world.inject("n1", "temperature", value=97)
+    # Unhealthy once, then cooler before the second check: never reported unhealthy.
+    task = asyncio.ensure_future(env.run(activities.watch_health, watch_input(
+        unhealthy_after=2, check_interval=timedelta(seconds=1))))
+    await asyncio.sleep(0.2)
+    world.clear("n1")
+    world.inject("n1", "temperature", value=60)
+    await asyncio.sleep(1.5)
+    assert not task.done()
+    env.cancel()
+    with pytest.raises(BaseException):  # noqa: B017 - cancellation surfaces as an error
+        await task
+    # Hot through two checks: unhealthy.
+    world.clear("n1")
+    world.inject("n1", "temperature", value=97)
+    env2 = ActivityEnvironment()
+    started = asyncio.get_running_loop().time()
+    result = await asyncio.wait_for(env2.run(activities.watch_health, watch_input(
+        unhealthy_after=2, check_interval=timedelta(milliseconds=500))), 5)
+    assert result.health is HealthResult.UNHEALTHY and result.rule == "thermal-critical"
+    assert asyncio.get_running_loop().time() - started >= 0.45
+    assert result.summary is not None and result.summary.unhealthy_streak == 2
+
+
+async def test_nvml_failure_is_itself_an_unhealthy_event(world):
+    world.inject("n1", "nvml_failure", message="NVML: GPU is lost")
+    result = await ActivityEnvironment().run(agent(world).watch_health, watch_input())
+    assert result.health is HealthResult.UNHEALTHY and result.rule == "gpu-lost"
+
+
+async def test_wait_idle_waits_for_processes_and_honours_grace(world):
+    env = ActivityEnvironment()
+    world.add_process("n1", 10)
+    task = asyncio.ensure_future(env.run(agent(world).wait_idle, WaitIdleInput(
+        node_id="n1", grace=timedelta(seconds=10), poll_interval=timedelta(milliseconds=50))))
+    await asyncio.sleep(0.3)
+    assert not task.done()
+    world.remove_process("n1", 10)
+    assert (await asyncio.wait_for(task, 2)).outcome == "idle"
+    world.add_process("n1", 11)
+    expired = await env.run(agent(world).wait_idle, WaitIdleInput(
+        node_id="n1", grace=timedelta(milliseconds=300), poll_interval=timedelta(milliseconds=50)))
+    assert expired.outcome == "grace_expired" and expired.remaining_processes == 1
