@@ -18,6 +18,7 @@ from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from navarch.fakeworld import FakeWorld
 from navarch.ids import node_task_queue
 from navarch.process import configure_logging, run_until_signalled
+from navarch.settings import fake_world_path
 from navarch.temporal_client import connect
 
 from .activities import AgentActivities
@@ -58,8 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fake-gpus", type=int, default=0,
                         help="simulate this many GPUs instead of using NVML")
     parser.add_argument("--fake-model", default="H100")
-    parser.add_argument("--fake-world", default=os.environ.get(
-        "NAVARCH_FAKE_WORLD", str(Path.home() / ".navarch" / "fake-cloud.db")))
+    parser.add_argument("--fake-world", default=str(fake_world_path()))
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     if not args.node_id:

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from navarch import kernel_log, xid
+from navarch import cli_fleet, kernel_log, xid
 from navarch.config import load_config
 from navarch.instance_types import gpu_shape, resolve_instance_type
 from navarch.models import HealthEvent, HealthResult
@@ -69,6 +69,10 @@ xid_app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(policy_app, name="policy")
 app.add_typer(xid_app, name="xid")
+app.add_typer(cli_fleet.pool_app, name="pool")
+app.add_typer(cli_fleet.node_app, name="node")
+app.add_typer(cli_fleet.demo_app, name="demo")
+app.command("up")(cli_fleet.up)
 
 
 def _print_json(data: Any) -> None:

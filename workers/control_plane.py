@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -20,8 +19,6 @@ from navarch.fakeworld import FakeWorld
 from navarch.ids import CONTROL_PLANE_TASK_QUEUE
 from navarch.spec import ProviderChoice
 from navarch.workflows import WORKFLOWS
-
-DEFAULT_FAKE_WORLD = Path.home() / ".navarch" / "fake-cloud.db"
 
 
 @dataclass

@@ -7,15 +7,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 from pathlib import Path
 
 from navarch.fakeworld import FakeWorld
 from navarch.ids import CONTROL_PLANE_TASK_QUEUE
 from navarch.process import configure_logging, run_until_signalled
+from navarch.settings import fake_world_path
 from navarch.temporal_client import connect
 
-from .control_plane import DEFAULT_FAKE_WORLD, ControlPlane
+from .control_plane import ControlPlane
 
 log = logging.getLogger("navarch.worker")
 
@@ -35,8 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="navarch-worker", description=__doc__)
     parser.add_argument("--task-queue", default=CONTROL_PLANE_TASK_QUEUE)
     parser.add_argument("--profile", default=None, help="Temporal config profile")
-    parser.add_argument("--fake-world", default=os.environ.get("NAVARCH_FAKE_WORLD",
-                                                               str(DEFAULT_FAKE_WORLD)),
+    parser.add_argument("--fake-world", default=str(fake_world_path()),
                         help="SQLite file of the fake cloud (default %(default)s)")
     parser.add_argument("--no-fake-cloud", action="store_true",
                         help="do not serve the fake cloud provider")

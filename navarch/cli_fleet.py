@@ -1,0 +1,401 @@
+"""`navarch up`, `navarch pool ...`, `navarch node ...`, `navarch demo ...`: the commands that
+talk to Temporal. Connection settings come from the standard TEMPORAL_* environment and
+config profiles (see navarch.temporal_client)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from navarch.config import load_config
+from navarch.fakeworld import FakeWorld
+from navarch.ids import (
+    CONTROL_PLANE_TASK_QUEUE,
+    SA_HEALTH,
+    SA_INSTANCE_TYPE,
+    SA_NODE_STATE,
+    SA_POOL,
+    SA_PROVIDER,
+    SA_REGION,
+    node_workflow_id,
+    pool_workflow_id,
+)
+from navarch.lifecycle import NodeState, NodeStatus
+from navarch.settings import fake_world_path, navarch_home
+from navarch.spec import PoolSpec, build_pool_specs
+from navarch.temporal_client import connect, register_search_attributes
+from navarch.validation import ValidationFailed
+from navarch.xid import lookup
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+pool_app = typer.Typer(help="Start, update and inspect pools.", no_args_is_help=True)
+node_app = typer.Typer(help="List nodes and cordon, uncordon, drain or terminate them.",
+                       no_args_is_help=True)
+demo_app = typer.Typer(help="Break simulated hosts on the fake cloud, to watch repairs.",
+                       no_args_is_help=True)
+
+JsonOpt = Annotated[str, typer.Option("--output", "-o", help="table or json")]
+
+
+def _json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str), highlight=False)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"error: {message}")
+    raise typer.Exit(code)
+
+
+def _load_specs(file: Path) -> dict[str, PoolSpec]:
+    try:
+        loaded = load_config(file)
+    except ValidationFailed as exc:
+        for p in exc.problems:
+            err.print(f"error {p}")
+        raise typer.Exit(1) from None
+    return build_pool_specs(loaded)
+
+
+async def apply_specs(client: Client, specs: dict[str, PoolSpec],
+                      task_queue: str = CONTROL_PLANE_TASK_QUEUE) -> dict[str, str]:
+    """Start a PoolWorkflow per pool, or send `update_spec` to one already running."""
+    from navarch.workflows.pool import PoolInput  # the CLI may import workflows; agents don't
+
+    done: dict[str, str] = {}
+    for name, spec in specs.items():
+        handle = client.get_workflow_handle(pool_workflow_id(name))
+        running = False
+        try:
+            running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
+        if running:
+            await handle.signal("update_spec", spec)
+            done[name] = "updated"
+        else:
+            await client.start_workflow("PoolWorkflow", PoolInput(spec=spec),
+                                        id=pool_workflow_id(name), task_queue=task_queue)
+            done[name] = "started"
+    return done
+
+
+async def _pool_status(client: Client, name: str) -> Any:
+    from navarch.workflows.pool import PoolStatus
+
+    handle = client.get_workflow_handle(pool_workflow_id(name))
+    return await handle.query("status", result_type=PoolStatus)
+
+
+@pool_app.command("apply")
+def pool_apply(
+    file: Annotated[Path, typer.Option("--file", "-f", help="config in the Navarch format")],
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="return once started")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for nodes")] = 600.0,
+) -> None:
+    """Start or update one PoolWorkflow per pool in the config; wait until nodes are ready."""
+    specs = _load_specs(file)
+
+    async def run() -> int:
+        client = await connect()
+        result = await apply_specs(client, specs)
+        for name, what in result.items():
+            out.print(f"pool {name}: {what} (workflow {pool_workflow_id(name)})")
+        if no_wait:
+            return 0
+        deadline = asyncio.get_running_loop().time() + timeout
+        with out.status("waiting for nodes...") as status:
+            while True:
+                states = {n: await _pool_status(client, n) for n in specs}
+                text = ", ".join(f"{n}: {s.ready}/{s.target} ready" for n, s in states.items())
+                status.update(text)
+                if all(s.ready >= s.target for s in states.values()):
+                    out.print(text)
+                    return 0
+                if asyncio.get_running_loop().time() > deadline:
+                    err.print(f"timed out: {text}")
+                    return 1
+                await asyncio.sleep(1)
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+@pool_app.command("status")
+def pool_status(name: str, output: JsonOpt = "table") -> None:
+    """Nodes by state, recent events, whether repair is paused."""
+
+    async def run() -> Any:
+        return await _pool_status(await connect(), name)
+
+    try:
+        status = asyncio.run(run())
+    except RPCError as exc:
+        _fail(f"pool {name}: {exc.message}")
+    if output == "json":
+        _json(status.model_dump(mode="json"))
+        return
+    out.print(f"pool {status.name}: target {status.target} "
+              f"(min {status.min_nodes}, max {status.max_nodes}), {status.ready} ready, "
+              f"{status.schedulable} schedulable")
+    if status.repair_paused:
+        out.print(f"[red]repair paused[/red]: {status.repair_paused_reason}")
+    for state, count in sorted(status.counts.items()):
+        out.print(f"  {state}: {count}")
+    for event in status.events[-10:]:
+        out.print(f"  {event.at:%H:%M:%S} {event.kind} {event.detail}")
+
+
+async def list_nodes(client: Client, *, pool: str | None = None, provider: str | None = None,
+                     region: str | None = None, state: str | None = None,
+                     health: str | None = None) -> list[dict[str, Any]]:
+    query = ['WorkflowType="NodeWorkflow"']
+    for key, value in ((SA_POOL, pool), (SA_PROVIDER, provider), (SA_REGION, region),
+                       (SA_NODE_STATE, state), (SA_HEALTH, health)):
+        if value:
+            query.append(f'{key.name}="{value}"')
+    rows = []
+    async for wf in client.list_workflows(" AND ".join(query)):
+        sa = wf.typed_search_attributes
+        rows.append({
+            "node_id": wf.id.removeprefix("node/"),
+            "pool": sa.get(SA_POOL),
+            "provider": sa.get(SA_PROVIDER),
+            "region": sa.get(SA_REGION),
+            "instance_type": sa.get(SA_INSTANCE_TYPE),
+            "state": sa.get(SA_NODE_STATE),
+            "health": sa.get(SA_HEALTH),
+            "started_at": wf.start_time.astimezone(UTC).isoformat() if wf.start_time else None,
+            "closed_at": wf.close_time.astimezone(UTC).isoformat() if wf.close_time else None,
+        })
+    rows.sort(key=lambda r: (r["closed_at"] is not None, r["started_at"] or ""))
+    return rows
+
+
+@node_app.command("list")
+def node_list(
+    pool: Annotated[str | None, typer.Option(help="only this pool")] = None,
+    provider: Annotated[str | None, typer.Option()] = None,
+    region: Annotated[str | None, typer.Option()] = None,
+    status: Annotated[str | None, typer.Option(help="node state, e.g. ready")] = None,
+    health: Annotated[str | None, typer.Option()] = None,
+    output: JsonOpt = "table",
+) -> None:
+    """Nodes from Temporal's visibility store (search attributes), live ones first."""
+
+    async def run() -> list[dict[str, Any]]:
+        return await list_nodes(await connect(), pool=pool, provider=provider, region=region,
+                                state=status, health=health)
+
+    rows = asyncio.run(run())
+    if output == "json":
+        _json(rows)
+        return
+    table = Table(show_edge=False)
+    for col in ("node id", "pool", "provider", "region", "instance type", "state", "health",
+                "age"):
+        table.add_column(col)
+    now = datetime.now(UTC)
+    for r in rows:
+        age = now - datetime.fromisoformat(r["started_at"]) if r["started_at"] else None
+        table.add_row(r["node_id"], r["pool"] or "", r["provider"] or "", r["region"] or "",
+                      r["instance_type"] or "", r["state"] or "", r["health"] or "",
+                      _age(age.total_seconds()) if age else "")
+    out.print(table)
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+async def _node_status(client: Client, node_id: str) -> NodeStatus:
+    handle = client.get_workflow_handle(node_workflow_id(node_id))
+    status: NodeStatus = await handle.query("status", result_type=NodeStatus)
+    return status
+
+
+@node_app.command("get")
+def node_get(node_id: str, output: JsonOpt = "table") -> None:
+    """A node's state, GPUs, boot checks and transition history."""
+
+    async def run() -> NodeStatus:
+        return await _node_status(await connect(), node_id)
+
+    try:
+        status = asyncio.run(run())
+    except RPCError as exc:
+        _fail(f"node {node_id}: {exc.message}")
+    if output == "json":
+        _json(status.model_dump(mode="json"))
+        return
+    out.print(f"node {status.node_id} (pool {status.pool}): {status.state.value}, "
+              f"health {status.health.value}")
+    out.print(f"  {status.provider}/{status.region} {status.instance_type} "
+              f"{status.instance_id}, {len(status.gpus)} GPU(s)")
+    for t in status.transitions:
+        out.print(f"  {t.at:%Y-%m-%d %H:%M:%S} → {t.to_state.value} ({t.reason.value})"
+                  + (f": {t.detail}" if t.detail else ""))
+
+
+def _signal_node(node_id: str, name: str, payload: dict[str, Any] | None,
+                 expect: set[NodeState]) -> None:
+    async def run() -> NodeStatus:
+        client = await connect()
+        handle = client.get_workflow_handle(node_workflow_id(node_id))
+        before = await _node_status(client, node_id)
+        if before.state is NodeState.UNREACHABLE:
+            err.print(f"warning: node {node_id}'s agent is silent (unreachable); "
+                      "the command is recorded and applies when it can")
+        if payload is None:
+            await handle.signal(name)
+        else:
+            await handle.signal(name, payload)
+        status = before
+        for _ in range(50):
+            status = await _node_status(client, node_id)
+            if status.state in expect:
+                break
+            await asyncio.sleep(0.1)
+        return status
+
+    try:
+        status = asyncio.run(run())
+    except RPCError as exc:
+        _fail(f"node {node_id}: {exc.message}")
+    out.print(f"node {node_id}: {name} sent; now {status.state.value}")
+
+
+Reason = Annotated[str, typer.Option(help="why; recorded in the node's history")]
+
+
+@node_app.command("cordon")
+def node_cordon(node_id: str, reason: Reason = "") -> None:
+    """Stop scheduling work on a node (it keeps running)."""
+    _signal_node(node_id, "cordon", {"reason": reason}, {NodeState.CORDONED})
+
+
+@node_app.command("uncordon")
+def node_uncordon(node_id: str, reason: Reason = "") -> None:
+    """Return a cordoned node to service (if healthy)."""
+    _signal_node(node_id, "uncordon", {"reason": reason},
+                 {NodeState.READY, NodeState.DEGRADED})
+
+
+@node_app.command("drain")
+def node_drain(node_id: str, reason: Reason = "",
+               grace: Annotated[float, typer.Option(help="seconds to wait for GPU work")] = 600,
+               ) -> None:
+    """Drain (wait for GPU work to end, up to the grace), terminate, replace."""
+    _signal_node(node_id, "drain", {"reason": reason, "grace_seconds": grace},
+                 {NodeState.DRAINING, NodeState.TERMINATING, NodeState.TERMINATED})
+
+
+@node_app.command("terminate")
+def node_terminate(node_id: str, reason: Reason = "") -> None:
+    """Terminate now (no drain); the pool replaces it."""
+    _signal_node(node_id, "terminate", {"reason": reason},
+                 {NodeState.TERMINATING, NodeState.TERMINATED})
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+def _world_for(node_id: str) -> FakeWorld:
+    path = fake_world_path()
+    if not path.exists():
+        _fail(f"no fake cloud at {path}; is `navarch up` running?")
+    world = FakeWorld(path)
+    if world.get_by_node(node_id) is None:
+        _fail(f"node {node_id} is not a simulated host in {path}")
+    return world
+
+
+@demo_app.command("inject-xid")
+def demo_inject_xid(node_id: str, code: int,
+                    gpu: Annotated[int, typer.Option(help="GPU index")] = 0) -> None:
+    """Make a simulated host report an Xid (stays until `navarch demo clear`)."""
+    world = _world_for(node_id)
+    info = lookup(code)
+    message = (f"NVRM: Xid (PCI:0000:{0x18 + gpu:02x}:00): {code}, "
+               f"{info.summary if info else 'unknown Xid'}")
+    world.inject(node_id, "xid", gpu_index=gpu, value=code, message=message)
+    verdict = info.verdict if info else "unknown"
+    out.print(f"Xid {code} injected on GPU {gpu} of node {node_id} ({verdict} in the catalog)")
+
+
+@demo_app.command("clear")
+def demo_clear(node_id: str) -> None:
+    """Remove every injected fault from a simulated host."""
+    removed = _world_for(node_id).clear(node_id)
+    out.print(f"cleared {removed} fault(s) on node {node_id}")
+
+
+# ----------------------------------------------------------------------------- up
+
+
+async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int) -> int:
+    from navarch.devserver import DevServer, port_open
+    from navarch.workers.control_plane import ControlPlane
+
+    host, _, port_text = address.rpartition(":")
+    port = int(port_text)
+    server = None
+    if port_open(host or "127.0.0.1", port):
+        out.print(f"using the Temporal server already answering at {address}")
+    else:
+        server = DevServer(navarch_home(), port=port, ui_port=ui_port)
+        out.print(f"starting the Temporal dev server (state in {server.db_path})...")
+        await asyncio.to_thread(server.start)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        client = await connect(target_host=address)
+        await register_search_attributes(client)
+        world = FakeWorld(fake_world_path())
+        plane = ControlPlane(client, world=world)
+        worker = asyncio.create_task(plane.run(stop))
+        files = [config] if config else []
+        if demo:
+            files.append(Path(__file__).with_name("demo.yaml"))
+        for file in files:
+            for name, what in (await apply_specs(client, _load_specs(file))).items():
+                out.print(f"pool {name}: {what}")
+        out.print(f"Navarch is up. Temporal UI: http://127.0.0.1:{ui_port}/namespaces/"
+                  f"{client.namespace}/workflows  (Ctrl-C stops)")
+        out.print("  navarch node list            nodes and their states")
+        out.print("  navarch demo inject-xid NODE 79   break a simulated GPU")
+        await worker
+    finally:
+        stop.set()
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+        out.print("stopped")
+    return 0
+
+
+def up(
+    demo: Annotated[bool, typer.Option("--demo", help="also start the demo pool")] = False,
+    config: Annotated[Path | None, typer.Option("--file", "-f", help="pools to apply")] = None,
+    address: Annotated[str, typer.Option(help="Temporal frontend")] = "127.0.0.1:7233",
+    ui_port: Annotated[int, typer.Option(help="Temporal UI port")] = 8233,
+) -> None:
+    """Run Navarch on this machine: the Temporal dev server (unless one is already
+    running), the control-plane worker and simulated GPU hosts for the fake cloud."""
+    raise typer.Exit(asyncio.run(run_up(demo=demo, config=config, address=address,
+                                        ui_port=ui_port)))
