@@ -1,0 +1,101 @@
+"""`navarch up --demo` as a newcomer runs it: a real dev server, the worker, simulated hosts;
+Ctrl-C stops everything; running it again picks up where it left off."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def up_env(tmp_path):
+    port, ui = free_port(), free_port()
+    env = {**os.environ, "HOME": str(tmp_path), "NAVARCH_HOME": str(tmp_path / ".navarch"),
+           "TEMPORAL_ADDRESS": f"127.0.0.1:{port}", "PYTHONUNBUFFERED": "1"}
+    env.pop("NAVARCH_FAKE_WORLD", None)
+    return env, port, ui, tmp_path
+
+
+def start_up(env, port, ui, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(BIN / "navarch"), "up", "--demo", "--address", f"127.0.0.1:{port}",
+         "--ui-port", str(ui)],
+        env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def navarch(env, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "navarch"), *args], env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def wait_for(check, within: float, what: str):
+    deadline = time.monotonic() + within
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.3)
+    raise AssertionError(f"timed out: {what}; last={last!r}")
+
+
+def demo_nodes(env) -> list[dict]:
+    result = navarch(env, "node", "list", "--pool", "demo", "-o", "json")
+    return json.loads(result.stdout) if result.returncode == 0 else []
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    os.killpg(proc.pid, signal.SIGINT)
+    return proc.wait(30)
+
+
+def test_up_demo_runs_a_fleet_stops_cleanly_and_resumes(up_env):
+    env, port, ui, home = up_env
+    log = home / "up.log"
+    proc = start_up(env, port, ui, log)
+    try:
+        ready = wait_for(lambda: len([n for n in demo_nodes(env) if n["state"] == "ready"]) >= 3
+                         and [n for n in demo_nodes(env) if n["state"] == "ready"], 90, "3 ready")
+        assert urllib.request.urlopen(f"http://127.0.0.1:{ui}/", timeout=5).status == 200
+        victim = ready[0]["node_id"]
+        result = navarch(env, "demo", "inject-xid", victim, "79")
+        assert result.returncode == 0, result.stderr
+        wait_for(lambda: any(n["node_id"] == victim and n["state"] == "terminated"
+                             for n in demo_nodes(env)), 60, "victim terminated")
+        wait_for(lambda: len([n for n in demo_nodes(env) if n["state"] == "ready"]) == 3, 60,
+                 "replacement ready")
+        before = {n["node_id"] for n in demo_nodes(env) if n["state"] == "ready"}
+    finally:
+        rc = stop(proc)
+    assert rc == 0, log.read_text()[-2000:]
+    assert "stopped" in log.read_text()
+    assert (home / ".navarch" / "temporal.db").exists()
+
+    # Again: the same pool and nodes come back (state is in SQLite), no new machines.
+    proc = start_up(env, port, ui, log)
+    try:
+        after = wait_for(lambda: {n["node_id"] for n in demo_nodes(env)
+                                  if n["state"] == "ready"} == before and before, 90,
+                         "the same nodes ready again")
+        status = json.loads(navarch(env, "pool", "status", "demo", "-o", "json").stdout)
+        assert status["ready"] == 3 and status["provisioned"] == 4
+    finally:
+        assert stop(proc) == 0
+    assert after == before
