@@ -329,3 +329,45 @@ async def test_pool_replaces_a_node_that_never_boots(dev_env, tmp_path):
     assert len(gone) == 1 and gone[0].reason.value == "boot_timeout"
     assert pool.replacements == 1
     assert len(world.instances(spec.name, live_only=True)) == 1
+
+
+async def test_pool_started_from_the_temporal_cli_with_json_input(dev_env, tmp_path):
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        name = f"cli-{plane.task_queue[-8:]}"
+        spec = {
+            "name": name,
+            "providers": [{"name": "sim", "type": "fake", "instance_type": "h100-8x"}],
+            "instance_type": "h100-8x",
+            "min_nodes": 2,
+            "max_nodes": 4,
+            "health_check_interval": "500ms",
+            "heartbeat_timeout": "5s",
+        }
+        temporal_cli(dev_env, "workflow", "start", "--type", "PoolWorkflow",
+                     "--task-queue", plane.task_queue, "--workflow-id", f"pool/{name}",
+                     "--input", json.dumps({"spec": spec}))
+        status = await eventually(lambda: pool_status(client, name), lambda p: p.ready == 2,
+                                  what="2 ready")
+        node = await node_status(client, status.nodes[0].node_id)
+        assert node.instance_type == "h100-8x" and node.health.value == "healthy"
+
+
+async def test_without_auto_replace_an_unhealthy_node_stays_cordoned(dev_env, tmp_path):
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        spec, status = await _ready_pool(client, plane, min_nodes=1,
+                                         health={"auto_replace": False})
+        node_id = status.nodes[0].node_id
+        plane.world.inject(node_id, "xid", value=79)
+        node = await eventually(lambda: node_status(client, node_id),
+                                lambda n: n.state.value == "cordoned", what="cordoned")
+        assert node.awaiting_repair and node.health.value == "unhealthy"
+        await asyncio.sleep(1.5)
+        assert (await node_status(client, node_id)).state.value == "cordoned"
+        pool = await pool_status(client, spec.name)
+        assert pool.replacements == 0 and pool.awaiting_repair == [node_id]
+        # The operator decides: terminate it by hand, and the pool replaces it.
+        await client.get_workflow_handle(f"node/{node_id}").signal("terminate", {"reason": "rma"})
+        await eventually(lambda: pool_status(client, spec.name),
+                         lambda p: p.ready == 1 and p.replacements == 1, what="replaced")
