@@ -203,8 +203,8 @@ def node_list(
         _json(rows)
         return
     table = Table(show_edge=False)
-    for col in ("node id", "pool", "provider", "region", "instance type", "state", "health",
-                "age"):
+    table.add_column("node id", no_wrap=True, min_width=36)  # whole, so it can be copied
+    for col in ("pool", "provider", "region", "instance type", "state", "health", "age"):
         table.add_column(col)
     now = datetime.now(UTC)
     for r in rows:

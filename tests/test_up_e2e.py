@@ -56,7 +56,7 @@ def wait_for(check, within: float, what: str):
     raise AssertionError(f"timed out: {what}; last={last!r}")
 
 
-def demo_nodes(env) -> list[dict]:
+def demo_nodes(env) -> list[dict[str, str]]:
     result = navarch(env, "node", "list", "--pool", "demo", "-o", "json")
     return json.loads(result.stdout) if result.returncode == 0 else []
 
