@@ -204,8 +204,10 @@ def node_list(
         return
     table = Table(show_edge=False)
     table.add_column("node id", no_wrap=True, min_width=36)  # whole, so it can be copied
-    for col in ("pool", "provider", "region", "instance type", "state", "health", "age"):
+    for col in ("pool", "provider", "region", "instance type"):
         table.add_column(col)
+    for col in ("state", "health", "age"):
+        table.add_column(col, no_wrap=True)
     now = datetime.now(UTC)
     for r in rows:
         age = now - datetime.fromisoformat(r["started_at"]) if r["started_at"] else None
