@@ -2,8 +2,10 @@
 (`navarch-node-<node_id>`) that runs GPU-local activities; starting it is the node's
 registration.
 
-On a GPU host it uses NVML (`pip install 'navarch[agent]'`); `--fake-gpus N` runs it on a
-simulated backend instead, on purpose only."""
+On a GPU host it reads the GPUs through NVML (`pip install 'navarch[agent]'`) and follows the
+kernel log for Xid/SXid lines. `--fake-gpus N` runs it on a simulated backend instead, on
+purpose only: without it, a host where NVML cannot be loaded is an error, never a silent
+fake."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import argparse
 import asyncio
 import logging
 import os
-from pathlib import Path
+from datetime import timedelta
 
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
@@ -27,34 +29,62 @@ from .fake_backend import FakeGpuBackend
 
 log = logging.getLogger("navarch.agent")
 
+# On SIGTERM, running activities get this long to finish before they are cancelled.
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+
 
 def make_backend(args: argparse.Namespace) -> GpuBackend | None:
     if args.fake_gpus:
-        world = FakeWorld(Path(args.fake_world).expanduser())
+        world = FakeWorld(args.fake_world)
         return FakeGpuBackend(world, args.node_id, args.fake_gpus, args.fake_model)
-    log.error("no GPU backend: the NVML backend is not built yet; "
-              "run with --fake-gpus N for a simulated host")
-    return None
+    from .kernel_log_follower import KernelLogWatcher, open_kernel_log
+    from .nvml_backend import NvmlBackend, NvmlUnavailable
+
+    try:
+        backend = NvmlBackend()
+    except NvmlUnavailable as exc:
+        log.error("%s. This host has no usable NVIDIA driver; use --fake-gpus N to run a "
+                  "simulated host on purpose.", exc)
+        return None
+    source = open_kernel_log()
+    if source is None:
+        log.warning("no kernel log readable (/dev/kmsg, kern.log, messages, syslog): "
+                    "Xids come from NVML events only")
+    else:
+        KernelLogWatcher(source, backend.record_kernel_event).start()
+        log.info("following the kernel log at %s", source.name)
+    return backend
 
 
 async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
     backend = make_backend(args)
     if backend is None:
         return 1
-    client = await connect(args.profile)
+    try:
+        client = await connect(args.profile, target_host=args.temporal_address)
+    except Exception as exc:
+        log.error("cannot reach Temporal%s: %s",
+                  f" at {args.temporal_address}" if args.temporal_address else "", exc)
+        return 1
     queue = node_task_queue(args.node_id)
     worker = Worker(client, task_queue=queue, activities=AgentActivities(backend).activities(),
-                    activity_task_poller_behavior=PollerBehaviorSimpleMaximum(1))
-    log.info("agent for node %s polling task queue %r (%s backend)", args.node_id, queue,
-             backend.name)
+                    activity_task_poller_behavior=PollerBehaviorSimpleMaximum(1),
+                    graceful_shutdown_timeout=GRACEFUL_SHUTDOWN)
+    log.info("agent for node %s%s polling task queue %r (%s backend)", args.node_id,
+             f" of pool {args.pool}" if args.pool else "", queue, backend.name)
     async with worker:
         await stop.wait()
+        log.info("stopping: running activities get %s to finish", GRACEFUL_SHUTDOWN)
     return 0
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="navarch-agent", description=__doc__)
     parser.add_argument("--node-id", default=os.environ.get("NAVARCH_NODE_ID"))
+    parser.add_argument("--pool", default=os.environ.get("NAVARCH_POOL"),
+                        help="the node's pool (for logs)")
+    parser.add_argument("--temporal-address", default=None,
+                        help="host:port of the Temporal frontend (default: TEMPORAL_ADDRESS)")
     parser.add_argument("--profile", default=None, help="Temporal config profile")
     parser.add_argument("--fake-gpus", type=int, default=0,
                         help="simulate this many GPUs instead of using NVML")
