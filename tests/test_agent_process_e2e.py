@@ -1,0 +1,48 @@
+"""The `navarch-agent` process itself (fake backend, on purpose) serving a node on the real
+dev server: registration by polling, health judged, SIGTERM exits cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from navarch.ids import node_workflow_id
+from navarch.workflows.node import NodeInput, NodeWorkflow
+
+from lifecycle_helpers import control_plane, eventually, fast_spec, node_status
+
+
+async def test_agent_process_registers_reports_health_and_stops_cleanly(dev_env, tmp_path):
+    client = dev_env.client
+    address = client.service_client.config.target_host
+    async with control_plane(client, tmp_path, simulate_hosts=False) as plane:
+        spec = fast_spec(min_nodes=1)
+        node_id = f"agent-{spec.name}"
+        await client.start_workflow(NodeWorkflow.run, NodeInput(node_id=node_id, spec=spec),
+                                    id=node_workflow_id(node_id), task_queue=plane.task_queue)
+        await eventually(lambda: node_status(client, node_id),
+                         lambda n: n.state.value == "booting", what="booting")
+        agent = subprocess.Popen(  # noqa: ASYNC220 - the agent runs beside the test
+            [str(Path(sys.executable).parent / "navarch-agent"), "--node-id", node_id,
+             "--fake-gpus", "8", "--fake-world", str(plane.world.path),
+             "--temporal-address", address, "--pool", spec.name],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            node = await eventually(lambda: node_status(client, node_id),
+                                    lambda n: n.state.value == "ready", within=60, what="ready")
+            assert len(node.gpus) == 8 and node.gpus[0].name == "NVIDIA H100 (simulated)"
+            plane.world.inject(node_id, "temperature", value=88, gpu_index=5)
+            node = await eventually(lambda: node_status(client, node_id),
+                                    lambda n: n.state.value == "degraded", what="degraded")
+            assert node.health_rule == "thermal-warning"
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            output, _ = agent.communicate(timeout=30)
+        assert agent.returncode == 0, output
+        assert "stopping" in output
+        await eventually(lambda: node_status(client, node_id),
+                         lambda n: n.state.value == "unreachable", what="unreachable")
