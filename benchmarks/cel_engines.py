@@ -9,6 +9,7 @@ verdicts agree. Usage: python benchmarks/cel_engines.py [--events N]
 from __future__ import annotations
 
 import argparse
+import importlib
 import time
 from typing import Any
 
@@ -64,7 +65,7 @@ def main() -> None:
     print(f"  agrees with navarch.policy: {reference == expected}")
 
     try:
-        import celpy  # type: ignore[import-not-found]
+        celpy: Any = importlib.import_module("celpy")  # optional: pip install cel-python
     except ImportError:
         print("celpy (cel-python) not installed: pip install cel-python to compare")
         return
