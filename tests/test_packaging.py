@@ -55,6 +55,9 @@ def test_wheel_installs_everything_under_navarch(tmp_path):
         assert f"navarch/{role}/__init__.py" in names
     assert "navarch/policies/default.yaml" in names
     assert "navarch/data/xid_catalog.csv" in names
+    assert "navarch/bootstrap/cloud-init.yaml" in names
+    assert "navarch/bootstrap/navarch-agent.service" in names
+    assert "navarch/demo.yaml" in names
     extract = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(extract)
     where = _python(["-S", "-c", IMPORT], cwd=tmp_path, env={"PYTHONPATH": str(extract)})
