@@ -22,7 +22,7 @@ from navarch.agent_api import (
 )
 from navarch.lifecycle import CheckResult
 from navarch.models import EventType, HealthEvent, HealthResult
-from navarch.policy import Policy, compile_policy
+from navarch.policy import EventVerdict, Policy, compile_policy
 
 from .backend import BackendError, GpuBackend
 
@@ -37,6 +37,8 @@ class AgentActivities:
     def __init__(self, backend: GpuBackend) -> None:
         self.backend = backend
         self._policies: dict[str, Policy] = {}
+        # The policy's latest verdict per GPU, for the agent's metrics.
+        self.gpu_health: dict[int, HealthResult] = {}
 
     def _policy(self, params: WatchHealthInput) -> Policy:
         key = params.policy.model_dump_json()
@@ -110,6 +112,7 @@ class AgentActivities:
             health = verdict.result
             if health is HealthResult.UNHEALTHY and streak < params.unhealthy_after:
                 health = params.last_health
+            self._remember_gpu_health(verdict.events)
             notable = [v.event for v in verdict.events if v.result is not HealthResult.HEALTHY]
             summary = HealthSummary(
                 node_id=params.node_id, health=health, gpus=self._safe_sample(),
@@ -120,6 +123,14 @@ class AgentActivities:
                 return WatchHealthResult(health=health, rule=verdict.rule, events=notable,
                                          summary=summary)
             await _sleep_heartbeating(poll, summary)
+
+    def _remember_gpu_health(self, verdicts: tuple[EventVerdict, ...]) -> None:
+        worst: dict[int, HealthResult] = {}
+        for v in verdicts:
+            index = v.event.gpu_index
+            if v.result.is_worse_than(worst.get(index, HealthResult.HEALTHY)):
+                worst[index] = v.result
+        self.gpu_health = worst
 
     def _safe_sample(self) -> list[agent_api.GpuSummary]:
         try:

@@ -29,6 +29,8 @@ from .fake_backend import FakeGpuBackend
 
 log = logging.getLogger("navarch.agent")
 
+DEFAULT_METRICS_PORT = 9401  # dcgm-exporter takes 9400
+
 # On SIGTERM, running activities get this long to finish before they are cancelled.
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
@@ -67,7 +69,13 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
                   f" at {args.temporal_address}" if args.temporal_address else "", exc)
         return 1
     queue = node_task_queue(args.node_id)
-    worker = Worker(client, task_queue=queue, activities=AgentActivities(backend).activities(),
+    agent = AgentActivities(backend)
+    if args.metrics_port:
+        from .metrics import serve_metrics
+
+        serve_metrics(agent, args.node_id, args.metrics_port)
+        log.info("metrics on :%d/metrics", args.metrics_port)
+    worker = Worker(client, task_queue=queue, activities=agent.activities(),
                     activity_task_poller_behavior=PollerBehaviorSimpleMaximum(1),
                     graceful_shutdown_timeout=GRACEFUL_SHUTDOWN)
     log.info("agent for node %s%s polling task queue %r (%s backend)", args.node_id,
@@ -90,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="simulate this many GPUs instead of using NVML")
     parser.add_argument("--fake-model", default="H100")
     parser.add_argument("--fake-world", default=str(fake_world_path()))
+    parser.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT,
+                        help="Prometheus metrics port (0: off; default %(default)s)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     if not args.node_id:

@@ -6,8 +6,8 @@ events; an event no rule matches is healthy. A condition that fails while evalua
 metric the event does not carry, a type mismatch, a non-boolean result) does not match:
 the rule is skipped for that event and the failure counted, never raised.
 
-CEL engine: the `cel` module of the `common-expression-language` package (Rust). It was
-chosen by measurement; see docs/architecture.md.
+CEL engine: the Rust extension of the `common-expression-language` package (navarch.cel_engine).
+It was chosen by measurement; see docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import cel
 from pydantic import Field, ValidationError
 
+from navarch.cel_engine import compile_expression
 from navarch.models import HealthEvent, HealthResult
 from navarch.validation import (
     Problem,
@@ -162,7 +162,7 @@ _STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 def compile_rule(rule: PolicyRule) -> Any:
     """Compile one condition; raise ValueError with a message that says where and what."""
     try:
-        program = cel.compile(rule.condition)
+        program = compile_expression(rule.condition)
     except ValueError as exc:
         text = str(exc)
         m = _CEL_POSITION.search(text)

@@ -14,10 +14,12 @@ import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+if TYPE_CHECKING:
+    import yaml
 
 KeyPath = tuple[str | int, ...]
 
@@ -115,6 +117,8 @@ class YamlDocument:
 
 def load_yaml(path: str | Path, *, text: str | None = None) -> YamlDocument:
     """Parse a YAML file; a syntax error becomes a Problem with its line and column."""
+    import yaml  # not at module level: the node agent never reads YAML
+
     name = str(path)
     if text is None:
         try:
@@ -141,6 +145,8 @@ def load_yaml(path: str | Path, *, text: str | None = None) -> YamlDocument:
 
 
 def _index_lines(node: yaml.Node, path: KeyPath, out: dict[KeyPath, int]) -> None:
+    import yaml
+
     out.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:

@@ -3,10 +3,13 @@ dev server: registration by polling, health judged, SIGTERM exits cleanly."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from navarch.ids import node_workflow_id
@@ -21,6 +24,9 @@ async def test_agent_process_registers_reports_health_and_stops_cleanly(dev_env,
     async with control_plane(client, tmp_path, simulate_hosts=False) as plane:
         spec = fast_spec(min_nodes=1)
         node_id = f"agent-{spec.name}"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            metrics_port = s.getsockname()[1]
         await client.start_workflow(NodeWorkflow.run, NodeInput(node_id=node_id, spec=spec),
                                     id=node_workflow_id(node_id), task_queue=plane.task_queue)
         await eventually(lambda: node_status(client, node_id),
@@ -28,7 +34,8 @@ async def test_agent_process_registers_reports_health_and_stops_cleanly(dev_env,
         agent = subprocess.Popen(  # noqa: ASYNC220 - the agent runs beside the test
             [str(Path(sys.executable).parent / "navarch-agent"), "--node-id", node_id,
              "--fake-gpus", "8", "--fake-world", str(plane.world.path),
-             "--temporal-address", address, "--pool", spec.name],
+             "--temporal-address", address, "--pool", spec.name,
+             "--metrics-port", str(metrics_port)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
@@ -39,6 +46,10 @@ async def test_agent_process_registers_reports_health_and_stops_cleanly(dev_env,
             node = await eventually(lambda: node_status(client, node_id),
                                     lambda n: n.state.value == "degraded", what="degraded")
             assert node.health_rule == "thermal-warning"
+            metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{metrics_port}/metrics")
+            assert 'navarch_gpu_health{Hostname=' in metrics
+            assert any(line.startswith("DCGM_FI_DEV_GPU_TEMP") and 'gpu="5"' in line
+                       and line.endswith(" 88.0") for line in metrics.splitlines())
         finally:
             agent.send_signal(signal.SIGTERM)
             output, _ = agent.communicate(timeout=30)
@@ -46,3 +57,8 @@ async def test_agent_process_registers_reports_health_and_stops_cleanly(dev_env,
         assert "stopping" in output
         await eventually(lambda: node_status(client, node_id),
                          lambda n: n.state.value == "unreachable", what="unreachable")
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return str(resp.read().decode())
