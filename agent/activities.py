@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from navarch import agent_api
 from navarch.agent_api import (
     BootCheckInput,
     BootCheckResult,
+    DiagnosticInput,
+    DiagnosticResult,
     HealthSummary,
     Inventory,
     WaitIdleInput,
@@ -24,6 +27,7 @@ from navarch.lifecycle import CheckResult
 from navarch.models import EventType, HealthEvent, HealthResult
 from navarch.policy import EventVerdict, Policy, compile_policy
 
+from . import diagnostics
 from .backend import BackendError, GpuBackend
 
 # Events shown in the heartbeat summary (the UI's live view of a node).
@@ -31,6 +35,7 @@ SUMMARY_EVENTS = 5
 # Event sources are read at least this often, whatever the pool's check interval: with
 # the kernel-log thread reading every 0.1 s, a new Xid is judged within 0.6 s.
 MAX_POLL_SECONDS = 0.5
+DIAGNOSTIC_HEARTBEAT_SECONDS = 5.0
 
 
 class AgentActivities:
@@ -156,8 +161,36 @@ class AgentActivities:
                 {"remaining_processes": remaining},
             )
 
+    @activity.defn(name=agent_api.RUN_DIAGNOSTIC)
+    async def run_diagnostic(self, params: DiagnosticInput) -> DiagnosticResult:
+        """Run one active diagnostic; a failure is also recorded as a `diagnostic` event, so
+        the node's watch judges it with the pool's policy."""
+        gpus = len(self.backend.inventory().gpus)
+        if params.kind == "dcgm":
+            job = functools.partial(diagnostics.dcgm_diag, params.level)
+        elif params.kind == "gpu_burn":
+            job = functools.partial(diagnostics.gpu_burn, params.seconds,
+                                    params.command or "gpu_burn")
+        else:
+            job = functools.partial(diagnostics.nccl_all_reduce, gpus, params.min_bus_gbps,
+                                    params.command or "all_reduce_perf")
+        task = asyncio.ensure_future(asyncio.to_thread(job))
+        while not task.done():
+            activity.heartbeat({"diagnostic": params.kind})
+            await asyncio.wait({task}, timeout=DIAGNOSTIC_HEARTBEAT_SECONDS)
+        outcome = task.result()
+        if outcome.status == "fail":
+            self.backend.record(HealthEvent(
+                event_type=EventType.DIAGNOSTIC, gpu_index=-1,
+                metrics={"passed": False, "kind": params.kind, **outcome.metrics},
+                message=outcome.detail,
+            ))
+        return DiagnosticResult(kind=params.kind, status=outcome.status, detail=outcome.detail,
+                                metrics=outcome.metrics)
+
     def activities(self) -> list[Callable[..., object]]:
-        return [self.gpu_inventory, self.boot_check, self.watch_health, self.wait_idle]
+        return [self.gpu_inventory, self.boot_check, self.watch_health, self.wait_idle,
+                self.run_diagnostic]
 
 
 async def _sleep_heartbeating(seconds: float, details: object) -> None:

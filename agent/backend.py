@@ -49,3 +49,8 @@ class GpuBackend(Protocol):
     def service_active(self, unit: str) -> CheckResult:
         """Whether a systemd unit (nvidia-fabricmanager, ...) is active."""
         ...
+
+    def record(self, event: HealthEvent) -> None:
+        """Keep a one-shot event (an Xid, a failed diagnostic) among the current events for
+        a while, so the policy judges it."""
+        ...

@@ -16,6 +16,7 @@ from .backend import BackendError, ComputeProcess
 # Faults are read from SQLite at most this often; a check loop polls faster than that.
 _REFRESH_SECONDS = 0.05
 _IDLE_TEMPERATURE = 42.0
+RECENT_WINDOW_SECONDS = 600.0  # as the NVML backend keeps one-shot events
 
 _EVENT_TYPES = {
     "xid": EventType.XID,
@@ -48,6 +49,7 @@ class FakeGpuBackend:
         self.gpu_model = gpu_model
         self._faults: list[GpuFault] = []
         self._read_at = 0.0
+        self._recorded: list[tuple[float, HealthEvent]] = []
 
     def _current_faults(self) -> list[GpuFault]:
         now = time.monotonic()
@@ -101,7 +103,15 @@ class FakeGpuBackend:
                 metrics=metrics,
                 message=fault.message or f"injected {fault.kind} fault",
             ))
-        return events
+        return events + self._recent()
+
+    def record(self, event: HealthEvent) -> None:
+        self._recorded.append((time.monotonic(), event))
+
+    def _recent(self) -> list[HealthEvent]:
+        cutoff = time.monotonic() - RECENT_WINDOW_SECONDS
+        self._recorded = [(t, e) for t, e in self._recorded if t >= cutoff]
+        return [e for _, e in self._recorded]
 
     def compute_processes(self) -> list[ComputeProcess]:
         self._check_driver()

@@ -20,6 +20,7 @@ GPU_INVENTORY = "agent.gpu_inventory"
 BOOT_CHECK = "agent.boot_check"
 WATCH_HEALTH = "agent.watch_health"
 WAIT_IDLE = "agent.wait_idle"
+RUN_DIAGNOSTIC = "agent.run_diagnostic"
 
 
 class _Model(BaseModel):
@@ -88,3 +89,19 @@ class WaitIdleInput(_Model):
 class WaitIdleResult(_Model):
     outcome: Literal["idle", "grace_expired"]
     remaining_processes: int = 0
+
+
+class DiagnosticInput(_Model):
+    node_id: str
+    kind: Literal["dcgm", "gpu_burn", "nccl"]
+    level: int = Field(default=2, ge=1, le=4)  # dcgmi diag -r LEVEL
+    seconds: int = Field(default=60, ge=1)  # gpu_burn duration
+    command: str | None = None  # gpu_burn / all_reduce_perf binary name or path
+    min_bus_gbps: float | None = None  # NCCL all-reduce threshold for this instance type
+
+
+class DiagnosticResult(_Model):
+    kind: str
+    status: Literal["pass", "fail", "skipped"]
+    detail: str = ""
+    metrics: dict[str, float | int | str | bool] = Field(default_factory=dict)

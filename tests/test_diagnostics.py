@@ -1,0 +1,96 @@
+"""Active diagnostics with scripted stand-ins for dcgmi, gpu_burn and all_reduce_perf on PATH:
+a missing tool is skipped (never a pass), a failure is a health event the policy judges."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from datetime import timedelta
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from navarch.agent.activities import AgentActivities
+from navarch.agent.fake_backend import FakeGpuBackend
+from navarch.agent_api import DiagnosticInput, WatchHealthInput
+from navarch.fakeworld import FakeWorld
+from navarch.models import HealthResult
+from navarch.policy import builtin_policy
+
+DIAG_FAIL = {"DCGM Diagnostic": {"test_categories": [
+    {"category": "Deployment", "tests": [
+        {"name": "Denylist", "results": [{"gpu_id": 0, "status": "Pass"}]}]},
+    {"category": "Hardware", "tests": [
+        {"name": "Memory", "results": [
+            {"gpu_id": 0, "status": "Pass"},
+            {"gpu_id": 3, "status": "Fail", "info": "Memory errors detected"}]}]},
+]}}
+DIAG_PASS = {"DCGM Diagnostic": {"test_categories": [
+    {"category": "Hardware", "tests": [{"name": "Memory", "results": [
+        {"gpu_id": 0, "status": "Pass"}, {"gpu_id": 1, "status": "Skip"}]}]}]}}
+
+
+@pytest.fixture
+def tools(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin:/bin")
+
+    def install(name: str, stdout: str, rc: int = 0) -> None:
+        (bin_dir / f"{name}.out").write_text(stdout)
+        script = bin_dir / name
+        script.write_text(f"#!/bin/sh\ncat '{bin_dir / (name + '.out')}'\nexit {rc}\n")
+        script.chmod(script.stat().st_mode | stat.S_IEXEC)
+
+    return install
+
+
+@pytest.fixture
+def agent(tmp_path):
+    return AgentActivities(FakeGpuBackend(FakeWorld(tmp_path / "w.db"), "n1", 8, "H100"))
+
+
+async def run(agent, **kw):
+    return await ActivityEnvironment().run(agent.run_diagnostic,
+                                           DiagnosticInput(node_id="n1", **kw))
+
+
+async def test_missing_tools_are_skipped_never_passed(tools, agent):
+    for kind in ("dcgm", "gpu_burn", "nccl"):
+        result = await run(agent, kind=kind)
+        assert result.status == "skipped" and "not installed" in result.detail
+    assert (await run(agent, kind="dcgm")).detail == "skipped: DCGM not installed (no dcgmi)"
+
+
+async def test_dcgm_failure_becomes_an_unhealthy_event(tools, agent):
+    tools("dcgmi", json.dumps(DIAG_FAIL), rc=226)
+    result = await run(agent, kind="dcgm", level=2)
+    assert result.status == "fail"
+    assert "Memory (GPU 3): Memory errors detected" in result.detail
+    assert result.metrics == {"diag_pass": 2, "diag_fail": 1, "diag_skip": 0, "diag_warn": 0}
+    watch = await ActivityEnvironment().run(agent.watch_health, WatchHealthInput(
+        node_id="n1", policy=builtin_policy("default").source,
+        check_interval=timedelta(milliseconds=100)))
+    assert watch.health is HealthResult.UNHEALTHY and watch.rule == "diagnostic-failed"
+
+
+async def test_dcgm_pass_and_garbage(tools, agent):
+    tools("dcgmi", "Error: unable to connect to host engine\n", rc=255)
+    bad = await run(agent, kind="dcgm")
+    assert bad.status == "fail" and "unable to connect" in bad.detail
+    tools("dcgmi", json.dumps(DIAG_PASS))
+    ok = await run(agent, kind="dcgm", level=1)
+    assert ok.status == "pass" and ok.detail == "dcgmi diag -r 1: 1 passed, 1 skipped, 0 warnings"
+
+
+async def test_gpu_burn_and_nccl(tools, agent):
+    tools("gpu_burn", "100.0%  proc'd: 1000 (5000 Gflop/s)\nTested 8 GPUs:\n  GPU 0: OK\n"
+                      "  GPU 1: FAULTY\n")
+    burn = await run(agent, kind="gpu_burn", seconds=5)
+    assert burn.status == "fail" and "GPU 1: FAULTY" in burn.detail
+    tools("all_reduce_perf", "#  Out of bounds values : 0 OK\n# Avg bus bandwidth    : 152.4 \n")
+    slow = await run(agent, kind="nccl", min_bus_gbps=300)
+    assert slow.status == "fail" and slow.metrics == {"bus_bandwidth_gbps": 152.4}
+    fast = await run(agent, kind="nccl", min_bus_gbps=100)
+    assert fast.status == "pass"
