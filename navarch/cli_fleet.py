@@ -31,6 +31,7 @@ from navarch.ids import (
     pool_workflow_id,
 )
 from navarch.lifecycle import NodeState, NodeStatus
+from navarch.schedules import apply_diagnostics_schedule
 from navarch.settings import fake_world_path, navarch_home
 from navarch.spec import PoolSpec, build_pool_specs
 from navarch.temporal_client import connect, register_search_attributes
@@ -89,6 +90,9 @@ async def apply_specs(client: Client, specs: dict[str, PoolSpec],
             await client.start_workflow("PoolWorkflow", PoolInput(spec=spec),
                                         id=pool_workflow_id(name), task_queue=task_queue)
             done[name] = "started"
+        schedule = await apply_diagnostics_schedule(client, spec, task_queue)
+        if schedule != "none":
+            done[name] += f", diagnostics schedule {schedule}"
     return done
 
 

@@ -172,6 +172,24 @@ class HealthConfig(StrictModel):
     unhealthy_window: GoDuration = DEFAULT_UNHEALTHY_WINDOW
 
 
+class DiagnosticCheck(StrictModel):
+    kind: Literal["dcgm", "gpu_burn", "nccl"]
+    level: int = Field(default=2, ge=1, le=4)
+    seconds: int = Field(default=60, ge=1, le=86400)
+    command: str | None = None
+    min_bus_gbps: float | None = Field(default=None, gt=0)
+
+
+class DiagnosticsConfig(StrictModel):
+    """Navarch addition: active diagnostics on idle nodes, on a Temporal Schedule."""
+
+    enabled: bool = True
+    cron: str = "0 3 * * 0"  # Sundays 03:00 UTC
+    checks: list[DiagnosticCheck] = Field(
+        default_factory=lambda: [DiagnosticCheck(kind="dcgm", level=2)])
+    max_parallel: int = Field(default=1, ge=1)
+
+
 class FileUpload(StrictModel):
     local: str
     remote: str
@@ -201,6 +219,7 @@ class PoolConfig(BootstrapTimeouts):
     labels: StringMap = Field(default_factory=dict)
     autoscaling: AutoscalingConfig | None = None
     health: HealthConfig | None = None
+    diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
     setup_commands: list[str] = Field(default_factory=list)
     file_uploads: list[FileUpload] = Field(default_factory=list)
     ssh_user: str | None = None

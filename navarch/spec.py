@@ -19,6 +19,7 @@ from navarch.config import (
     DEFAULT_HEALTH_CHECK_INTERVAL,
     DEFAULT_REGISTRATION_TIMEOUT,
     AutoscalingConfig,
+    DiagnosticsConfig,
     HealthConfig,
     LoadedConfig,
     NotifierConfig,
@@ -75,6 +76,7 @@ class PoolSpec(BaseModel):
     heartbeat_timeout: GoDuration = timedelta(seconds=90)
     autoscale_interval: GoDuration = DEFAULT_AUTOSCALE_INTERVAL
     notifier: NotifierConfig = Field(default_factory=NotifierConfig)
+    diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
     setup_commands: list[str] = Field(default_factory=list)
     ssh_user: str = "ubuntu"
     ssh_private_key_path: str | None = None
@@ -138,6 +140,7 @@ def build_pool_spec(loaded: LoadedConfig, name: str) -> PoolSpec:
         heartbeat_timeout=server.effective_heartbeat_timeout,
         autoscale_interval=server.autoscale_interval,
         notifier=server.effective_notifier,
+        diagnostics=pool.diagnostics,
         setup_commands=list(pool.setup_commands),
         ssh_user=cfg.pool_ssh_user(pool),
         ssh_private_key_path=cfg.pool_ssh_key_path(pool),

@@ -18,6 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from navarch.workflows import WORKFLOWS
+from navarch.workflows.diagnostics import DiagnosticsInput, DiagnosticsWorkflow
 
 from lifecycle_helpers import (
     control_plane,
@@ -39,7 +40,7 @@ def _files() -> list[Path]:
 def test_histories_of_every_workflow_type_are_recorded():
     kinds = {json.loads(p.read_text())["events"][0]["workflowExecutionStartedEventAttributes"]
              ["workflowType"]["name"] for p in _files()}
-    assert {"PoolWorkflow", "NodeWorkflow"} <= kinds
+    assert {"PoolWorkflow", "NodeWorkflow", "DiagnosticsWorkflow"} <= kinds
 
 
 @pytest.mark.parametrize("path", _files(), ids=lambda p: p.stem)
@@ -68,6 +69,12 @@ async def test_record_histories(dev_env, tmp_path):
         await eventually(lambda: node_status(client, first), lambda n: n.state.value == "cordoned")
         await node.signal("uncordon")
         await eventually(lambda: node_status(client, first), lambda n: n.state.value == "ready")
+        diagnostics_id = "diagnostics/replay"
+        await client.execute_workflow(
+            DiagnosticsWorkflow.run,
+            DiagnosticsInput(pool=spec.name, checks=spec.diagnostics.checks,
+                             heartbeat_timeout=spec.heartbeat_timeout),
+            id=diagnostics_id, task_queue=plane.task_queue)
         plane.world.inject(second, "xid", value=79)
         await eventually(lambda: pool_status(client, spec.name),
                          lambda p: p.replacements == 1 and p.ready == 2)
@@ -80,7 +87,7 @@ async def test_record_histories(dev_env, tmp_path):
         HISTORIES.mkdir(exist_ok=True)
         for old in _files():
             old.unlink()
-        ids = [f"pool/{spec.name}"] + [f"node/{n}" for n in (first, second)]
+        ids = [f"pool/{spec.name}", diagnostics_id] + [f"node/{n}" for n in (first, second)]
         for workflow_id in ids:
             history = await client.get_workflow_handle(workflow_id).fetch_history()
             kind = workflow_id.split("/")[0]

@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 
 from navarch.activities.cloud import CloudActivities, ProviderFactory
 from navarch.activities.fake_cloud import FakeCloudProvider
+from navarch.activities.fleet import list_nodes
 from navarch.activities.notifier import NOTIFIER_ACTIVITIES
 from navarch.agent.fake_host import FakeHostManager
 from navarch.fakeworld import FakeWorld
@@ -44,7 +45,8 @@ class ControlPlane:
         return factories
 
     def activities(self) -> list[Callable[..., object]]:
-        return [*CloudActivities(self.provider_factories()).activities(), *NOTIFIER_ACTIVITIES]
+        return [*CloudActivities(self.provider_factories()).activities(), *NOTIFIER_ACTIVITIES,
+                list_nodes]
 
     def worker(self) -> Worker:
         return Worker(self.client, task_queue=self.task_queue, workflows=WORKFLOWS,

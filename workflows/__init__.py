@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from .diagnostics import DiagnosticsWorkflow
 from .node import NodeWorkflow
 from .pool import PoolWorkflow
 
 # Every workflow class the control-plane worker runs.
-WORKFLOWS: list[type[Any]] = [PoolWorkflow, NodeWorkflow]
+WORKFLOWS: list[type[Any]] = [PoolWorkflow, NodeWorkflow, DiagnosticsWorkflow]
 
-__all__ = ["WORKFLOWS", "NodeWorkflow", "PoolWorkflow"]
+__all__ = ["WORKFLOWS", "DiagnosticsWorkflow", "NodeWorkflow", "PoolWorkflow"]

@@ -1,0 +1,125 @@
+"""DiagnosticsWorkflow (started by the schedule `diagnostics/<pool>`): active checks on the
+idle, ready nodes of a pool.
+
+Each node is checked that no GPU work runs on it, cordoned for the duration, put through the
+pool's checks (DCGM diag, GPU burn, NCCL all-reduce) on its own queue, and uncordoned if
+nothing failed. A failed check is recorded by the agent as a `diagnostic` health event: the
+node's watch judges it with the pool's policy (default: unhealthy → repair), so the node
+stays cordoned and the usual repair path takes over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from navarch import agent_api
+    from navarch.agent_api import DiagnosticInput, DiagnosticResult, WaitIdleInput, WaitIdleResult
+    from navarch.config import DiagnosticCheck
+    from navarch.durations import GoDuration
+    from navarch.fleet_api import LIST_NODES, ListNodesInput
+    from navarch.ids import node_task_queue, node_workflow_id
+    from navarch.lifecycle import StoredModel
+
+RUN_ONCE = RetryPolicy(maximum_attempts=1)
+LOOKUP_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=2))
+CHECK_MARGIN = timedelta(minutes=10)
+LEVEL_TIME = {1: timedelta(minutes=5), 2: timedelta(minutes=20), 3: timedelta(hours=1),
+              4: timedelta(hours=4)}
+
+
+class DiagnosticsInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    pool: str
+    checks: list[DiagnosticCheck] = Field(default_factory=list)
+    max_parallel: int = Field(default=1, ge=1)
+    heartbeat_timeout: GoDuration = timedelta(seconds=90)
+
+
+class NodeDiagnostics(StoredModel):
+    node_id: str
+    outcome: Literal["pass", "fail", "skipped", "busy", "unreachable"]
+    results: list[DiagnosticResult] = Field(default_factory=list)
+    detail: str = ""
+
+
+class DiagnosticsReport(StoredModel):
+    pool: str
+    nodes: list[NodeDiagnostics] = Field(default_factory=list)
+
+
+@workflow.defn(name="DiagnosticsWorkflow")
+class DiagnosticsWorkflow:
+    def __init__(self) -> None:
+        self._report: DiagnosticsReport | None = None
+
+    @workflow.query(name="status")
+    def status(self) -> DiagnosticsReport | None:
+        return self._report
+
+    @workflow.run
+    async def run(self, params: DiagnosticsInput) -> DiagnosticsReport:
+        report = self._report = DiagnosticsReport(pool=params.pool)
+        nodes: list[str] = await workflow.execute_activity(
+            LIST_NODES, ListNodesInput(pool=params.pool, state="ready"), result_type=list[str],
+            start_to_close_timeout=timedelta(minutes=1), retry_policy=LOOKUP_RETRY)
+        slots = asyncio.Semaphore(params.max_parallel)
+
+        async def one(node_id: str) -> None:
+            async with slots:
+                report.nodes.append(await self._diagnose(node_id, params))
+
+        await asyncio.gather(*(one(n) for n in nodes))
+        workflow.set_current_details(", ".join(
+            f"{sum(1 for n in report.nodes if n.outcome == k)} {k}"
+            for k in ("pass", "fail", "skipped", "busy", "unreachable")))
+        return report
+
+    async def _diagnose(self, node_id: str, params: DiagnosticsInput) -> NodeDiagnostics:
+        queue = node_task_queue(node_id)
+        try:
+            idle = await workflow.execute_activity(
+                agent_api.WAIT_IDLE, WaitIdleInput(node_id=node_id, grace=timedelta(0)),
+                result_type=WaitIdleResult, task_queue=queue,
+                schedule_to_start_timeout=params.heartbeat_timeout,
+                start_to_close_timeout=timedelta(minutes=1), retry_policy=RUN_ONCE)
+        except ActivityError as err:
+            return NodeDiagnostics(node_id=node_id, outcome="unreachable", detail=str(err.cause))
+        if idle.outcome != "idle":
+            return NodeDiagnostics(node_id=node_id, outcome="busy",
+                                   detail=f"{idle.remaining_processes} GPU process(es) running")
+        node = workflow.get_external_workflow_handle(node_workflow_id(node_id))
+        await node.signal("cordon", {"reason": "diagnostics"})
+        results: list[DiagnosticResult] = []
+        for check in params.checks:
+            limit = (LEVEL_TIME.get(check.level, timedelta(hours=1)) if check.kind == "dcgm"
+                     else timedelta(seconds=check.seconds)) + CHECK_MARGIN
+            try:
+                results.append(await workflow.execute_activity(
+                    agent_api.RUN_DIAGNOSTIC,
+                    DiagnosticInput(node_id=node_id, kind=check.kind, level=check.level,
+                                    seconds=check.seconds, command=check.command,
+                                    min_bus_gbps=check.min_bus_gbps),
+                    result_type=DiagnosticResult, task_queue=queue,
+                    schedule_to_start_timeout=params.heartbeat_timeout,
+                    start_to_close_timeout=limit, heartbeat_timeout=params.heartbeat_timeout,
+                    retry_policy=RUN_ONCE))
+            except ActivityError as err:
+                results.append(DiagnosticResult(kind=check.kind, status="fail",
+                                                detail=f"could not run: {err.cause}"))
+        failed = [r for r in results if r.status == "fail"]
+        if failed:
+            return NodeDiagnostics(node_id=node_id, outcome="fail", results=results,
+                                   detail="; ".join(r.detail for r in failed))
+        await node.signal("uncordon", {"reason": "diagnostics passed"})
+        ran = [r for r in results if r.status == "pass"]
+        return NodeDiagnostics(node_id=node_id, outcome="pass" if ran else "skipped",
+                               results=results)
