@@ -190,6 +190,15 @@ class DiagnosticsConfig(StrictModel):
     max_parallel: int = Field(default=1, ge=1)
 
 
+class BootChecksConfig(StrictModel):
+    """Navarch addition: what the boot check verifies besides the driver and GPU count."""
+
+    # systemd units that must be active, e.g. nvidia-fabricmanager on NVSwitch machines.
+    required_services: list[str] = Field(default_factory=list)
+    # Also require the GPU model of the instance type (e.g. "H100" in every GPU's name).
+    match_gpu_model: bool = False
+
+
 class FileUpload(StrictModel):
     local: str
     remote: str
@@ -220,6 +229,7 @@ class PoolConfig(BootstrapTimeouts):
     autoscaling: AutoscalingConfig | None = None
     health: HealthConfig | None = None
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
+    boot_checks: BootChecksConfig = Field(default_factory=BootChecksConfig)
     setup_commands: list[str] = Field(default_factory=list)
     file_uploads: list[FileUpload] = Field(default_factory=list)
     ssh_user: str | None = None

@@ -83,6 +83,7 @@ class PoolSpec(BaseModel):
     # Continue-as-new after this many history events; None: when the server suggests it.
     continue_as_new_after: int | None = Field(default=None, ge=50)
     shape_check: Literal["strict", "count", "off"] = "count"
+    required_services: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _bounds(self) -> PoolSpec:
@@ -141,6 +142,8 @@ def build_pool_spec(loaded: LoadedConfig, name: str) -> PoolSpec:
         autoscale_interval=server.autoscale_interval,
         notifier=server.effective_notifier,
         diagnostics=pool.diagnostics,
+        shape_check="strict" if pool.boot_checks.match_gpu_model else "count",
+        required_services=list(pool.boot_checks.required_services),
         setup_commands=list(pool.setup_commands),
         ssh_user=cfg.pool_ssh_user(pool),
         ssh_private_key_path=cfg.pool_ssh_key_path(pool),

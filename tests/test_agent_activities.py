@@ -111,3 +111,9 @@ async def test_wait_idle_waits_for_processes_and_honours_grace(world):
     expired = await env.run(agent(world).wait_idle, WaitIdleInput(
         node_id="n1", grace=timedelta(milliseconds=300), poll_interval=timedelta(milliseconds=50)))
     assert expired.outcome == "grace_expired" and expired.remaining_processes == 1
+
+
+async def test_boot_check_runs_required_services(world):
+    result = await ActivityEnvironment().run(agent(world).boot_check, BootCheckInput(
+        node_id="n1", required_services=["nvidia-fabricmanager"]))
+    assert ("service:nvidia-fabricmanager", "pass") in [(c.name, c.status) for c in result.checks]

@@ -43,3 +43,16 @@ def test_default_policy_when_config_names_none(tmp_path):
     spec = build_pool_spec(load_config(tmp_path / "c.yaml"), "p")
     assert spec.health_policy.metadata.name == "navarch-default"
     assert spec.boot_deadline == timedelta(minutes=10)
+
+
+def test_navarch_additions_boot_checks_and_diagnostics(tmp_path):
+    (tmp_path / "c.yaml").write_text(
+        "providers: {f: {type: fake}}\npools:\n  p:\n    provider: f\n    instance_type: h100-8x\n"
+        "    max_nodes: 1\n    boot_checks: {required_services: [nvidia-fabricmanager],"
+        " match_gpu_model: true}\n"
+        "    diagnostics: {cron: '0 4 * * 6', checks: [{kind: nccl, min_bus_gbps: 350}]}\n")
+    spec = build_pool_spec(load_config(tmp_path / "c.yaml"), "p")
+    assert spec.required_services == ["nvidia-fabricmanager"] and spec.shape_check == "strict"
+    assert spec.diagnostics.cron == "0 4 * * 6"
+    assert spec.diagnostics.checks[0].kind == "nccl"
+    assert spec.diagnostics.checks[0].min_bus_gbps == 350

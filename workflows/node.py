@@ -290,6 +290,7 @@ class NodeWorkflow:
                     expected_gpu_count=shape.count if shape and spec.shape_check != "off" else None,
                     expected_gpu_model=shape.model if shape and spec.shape_check == "strict"
                     else None,
+                    required_services=spec.required_services,
                 ),
                 result_type=BootCheckResult, task_queue=queue,
                 schedule_to_start_timeout=spec.heartbeat_timeout,
