@@ -32,6 +32,14 @@ from navarch.policy import PolicyFile, builtin_policy, load_policy
 
 POOL_NAME_PATTERN = r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
 
+# Parsed once, at import: a spec without a policy is decoded inside workflows, where
+# reading and parsing a YAML file would be I/O in the sandbox.
+_DEFAULT_POLICY = builtin_policy("default").source
+
+
+def _default_policy() -> PolicyFile:
+    return _DEFAULT_POLICY.model_copy(deep=True)
+
 
 class ProviderChoice(BaseModel):
     """One provider a pool may provision from, resolved against the config's providers."""
@@ -70,7 +78,7 @@ class PoolSpec(BaseModel):
     cooldown: GoDuration = DEFAULT_COOLDOWN
     autoscaling: AutoscalingConfig | None = None
     health: HealthConfig = Field(default_factory=HealthConfig)
-    health_policy: PolicyFile = Field(default_factory=lambda: builtin_policy("default").source)
+    health_policy: PolicyFile = Field(default_factory=_default_policy)
     health_check_interval: GoDuration = DEFAULT_HEALTH_CHECK_INTERVAL
     boot_deadline: GoDuration = DEFAULT_REGISTRATION_TIMEOUT
     heartbeat_timeout: GoDuration = timedelta(seconds=90)
@@ -119,7 +127,7 @@ def build_pool_spec(loaded: LoadedConfig, name: str) -> PoolSpec:
             gpu_count=prov.gpu_count, api_key_env=prov.api_key_env,
         ))
     policy_path = loaded.health_policy_path()
-    policy = load_policy(policy_path).source if policy_path else builtin_policy("default").source
+    policy = load_policy(policy_path).source if policy_path else _default_policy()
     server = cfg.server
     return PoolSpec(
         name=name,
