@@ -39,11 +39,14 @@ def make_backend(args: argparse.Namespace) -> GpuBackend | None:
     if args.fake_gpus:
         world = FakeWorld(args.fake_world)
         return FakeGpuBackend(world, args.node_id, args.fake_gpus, args.fake_model)
+    from .dcgm_health import DcgmHealthWatcher
     from .kernel_log_follower import KernelLogWatcher, open_kernel_log
     from .nvml_backend import NvmlBackend, NvmlUnavailable
 
+    dcgm = DcgmHealthWatcher.if_installed()
+    log.info("DCGM health checks: %s", "on" if dcgm else "off (dcgmi not installed)")
     try:
-        backend = NvmlBackend()
+        backend = NvmlBackend(dcgm=dcgm.start() if dcgm else None)
     except NvmlUnavailable as exc:
         log.error("%s. This host has no usable NVIDIA driver; use --fake-gpus N to run a "
                   "simulated host on purpose.", exc)

@@ -29,6 +29,7 @@ from navarch.models import EventType, HealthEvent
 
 from .backend import BackendError, ComputeProcess
 from .cuda_check import memory_check
+from .dcgm_health import DcgmHealthWatcher
 from .systemd import service_active
 
 log = logging.getLogger(__name__)
@@ -61,13 +62,14 @@ class NvmlBackend:
     def __init__(self, nvml: ModuleType | Any | None = None, *,
                  recent_window: float = RECENT_WINDOW_SECONDS,
                  clock: Callable[[], float] = time.monotonic,
-                 watch_events: bool = True) -> None:
+                 watch_events: bool = True, dcgm: DcgmHealthWatcher | None = None) -> None:
         self.nvml = nvml if nvml is not None else _import_pynvml()
         self.recent_window = recent_window
         self._clock = clock
         self._recent: deque[tuple[float, HealthEvent]] = deque()
         self._recent_lock = threading.Lock()
         self._stop = threading.Event()
+        self.dcgm = dcgm
         try:
             self.nvml.nvmlInit()
         except self.nvml.NVMLError as exc:
@@ -142,6 +144,8 @@ class NvmlBackend:
             except self.nvml.NVMLError as exc:
                 events.append(self._event(gpu, EventType.DRIVER_ERROR, {"nvml_error": str(exc)},
                                           f"GPU {gpu.index} does not answer NVML: {exc}"))
+        if self.dcgm is not None:
+            events += self.dcgm.events
         now = self._clock()
         with self._recent_lock:
             while self._recent and now - self._recent[0][0] > self.recent_window:
@@ -340,6 +344,8 @@ class NvmlBackend:
 
     def close(self) -> None:
         self._stop.set()
+        if self.dcgm is not None:
+            self.dcgm.stop()
         if self._event_thread is not None:
             self._event_thread.join(timeout=(EVENT_WAIT_MS / 1000) + 1)
         with contextlib.suppress(self.nvml.NVMLError):
