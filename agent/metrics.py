@@ -37,6 +37,7 @@ class AgentCollector(Collector):
         power = family("DCGM_FI_DEV_POWER_USAGE", "Power draw (W).")
         util = family("DCGM_FI_DEV_GPU_UTIL", "GPU utilization (%).")
         fb_used = family("DCGM_FI_DEV_FB_USED", "Framebuffer memory used (MiB).")
+        sm_clock = family("DCGM_FI_DEV_SM_CLOCK", "SM clock (MHz).")
         dbe = family("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "Uncorrectable ECC errors (volatile).")
         sbe = family("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "Correctable ECC errors (volatile).")
         xid = family("DCGM_FI_DEV_XID_ERRORS", "Code of the last Xid seen.")
@@ -64,6 +65,10 @@ class AgentCollector(Collector):
                 util.add_metric(values, sample.utilization_pct)
             if sample is not None and sample.memory_used_mib is not None:
                 fb_used.add_metric(values, sample.memory_used_mib)
+            if sample is not None and sample.power_w is not None:
+                power.add_metric(values, sample.power_w)
+            if sample is not None and sample.sm_clock_mhz is not None:
+                sm_clock.add_metric(values, sample.sm_clock_mhz)
             mine = [e for e in events if e.gpu_index == gpu.index]
             for e in mine:
                 if e.event_type is EventType.ECC_DBE:
@@ -72,11 +77,9 @@ class AgentCollector(Collector):
                     sbe.add_metric(values, float(e.metrics.get("ecc_sbe_count", 0)))
                 elif e.event_type is EventType.XID:
                     xid.add_metric(values, float(e.metrics.get("xid_code", 0)))
-                elif e.event_type is EventType.POWER and "power_draw_w" in e.metrics:
-                    power.add_metric(values, float(e.metrics["power_draw_w"]))
             verdict = verdicts.get(gpu.index, HealthResult.HEALTHY)
             health.add_metric(values, verdict.severity)
-        yield from (temp, power, util, fb_used, dbe, sbe, xid, health, up)
+        yield from (temp, power, util, fb_used, sm_clock, dbe, sbe, xid, health, up)
 
 
 def serve_metrics(agent: AgentActivities, node_id: str, port: int,

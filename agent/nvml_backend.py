@@ -126,6 +126,9 @@ class NvmlBackend:
                                  self.nvml.NVML_TEMPERATURE_GPU)
                 util = self._try(self.nvml.nvmlDeviceGetUtilizationRates, gpu.handle)
                 mem = self._try(self.nvml.nvmlDeviceGetMemoryInfo, gpu.handle)
+                power = self._try(self.nvml.nvmlDeviceGetPowerUsage, gpu.handle)
+                clock = self._try(self.nvml.nvmlDeviceGetClockInfo, gpu.handle,
+                                  self.nvml.NVML_CLOCK_SM)
             except self.nvml.NVMLError as exc:
                 raise BackendError(f"GPU {gpu.index}: {exc}") from None
             out.append(GpuSummary(
@@ -133,6 +136,8 @@ class NvmlBackend:
                 temperature_c=float(temp) if temp is not None else None,
                 utilization_pct=float(util.gpu) if util is not None else None,
                 memory_used_mib=mem.used / (1024 * 1024) if mem is not None else None,
+                power_w=power / 1000 if power is not None else None,
+                sm_clock_mhz=float(clock) if clock is not None else None,
             ))
         return out
 
@@ -220,7 +225,12 @@ class NvmlBackend:
         unc = self._try(nv.nvmlDeviceGetTotalEccErrors, h, nv.NVML_MEMORY_ERROR_TYPE_UNCORRECTED,
                         nv.NVML_VOLATILE_ECC)
         if unc:
-            events.append(self._event(gpu, EventType.ECC_DBE, {"ecc_dbe_count": int(unc)},
+            total = self._try(nv.nvmlDeviceGetTotalEccErrors, h,
+                              nv.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, nv.NVML_AGGREGATE_ECC)
+            metrics = {"ecc_dbe_count": int(unc)}
+            if total is not None:
+                metrics["ecc_dbe_aggregate"] = int(total)
+            events.append(self._event(gpu, EventType.ECC_DBE, metrics,
                                       "uncorrectable ECC errors since boot"))
         corr = self._try(nv.nvmlDeviceGetTotalEccErrors, h, nv.NVML_MEMORY_ERROR_TYPE_CORRECTED,
                          nv.NVML_VOLATILE_ECC)

@@ -60,6 +60,8 @@ class GpuSummary(_Model):
     temperature_c: float | None = None
     utilization_pct: float | None = None
     memory_used_mib: float | None = None
+    power_w: float | None = None
+    sm_clock_mhz: float | None = None
 
 
 class HealthSummary(_Model):

@@ -41,6 +41,8 @@ NVML_TEMPERATURE_GPU = 0
 NVML_MEMORY_ERROR_TYPE_CORRECTED = 0
 NVML_MEMORY_ERROR_TYPE_UNCORRECTED = 1
 NVML_VOLATILE_ECC = 0
+NVML_AGGREGATE_ECC = 1
+NVML_CLOCK_SM = 1
 NVML_NVLINK_MAX_LINKS = 4
 NVML_NVLINK_ERROR_DL_REPLAY = 0
 NVML_NVLINK_ERROR_DL_RECOVERY = 1
@@ -156,7 +158,12 @@ class FakeNvml:
 
     def nvmlDeviceGetTotalEccErrors(self, h: int, kind: int, counter: int) -> int:
         gpu = self._gpu(h, "nvmlDeviceGetTotalEccErrors")
-        return gpu.ecc_uncorrected if kind == NVML_MEMORY_ERROR_TYPE_UNCORRECTED else gpu.ecc_corrected
+        unc = kind == NVML_MEMORY_ERROR_TYPE_UNCORRECTED
+        value = gpu.ecc_uncorrected if unc else gpu.ecc_corrected
+        return value * 3 if counter == NVML_AGGREGATE_ECC else value
+
+    def nvmlDeviceGetClockInfo(self, h: int, clock: int) -> int:
+        return 1980 if clock == NVML_CLOCK_SM else 0
 
     def nvmlDeviceGetRemappedRows(self, h: int) -> tuple[int, int, int, int]:
         return self._gpu(h, "nvmlDeviceGetRemappedRows").remapped

@@ -56,7 +56,8 @@ def test_telemetry_becomes_events_the_default_policy_judges():
     events = b.current_events()
     thermal = by_type(events, EventType.THERMAL)
     assert thermal[0].metrics == {"temperature": 97} and thermal[0].gpu_index == 0
-    assert by_type(events, EventType.ECC_DBE)[0].metrics == {"ecc_dbe_count": 2}
+    assert by_type(events, EventType.ECC_DBE)[0].metrics == {"ecc_dbe_count": 2,
+                                                             "ecc_dbe_aggregate": 6}
     assert by_type(events, EventType.ECC_SBE)[0].metrics == {"ecc_sbe_count": 150}
     memory = by_type(events, EventType.MEMORY)
     assert memory[0].metrics["row_remap_failure"] is True
@@ -88,7 +89,9 @@ def test_unsupported_queries_are_skipped():
                                "nvmlDeviceGetPcieReplayCounter"})
     b = backend([gpu], watch_events=False)
     assert b.current_events() == []
-    assert b.sample()[0].temperature_c is None
+    sample = b.sample()[0]
+    assert sample.temperature_c is None
+    assert (sample.power_w, sample.sm_clock_mhz) == (120.0, 1980.0)
 
 
 @pytest.mark.parametrize("error", [NVMLError_GpuIsLost("GPU is lost"),
