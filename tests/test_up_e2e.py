@@ -45,7 +45,7 @@ def navarch(env, *args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60)
 
 
-def wait_for(check, within: float, what: str):
+def wait_for(check, within: float, what: str, log: Path | None = None):
     deadline = time.monotonic() + within
     last = None
     while time.monotonic() < deadline:
@@ -53,7 +53,8 @@ def wait_for(check, within: float, what: str):
         if last:
             return last
         time.sleep(0.3)
-    raise AssertionError(f"timed out: {what}; last={last!r}")
+    tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
+    raise AssertionError(f"timed out: {what}; last={last!r}\n--- navarch up log:\n{tail}")
 
 
 def demo_nodes(env) -> list[dict[str, str]]:
@@ -72,7 +73,7 @@ def test_up_demo_runs_a_fleet_stops_cleanly_and_resumes(up_env):
     proc = start_up(env, port, ui, log)
     try:
         ready = wait_for(lambda: len([n for n in demo_nodes(env) if n["state"] == "ready"]) >= 3
-                         and [n for n in demo_nodes(env) if n["state"] == "ready"], 90, "3 ready")
+                         and [n for n in demo_nodes(env) if n["state"] == "ready"], 90, "3 ready", log)
         assert urllib.request.urlopen(f"http://127.0.0.1:{ui}/", timeout=5).status == 200
         victim = ready[0]["node_id"]
         result = navarch(env, "demo", "inject-xid", victim, "79")
