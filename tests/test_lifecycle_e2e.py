@@ -371,3 +371,22 @@ async def test_without_auto_replace_an_unhealthy_node_stays_cordoned(dev_env, tm
         await client.get_workflow_handle(f"node/{node_id}").signal("terminate", {"reason": "rma"})
         await eventually(lambda: pool_status(client, spec.name),
                          lambda p: p.ready == 1 and p.replacements == 1, what="replaced")
+
+
+async def test_terminate_while_booting_does_not_wait_for_the_boot(dev_env, tmp_path):
+    client = dev_env.client
+    world = FakeWorld(tmp_path / "world.db")
+    world.set_cloud_fault("never_boot", 1)
+    spec = fast_spec(min_nodes=1, boot_deadline=timedelta(minutes=10))
+    async with control_plane(client, tmp_path, world=world, simulate_hosts=False) as plane:
+        node_id = f"tb-{spec.name}"
+        handle = await client.start_workflow(
+            NodeWorkflow.run, NodeInput(node_id=node_id, spec=spec),
+            id=node_workflow_id(node_id), task_queue=plane.task_queue)
+        await eventually(lambda: node_status(client, node_id),
+                         lambda n: n.state.value == "booting", what="booting")
+        await handle.signal("terminate", {"reason": "wrong image"})
+        status: NodeStatus = await asyncio.wait_for(handle.result(), 20)
+    assert transitions(status)[-2:] == [("terminating", "operator"), ("terminated", "operator")]
+    assert status.transitions[-1].detail == "wrong image"
+    assert world.instances(spec.name, live_only=True) == []

@@ -247,6 +247,7 @@ class NodeWorkflow:
                 st.instance_type, st.instance_id = instance.instance_type, instance.instance_id
                 self._record(NodeState.BOOTING, TransitionReason.PROVISIONED,
                              f"{instance.instance_id} on {choice.name}/{instance.region}")
+                self._take_early_commands()
                 return
         self._record(NodeState.FAILED, TransitionReason.PROVISION_FAILED, last_error)
         raise _Leave(TransitionReason.PROVISION_FAILED, None, last_error)
@@ -263,11 +264,17 @@ class NodeWorkflow:
         )
         timed_out = False
         try:
-            await workflow.wait_condition(pending.done, timeout=spec.boot_deadline)
+            await workflow.wait_condition(
+                lambda: pending.done() or self._leave_requested() is not None,
+                timeout=spec.boot_deadline)
         except TimeoutError:
             timed_out = True
             pending.cancel()
             await _settle(pending)
+        if not pending.done():  # told to leave while waiting for the agent
+            pending.cancel()
+            await _settle(pending)
+            self._take_early_commands()
         try:
             inventory = pending.result() if not timed_out else None
         except ActivityError as err:
@@ -303,15 +310,22 @@ class NodeWorkflow:
             failed = "; ".join(f"{c.name}: {c.detail}" for c in result.checks
                                if c.status == "fail")
             raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None, failed)
-        self._record(NodeState.READY, TransitionReason.BOOT_CHECK_PASSED)
         self._take_early_commands()
+        self._record(NodeState.READY, TransitionReason.BOOT_CHECK_PASSED)
+
+    def _leave_requested(self) -> tuple[str, Any] | None:
+        return next(((k, p) for k, p in self._commands if k in ("terminate", "drain", "retire")),
+                    None)
 
     def _take_early_commands(self) -> None:
-        """Commands that arrived while booting: a terminate or drain wins; keep the rest."""
-        for kind, payload in list(self._commands):
-            if kind in ("terminate", "drain", "retire"):
-                self._commands.remove((kind, payload))
-                raise self._leave_for(kind, payload)
+        """Commands that arrived before the node was ready: a terminate, drain or retire
+        wins (nothing runs on the node yet, so there is nothing to drain); keep the rest."""
+        request = self._leave_requested()
+        if request is not None:
+            self._commands.remove(request)
+            kind, payload = request
+            leave = self._leave_for(kind, payload)
+            raise _Leave(leave.reason, None, leave.detail)
 
     # ------------------------------------------------------------------ monitoring
 
