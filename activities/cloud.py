@@ -26,9 +26,10 @@ from navarch.spec import ProviderChoice
 class ProviderError(Exception):
     """A provider failure, classified into the closed set the workflows act on."""
 
-    def __init__(self, error_type: CloudErrorType, message: str) -> None:
+    def __init__(self, error_type: CloudErrorType, message: str, code: str = "") -> None:
         super().__init__(message)
         self.error_type = error_type
+        self.code = code  # the cloud's own error code, e.g. InsufficientInstanceCapacity
 
 
 class CloudProvider(Protocol):

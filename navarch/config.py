@@ -66,6 +66,13 @@ class ProviderConfig(StrictModel):
     zone: str | None = Field(default=None, description="gcp: default zone")
     region: str | None = Field(default=None, description="aws: region")
     gpu_count: int | None = Field(default=None, ge=1, le=64, description="fake: GPUs per node")
+    # Navarch additions for AWS (the Go version's AWS provider was a stub):
+    ami: str | None = Field(default=None, description="aws: AMI (default: DLAMI via SSM)")
+    subnet_id: str | None = None
+    security_group_ids: list[str] = Field(default_factory=list)
+    key_name: str | None = None
+    iam_instance_profile: str | None = None
+    spot: bool = False
 
 
 class PoolProviderEntry(StrictModel):

@@ -58,6 +58,12 @@ class ProviderChoice(BaseModel):
     region: str | None = None
     gpu_count: int | None = None
     api_key_env: str | None = None
+    ami: str | None = None
+    subnet_id: str | None = None
+    security_group_ids: list[str] = Field(default_factory=list)
+    key_name: str | None = None
+    iam_instance_profile: str | None = None
+    spot: bool = False
 
 
 class PoolSpec(BaseModel):
@@ -124,7 +130,10 @@ def build_pool_spec(loaded: LoadedConfig, name: str) -> PoolSpec:
             name=prov_name, type=prov.type, instance_type=concrete, priority=priority,
             weight=weight, regions=list(regions) or ([pool.region] if pool.region else []),
             zones=list(pool.zones), project=prov.project, zone=prov.zone, region=prov.region,
-            gpu_count=prov.gpu_count, api_key_env=prov.api_key_env,
+            gpu_count=prov.gpu_count, api_key_env=prov.api_key_env, ami=prov.ami,
+            subnet_id=prov.subnet_id, security_group_ids=list(prov.security_group_ids),
+            key_name=prov.key_name, iam_instance_profile=prov.iam_instance_profile,
+            spot=prov.spot,
         ))
     policy_path = loaded.health_policy_path()
     policy = load_policy(policy_path).source if policy_path else _default_policy()

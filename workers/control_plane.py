@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,6 +18,8 @@ from navarch.activities.fake_cloud import FakeCloudProvider
 from navarch.activities.fleet import list_nodes
 from navarch.activities.notifier import NOTIFIER_ACTIVITIES
 from navarch.agent.fake_host import FakeHostManager
+from navarch.bootstrap import render_user_data
+from navarch.cloud_api import ProvisionRequest
 from navarch.fakeworld import FakeWorld
 from navarch.ids import CONTROL_PLANE_TASK_QUEUE
 from navarch.spec import ProviderChoice
@@ -32,8 +36,23 @@ class ControlPlane:
     task_queue: str = CONTROL_PLANE_TASK_QUEUE
     hosts: FakeHostManager | None = field(default=None, init=False)
 
+    def _user_data(self, request: ProvisionRequest) -> str:
+        """Cloud-init that installs the agent and starts it with this node's id."""
+        address = (os.environ.get("NAVARCH_AGENT_TEMPORAL_ADDRESS")
+                   or self.client.service_client.config.target_host)
+        return render_user_data(node_id=request.node_id, pool=request.pool,
+                                temporal_address=address,
+                                temporal_namespace=self.client.namespace)
+
     def provider_factories(self) -> dict[str, ProviderFactory]:
         factories: dict[str, ProviderFactory] = {}
+        if importlib.util.find_spec("boto3") is not None:
+            from navarch.activities.aws import AwsProvider
+
+            def aws(choice: ProviderChoice) -> AwsProvider:
+                return AwsProvider(choice, user_data=self._user_data)
+
+            factories["aws"] = aws
         if self.world is not None:
             world = self.world
 

@@ -1,0 +1,185 @@
+"""AWS EC2 through boto3.
+
+Idempotency: the node id is looked up as a tag before launching (moto, used in tests,
+ignores ClientToken) and also sent as ClientToken, which real EC2 honours for retries.
+Credentials come from boto3's standard chain (profile, environment, instance role); they
+never enter a request or a result. Errors map onto the closed set the workflows act on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from datetime import UTC
+from typing import Any
+
+from navarch.cloud_api import CloudErrorType, Instance, InstanceState, ProvisionRequest
+from navarch.spec import ProviderChoice
+
+from .cloud import ProviderError
+
+# The AWS Deep Learning Base GPU AMI (Ubuntu 22.04), through its public SSM parameter.
+DLAMI_PARAMETER = (
+    "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
+)
+TAG_NODE, TAG_POOL, TAG_MANAGED = "navarch:node-id", "navarch:pool", "navarch:managed-by"
+
+_CAPACITY = {"InsufficientInstanceCapacity", "InstanceLimitExceeded", "Unsupported",
+             "VcpuLimitExceeded", "MaxSpotInstanceCountExceeded", "InsufficientCapacity",
+             "SpotMaxPriceTooLow", "InsufficientHostCapacity"}
+_THROTTLED = {"RequestLimitExceeded", "Throttling", "ThrottlingException"}
+_INVALID_PREFIXES = ("InvalidAMIID", "InvalidParameter", "InvalidSubnetID", "InvalidGroup",
+                     "InvalidKeyPair", "UnauthorizedOperation", "AuthFailure",
+                     "InvalidClientTokenId", "OptInRequired", "InvalidInstanceType",
+                     "InvalidAvailabilityZone", "MissingParameter")
+_STATES = {"pending": InstanceState.PENDING, "running": InstanceState.RUNNING,
+           "shutting-down": InstanceState.STOPPING, "stopping": InstanceState.STOPPING,
+           "stopped": InstanceState.STOPPING, "terminated": InstanceState.TERMINATED}
+
+
+def classify(code: str) -> CloudErrorType:
+    if code in _CAPACITY:
+        return CloudErrorType.CAPACITY
+    if code in _THROTTLED:
+        return CloudErrorType.THROTTLED
+    if code.startswith(_INVALID_PREFIXES):
+        return CloudErrorType.INVALID_REQUEST
+    return CloudErrorType.TRANSIENT
+
+
+class AwsProvider:
+    def __init__(self, choice: ProviderChoice, *, endpoint_url: str | None = None,
+                 user_data: Any = None) -> None:
+        import boto3  # only the control plane needs it (navarch[aws])
+
+        self.choice = choice
+        self.region = choice.region or (choice.regions[0] if choice.regions else None)
+        self.endpoint_url = endpoint_url or os.environ.get("NAVARCH_AWS_ENDPOINT_URL")
+        self._session = boto3.session.Session()
+        self._clients: dict[str, Any] = {}
+        self._user_data = user_data  # callable(request) -> str | None
+
+    def client(self, region: str | None = None) -> Any:
+        name = region or self.region or self._session.region_name or "us-east-1"
+        if name not in self._clients:
+            self._clients[name] = self._session.client("ec2", region_name=name,
+                                                        endpoint_url=self.endpoint_url)
+        return self._clients[name]
+
+    async def _call(self, fn: Any, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        try:
+            return await asyncio.to_thread(fn, **kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "Unknown")
+            message = exc.response.get("Error", {}).get("Message", str(exc))
+            raise ProviderError(classify(code), f"AWS {code}: {message}", code) from None
+        except NoCredentialsError:
+            raise ProviderError(CloudErrorType.INVALID_REQUEST,
+                                "no AWS credentials in the worker (profile, environment or "
+                                "instance role)") from None
+        except BotoCoreError as exc:
+            raise ProviderError(CloudErrorType.TRANSIENT, f"AWS: {exc}") from None
+
+    async def _find_by_node(self, node_id: str, region: str | None) -> dict[str, Any] | None:
+        found = await self._call(self.client(region).describe_instances, Filters=[
+            {"Name": f"tag:{TAG_NODE}", "Values": [node_id]},
+            {"Name": "instance-state-name",
+             "Values": ["pending", "running", "stopping", "stopped"]},
+        ])
+        for reservation in found.get("Reservations", []):
+            for inst in reservation.get("Instances", []):
+                return dict(inst)
+        return None
+
+    async def _ami(self, region: str | None) -> str:
+        if self.choice.ami:
+            return self.choice.ami
+        ssm = self._session.client("ssm", region_name=region or self.region,
+                                   endpoint_url=self.endpoint_url)
+        answer = await self._call(ssm.get_parameter, Name=DLAMI_PARAMETER)
+        return str(answer["Parameter"]["Value"])
+
+    async def provision(self, request: ProvisionRequest) -> Instance:
+        region = request.region or self.region
+        existing = await self._find_by_node(request.node_id, region)
+        if existing is not None:
+            return self._instance(existing, region)
+        tags = [{"Key": TAG_NODE, "Value": request.node_id},
+                {"Key": TAG_POOL, "Value": request.pool},
+                {"Key": TAG_MANAGED, "Value": "navarch"},
+                {"Key": "Name", "Value": f"navarch-{request.pool}-{request.node_id[:8]}"},
+                *({"Key": k, "Value": v} for k, v in sorted(request.labels.items()))]
+        params: dict[str, Any] = {
+            "ImageId": await self._ami(region),
+            "InstanceType": self.choice.instance_type,
+            "MinCount": 1, "MaxCount": 1,
+            "ClientToken": hashlib.sha256(request.node_id.encode()).hexdigest()[:64],
+            "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}],
+        }
+        if request.zone:
+            params["Placement"] = {"AvailabilityZone": request.zone}
+        if self.choice.subnet_id:
+            params["SubnetId"] = self.choice.subnet_id
+        if self.choice.security_group_ids:
+            params["SecurityGroupIds"] = list(self.choice.security_group_ids)
+        if self.choice.key_name:
+            params["KeyName"] = self.choice.key_name
+        if self.choice.iam_instance_profile:
+            params["IamInstanceProfile"] = {"Name": self.choice.iam_instance_profile}
+        if self.choice.spot:
+            params["InstanceMarketOptions"] = {"MarketType": "spot"}
+        user_data = self._user_data(request) if self._user_data else None
+        if user_data:
+            params["UserData"] = user_data
+        launched = await self._call(self.client(region).run_instances, **params)
+        return self._instance(launched["Instances"][0], region)
+
+    async def terminate(self, instance_id: str) -> bool:
+        try:
+            await self._call(self.client().terminate_instances, InstanceIds=[instance_id])
+        except ProviderError as exc:
+            if exc.code.startswith("InvalidInstanceID"):  # not found: nothing to terminate
+                return False
+            raise
+        return True
+
+    async def get(self, instance_id: str) -> Instance | None:
+        try:
+            found = await self._call(self.client().describe_instances, InstanceIds=[instance_id])
+        except ProviderError as exc:
+            if exc.code.startswith("InvalidInstanceID"):
+                return None
+            raise
+        for reservation in found.get("Reservations", []):
+            for inst in reservation.get("Instances", []):
+                return self._instance(inst, self.region)
+        return None
+
+    async def list(self, pool: str) -> list[Instance]:
+        found = await self._call(self.client().describe_instances, Filters=[
+            {"Name": f"tag:{TAG_POOL}", "Values": [pool]},
+            {"Name": f"tag:{TAG_MANAGED}", "Values": ["navarch"]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        ])
+        return [self._instance(i, self.region) for r in found.get("Reservations", [])
+                for i in r.get("Instances", [])]
+
+    def _instance(self, inst: dict[str, Any], region: str | None) -> Instance:
+        tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+        launched = inst.get("LaunchTime")
+        return Instance(
+            instance_id=inst["InstanceId"],
+            node_id=tags.get(TAG_NODE, ""),
+            pool=tags.get(TAG_POOL, ""),
+            provider=self.choice.name,
+            instance_type=inst.get("InstanceType", self.choice.instance_type),
+            region=region or "",
+            zone=inst.get("Placement", {}).get("AvailabilityZone", ""),
+            state=_STATES.get(inst.get("State", {}).get("Name", ""), InstanceState.PENDING),
+            created_at=launched.astimezone(UTC) if launched is not None else None,
+            public_ip=inst.get("PublicIpAddress"),
+            private_ip=inst.get("PrivateIpAddress"),
+        )

@@ -1,0 +1,154 @@
+"""The AWS provider: the real boto3 client against moto's server mode on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from navarch.activities.aws import AwsProvider, classify
+from navarch.activities.cloud import ProviderError
+from navarch.cloud_api import CloudErrorType, InstanceState, ProvisionRequest
+from navarch.spec import ProviderChoice
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H",
+                             "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        assert time.monotonic() < deadline, "moto_server did not start"
+        time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def aws_env(monkeypatch, moto_url):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("NAVARCH_AWS_ENDPOINT_URL", moto_url)
+    return moto_url
+
+
+def provider(**kw) -> AwsProvider:
+    ami = boto3.client("ec2", endpoint_url=os.environ["NAVARCH_AWS_ENDPOINT_URL"]) \
+        .describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    choice = ProviderChoice(name="aws", type="aws", instance_type="p5.48xlarge",
+                            region="us-east-1", ami=ami, **kw)
+    return AwsProvider(choice)
+
+
+def request(node_id: str, pool: str = "train") -> ProvisionRequest:
+    return ProvisionRequest(node_id=node_id, pool=pool, provider=ProviderChoice(
+        name="aws", type="aws", instance_type="p5.48xlarge"), labels={"team": "ml"})
+
+
+async def test_provision_is_idempotent_tagged_listed_and_terminated(aws_env):
+    aws = provider()
+    first = await aws.provision(request("node-aaa"))
+    again = await aws.provision(request("node-aaa"))
+    assert again.instance_id == first.instance_id
+    assert (first.node_id, first.pool, first.provider) == ("node-aaa", "train", "aws")
+    assert first.instance_type == "p5.48xlarge" and first.zone.startswith("us-east-1")
+    ec2 = boto3.client("ec2", endpoint_url=aws_env)
+    tags = {t["Key"]: t["Value"] for r in ec2.describe_instances(
+        InstanceIds=[first.instance_id])["Reservations"] for t in r["Instances"][0]["Tags"]}
+    assert tags["navarch:managed-by"] == "navarch" and tags["team"] == "ml"
+    await aws.provision(request("node-bbb"))
+    await aws.provision(request("node-ccc", pool="other"))
+    listed = {i.node_id for i in await aws.list("train")}
+    assert listed == {"node-aaa", "node-bbb"}
+    assert await aws.terminate(first.instance_id) is True
+    gone = await aws.get(first.instance_id)
+    assert gone is not None and gone.state in (InstanceState.STOPPING, InstanceState.TERMINATED)
+    assert {i.node_id for i in await aws.list("train")} == {"node-bbb"}
+    assert await aws.terminate("i-0123456789abcdef0") is False  # not found counts as done
+    assert await aws.get("i-0123456789abcdef0") is None
+
+
+async def test_cloud_errors_map_to_the_closed_set(aws_env):
+    aws = provider()
+
+    def refuse(code: str):
+        def handler(**kwargs):
+            raise ClientError({"Error": {"Code": code, "Message": f"injected {code}"}},
+                              "RunInstances")
+        return handler
+
+    client = aws.client()
+    for code, kind in [("InsufficientInstanceCapacity", CloudErrorType.CAPACITY),
+                       ("RequestLimitExceeded", CloudErrorType.THROTTLED),
+                       ("InvalidAMIID.NotFound", CloudErrorType.INVALID_REQUEST),
+                       ("InternalError", CloudErrorType.TRANSIENT)]:
+        hook = refuse(code)
+        client.meta.events.register("before-call.ec2.RunInstances", hook)
+        try:
+            with pytest.raises(ProviderError) as info:
+                await aws.provision(request(f"node-{code}"))
+        finally:
+            client.meta.events.unregister("before-call.ec2.RunInstances", hook)
+        assert info.value.error_type is kind and code in str(info.value)
+
+
+async def test_missing_credentials_are_an_invalid_request(aws_env, monkeypatch):
+    aws = provider()
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    fresh = AwsProvider(aws.choice)
+    with pytest.raises(ProviderError) as info:
+        await fresh.provision(request("node-nocreds"))
+    assert info.value.error_type is CloudErrorType.INVALID_REQUEST
+    assert "no AWS credentials" in str(info.value)
+
+
+def test_classify():
+    assert classify("VcpuLimitExceeded") is CloudErrorType.CAPACITY
+    assert classify("UnauthorizedOperation") is CloudErrorType.INVALID_REQUEST
+    assert classify("Throttling") is CloudErrorType.THROTTLED
+    assert classify("SomethingNew") is CloudErrorType.TRANSIENT
+
+
+async def test_worker_launches_instances_with_the_agent_bootstrap(aws_env, monkeypatch):
+    import base64
+    from types import SimpleNamespace
+
+    from navarch.workers.control_plane import ControlPlane
+
+    monkeypatch.setenv("NAVARCH_AGENT_TEMPORAL_ADDRESS", "temporal.internal:7233")
+    client = SimpleNamespace(namespace="fleet",
+                             service_client=SimpleNamespace(config=SimpleNamespace(
+                                 target_host="127.0.0.1:7233")))
+    plane = ControlPlane(client)  # type: ignore[arg-type]
+    aws = plane.provider_factories()["aws"](provider().choice)
+    inst = await aws.provision(request("node-boot"))
+    ec2 = boto3.client("ec2", endpoint_url=aws_env)
+    attr = ec2.describe_instance_attribute(InstanceId=inst.instance_id, Attribute="userData")
+    user_data = base64.b64decode(attr["UserData"]["Value"]).decode()
+    assert user_data.startswith("#cloud-config")
+    assert "NAVARCH_NODE_ID=node-boot" in user_data
+    assert "TEMPORAL_ADDRESS=temporal.internal:7233" in user_data
+    assert "TEMPORAL_NAMESPACE=fleet" in user_data
