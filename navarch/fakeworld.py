@@ -111,6 +111,14 @@ class CloudFault(Exception):
         self.kind = kind
 
 
+class _Deferred(Exception):
+    """A cloud fault decided inside a transaction, raised as CloudFault once it commits."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 class FakeWorld:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -132,6 +140,9 @@ class FakeWorld:
                 db.execute("BEGIN IMMEDIATE")
                 yield db
                 db.execute("COMMIT")
+            except _Deferred as refusal:
+                db.execute("COMMIT")
+                raise CloudFault(refusal.kind, str(refusal)) from None
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
@@ -150,11 +161,13 @@ class FakeWorld:
             existing = db.execute("SELECT * FROM instances WHERE node_id=?", (node_id,)).fetchone()
             if existing is not None:
                 return _instance(existing)
-            for kind in ("invalid", "capacity", "throttle"):
-                if self._take_cloud_fault(db, kind) is not None:
-                    raise CloudFault(kind, f"injected {kind} fault")
-            slow = self._take_cloud_fault(db, "slow_boot")
-            never = self._take_cloud_fault(db, "never_boot") is not None
+            where = {"provider": provider, "region": region}
+            refused = next((k for k in ("invalid", "capacity", "throttle")
+                            if self._take_cloud_fault(db, k, where) is not None), None)
+            if refused is not None:  # raised after the commit, so the fault is used up
+                return self._refuse(refused, provider, region)
+            slow = self._take_cloud_fault(db, "slow_boot", where)
+            never = self._take_cloud_fault(db, "never_boot", where) is not None
             now = time.time()
             boot_at = now + boot_seconds + (float(slow.get("seconds", 30)) if slow else 0.0)
             instance_id = f"fake-{node_id}"
@@ -169,6 +182,10 @@ class FakeWorld:
                        "ON CONFLICT(name) DO UPDATE SET value = value + 1")
             row = db.execute("SELECT * FROM instances WHERE node_id=?", (node_id,)).fetchone()
             return _instance(row)
+
+    @staticmethod
+    def _refuse(kind: str, provider: str, region: str) -> FakeInstance:
+        raise _Deferred(kind, f"injected {kind} fault ({provider}/{region})")
 
     def terminate(self, instance_id: str) -> bool:
         """Terminate; False if there was no such live instance (which callers treat as done)."""
@@ -228,7 +245,8 @@ class FakeWorld:
 
     def set_cloud_fault(self, kind: str, count: int = 1, **params: Any) -> None:
         """The next `count` provision calls hit this fault (capacity, throttle, invalid,
-        slow_boot with seconds=, never_boot)."""
+        slow_boot with seconds=, never_boot). `provider=` / `region=` limit it to calls
+        for that provider / region."""
         if kind not in CLOUD_FAULT_KINDS:
             raise ValueError(f"unknown cloud fault {kind!r}; one of {CLOUD_FAULT_KINDS}")
         with self._conn() as db:
@@ -236,13 +254,18 @@ class FakeWorld:
                        (kind, count, json.dumps(params)))
 
     @staticmethod
-    def _take_cloud_fault(db: sqlite3.Connection, kind: str) -> dict[str, Any] | None:
+    def _take_cloud_fault(db: sqlite3.Connection, kind: str,
+                          where: dict[str, str]) -> dict[str, Any] | None:
         row = db.execute("SELECT remaining, params FROM cloud_faults WHERE kind=?",
                          (kind,)).fetchone()
         if row is None or row[0] <= 0:
             return None
-        db.execute("UPDATE cloud_faults SET remaining = remaining - 1 WHERE kind=?", (kind,))
         params: dict[str, Any] = json.loads(row[1])
+        if any(key in params and params[key] != value for key, value in where.items()):
+            return None
+        db.execute("UPDATE cloud_faults SET remaining = remaining - 1 WHERE kind=?", (kind,))
+        db.execute("INSERT INTO counters VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET "
+                   "value = value + 1", (f"fault:{kind}",))
         return params
 
     # ------------------------------------------------------------------ GPU faults

@@ -181,3 +181,5 @@ class NodeReport(StoredModel):
     region: str = ""
     detail: str = ""
     seq: int = 0  # increases with every report: a later report supersedes an earlier one
+    # "provider/region/instance_type" keys that answered "no capacity" while provisioning.
+    capacity_misses: list[str] = Field(default_factory=list)

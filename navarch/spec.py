@@ -98,6 +98,8 @@ class PoolSpec(BaseModel):
     continue_as_new_after: int | None = Field(default=None, ge=50)
     shape_check: Literal["strict", "count", "off"] = "count"
     required_services: list[str] = Field(default_factory=list)
+    # How long a (provider, region, instance type) that had no capacity is tried last.
+    capacity_memory: GoDuration = timedelta(minutes=3)
 
     @model_validator(mode="after")
     def _bounds(self) -> PoolSpec:
@@ -108,8 +110,24 @@ class PoolSpec(BaseModel):
         return self
 
     def ordered_providers(self) -> list[ProviderChoice]:
-        """Providers in the order provisioning tries them (priority: lowest first)."""
+        """Providers by priority (lowest first)."""
         return sorted(self.providers, key=lambda p: p.priority)
+
+    def placements(self, rotation: int = 0,
+                   avoid: frozenset[str] = frozenset()) -> list[tuple[ProviderChoice, str]]:
+        """Where a new node tries to go, in order: (provider, region) pairs.
+
+        `priority` and `cost`/`availability` (no price or capacity data yet: priority order)
+        go lowest priority first; `round-robin` starts at the provider whose turn it is,
+        turns shared by `weight`. Within a provider, its regions in order. Places that
+        recently had no capacity (`avoid`) go last."""
+        ordered = self.ordered_providers()
+        if self.strategy == "round-robin" and ordered:
+            turns = [p for p in ordered for _ in range(max(p.weight, 1))]
+            first = turns[rotation % len(turns)]
+            ordered = [first, *(p for p in ordered if p is not first)]
+        pairs = [(p, r) for p in ordered for r in (p.regions or [p.region or self.region or ""])]
+        return sorted(pairs, key=lambda pr: placement_key(pr[0], pr[1]) in avoid)
 
 
 def build_pool_spec(loaded: LoadedConfig, name: str) -> PoolSpec:
@@ -169,3 +187,7 @@ def build_pool_spec(loaded: LoadedConfig, name: str) -> PoolSpec:
 
 def build_pool_specs(loaded: LoadedConfig) -> dict[str, PoolSpec]:
     return {name: build_pool_spec(loaded, name) for name in loaded.config.pools}
+
+
+def placement_key(choice: ProviderChoice, region: str) -> str:
+    return f"{choice.name}/{region or '-'}/{choice.instance_type}"

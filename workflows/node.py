@@ -18,7 +18,7 @@ from collections import deque
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
@@ -68,7 +68,7 @@ with workflow.unsafe.imports_passed_through():
         DrainStatusInput,
         NotifyInput,
     )
-    from navarch.spec import PoolSpec, ProviderChoice
+    from navarch.spec import PoolSpec, ProviderChoice, placement_key
 
 # Timeouts: each is the longest the step can legitimately take.
 PROVISION_TIMEOUT = timedelta(minutes=10)  # GCP/AWS calls wait on the cloud's operation
@@ -124,6 +124,8 @@ class NodeInput(BaseModel):
     spec: PoolSpec
     replacement_of: str | None = None
     resume: NodeResume | None = None
+    rotation: int = 0  # this node's turn, for round-robin placement
+    avoid: list[str] = Field(default_factory=list)  # placements recently out of capacity
 
 
 class RetireInput(SignalModel):
@@ -152,6 +154,8 @@ class NodeWorkflow:
         self._cordon_source: str | None = None  # "operator" | "unhealthy"
         self._repair_cause: TransitionReason | None = None
         self._report_seq = 0
+        self._rotation, self._avoid = params.rotation, list(params.avoid)
+        self._capacity_misses: list[str] = []
         resume = params.resume
         if resume is not None:
             self._status = resume.status
@@ -223,34 +227,38 @@ class NodeWorkflow:
     # ------------------------------------------------------------------ provisioning
 
     async def _provision(self) -> None:
-        spec = self._spec_()
-        last_error = "no provider configured"
-        for choice in spec.ordered_providers():
-            regions = choice.regions or [choice.region or spec.region or ""]
-            for region in regions:
-                request = ProvisionRequest(
-                    node_id=self._st().node_id, pool=spec.name, provider=choice,
-                    region=region or None, labels=spec.labels, ssh_keys=spec.ssh_keys,
+        """Try the pool's placements in order. Only "no capacity" moves on to the next zone,
+        region or provider; any other error was already retried on the same provider by
+        the activity's retry policy, and ends the attempt."""
+        spec, st = self._spec_(), self._st()
+        tried: list[str] = []
+        for choice, region in spec.placements(self._rotation, frozenset(self._avoid)):
+            request = ProvisionRequest(
+                node_id=st.node_id, pool=spec.name, provider=choice, region=region or None,
+                labels=spec.labels, ssh_keys=spec.ssh_keys,
+            )
+            try:
+                instance = await workflow.execute_activity(
+                    cloud_api.PROVISION, request, result_type=Instance,
+                    start_to_close_timeout=PROVISION_TIMEOUT, retry_policy=PROVISION_RETRY,
                 )
-                try:
-                    instance = await workflow.execute_activity(
-                        cloud_api.PROVISION, request, result_type=Instance,
-                        start_to_close_timeout=PROVISION_TIMEOUT, retry_policy=PROVISION_RETRY,
-                    )
-                except ActivityError as err:
-                    last_error = f"{choice.name}/{region or '-'}: {_cause(err)}"
-                    workflow.logger.warning("provision failed on %s", last_error)
+            except ActivityError as err:
+                tried.append(f"{choice.name}/{region or '-'}: {_cause(err)}")
+                if _error_type(err) == CloudErrorType.CAPACITY:
+                    self._capacity_misses.append(placement_key(choice, region))
                     continue
-                self._instance, self._provider = instance, choice
-                st = self._st()
-                st.provider, st.region, st.zone = choice.name, instance.region, instance.zone
-                st.instance_type, st.instance_id = instance.instance_type, instance.instance_id
-                self._record(NodeState.BOOTING, TransitionReason.PROVISIONED,
-                             f"{instance.instance_id} on {choice.name}/{instance.region}")
-                self._take_early_commands()
-                return
-        self._record(NodeState.FAILED, TransitionReason.PROVISION_FAILED, last_error)
-        raise _Leave(TransitionReason.PROVISION_FAILED, None, last_error)
+                break
+            self._instance, self._provider = instance, choice
+            st.provider, st.region, st.zone = choice.name, instance.region, instance.zone
+            st.instance_type, st.instance_id = instance.instance_type, instance.instance_id
+            self._record(NodeState.BOOTING, TransitionReason.PROVISIONED,
+                         f"{instance.instance_id} on {choice.name}/{instance.region}"
+                         + (f" after {len(tried)} refusal(s)" if tried else ""))
+            self._take_early_commands()
+            return
+        detail = "tried " + "; ".join(tried) if tried else "no provider configured"
+        self._record(NodeState.FAILED, TransitionReason.PROVISION_FAILED, detail)
+        raise _Leave(TransitionReason.PROVISION_FAILED, None, detail)
 
     async def _boot(self) -> None:
         spec, st = self._spec_(), self._st()
@@ -581,6 +589,7 @@ class NodeWorkflow:
             node_id=st.node_id, state=st.state, health=st.health, reason=reason,
             at=workflow.now(), awaiting_repair=st.awaiting_repair, provider=st.provider,
             region=st.region, detail=detail, seq=self._next_report_seq(),
+            capacity_misses=list(self._capacity_misses),
         )
         self._background.append(asyncio.ensure_future(self._send_report(report)))
 
@@ -656,6 +665,11 @@ def _cause(err: ActivityError) -> str:
         return str(err)
     kind = getattr(cause, "type", None) or getattr(cause, "timeout_type", None) or ""
     return f"{kind}: {cause}" if kind and str(kind) not in str(cause) else str(cause)
+
+
+def _error_type(err: ActivityError) -> str | None:
+    cause = err.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
 
 
 def _is_timeout(err: ActivityError, which: str) -> bool:

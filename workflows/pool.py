@@ -80,6 +80,7 @@ class PoolState(StoredModel):
     last_scale_at: datetime | None = None
     runs: int = 1
     deleting: bool = False
+    capacity_misses: dict[str, datetime] = Field(default_factory=dict)  # key -> avoid until
 
 
 class PoolInput(BaseModel):
@@ -106,6 +107,7 @@ class PoolStatus(StoredModel):
     events: list[PoolEvent] = Field(default_factory=list)
     runs: int = 1
     deleting: bool = False
+    capacity_misses: dict[str, datetime] = Field(default_factory=dict)
 
 
 @workflow.defn(name="PoolWorkflow")
@@ -136,7 +138,7 @@ class PoolWorkflow:
             repair_paused=s.repair_paused, repair_paused_reason=s.repair_paused_reason,
             awaiting_repair=list(s.pending_repairs), provisioned=s.provisioned,
             replacements=s.replacements, events=s.events[-20:], runs=s.runs,
-            deleting=s.deleting,
+            deleting=s.deleting, capacity_misses=dict(s.capacity_misses),
         )
 
     @workflow.signal(name="node_state_changed")
@@ -160,6 +162,10 @@ class PoolWorkflow:
             s.pending_repairs.remove(node.node_id)
         if report.state is NodeState.READY:
             s.boot_failure_streak, s.next_provision_at = 0, None
+        until = report.at + self._spec_().capacity_memory
+        for key in report.capacity_misses:
+            if key not in s.capacity_misses or s.capacity_misses[key] < until:
+                s.capacity_misses[key] = until
         if report.state.is_terminal():
             self._node_left(node)
         self._dirty = True
@@ -273,9 +279,11 @@ class PoolWorkflow:
         if replaced:
             s.replacements += 1
             self._event("replacement", f"{node_id} replaces {replaced}")
+        s.capacity_misses = {k: v for k, v in s.capacity_misses.items() if v > now}
         await workflow.start_child_workflow(
             NodeWorkflow.run,
-            NodeInput(node_id=node_id, spec=spec, replacement_of=replaced),
+            NodeInput(node_id=node_id, spec=spec, replacement_of=replaced,
+                      rotation=s.provisioned - 1, avoid=sorted(s.capacity_misses)),
             id=node_workflow_id(node_id),
             task_queue=workflow.info().task_queue,
             parent_close_policy=ParentClosePolicy.ABANDON,
