@@ -53,6 +53,13 @@ class ControlPlane:
                 return AwsProvider(choice, user_data=self._user_data)
 
             factories["aws"] = aws
+        if importlib.util.find_spec("requests") is not None:
+            from navarch.activities.lambda_labs import LambdaProvider
+
+            def lambda_labs(choice: ProviderChoice) -> LambdaProvider:
+                return LambdaProvider(choice, user_data=self._user_data)
+
+            factories["lambda"] = lambda_labs
         if self.world is not None:
             world = self.world
 

@@ -1,0 +1,144 @@
+"""Lambda Cloud through its public REST API (v1), with `requests`.
+
+Lambda has no tags: an instance is named `nv-<pool>-<node_id>` (pool cut to 20 characters),
+which makes the node id the idempotency key (looked up by name before launching) and lets
+`list(pool)` find a pool's machines. The API key comes only from the worker's environment
+(`LAMBDA_API_KEY`, or the variable named by the provider's `api_key_env`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from navarch.cloud_api import CloudErrorType, Instance, InstanceState, ProvisionRequest
+from navarch.spec import ProviderChoice
+
+from .cloud import ProviderError
+
+DEFAULT_API_URL = "https://cloud.lambdalabs.com/api/v1"
+REQUEST_TIMEOUT = 30.0
+_STATES = {"booting": InstanceState.PENDING, "active": InstanceState.RUNNING,
+           "unhealthy": InstanceState.RUNNING, "terminating": InstanceState.STOPPING,
+           "terminated": InstanceState.TERMINATED}
+
+
+def instance_name(pool: str, node_id: str) -> str:
+    return f"nv-{pool[:20]}-{node_id}"
+
+
+def classify(status: int, code: str) -> CloudErrorType:
+    if "insufficient-capacity" in code or "quota-exceeded" in code:
+        return CloudErrorType.CAPACITY
+    if status == 429:
+        return CloudErrorType.THROTTLED
+    if status in (400, 401, 403, 404, 422) or code.startswith(("global/invalid", "global/unauth")):
+        return CloudErrorType.INVALID_REQUEST
+    return CloudErrorType.TRANSIENT
+
+
+class LambdaProvider:
+    def __init__(self, choice: ProviderChoice, *, user_data: Any = None) -> None:
+        import requests  # the control plane's [lambda] extra
+
+        self.choice = choice
+        self.base = os.environ.get("NAVARCH_LAMBDA_API_URL", DEFAULT_API_URL).rstrip("/")
+        self._http = requests.Session()
+        self._user_data = user_data
+
+    def _key(self) -> str:
+        var = self.choice.api_key_env or "LAMBDA_API_KEY"
+        key = os.environ.get(var)
+        if not key:
+            raise ProviderError(CloudErrorType.INVALID_REQUEST,
+                                f"{var} is not set in the worker's environment")
+        return key
+
+    def _request(self, method: str, path: str, body: Any = None) -> Any:
+        import requests
+
+        try:
+            resp = self._http.request(method, f"{self.base}{path}", json=body,
+                                      headers={"Authorization": f"Bearer {self._key()}"},
+                                      timeout=REQUEST_TIMEOUT)
+        except requests.RequestException as exc:
+            raise ProviderError(CloudErrorType.TRANSIENT, f"Lambda API: {exc}") from None
+        try:
+            payload = resp.json()
+        except ValueError:
+            payload = {}
+        if resp.status_code >= 400:
+            error = payload.get("error", {}) if isinstance(payload, dict) else {}
+            code = str(error.get("code", f"http/{resp.status_code}"))
+            message = str(error.get("message", resp.text[:200]))
+            raise ProviderError(classify(resp.status_code, code),
+                                f"Lambda {code}: {message}", code)
+        return payload.get("data") if isinstance(payload, dict) else None
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        return await asyncio.to_thread(self._request, method, path, body)
+
+    async def provision(self, request: ProvisionRequest) -> Instance:
+        name = instance_name(request.pool, request.node_id)
+        for inst in await self._call("GET", "/instances") or []:
+            if inst.get("name") == name and inst.get("status") != "terminated":
+                return self._instance(inst, request.pool, request.node_id)
+        region = request.region or self.choice.region or (
+            self.choice.regions[0] if self.choice.regions else None)
+        if not region:
+            raise ProviderError(CloudErrorType.INVALID_REQUEST,
+                                "Lambda needs a region (pool `region` or provider `regions`)")
+        body: dict[str, Any] = {
+            "region_name": region,
+            "instance_type_name": self.choice.instance_type,
+            "ssh_key_names": list(request.ssh_keys),
+            "quantity": 1,
+            "name": name,
+        }
+        user_data = self._user_data(request) if self._user_data else None
+        if user_data:
+            body["user_data"] = user_data
+        launched = await self._call("POST", "/instance-operations/launch", body)
+        ids = (launched or {}).get("instance_ids") or []
+        if not ids:
+            raise ProviderError(CloudErrorType.TRANSIENT, "Lambda launch returned no instance")
+        inst = await self._call("GET", f"/instances/{ids[0]}")
+        return self._instance(inst, request.pool, request.node_id)
+
+    async def terminate(self, instance_id: str) -> bool:
+        try:
+            done = await self._call("POST", "/instance-operations/terminate",
+                                    {"instance_ids": [instance_id]})
+        except ProviderError as exc:
+            if "does-not-exist" in exc.code or "not-found" in exc.code:
+                return False
+            raise
+        return bool((done or {}).get("terminated_instances"))
+
+    async def get(self, instance_id: str) -> Instance | None:
+        try:
+            inst = await self._call("GET", f"/instances/{instance_id}")
+        except ProviderError as exc:
+            if "does-not-exist" in exc.code or exc.code == "http/404":
+                return None
+            raise
+        return self._instance(inst, "", "") if inst else None
+
+    async def list(self, pool: str) -> list[Instance]:
+        prefix = f"nv-{pool[:20]}-"
+        return [self._instance(i, pool, str(i.get("name", ""))[len(prefix):])
+                for i in await self._call("GET", "/instances") or []
+                if str(i.get("name", "")).startswith(prefix)
+                and i.get("status") != "terminated"]
+
+    def _instance(self, inst: dict[str, Any], pool: str, node_id: str) -> Instance:
+        itype = inst.get("instance_type") or {}
+        region = inst.get("region") or {}
+        return Instance(
+            instance_id=str(inst["id"]), node_id=node_id, pool=pool, provider=self.choice.name,
+            instance_type=str(itype.get("name", self.choice.instance_type)),
+            region=str(region.get("name", "")),
+            state=_STATES.get(str(inst.get("status", "")), InstanceState.PENDING),
+            public_ip=inst.get("ip"), private_ip=inst.get("private_ip"),
+        )
