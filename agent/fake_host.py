@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from temporalio.client import Client
@@ -31,10 +32,16 @@ class _Host:
 
 
 class FakeHostManager:
-    def __init__(self, client: Client, world: FakeWorld, *, poll_seconds: float = 0.1) -> None:
+    """`discover`, if given, lists the running machines to simulate (e.g. instances of a
+    local moto server); by default they are the fake cloud's own. GPU faults always come
+    from `world`."""
+
+    def __init__(self, client: Client, world: FakeWorld, *, poll_seconds: float = 0.1,
+                 discover: Callable[[], list[FakeInstance]] | None = None) -> None:
         self.client = client
         self.world = world
         self.poll_seconds = poll_seconds
+        self.discover = discover
         self.hosts: dict[str, _Host] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -47,8 +54,11 @@ class FakeHostManager:
             await self.stop_all()
 
     async def sync(self) -> None:
-        await asyncio.to_thread(self.world.boot_due)
-        instances = await asyncio.to_thread(self.world.instances, None, live_only=True)
+        if self.discover is not None:
+            instances = await asyncio.to_thread(self.discover)
+        else:
+            await asyncio.to_thread(self.world.boot_due)
+            instances = await asyncio.to_thread(self.world.instances, None, live_only=True)
         wanted = {i.node_id: i for i in instances if i.state == "running" and i.agent_enabled}
         for node_id in [n for n in self.hosts if n not in wanted]:
             await self.stop_host(node_id)
