@@ -73,6 +73,7 @@ class ProviderConfig(StrictModel):
     key_name: str | None = None
     iam_instance_profile: str | None = None
     spot: bool = False
+    image: str | None = Field(default=None, description="gcp: boot image (default: a DLVM)")
 
 
 class PoolProviderEntry(StrictModel):

@@ -64,6 +64,7 @@ class ProviderChoice(BaseModel):
     key_name: str | None = None
     iam_instance_profile: str | None = None
     spot: bool = False
+    image: str | None = None
 
 
 class PoolSpec(BaseModel):
@@ -151,7 +152,7 @@ def build_pool_spec(loaded: LoadedConfig, name: str) -> PoolSpec:
             gpu_count=prov.gpu_count, api_key_env=prov.api_key_env, ami=prov.ami,
             subnet_id=prov.subnet_id, security_group_ids=list(prov.security_group_ids),
             key_name=prov.key_name, iam_instance_profile=prov.iam_instance_profile,
-            spot=prov.spot,
+            spot=prov.spot, image=prov.image,
         ))
     policy_path = loaded.health_policy_path()
     policy = load_policy(policy_path).source if policy_path else _default_policy()

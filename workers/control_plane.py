@@ -60,6 +60,13 @@ class ControlPlane:
                 return LambdaProvider(choice, user_data=self._user_data)
 
             factories["lambda"] = lambda_labs
+        if importlib.util.find_spec("google.cloud.compute_v1") is not None:
+            from navarch.activities.gcp import GcpProvider
+
+            def gcp(choice: ProviderChoice) -> GcpProvider:
+                return GcpProvider(choice, user_data=self._user_data)
+
+            factories["gcp"] = gcp
         if self.world is not None:
             world = self.world
 

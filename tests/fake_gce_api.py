@@ -1,0 +1,142 @@
+"""A local HTTP server speaking the part of the Compute Engine REST API (v1) that Navarch
+uses: instances insert/get/delete/aggregatedList and zone operations, with faults (zone
+exhausted, quota) reported the way GCE reports them, on the operation."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+_PATH = re.compile(r"^/compute/v1/projects/(?P<project>[^/]+)/(?P<rest>.*)$")
+
+
+class FakeGceApi:
+    def __init__(self) -> None:
+        self.instances: dict[tuple[str, str], dict[str, Any]] = {}  # (zone, name)
+        self.operations: dict[str, dict[str, Any]] = {}
+        self.by_request_id: dict[str, str] = {}
+        self.fail_next: list[str] = []  # operation error codes for the next inserts
+        self.inserts = 0
+        self._ops = itertools.count(1)
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, payload: Any) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _error(self, status: int, reason: str, message: str) -> None:
+                self._send(status, {"error": {"code": status, "message": message,
+                                              "errors": [{"reason": reason,
+                                                          "message": message}]}})
+
+            def _route(self) -> tuple[str, list[str], dict[str, list[str]]] | None:
+                url = urlparse(self.path)
+                m = _PATH.match(url.path)
+                if m is None:
+                    self._error(404, "notFound", url.path)
+                    return None
+                return m.group("project"), m.group("rest").split("/"), parse_qs(url.query)
+
+            def do_GET(self) -> None:
+                routed = self._route()
+                if routed is None:
+                    return
+                _, parts, query = routed
+                if parts[:1] == ["aggregated"]:
+                    want = re.findall(r'labels\.([\w-]+)\s*=\s*"?([\w-]+)"?',
+                                      query.get("filter", [""])[0])
+                    items: dict[str, Any] = {}
+                    for (zone, _), inst in api.instances.items():
+                        if all(inst.get("labels", {}).get(k) == v for k, v in want):
+                            items.setdefault(f"zones/{zone}", {"instances": []})["instances"]\
+                                .append(inst)
+                    self._send(200, {"items": items})
+                elif len(parts) == 4 and parts[0] == "zones" and parts[2] == "instances":
+                    found = api.instances.get((parts[1], parts[3]))
+                    if found is None:
+                        self._error(404, "notFound", f"instance {parts[3]} not found")
+                    else:
+                        self._send(200, found)
+                elif len(parts) == 4 and parts[2] == "operations":
+                    self._send(200, api.operations[parts[3]])
+                else:
+                    self._error(404, "notFound", self.path)
+
+            def do_POST(self) -> None:
+                routed = self._route()
+                if routed is None:
+                    return
+                _, parts, query = routed
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if len(parts) == 3 and parts[2] == "instances":
+                    zone = parts[1]
+                    request_id = query.get("requestId", [""])[0]
+                    if request_id in api.by_request_id:
+                        self._send(200, api.operations[api.by_request_id[request_id]])
+                        return
+                    if (zone, body["name"]) in api.instances:
+                        self._error(409, "alreadyExists", f"{body['name']} already exists")
+                        return
+                    api.inserts += 1
+                    op = api._operation(zone, "insert")
+                    if api.fail_next:
+                        code = api.fail_next.pop(0)
+                        op["error"] = {"errors": [{"code": code,
+                                                   "message": f"{code} in {zone}"}]}
+                    else:
+                        api.instances[(zone, body["name"])] = {
+                            **body, "status": "RUNNING", "zone": f"zones/{zone}",
+                            "networkInterfaces": [{"networkIP": "10.128.0.2",
+                                                   "accessConfigs": [{"natIP": "34.1.2.3"}]}],
+                        }
+                    api.by_request_id[request_id] = op["name"]
+                    self._send(200, op)
+                elif len(parts) == 5 and parts[2] == "operations" and parts[4] == "wait":
+                    self._send(200, api.operations[parts[3]])
+                else:
+                    self._error(404, "notFound", self.path)
+
+            def do_DELETE(self) -> None:
+                routed = self._route()
+                if routed is None:
+                    return
+                _, parts, _ = routed
+                key = (parts[1], parts[3])
+                if key not in api.instances:
+                    self._error(404, "notFound", f"instance {parts[3]} not found")
+                    return
+                del api.instances[key]
+                self._send(200, api._operation(parts[1], "delete"))
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _operation(self, zone: str, kind: str) -> dict[str, Any]:
+        name = f"operation-{next(self._ops)}"
+        op = {"kind": "compute#operation", "name": name, "status": "DONE",
+              "operationType": kind, "zone": f"zones/{zone}"}
+        self.operations[name] = op
+        return op
+
+    def __enter__(self) -> FakeGceApi:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
