@@ -5,17 +5,16 @@ exhausted, quota) reported the way GCE reports them, on the operation."""
 from __future__ import annotations
 
 import itertools
-import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from local_http import JsonHandler, LocalServer
 
 _PATH = re.compile(r"^/compute/v1/projects/(?P<project>[^/]+)/(?P<rest>.*)$")
 
 
-class FakeGceApi:
+class FakeGceApi(LocalServer):
     def __init__(self) -> None:
         self.instances: dict[tuple[str, str], dict[str, Any]] = {}  # (zone, name)
         self.operations: dict[str, dict[str, Any]] = {}
@@ -25,20 +24,9 @@ class FakeGceApi:
         self._ops = itertools.count(1)
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def _error(self, status: int, reason: str, message: str) -> None:
-                self._send(status, {"error": {"code": status, "message": message,
+                self.send_json(status, {"error": {"code": status, "message": message,
                                               "errors": [{"reason": reason,
                                                           "message": message}]}})
 
@@ -63,15 +51,15 @@ class FakeGceApi:
                         if all(inst.get("labels", {}).get(k) == v for k, v in want):
                             items.setdefault(f"zones/{zone}", {"instances": []})["instances"]\
                                 .append(inst)
-                    self._send(200, {"items": items})
+                    self.send_json(200, {"items": items})
                 elif len(parts) == 4 and parts[0] == "zones" and parts[2] == "instances":
                     found = api.instances.get((parts[1], parts[3]))
                     if found is None:
                         self._error(404, "notFound", f"instance {parts[3]} not found")
                     else:
-                        self._send(200, found)
+                        self.send_json(200, found)
                 elif len(parts) == 4 and parts[2] == "operations":
-                    self._send(200, api.operations[parts[3]])
+                    self.send_json(200, api.operations[parts[3]])
                 else:
                     self._error(404, "notFound", self.path)
 
@@ -80,13 +68,12 @@ class FakeGceApi:
                 if routed is None:
                     return
                 _, parts, query = routed
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = self.read_json()
                 if len(parts) == 3 and parts[2] == "instances":
                     zone = parts[1]
                     request_id = query.get("requestId", [""])[0]
                     if request_id in api.by_request_id:
-                        self._send(200, api.operations[api.by_request_id[request_id]])
+                        self.send_json(200, api.operations[api.by_request_id[request_id]])
                         return
                     if (zone, body["name"]) in api.instances:
                         self._error(409, "alreadyExists", f"{body['name']} already exists")
@@ -104,9 +91,9 @@ class FakeGceApi:
                                                    "accessConfigs": [{"natIP": "34.1.2.3"}]}],
                         }
                     api.by_request_id[request_id] = op["name"]
-                    self._send(200, op)
+                    self.send_json(200, op)
                 elif len(parts) == 5 and parts[2] == "operations" and parts[4] == "wait":
-                    self._send(200, api.operations[parts[3]])
+                    self.send_json(200, api.operations[parts[3]])
                 else:
                     self._error(404, "notFound", self.path)
 
@@ -120,11 +107,10 @@ class FakeGceApi:
                     self._error(404, "notFound", f"instance {parts[3]} not found")
                     return
                 del api.instances[key]
-                self._send(200, api._operation(parts[1], "delete"))
+                self.send_json(200, api._operation(parts[1], "delete"))
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
+        self.url = self.base_url
 
     def _operation(self, zone: str, kind: str) -> dict[str, Any]:
         name = f"operation-{next(self._ops)}"
@@ -133,10 +119,3 @@ class FakeGceApi:
         self.operations[name] = op
         return op
 
-    def __enter__(self) -> FakeGceApi:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()

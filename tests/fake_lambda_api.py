@@ -4,15 +4,14 @@ faults: insufficient capacity, rate limiting, a bad API key."""
 from __future__ import annotations
 
 import itertools
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from local_http import JsonHandler, LocalServer
 
 API_KEY = "secret_lambda_key"
 
 
-class FakeLambdaApi:
+class FakeLambdaApi(LocalServer):
     def __init__(self) -> None:
         self.instances: dict[str, dict[str, Any]] = {}
         self.launches = 0
@@ -22,20 +21,9 @@ class FakeLambdaApi:
         self._ids = itertools.count(1)
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def _error(self, status: int, code: str, message: str) -> None:
-                self._send(status, {"error": {"code": code, "message": message}})
+                self.send_json(status, {"error": {"code": code, "message": message}})
 
             def _authorized(self) -> bool:
                 auth = self.headers.get("Authorization", "")
@@ -49,20 +37,20 @@ class FakeLambdaApi:
                 if not self._authorized():
                     return
                 if self.path.rstrip("/").endswith("/instances"):
-                    self._send(200, {"data": list(api.instances.values())})
+                    self.send_json(200, {"data": list(api.instances.values())})
                 elif "/instances/" in self.path:
                     inst = api.instances.get(self.path.rsplit("/", 1)[1])
                     if inst is None:
                         self._error(404, "global/object-does-not-exist", "no such instance")
                     else:
-                        self._send(200, {"data": inst})
+                        self.send_json(200, {"data": inst})
                 else:
                     self._error(404, "global/not-found", self.path)
 
             def do_POST(self) -> None:
                 if not self._authorized():
                     return
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                body = self.read_json()
                 if self.path.endswith("/instance-operations/launch"):
                     if api.fail_next:
                         status, code = api.fail_next.pop(0)
@@ -76,7 +64,7 @@ class FakeLambdaApi:
                         "ip": "10.0.0.1", "region": {"name": body["region_name"]},
                         "instance_type": {"name": body["instance_type_name"]},
                     }
-                    self._send(200, {"data": {"instance_ids": [iid]}})
+                    self.send_json(200, {"data": {"instance_ids": [iid]}})
                 elif self.path.endswith("/instance-operations/terminate"):
                     done = []
                     for iid in body.get("instance_ids", []):
@@ -86,18 +74,9 @@ class FakeLambdaApi:
                             return
                         inst["status"] = "terminated"
                         done.append(inst)
-                    self._send(200, {"data": {"terminated_instances": done}})
+                    self.send_json(200, {"data": {"terminated_instances": done}})
                 else:
                     self._error(404, "global/not-found", self.path)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/v1"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeLambdaApi:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.url = f"{self.base_url}/api/v1"

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -20,11 +17,12 @@ from lifecycle_helpers import (
     pool_status,
     start_pool,
 )
+from local_http import JsonHandler, LocalServer
 
 TOKEN = "s3cret-token-value"
 
 
-class Scheduler:
+class Scheduler(LocalServer):
     """A stand-in workload system: records webhook calls, answers drain status."""
 
     def __init__(self) -> None:
@@ -33,18 +31,13 @@ class Scheduler:
         self.fail_cordon = False
         scheduler = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet
-                pass
-
+        class Handler(JsonHandler):
             def _record(self, body: dict[str, str]) -> None:
                 scheduler.calls.append((self.command, urlparse(self.path).path, body,
                                         dict(self.headers)))
 
             def do_POST(self):
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                self._record(body)
+                self._record(self.read_json())
                 if scheduler.fail_cordon and self.path.endswith("/cordon"):
                     self.send_response(503)
                     self.end_headers()
@@ -55,23 +48,10 @@ class Scheduler:
             def do_GET(self):
                 query = parse_qs(urlparse(self.path).query)
                 self._record({"node_id": query.get("node_id", [""])[0]})
-                payload = json.dumps({"drained": scheduler.drained, "message": "x"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(payload)
+                self.send_json(200, {"drained": scheduler.drained, "message": "x"})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Scheduler:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.url = self.base_url
 
     def notifier(self) -> NotifierConfig:
         return NotifierConfig(type="webhook", webhook=WebhookConfig(
