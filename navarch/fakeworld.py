@@ -161,7 +161,7 @@ class FakeWorld:
             existing = db.execute("SELECT * FROM instances WHERE node_id=?", (node_id,)).fetchone()
             if existing is not None:
                 return _instance(existing)
-            where = {"provider": provider, "region": region}
+            where = {"provider": provider, "region": region, "zone": zone}
             refused = next((k for k in ("invalid", "capacity", "throttle")
                             if self._take_cloud_fault(db, k, where) is not None), None)
             if refused is not None:  # raised after the commit, so the fault is used up
@@ -245,8 +245,8 @@ class FakeWorld:
 
     def set_cloud_fault(self, kind: str, count: int = 1, **params: Any) -> None:
         """The next `count` provision calls hit this fault (capacity, throttle, invalid,
-        slow_boot with seconds=, never_boot). `provider=` / `region=` limit it to calls
-        for that provider / region."""
+        slow_boot with seconds=, never_boot). `provider=`, `region=`, `zone=` limit it to
+        calls for that provider, region or zone."""
         if kind not in CLOUD_FAULT_KINDS:
             raise ValueError(f"unknown cloud fault {kind!r}; one of {CLOUD_FAULT_KINDS}")
         with self._conn() as db:

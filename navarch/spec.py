@@ -114,21 +114,24 @@ class PoolSpec(BaseModel):
         """Providers by priority (lowest first)."""
         return sorted(self.providers, key=lambda p: p.priority)
 
-    def placements(self, rotation: int = 0,
-                   avoid: frozenset[str] = frozenset()) -> list[tuple[ProviderChoice, str]]:
-        """Where a new node tries to go, in order: (provider, region) pairs.
+    def placements(self, rotation: int = 0, avoid: frozenset[str] = frozenset()
+                   ) -> list[tuple[ProviderChoice, str, str]]:
+        """Where a new node tries to go, in order: (provider, region, zone) triples, so a
+        refusal moves to the next zone, then region, then provider.
 
         `priority` and `cost`/`availability` (no price or capacity data yet: priority order)
         go lowest priority first; `round-robin` starts at the provider whose turn it is,
-        turns shared by `weight`. Within a provider, its regions in order. Places that
+        turns shared by `weight`. Within a provider, its regions in order, and in each
+        region the pool's zones that belong to it (none: the cloud picks). Places that
         recently had no capacity (`avoid`) go last."""
         ordered = self.ordered_providers()
         if self.strategy == "round-robin" and ordered:
             turns = [p for p in ordered for _ in range(max(p.weight, 1))]
             first = turns[rotation % len(turns)]
             ordered = [first, *(p for p in ordered if p is not first)]
-        pairs = [(p, r) for p in ordered for r in (p.regions or [p.region or self.region or ""])]
-        return sorted(pairs, key=lambda pr: placement_key(pr[0], pr[1]) in avoid)
+        places = [(p, r, z) for p in ordered for r in (p.regions or [p.region or self.region or ""])
+                  for z in _zones_in(p, r)]
+        return sorted(places, key=lambda pl: placement_key(*pl) in avoid)
 
 
 def build_pool_spec(loaded: LoadedConfig, name: str) -> PoolSpec:
@@ -190,5 +193,11 @@ def build_pool_specs(loaded: LoadedConfig) -> dict[str, PoolSpec]:
     return {name: build_pool_spec(loaded, name) for name in loaded.config.pools}
 
 
-def placement_key(choice: ProviderChoice, region: str) -> str:
-    return f"{choice.name}/{region or '-'}/{choice.instance_type}"
+def placement_key(choice: ProviderChoice, region: str, zone: str = "") -> str:
+    return f"{choice.name}/{region or '-'}/{zone or '-'}/{choice.instance_type}"
+
+
+def _zones_in(choice: ProviderChoice, region: str) -> list[str]:
+    zones = choice.zones or ([choice.zone] if choice.zone else [])
+    mine = [z for z in zones if not region or z.startswith(region)]
+    return mine or [""]

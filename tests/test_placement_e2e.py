@@ -29,7 +29,15 @@ def test_placements_order():
     firsts = [spec.placements(n)[0][0].name for n in range(6)]
     assert firsts == ["a", "a", "b", "a", "a", "b"]
     prio = two_providers()
-    assert [p.name for p, _ in prio.placements(0, frozenset({"a/-/h100-8x"}))] == ["b", "a"]
+    assert [p.name for p, _, _ in prio.placements(0, frozenset({"a/-/-/h100-8x"}))] == ["b", "a"]
+    zoned = fast_spec(providers=[
+        ProviderChoice(name="a", type="fake", instance_type="t", priority=1,
+                       regions=["us-east-1", "us-west-2"],
+                       zones=["us-east-1a", "us-east-1b", "us-west-2a"]),
+        ProviderChoice(name="b", type="fake", instance_type="t", priority=2)])
+    assert [(p.name, r, z) for p, r, z in zoned.placements()] == [
+        ("a", "us-east-1", "us-east-1a"), ("a", "us-east-1", "us-east-1b"),
+        ("a", "us-west-2", "us-west-2a"), ("b", "", "")]
 
 
 async def test_no_capacity_fails_over_and_is_remembered(dev_env, tmp_path):
@@ -40,7 +48,7 @@ async def test_no_capacity_fails_over_and_is_remembered(dev_env, tmp_path):
         await start_pool(client, plane, spec)
         pool = await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 3)
         assert where(plane.world, spec.name) == Counter({"b": 3})
-        assert list(pool.capacity_misses) == ["a/-/h100-8x"]
+        assert list(pool.capacity_misses) == ["a/-/-/h100-8x"]
         refused = plane.world.counter("fault:capacity")
         handle = client.get_workflow_handle(f"pool/{spec.name}")
         await handle.signal("scale", {"target": 4})  # within the memory: straight to b
@@ -73,3 +81,16 @@ async def test_other_errors_do_not_fail_over(dev_env, tmp_path):
         failed = [n for n in pool.nodes if n.state.value == "failed"]
         assert len(failed) == 1 and failed[0].reason.value == "provision_failed"
         assert where(plane.world, spec.name) == Counter({"a": 1})  # the retry went to a
+
+
+async def test_zone_then_region_then_provider(dev_env, tmp_path):
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        plane.world.set_cloud_fault("capacity", 100, zone="us-east-1a")
+        a = ProviderChoice(name="a", type="fake", instance_type="h100-8x", priority=1,
+                           regions=["us-east-1"], zones=["us-east-1a", "us-east-1b"])
+        spec = fast_spec(min_nodes=2, providers=[a])
+        await start_pool(client, plane, spec)
+        await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 2)
+        zones = Counter(i.zone for i in plane.world.instances(spec.name, live_only=True))
+        assert zones == Counter({"us-east-1b": 2})

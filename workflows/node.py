@@ -232,20 +232,21 @@ class NodeWorkflow:
         the activity's retry policy, and ends the attempt."""
         spec, st = self._spec_(), self._st()
         tried: list[str] = []
-        for choice, region in spec.placements(self._rotation, frozenset(self._avoid)):
+        for choice, region, zone in spec.placements(self._rotation, frozenset(self._avoid)):
             request = ProvisionRequest(
                 node_id=st.node_id, pool=spec.name, provider=choice, region=region or None,
-                labels=spec.labels, ssh_keys=spec.ssh_keys,
+                zone=zone or None, labels=spec.labels, ssh_keys=spec.ssh_keys,
             )
+            where = "/".join(p for p in (choice.name, region, zone) if p) or choice.name
             try:
                 instance = await workflow.execute_activity(
                     cloud_api.PROVISION, request, result_type=Instance,
                     start_to_close_timeout=PROVISION_TIMEOUT, retry_policy=PROVISION_RETRY,
                 )
             except ActivityError as err:
-                tried.append(f"{choice.name}/{region or '-'}: {_cause(err)}")
+                tried.append(f"{where}: {_cause(err)}")
                 if _error_type(err) == CloudErrorType.CAPACITY:
-                    self._capacity_misses.append(placement_key(choice, region))
+                    self._capacity_misses.append(placement_key(choice, region, zone))
                     continue
                 break
             self._instance, self._provider = instance, choice
