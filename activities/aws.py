@@ -14,7 +14,13 @@ import os
 from datetime import UTC
 from typing import Any
 
-from navarch.cloud_api import CloudErrorType, Instance, InstanceState, ProvisionRequest
+from navarch.cloud_api import (
+    CloudErrorType,
+    Instance,
+    InstanceState,
+    InstanceTypeInfo,
+    ProvisionRequest,
+)
 from navarch.spec import ProviderChoice
 
 from .cloud import ProviderError
@@ -166,6 +172,15 @@ class AwsProvider:
         ])
         return [self._instance(i, self.region) for r in found.get("Reservations", [])
                 for i in r.get("Instances", [])]
+
+    async def describe_type(self) -> InstanceTypeInfo:
+        """GPU info from DescribeInstanceTypes; EC2 gives no price or live capacity here."""
+        found = await self._call(self.client().describe_instance_types,
+                                 InstanceTypes=[self.choice.instance_type])
+        gpus = (found.get("InstanceTypes") or [{}])[0].get("GpuInfo", {}).get("Gpus", [])
+        return InstanceTypeInfo(name=self.choice.instance_type,
+                                gpu_count=sum(g.get("Count", 0) for g in gpus) or None,
+                                gpu_model=gpus[0].get("Name") if gpus else None)
 
     def _instance(self, inst: dict[str, Any], region: str | None) -> Instance:
         tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}

@@ -16,6 +16,7 @@ from navarch import cloud_api
 from navarch.cloud_api import (
     CloudErrorType,
     Instance,
+    InstanceTypeInfo,
     ListRequest,
     ProvisionRequest,
     TerminateRequest,
@@ -44,6 +45,10 @@ class CloudProvider(Protocol):
     async def get(self, instance_id: str) -> Instance | None: ...
 
     async def list(self, pool: str) -> list[Instance]: ...
+
+    async def describe_type(self) -> InstanceTypeInfo:
+        """GPU count/model, price and regions with capacity of the choice's instance type."""
+        ...
 
 
 ProviderFactory = Callable[[ProviderChoice], CloudProvider]
@@ -105,5 +110,13 @@ class CloudActivities:
         except ProviderError as exc:
             raise to_application_error(exc) from exc
 
+    @activity.defn(name=cloud_api.DESCRIBE_TYPE)
+    async def describe_instance_type(self, choice: ProviderChoice) -> InstanceTypeInfo:
+        try:
+            return await self.provider(choice).describe_type()
+        except ProviderError as exc:
+            raise to_application_error(exc) from exc
+
     def activities(self) -> list[Callable[..., object]]:
-        return [self.provision, self.terminate, self.get_instance, self.list_instances]
+        return [self.provision, self.terminate, self.get_instance, self.list_instances,
+                self.describe_instance_type]

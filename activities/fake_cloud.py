@@ -9,7 +9,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from navarch.cloud_api import CloudErrorType, Instance, InstanceState, ProvisionRequest
+from navarch.cloud_api import (
+    CloudErrorType,
+    Instance,
+    InstanceState,
+    InstanceTypeInfo,
+    ProvisionRequest,
+)
 from navarch.fakeworld import CloudFault, FakeInstance, FakeWorld
 from navarch.instance_types import gpu_shape
 from navarch.spec import ProviderChoice
@@ -60,6 +66,13 @@ class FakeCloudProvider:
 
     async def terminate(self, instance_id: str) -> bool:
         return await asyncio.to_thread(self.world.terminate, instance_id)
+
+    async def describe_type(self) -> InstanceTypeInfo:
+        shape = gpu_shape(self.choice.instance_type)
+        price = await asyncio.to_thread(self.world.price, self.choice.name)
+        return InstanceTypeInfo(name=self.choice.instance_type,
+                                gpu_count=self.choice.gpu_count or (shape.count if shape else None),
+                                gpu_model=shape.model if shape else None, price_per_hour=price)
 
     async def get(self, instance_id: str) -> Instance | None:
         inst = await asyncio.to_thread(self.world.get, instance_id)

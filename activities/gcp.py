@@ -15,7 +15,14 @@ import os
 import uuid
 from typing import Any
 
-from navarch.cloud_api import CloudErrorType, Instance, InstanceState, ProvisionRequest
+from navarch.cloud_api import (
+    CloudErrorType,
+    Instance,
+    InstanceState,
+    InstanceTypeInfo,
+    ProvisionRequest,
+)
+from navarch.instance_types import gpu_shape
 from navarch.spec import ProviderChoice
 
 from .cloud import ProviderError
@@ -197,6 +204,14 @@ class GcpProvider:
                 if inst.labels.get("navarch-pool") == pool:
                     out.append(self._instance(inst, zone_path.rsplit("/", 1)[-1]))
         return out
+
+    async def describe_type(self) -> InstanceTypeInfo:
+        """GPU info from the type table (A2/A3/G2 have their GPUs built in); GCE gives no
+        price or live capacity here."""
+        shape = gpu_shape(self.choice.instance_type)
+        return InstanceTypeInfo(name=self.choice.instance_type,
+                                gpu_count=shape.count if shape else None,
+                                gpu_model=shape.model if shape else None)
 
     def _instance(self, inst: Any, zone: str) -> Instance:
         labels = dict(inst.labels)

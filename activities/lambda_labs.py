@@ -12,7 +12,13 @@ import asyncio
 import os
 from typing import Any
 
-from navarch.cloud_api import CloudErrorType, Instance, InstanceState, ProvisionRequest
+from navarch.cloud_api import (
+    CloudErrorType,
+    Instance,
+    InstanceState,
+    InstanceTypeInfo,
+    ProvisionRequest,
+)
 from navarch.spec import ProviderChoice
 
 from .cloud import ProviderError
@@ -124,6 +130,22 @@ class LambdaProvider:
                 return None
             raise
         return self._instance(inst, "", "") if inst else None
+
+    async def describe_type(self) -> InstanceTypeInfo:
+        types = await self._call("GET", "/instance-types") or {}
+        entry = types.get(self.choice.instance_type)
+        if entry is None:
+            return InstanceTypeInfo(name=self.choice.instance_type, available_regions=[])
+        itype = entry.get("instance_type", {})
+        specs = itype.get("specs", {})
+        cents = itype.get("price_cents_per_hour")
+        return InstanceTypeInfo(
+            name=self.choice.instance_type, gpu_count=specs.get("gpus"),
+            gpu_model=itype.get("gpu_description"),
+            price_per_hour=cents / 100 if isinstance(cents, int | float) else None,
+            available_regions=[r["name"] for r in entry.get("regions_with_capacity_available",
+                                                              [])],
+        )
 
     async def list(self, pool: str) -> list[Instance]:
         prefix = f"nv-{pool[:20]}-"

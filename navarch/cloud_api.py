@@ -16,6 +16,7 @@ PROVISION = "cloud.provision"
 TERMINATE = "cloud.terminate"
 GET_INSTANCE = "cloud.get_instance"
 LIST_INSTANCES = "cloud.list_instances"
+DESCRIBE_TYPE = "cloud.describe_instance_type"
 
 
 class CloudErrorType(StrEnum):
@@ -75,3 +76,15 @@ class ListRequest(BaseModel):
 
     provider: ProviderChoice
     pool: str
+
+
+class InstanceTypeInfo(BaseModel):
+    """What a provider says about one instance type; None where it does not say."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    gpu_count: int | None = None
+    gpu_model: str | None = None
+    price_per_hour: float | None = None  # USD, on demand
+    available_regions: list[str] | None = None  # regions with capacity now; None: unknown

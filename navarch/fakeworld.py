@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS cloud_faults (
     params TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS prices (provider TEXT PRIMARY KEY, per_hour REAL NOT NULL);
 """
 
 GPU_FAULT_KINDS = (
@@ -235,6 +236,17 @@ class FakeWorld:
         with self._conn() as db:
             db.execute("UPDATE instances SET agent_enabled=? WHERE node_id=?",
                        (int(enabled), node_id))
+
+    def set_price(self, provider: str, per_hour: float) -> None:
+        """The hourly price a fake provider quotes (for the `cost` strategy)."""
+        with self._conn() as db:
+            db.execute("INSERT OR REPLACE INTO prices VALUES (?,?)", (provider, per_hour))
+
+    def price(self, provider: str) -> float | None:
+        with self._conn() as db:
+            row = db.execute("SELECT per_hour FROM prices WHERE provider=?",
+                             (provider,)).fetchone()
+        return float(row[0]) if row else None
 
     def counter(self, name: str) -> int:
         with self._conn() as db:

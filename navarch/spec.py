@@ -114,22 +114,34 @@ class PoolSpec(BaseModel):
         """Providers by priority (lowest first)."""
         return sorted(self.providers, key=lambda p: p.priority)
 
-    def placements(self, rotation: int = 0, avoid: frozenset[str] = frozenset()
+    def placements(self, rotation: int = 0, avoid: frozenset[str] = frozenset(), *,
+                   prices: dict[str, float | None] | None = None,
+                   capacity: dict[str, list[str] | None] | None = None,
                    ) -> list[tuple[ProviderChoice, str, str]]:
         """Where a new node tries to go, in order: (provider, region, zone) triples, so a
         refusal moves to the next zone, then region, then provider.
 
-        `priority` and `cost`/`availability` (no price or capacity data yet: priority order)
-        go lowest priority first; `round-robin` starts at the provider whose turn it is,
-        turns shared by `weight`. Within a provider, its regions in order, and in each
-        region the pool's zones that belong to it (none: the cloud picks). Places that
-        recently had no capacity (`avoid`) go last."""
+        `priority` goes lowest priority first; `round-robin` starts at the provider whose
+        turn it is, turns shared by `weight`; `cost` goes cheapest first (`prices` per
+        provider; unknown prices last); `availability` puts first the providers whose
+        `capacity` (regions with capacity, per provider) includes one of their regions, then
+        those that do not say, then those that report none — and within a provider its
+        regions with capacity first. Ties keep priority order. Within a provider, its
+        regions in order, and in each region the pool's zones that belong to it (none: the
+        cloud picks). Places that recently had no capacity (`avoid`) go last."""
         ordered = self.ordered_providers()
+        capacity = capacity or {}
+        if self.strategy == "cost" and prices:
+            ordered.sort(key=lambda p: (prices.get(p.name) is None, prices.get(p.name) or 0.0))
+        elif self.strategy == "availability" and capacity:
+            ordered.sort(key=lambda p: _availability_rank(p, capacity.get(p.name)))
         if self.strategy == "round-robin" and ordered:
             turns = [p for p in ordered for _ in range(max(p.weight, 1))]
             first = turns[rotation % len(turns)]
             ordered = [first, *(p for p in ordered if p is not first)]
-        places = [(p, r, z) for p in ordered for r in (p.regions or [p.region or self.region or ""])
+        places = [(p, r, z) for p in ordered
+                  for r in _regions_by_capacity(p, p.regions or [p.region or self.region or ""],
+                                                capacity.get(p.name))
                   for z in _zones_in(p, r)]
         return sorted(places, key=lambda pl: placement_key(*pl) in avoid)
 
@@ -195,6 +207,20 @@ def build_pool_specs(loaded: LoadedConfig) -> dict[str, PoolSpec]:
 
 def placement_key(choice: ProviderChoice, region: str, zone: str = "") -> str:
     return f"{choice.name}/{region or '-'}/{zone or '-'}/{choice.instance_type}"
+
+
+def _availability_rank(choice: ProviderChoice, available: list[str] | None) -> int:
+    if available is None:
+        return 1
+    wanted = set(choice.regions or ([choice.region] if choice.region else []))
+    return 0 if available and (not wanted or wanted & set(available)) else 2
+
+
+def _regions_by_capacity(choice: ProviderChoice, regions: list[str],
+                         available: list[str] | None) -> list[str]:
+    if not available:
+        return regions
+    return sorted(regions, key=lambda r: r not in available)
 
 
 def _zones_in(choice: ProviderChoice, region: str) -> list[str]:

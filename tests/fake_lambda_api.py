@@ -18,6 +18,7 @@ class FakeLambdaApi(LocalServer):
         self.fail_next: list[tuple[int, str]] = []  # (http status, error code) for launches
         self.seen_auth: list[str] = []
         self.last_launch: dict[str, Any] = {}
+        self.capacity_regions = ["us-west-2"]
         self._ids = itertools.count(1)
         api = self
 
@@ -36,7 +37,17 @@ class FakeLambdaApi(LocalServer):
             def do_GET(self) -> None:
                 if not self._authorized():
                     return
-                if self.path.rstrip("/").endswith("/instances"):
+                if self.path.rstrip("/").endswith("/instance-types"):
+                    self.send_json(200, {"data": {
+                        "gpu_8x_h100_sxm5": {
+                            "instance_type": {"name": "gpu_8x_h100_sxm5",
+                                              "price_cents_per_hour": 2392,
+                                              "gpu_description": "H100 (80 GB SXM5)",
+                                              "specs": {"gpus": 8}},
+                            "regions_with_capacity_available": [
+                                {"name": r} for r in api.capacity_regions]},
+                    }})
+                elif self.path.rstrip("/").endswith("/instances"):
                     self.send_json(200, {"data": list(api.instances.values())})
                 elif "/instances/" in self.path:
                     inst = api.instances.get(self.path.rsplit("/", 1)[1])

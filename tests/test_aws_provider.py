@@ -152,3 +152,9 @@ async def test_worker_launches_instances_with_the_agent_bootstrap(aws_env, monke
     assert "NAVARCH_NODE_ID=node-boot" in user_data
     assert "TEMPORAL_ADDRESS=temporal.internal:7233" in user_data
     assert "TEMPORAL_NAMESPACE=fleet" in user_data
+
+
+async def test_describe_type_reads_gpu_info(aws_env):
+    info = await provider().describe_type()
+    assert (info.name, info.gpu_count, info.gpu_model) == ("p5.48xlarge", 8, "H100")
+    assert info.price_per_hour is None and info.available_regions is None

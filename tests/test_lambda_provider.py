@@ -74,3 +74,12 @@ async def test_key_only_from_the_environment(api, monkeypatch):
         await LambdaProvider(choice(api_key_env="MY_LAMBDA")).provision(request("n-z"))
     assert info.value.code == "global/invalid-api-key"
     assert info.value.error_type is CloudErrorType.INVALID_REQUEST
+
+
+async def test_describe_type_gives_price_gpus_and_capacity(api):
+    info = await LambdaProvider(choice()).describe_type()
+    assert (info.gpu_count, info.price_per_hour, info.available_regions) == (8, 23.92,
+                                                                             ["us-west-2"])
+    missing = await LambdaProvider(ProviderChoice(
+        name="lambda", type="lambda", instance_type="gpu_9x_nope")).describe_type()
+    assert missing.available_regions == []

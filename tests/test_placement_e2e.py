@@ -94,3 +94,30 @@ async def test_zone_then_region_then_provider(dev_env, tmp_path):
         await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 2)
         zones = Counter(i.zone for i in plane.world.instances(spec.name, live_only=True))
         assert zones == Counter({"us-east-1b": 2})
+
+
+def test_cost_and_availability_orders():
+    cost = two_providers(strategy="cost")
+    assert [p.name for p, _, _ in cost.placements(prices={"a": 30.0, "b": 10.0})] == ["b", "a"]
+    assert [p.name for p, _, _ in cost.placements(prices={"a": None, "b": 10.0})] == ["b", "a"]
+    assert [p.name for p, _, _ in cost.placements(prices={})] == ["a", "b"]
+    avail = fast_spec(strategy="availability", providers=[
+        ProviderChoice(name="a", type="fake", instance_type="t", priority=1,
+                       regions=["us-west-2"]),
+        ProviderChoice(name="b", type="fake", instance_type="t", priority=2,
+                       regions=["us-east-1", "us-central1"]),
+        ProviderChoice(name="c", type="fake", instance_type="t", priority=3)])
+    order = avail.placements(capacity={"a": [], "b": ["us-central1"], "c": None})
+    assert [(p.name, r) for p, r, _ in order] == [
+        ("b", "us-central1"), ("b", "us-east-1"), ("c", ""), ("a", "us-west-2")]
+
+
+async def test_cost_strategy_uses_quoted_prices(dev_env, tmp_path):
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        plane.world.set_price("a", 30.0)
+        plane.world.set_price("b", 12.5)
+        spec = two_providers(strategy="cost", min_nodes=2)
+        await start_pool(client, plane, spec)
+        await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 2)
+        assert where(plane.world, spec.name) == Counter({"b": 2})

@@ -35,7 +35,13 @@ with workflow.unsafe.imports_passed_through():
         WatchHealthInput,
         WatchHealthResult,
     )
-    from navarch.cloud_api import CloudErrorType, Instance, ProvisionRequest, TerminateRequest
+    from navarch.cloud_api import (
+        CloudErrorType,
+        Instance,
+        InstanceTypeInfo,
+        ProvisionRequest,
+        TerminateRequest,
+    )
     from navarch.ids import (
         SA_HEALTH,
         SA_INSTANCE_TYPE,
@@ -84,6 +90,9 @@ REPORT_ATTEMPTS = 4  # tries to tell the pool of a change (1 s, 2 s, 4 s apart)
 REPORT_RETRY_DELAY = timedelta(seconds=1)
 
 RUN_ONCE = RetryPolicy(maximum_attempts=1)
+DESCRIBE_TIMEOUT = timedelta(minutes=1)
+DESCRIBE_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=[
+    CloudErrorType.INVALID_REQUEST])
 PROVISION_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=1), maximum_attempts=6,
@@ -232,7 +241,15 @@ class NodeWorkflow:
         the activity's retry policy, and ends the attempt."""
         spec, st = self._spec_(), self._st()
         tried: list[str] = []
-        for choice, region, zone in spec.placements(self._rotation, frozenset(self._avoid)):
+        prices: dict[str, float | None] = {}
+        capacity: dict[str, list[str] | None] = {}
+        if spec.strategy in ("cost", "availability"):
+            for choice, info in zip(spec.providers, await asyncio.gather(
+                    *(self._describe(c) for c in spec.providers)), strict=True):
+                prices[choice.name] = info.price_per_hour if info else None
+                capacity[choice.name] = info.available_regions if info else None
+        for choice, region, zone in spec.placements(self._rotation, frozenset(self._avoid),
+                                                    prices=prices, capacity=capacity):
             request = ProvisionRequest(
                 node_id=st.node_id, pool=spec.name, provider=choice, region=region or None,
                 zone=zone or None, labels=spec.labels, ssh_keys=spec.ssh_keys,
@@ -260,6 +277,17 @@ class NodeWorkflow:
         detail = "tried " + "; ".join(tried) if tried else "no provider configured"
         self._record(NodeState.FAILED, TransitionReason.PROVISION_FAILED, detail)
         raise _Leave(TransitionReason.PROVISION_FAILED, None, detail)
+
+    async def _describe(self, choice: ProviderChoice) -> InstanceTypeInfo | None:
+        """Price and capacity of the choice's type; None when the provider cannot say."""
+        try:
+            info: InstanceTypeInfo = await workflow.execute_activity(
+                cloud_api.DESCRIBE_TYPE, choice, result_type=InstanceTypeInfo,
+                start_to_close_timeout=DESCRIBE_TIMEOUT, retry_policy=DESCRIBE_RETRY)
+        except ActivityError as err:
+            workflow.logger.info("no type info from %s: %s", choice.name, _cause(err))
+            return None
+        return info
 
     async def _boot(self) -> None:
         spec, st = self._spec_(), self._st()
