@@ -47,7 +47,8 @@ def classify_text(text: str) -> CloudErrorType:
 
 
 class GcpProvider:
-    def __init__(self, choice: ProviderChoice, *, user_data: Any = None) -> None:
+    def __init__(self, choice: ProviderChoice, *, user_data: Any = None,
+                 startup_script: Any = None) -> None:
         from google.api_core.client_options import ClientOptions
         from google.cloud import compute_v1
 
@@ -67,6 +68,7 @@ class GcpProvider:
         self.instances = compute_v1.InstancesClient(**kwargs)
         self.operations = compute_v1.ZoneOperationsClient(**kwargs)
         self._user_data = user_data
+        self._startup_script = startup_script
 
     async def _call(self, fn: Any, **kwargs: Any) -> Any:
         from google.api_core import exceptions as gexc
@@ -127,6 +129,9 @@ class GcpProvider:
         user_data = self._user_data(request) if self._user_data else None
         if user_data:
             metadata.append(compute_v1.Items(key="user-data", value=user_data))
+        script = self._startup_script(request) if self._startup_script else None
+        if script:  # images without cloud-init (e.g. Debian DLVMs) run this instead
+            metadata.append(compute_v1.Items(key="startup-script", value=script))
         if request.ssh_keys:
             metadata.append(compute_v1.Items(key="ssh-keys", value="\n".join(request.ssh_keys)))
         resource = compute_v1.Instance(

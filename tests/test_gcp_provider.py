@@ -30,7 +30,8 @@ def request(node_id: str, pool: str = "train") -> ProvisionRequest:
 
 
 async def test_insert_is_idempotent_labelled_listed_and_deleted(gce):
-    gcp = GcpProvider(choice(), user_data=lambda req: f"#cloud-config\n# {req.node_id}")
+    gcp = GcpProvider(choice(), user_data=lambda req: f"#cloud-config\n# {req.node_id}",
+                      startup_script=lambda req: f"#!/bin/sh\n# {req.node_id}")
     first = await gcp.provision(request("5a1e-node-1"))
     again = await gcp.provision(request("5a1e-node-1"))
     assert again.instance_id == first.instance_id == "us-central1-a/nv-5a1e-node-1"
@@ -43,8 +44,9 @@ async def test_insert_is_idempotent_labelled_listed_and_deleted(gce):
     assert body["scheduling"]["onHostMaintenance"] == "TERMINATE"
     assert body["labels"] == {"navarch-node-id": "5a1e-node-1", "navarch-pool": "train",
                               "navarch-managed-by": "navarch", "team": "ml"}
-    assert body["metadata"]["items"][0] == {"key": "user-data",
-                                            "value": "#cloud-config\n# 5a1e-node-1"}
+    assert body["metadata"]["items"] == [
+        {"key": "user-data", "value": "#cloud-config\n# 5a1e-node-1"},
+        {"key": "startup-script", "value": "#!/bin/sh\n# 5a1e-node-1"}]
     await gcp.provision(request("5a1e-node-2"))
     await gcp.provision(request("5a1e-node-3", pool="other"))
     assert {i.node_id for i in await gcp.list("train")} == {"5a1e-node-1", "5a1e-node-2"}

@@ -18,7 +18,7 @@ from navarch.activities.fake_cloud import FakeCloudProvider
 from navarch.activities.fleet import list_nodes
 from navarch.activities.notifier import NOTIFIER_ACTIVITIES
 from navarch.agent.fake_host import FakeHostManager
-from navarch.bootstrap import render_user_data
+from navarch.bootstrap import render_startup_script, render_user_data
 from navarch.cloud_api import ProvisionRequest
 from navarch.fakeworld import FakeWorld
 from navarch.ids import CONTROL_PLANE_TASK_QUEUE
@@ -36,13 +36,19 @@ class ControlPlane:
     task_queue: str = CONTROL_PLANE_TASK_QUEUE
     hosts: FakeHostManager | None = field(default=None, init=False)
 
-    def _user_data(self, request: ProvisionRequest) -> str:
-        """Cloud-init that installs the agent and starts it with this node's id."""
+    def _bootstrap(self, request: ProvisionRequest, render: Callable[..., str]) -> str:
         address = (os.environ.get("NAVARCH_AGENT_TEMPORAL_ADDRESS")
                    or self.client.service_client.config.target_host)
-        return render_user_data(node_id=request.node_id, pool=request.pool,
-                                temporal_address=address,
-                                temporal_namespace=self.client.namespace)
+        return render(node_id=request.node_id, pool=request.pool, temporal_address=address,
+                      temporal_namespace=self.client.namespace)
+
+    def _user_data(self, request: ProvisionRequest) -> str:
+        """Cloud-init that installs the agent and starts it with this node's id."""
+        return self._bootstrap(request, render_user_data)
+
+    def _startup_script(self, request: ProvisionRequest) -> str:
+        """The same bootstrap as a shell script, for images without cloud-init."""
+        return self._bootstrap(request, render_startup_script)
 
     def provider_factories(self) -> dict[str, ProviderFactory]:
         factories: dict[str, ProviderFactory] = {}
@@ -64,7 +70,8 @@ class ControlPlane:
             from navarch.activities.gcp import GcpProvider
 
             def gcp(choice: ProviderChoice) -> GcpProvider:
-                return GcpProvider(choice, user_data=self._user_data)
+                return GcpProvider(choice, user_data=self._user_data,
+                                   startup_script=self._startup_script)
 
             factories["gcp"] = gcp
         if self.world is not None:

@@ -27,15 +27,54 @@ def _indent(text: str, spaces: int) -> str:
     return "\n".join(pad + line if line else "" for line in text.rstrip("\n").splitlines())
 
 
+def _env_lines(node_id: str, pool: str, temporal_address: str, temporal_namespace: str,
+               extra_env: dict[str, str] | None) -> list[str]:
+    values = {"NAVARCH_NODE_ID": node_id, "NAVARCH_POOL": pool,
+              "TEMPORAL_ADDRESS": temporal_address, "TEMPORAL_NAMESPACE": temporal_namespace,
+              **(extra_env or {})}
+    for name, value in values.items():
+        if not value or any(c in value for c in "\n\r\"'$ `\\"):
+            raise ValueError(f"{name} {value!r} cannot go into the agent's environment file")
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+def render_startup_script(*, node_id: str, pool: str, temporal_address: str,
+                          temporal_namespace: str = "default", package: str = DEFAULT_PACKAGE,
+                          extra_env: dict[str, str] | None = None) -> str:
+    """The same bootstrap as a shell script, for images that run a startup script instead
+    of cloud-init (GCE's `startup-script` metadata). Safe to run on every boot."""
+    env = "\n".join(_env_lines(node_id, pool, temporal_address, temporal_namespace, extra_env))
+    return "\n".join([
+        "#!/bin/sh",
+        "# Navarch bootstrap: install and start the node agent (runs on every boot).",
+        "set -eu",
+        "mkdir -p /etc/navarch",
+        "umask 077",
+        "cat > /etc/navarch/agent.env <<'NAVARCH_ENV'",
+        env,
+        "NAVARCH_ENV",
+        "umask 022",
+        "cat > /etc/systemd/system/navarch-agent.service <<'NAVARCH_UNIT'",
+        systemd_unit().rstrip("\n"),
+        "NAVARCH_UNIT",
+        "if [ ! -x /opt/navarch/venv/bin/navarch-agent ]; then",
+        "  command -v python3 >/dev/null || (apt-get update && apt-get install -y python3 "
+        "python3-venv)",
+        "  python3 -m venv /opt/navarch/venv",
+        f"  /opt/navarch/venv/bin/pip install --quiet '{package}'",
+        "fi",
+        "systemctl daemon-reload",
+        "systemctl enable --now navarch-agent.service",
+        "",
+    ])
+
+
 def render_user_data(*, node_id: str, pool: str, temporal_address: str,
                      temporal_namespace: str = "default", package: str = DEFAULT_PACKAGE,
                      extra_env: dict[str, str] | None = None) -> str:
     """Cloud-init user data for one node. `extra_env` adds lines to the agent's environment
     file (e.g. TLS paths); it is written with mode 0600 and never logged."""
-    for name, value in (("node_id", node_id), ("pool", pool),
-                        ("temporal_address", temporal_address)):
-        if not value or any(c in value for c in "\n\r\"'$ "):
-            raise ValueError(f"{name} {value!r} cannot go into the agent's environment file")
+    _env_lines(node_id, pool, temporal_address, temporal_namespace, extra_env)  # validates
     env_lines = "\n".join(f"{k}={v}" for k, v in (extra_env or {}).items())
     return Template(_read("cloud-init.yaml")).substitute(
         node_id=node_id, pool=pool, temporal_address=temporal_address,
