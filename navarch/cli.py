@@ -15,11 +15,11 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
 from navarch import cli_fleet, kernel_log, xid
+from navarch.cli_output import err, out, print_json, print_problems
 from navarch.config import load_config
 from navarch.instance_types import gpu_shape, resolve_instance_type
 from navarch.models import HealthEvent, HealthResult
@@ -30,8 +30,6 @@ EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Output(StrEnum):
@@ -75,17 +73,11 @@ app.add_typer(cli_fleet.demo_app, name="demo")
 app.command("up")(cli_fleet.up)
 
 
-def _print_json(data: Any) -> None:
-    out.print_json(json.dumps(data, default=str), highlight=False)
-
-
 def _fail(problems: list[Problem], fmt: Output, extra: dict[str, Any] | None = None) -> NoReturn:
     if fmt is Output.json:
-        _print_json({"valid": False, "errors": [p.to_dict() for p in problems], **(extra or {})})
+        print_json({"valid": False, "errors": [p.to_dict() for p in problems], **(extra or {})})
     else:
-        for p in problems:
-            err.print(f"[red]error[/red] {p}", markup=True, highlight=False)
-        err.print(f"{len(problems)} error{'s' if len(problems) != 1 else ''}")
+        print_problems(problems)
     raise typer.Exit(EXIT_INVALID)
 
 
@@ -130,7 +122,7 @@ def config_validate(
             "gpu_model": shape.model if shape else None,
         }
     if output is Output.json:
-        _print_json({
+        print_json({
             "valid": True,
             "file": str(file),
             "pools": pools,
@@ -166,7 +158,7 @@ def policy_validate(file: PolicyArg, output: OutputOpt = Output.text) -> None:
         _fail(exc.problems, output, {"file": file})
     rules = [{"name": r.rule.name, "result": r.rule.result.value} for r in policy.rules]
     if output is Output.json:
-        _print_json({"valid": True, "file": file, "name": policy.name, "rules": rules})
+        print_json({"valid": True, "file": file, "name": policy.name, "rules": rules})
         return
     out.print(f"{file}: valid — policy {policy.name!r}, {len(rules)} rules")
     for r in rules:
@@ -245,7 +237,7 @@ def policy_test(
     parsed = _read_events(event or [], events)
     verdict: NodeVerdict = policy.evaluate(parsed)
     if output is Output.json:
-        _print_json({
+        print_json({
             "policy": policy.name,
             "node_result": verdict.result.value,
             "decided_by": verdict.rule,
@@ -290,14 +282,14 @@ def xid_explain(
     info = xid.lookup(code)
     if info is None:
         if output is Output.json:
-            _print_json({"code": code, "known": False})
+            print_json({"code": code, "known": False})
         else:
             known = f"1–{max(xid.catalog())}"
             err.print(f"Xid {code} is not in NVIDIA's catalog (known codes: {known}).")
             err.print("Navarch's default policy marks an unknown Xid degraded.")
         raise typer.Exit(EXIT_INVALID)
     if output is Output.json:
-        _print_json({"known": True, **info.to_dict()})
+        print_json({"known": True, **info.to_dict()})
         return
     style = {"unhealthy": "red", "degraded": "yellow", "conditional": "magenta"}[info.verdict]
     out.print(f"[bold]Xid {info.code}[/bold]  {info.name}")
@@ -321,7 +313,7 @@ def xid_list(
         _usage(f"--verdict must be unhealthy, degraded or conditional, not {verdict!r}")
     rows = [i for i in xid.catalog().values() if verdict is None or i.verdict == verdict]
     if output is Output.json:
-        _print_json([i.to_dict() for i in rows])
+        print_json([i.to_dict() for i in rows])
         return
     table = Table(show_edge=False)
     for col in ("code", "name", "category", "verdict"):

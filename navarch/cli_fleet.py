@@ -5,18 +5,17 @@ config profiles (see navarch.temporal_client)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from navarch.cli_output import err, out, print_json, print_problems
 from navarch.config import load_config
 from navarch.fakeworld import FakeWorld
 from navarch.ids import (
@@ -38,9 +37,6 @@ from navarch.temporal_client import connect, register_search_attributes
 from navarch.validation import ValidationFailed
 from navarch.xid import lookup
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
 pool_app = typer.Typer(help="Start, update and inspect pools.", no_args_is_help=True)
 node_app = typer.Typer(help="List nodes and cordon, uncordon, drain or terminate them.",
                        no_args_is_help=True)
@@ -50,11 +46,7 @@ demo_app = typer.Typer(help="Break simulated hosts on the fake cloud, to watch r
 JsonOpt = Annotated[str, typer.Option("--output", "-o", help="table or json")]
 
 
-def _json(data: Any) -> None:
-    out.print_json(json.dumps(data, default=str), highlight=False)
-
-
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"error: {message}")
     raise typer.Exit(code)
 
@@ -63,8 +55,7 @@ def _load_specs(file: Path) -> dict[str, PoolSpec]:
     try:
         loaded = load_config(file)
     except ValidationFailed as exc:
-        for p in exc.problems:
-            err.print(f"error {p}")
+        print_problems(exc.problems)
         raise typer.Exit(1) from None
     return build_pool_specs(loaded)
 
@@ -148,7 +139,7 @@ def pool_status(name: str, output: JsonOpt = "table") -> None:
     except RPCError as exc:
         _fail(f"pool {name}: {exc.message}")
     if output == "json":
-        _json(status.model_dump(mode="json"))
+        print_json(status.model_dump(mode="json"))
         return
     out.print(f"pool {status.name}: target {status.target} "
               f"(min {status.min_nodes}, max {status.max_nodes}), {status.ready} ready, "
@@ -204,7 +195,7 @@ def node_list(
 
     rows = asyncio.run(run())
     if output == "json":
-        _json(rows)
+        print_json(rows)
         return
     table = Table(show_edge=False)
     table.add_column("node id", no_wrap=True, min_width=36)  # whole, so it can be copied
@@ -246,7 +237,7 @@ def node_get(node_id: str, output: JsonOpt = "table") -> None:
     except RPCError as exc:
         _fail(f"node {node_id}: {exc.message}")
     if output == "json":
-        _json(status.model_dump(mode="json"))
+        print_json(status.model_dump(mode="json"))
         return
     out.print(f"node {status.node_id} (pool {status.pool}): {status.state.value}, "
               f"health {status.health.value}")
