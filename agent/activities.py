@@ -36,6 +36,7 @@ SUMMARY_EVENTS = 5
 # the kernel-log thread reading every 0.1 s, a new Xid is judged within 0.6 s.
 MAX_POLL_SECONDS = 0.5
 DIAGNOSTIC_HEARTBEAT_SECONDS = 5.0
+SAMPLE_SECONDS = 10.0
 
 
 class AgentActivities:
@@ -44,6 +45,8 @@ class AgentActivities:
         self._policies: dict[str, Policy] = {}
         # The policy's latest verdict per GPU, for the agent's metrics.
         self.gpu_health: dict[int, HealthResult] = {}
+        self._sample: list[agent_api.GpuSummary] = []
+        self._sampled_at = float("-inf")
 
     def _policy(self, params: WatchHealthInput) -> Policy:
         key = params.policy.model_dump_json()
@@ -138,10 +141,17 @@ class AgentActivities:
         self.gpu_health = worst
 
     def _safe_sample(self) -> list[agent_api.GpuSummary]:
-        try:
-            return self.backend.sample()
-        except BackendError:
-            return []
+        """Telemetry for the heartbeat summary. The SDK sends a heartbeat at most once per
+        0.8 x timeout, so reading the GPUs on every half-second poll would be wasted work:
+        a reading is reused for SAMPLE_SECONDS."""
+        now = time.monotonic()
+        if now - self._sampled_at >= SAMPLE_SECONDS:
+            try:
+                self._sample = self.backend.sample()
+            except BackendError:
+                self._sample = []
+            self._sampled_at = now
+        return self._sample
 
     @activity.defn(name=agent_api.WAIT_IDLE)
     async def wait_idle(self, params: WaitIdleInput) -> WaitIdleResult:
