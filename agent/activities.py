@@ -89,7 +89,10 @@ class AgentActivities:
                         else f"all {params.expected_gpu_model}"),
             ))
         if inventory.gpus:
-            checks.append(self.backend.memory_check(random.choice(inventory.gpus).index))
+            # Seconds of CUDA work in a child process: off the event loop, so heartbeats
+            # and other activities go on.
+            checks.append(await asyncio.to_thread(
+                self.backend.memory_check, random.choice(inventory.gpus).index))
         for unit in params.required_services:
             checks.append(self.backend.service_active(unit))
         return BootCheckResult(passed=all(c.status != "fail" for c in checks), checks=checks)

@@ -1,16 +1,25 @@
 """A small GPU memory test through the CUDA driver API (libcuda via ctypes, no framework):
-write a pattern to device memory, read it back, compare."""
+write a pattern to device memory, read it back, compare.
+
+The test runs in a child process (`python -m navarch.agent.cuda_check`): a CUDA context and
+the test buffers cost the agent well over 100 MiB of resident memory that the driver does not
+give back, and a GPU that hangs inside a CUDA call can only be escaped by killing the process
+that made it. The agent waits for the child with a deadline and reads one JSON line.
+"""
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import ctypes.util
+import subprocess
+import sys
 from typing import Any
 
 from navarch.lifecycle import CheckResult
 
 TEST_BYTES = 64 * 1024 * 1024
-_PATTERN = bytes(range(251)) * (TEST_BYTES // 251 + 1)
+CHECK_TIMEOUT_S = 120.0
 
 
 class _CudaError(Exception):
@@ -28,8 +37,34 @@ def _load() -> Any:
     return None
 
 
-def memory_check(gpu_index: int, pci_bus_id: str | None = None,
-                 size: int = TEST_BYTES) -> CheckResult:
+def memory_check(gpu_index: int, pci_bus_id: str | None = None, size: int = TEST_BYTES,
+                 timeout_s: float = CHECK_TIMEOUT_S) -> CheckResult:
+    """Run the memory test on one GPU in a child process; a crash or a hang is a failure."""
+    argv = [sys.executable, "-m", "navarch.agent.cuda_check", "--gpu", str(gpu_index),
+            "--size", str(size)]
+    if pci_bus_id:
+        argv += ["--pci-bus-id", pci_bus_id]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        return CheckResult(name="memory", status="fail",
+                           detail=f"GPU {gpu_index}: memory test did not finish in "
+                                  f"{timeout_s:g} s (killed)")
+    lines = done.stdout.strip().splitlines()
+    if done.returncode == 0 and lines:
+        try:
+            return CheckResult.model_validate_json(lines[-1])
+        except ValueError:
+            pass
+    tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return CheckResult(name="memory", status="fail",
+                       detail=f"GPU {gpu_index}: memory test exited {done.returncode}: {tail}")
+
+
+def memory_check_here(gpu_index: int, pci_bus_id: str | None = None,
+                      size: int = TEST_BYTES) -> CheckResult:
+    """The memory test in this process (what the child process runs)."""
     cuda = _load()
     if cuda is None:
         return CheckResult(name="memory", status="skipped",
@@ -54,7 +89,8 @@ def memory_check(gpu_index: int, pci_bus_id: str | None = None,
         created = True
         call("cuMemAlloc_v2", ctypes.byref(pointer), ctypes.c_size_t(size))
         allocated = True
-        source = ctypes.create_string_buffer(_PATTERN[:size], size)
+        pattern = bytes(range(251)) * (size // 251 + 1)
+        source = ctypes.create_string_buffer(pattern[:size], size)
         target = ctypes.create_string_buffer(size)
         call("cuMemcpyHtoD_v2", pointer, source, ctypes.c_size_t(size))
         call("cuMemcpyDtoH_v2", target, pointer, ctypes.c_size_t(size))
@@ -73,3 +109,16 @@ def memory_check(gpu_index: int, pci_bus_id: str | None = None,
             cuda.cuMemFree_v2(pointer)
         if created:
             cuda.cuCtxDestroy_v2(context)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="CUDA memory test on one GPU (JSON result)")
+    parser.add_argument("--gpu", type=int, required=True)
+    parser.add_argument("--pci-bus-id", default=None)
+    parser.add_argument("--size", type=int, default=TEST_BYTES)
+    args = parser.parse_args(argv)
+    print(memory_check_here(args.gpu, args.pci_bus_id, args.size).model_dump_json(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

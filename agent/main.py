@@ -109,3 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--node-id (or NAVARCH_NODE_ID) is required")
     configure_logging(args.log_level)
     run_until_signalled(lambda stop: run(args, stop))
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,10 @@ Once the node is ready (watch_health running: the policy judged twice a second, 
 going out), samples the agent's RSS and CPU time over a window and prints them.
 Target from the agent issue: <= 96 MiB RSS and <= 1% of a core.
 
-    python benchmarks/agent_footprint.py [--seconds 30]
+    python benchmarks/agent_footprint.py [--seconds 30] [--real-gpus]
+
+With `--real-gpus` the agent uses NVML on this machine's GPUs (and the node's instance has
+as many GPUs as NVML reports), so the figure is the agent's footprint on a real GPU host.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from navarch.fakeworld import FakeWorld
 from navarch.ids import SEARCH_ATTRIBUTES, node_workflow_id
+from navarch.instance_types import gpu_shape
 from navarch.lifecycle import NodeStatus
 from navarch.spec import PoolSpec, ProviderChoice
 from navarch.temporal_client import temporal_cli_path
@@ -46,7 +50,20 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def main(seconds: float) -> None:
+def _nvml_gpu_count() -> int:
+    import pynvml
+
+    pynvml.nvmlInit()
+    try:
+        return int(pynvml.nvmlDeviceGetCount())
+    finally:
+        pynvml.nvmlShutdown()
+
+
+async def main(seconds: float, real_gpus: bool) -> None:
+    gpus = _nvml_gpu_count() if real_gpus else 8
+    # The boot check expects the GPU count of the instance type, so name one that has it.
+    instance_type = f"h100-{gpus}x" if gpu_shape(f"h100-{gpus}x") else "h100-8x"
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli_path(), data_converter=pydantic_data_converter,
         search_attributes=SEARCH_ATTRIBUTES)
@@ -57,26 +74,30 @@ async def main(seconds: float) -> None:
     stop = asyncio.Event()
     worker = asyncio.create_task(plane.run(stop))
     spec = PoolSpec(name="bench", providers=[ProviderChoice(name="sim", type="fake",
-                                                            instance_type="h100-8x")],
-                    instance_type="h100-8x", min_nodes=1, max_nodes=1,
+                                                            instance_type=instance_type,
+                                                            gpu_count=gpus)],
+                    instance_type=instance_type, min_nodes=1, max_nodes=1,
                     health_check_interval=timedelta(seconds=60),
                     heartbeat_timeout=timedelta(seconds=90))
     node_id = f"bench-{uuid.uuid4().hex[:8]}"
     handle = await env.client.start_workflow(
         NodeWorkflow.run, NodeInput(node_id=node_id, spec=spec),
         id=node_workflow_id(node_id), task_queue=plane.task_queue)
+    backend = [] if real_gpus else ["--fake-gpus", str(gpus)]
     agent = subprocess.Popen(  # noqa: ASYNC220 - the agent is a separate process on purpose
-        [str(Path(sys.executable).parent / "navarch-agent"), "--node-id", node_id,
-         "--fake-gpus", "8", "--fake-world", str(world.path), "--log-level", "WARNING",
+        [sys.executable, "-m", "navarch.agent.main", "--node-id", node_id, *backend,
+         "--fake-world", str(world.path), "--log-level", "WARNING",
          "--temporal-address", env.client.service_client.config.target_host])
     try:
         for _ in range(300):
             status = await handle.query("status", result_type=NodeStatus)
-            if status.state.value == "ready":
+            if status.state.value in ("ready", "failed", "terminated"):
                 break
             await asyncio.sleep(0.1)
-        else:
-            raise SystemExit(f"node never became ready: {status.state.value}")
+        if status.state.value != "ready":
+            steps = [f"{t.to_state.value} ({t.reason.value}: {t.detail})"
+                     for t in status.transitions]
+            raise SystemExit(f"node never became ready: {' -> '.join(steps)}")
         await asyncio.sleep(3)  # let start-up settle
         cpu0, t0 = _cpu_seconds(agent.pid), time.monotonic()
         peak = 0.0
@@ -84,7 +105,8 @@ async def main(seconds: float) -> None:
             peak = max(peak, _rss_mib(agent.pid))
             await asyncio.sleep(1)
         cpu = (_cpu_seconds(agent.pid) - cpu0) / (time.monotonic() - t0) * 100
-        print(f"navarch-agent (fake backend, 8 GPUs, watching a healthy node) over "
+        kind = "NVML backend" if real_gpus else "fake backend"
+        print(f"navarch-agent ({kind}, {gpus} GPUs, watching a healthy node) over "
               f"{seconds:.0f} s: RSS {_rss_mib(agent.pid):.1f} MiB (peak {peak:.1f} MiB), "
               f"CPU {cpu:.2f}% of one core")
     finally:
@@ -98,6 +120,9 @@ async def main(seconds: float) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=30)
-    asyncio.run(main(parser.parse_args().seconds))
+    parser.add_argument("--real-gpus", action="store_true",
+                        help="the agent reads this machine's GPUs through NVML")
+    args = parser.parse_args()
+    asyncio.run(main(args.seconds, args.real_gpus))
     sys.stdout.flush()
     os._exit(0)

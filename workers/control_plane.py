@@ -26,6 +26,16 @@ from navarch.spec import ProviderChoice
 from navarch.workflows import WORKFLOWS
 
 
+def _installed(module: str) -> bool:
+    """Whether an optional cloud client is importable. `find_spec` of a dotted name imports
+    its parents and raises when one is missing (`google` exists through protobuf, but
+    `google.cloud` only with the gcp extra)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 @dataclass
 class ControlPlane:
     client: Client
@@ -52,21 +62,21 @@ class ControlPlane:
 
     def provider_factories(self) -> dict[str, ProviderFactory]:
         factories: dict[str, ProviderFactory] = {}
-        if importlib.util.find_spec("boto3") is not None:
+        if _installed("boto3"):
             from navarch.activities.aws import AwsProvider
 
             def aws(choice: ProviderChoice) -> AwsProvider:
                 return AwsProvider(choice, user_data=self._user_data)
 
             factories["aws"] = aws
-        if importlib.util.find_spec("requests") is not None:
+        if _installed("requests"):
             from navarch.activities.lambda_labs import LambdaProvider
 
             def lambda_labs(choice: ProviderChoice) -> LambdaProvider:
                 return LambdaProvider(choice, user_data=self._user_data)
 
             factories["lambda"] = lambda_labs
-        if importlib.util.find_spec("google.cloud.compute_v1") is not None:
+        if _installed("google.cloud.compute_v1"):
             from navarch.activities.gcp import GcpProvider
 
             def gcp(choice: ProviderChoice) -> GcpProvider:
