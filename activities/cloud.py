@@ -6,6 +6,8 @@ request; credentials come from the worker's environment or the cloud's own chain
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -22,6 +24,9 @@ from navarch.cloud_api import (
     TerminateRequest,
 )
 from navarch.spec import ProviderChoice
+from navarch.ssh_api import SSH_BOOTSTRAP, SshBootstrapInput, SshBootstrapResult
+
+IP_POLL_SECONDS = 5.0
 
 
 class ProviderError(Exception):
@@ -65,9 +70,12 @@ def to_application_error(exc: ProviderError) -> ApplicationError:
 class CloudActivities:
     """The `cloud.*` activities over whichever providers the worker knows how to build."""
 
-    def __init__(self, factories: dict[str, ProviderFactory]) -> None:
+    def __init__(self, factories: dict[str, ProviderFactory], *,
+                 template_values: Callable[[], dict[str, str]] | None = None) -> None:
         self._factories = factories
         self._providers: dict[str, CloudProvider] = {}
+        # Worker-side values for setup-command templates ({{.ControlPlane}}, {{.Namespace}}).
+        self._template_values = template_values or dict
 
     def provider(self, choice: ProviderChoice) -> CloudProvider:
         key = choice.model_dump_json()
@@ -117,6 +125,53 @@ class CloudActivities:
         except ProviderError as exc:
             raise to_application_error(exc) from exc
 
+    @activity.defn(name=SSH_BOOTSTRAP)
+    async def ssh_bootstrap(self, params: SshBootstrapInput) -> SshBootstrapResult:
+        """Wait for the instance's address, then upload files and run the setup commands
+        over SSH. Any failure is final for this machine (BootstrapFailed)."""
+        from .ssh import BootstrapFailed, run_bootstrap, ssh_client_available
+
+        if not ssh_client_available():
+            raise ApplicationError("setup_commands run over SSH: this worker needs the ssh "
+                                   "extra (pip install 'navarch[ssh]')",
+                                   type="BootstrapFailed", non_retryable=True)
+
+        def beat(what: str) -> None:
+            activity.heartbeat(what)
+
+        try:
+            host = params.host or await self._wait_for_address(params, beat)
+            values = {**self._template_values(), "Pool": params.pool,
+                      "NodeID": params.node_id, "Provider": params.provider.name,
+                      "Region": params.region, "InstanceType": params.instance_type}
+            return await run_bootstrap(params, host, values, beat)
+        except BootstrapFailed as exc:
+            raise ApplicationError(str(exc), type="BootstrapFailed", non_retryable=True) from None
+        except ValueError as exc:  # a template that does not render
+            raise ApplicationError(f"setup_commands: {exc}", type="BootstrapFailed",
+                                   non_retryable=True) from None
+
+    async def _wait_for_address(self, params: SshBootstrapInput,
+                                beat: Callable[[str], None]) -> str:
+        from .ssh import BootstrapFailed
+
+        deadline = time.monotonic() + params.ip_wait_timeout.total_seconds()
+        provider = self.provider(params.provider)
+        while True:
+            try:
+                inst = await provider.get(params.instance_id)
+            except ProviderError as exc:
+                if exc.error_type is CloudErrorType.INVALID_REQUEST:
+                    raise BootstrapFailed(f"looking up {params.instance_id}: {exc}") from None
+                inst = None
+            if inst is not None and (inst.public_ip or inst.private_ip):
+                return inst.public_ip or inst.private_ip or ""
+            if time.monotonic() + IP_POLL_SECONDS > deadline:
+                raise BootstrapFailed(f"{params.instance_id} had no IP address after "
+                                      f"{params.ip_wait_timeout}")
+            beat(f"waiting for an address for {params.instance_id}")
+            await asyncio.sleep(IP_POLL_SECONDS)
+
     def activities(self) -> list[Callable[..., object]]:
         return [self.provision, self.terminate, self.get_instance, self.list_instances,
-                self.describe_instance_type]
+                self.describe_instance_type, self.ssh_bootstrap]

@@ -16,6 +16,7 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator, m
 
 from navarch.durations import GoDuration
 from navarch.instance_types import ABSTRACT_INSTANCE_TYPES, resolve_instance_type
+from navarch.setup_commands import template_problems
 from navarch.validation import (
     KeyPath,
     Problem,
@@ -214,12 +215,15 @@ class FileUpload(StrictModel):
 
 
 class BootstrapTimeouts(StrictModel):
-    """SSH bootstrap timeouts the Go version documented but never read."""
+    """SSH bootstrap settings (pool, else defaults, else the Go Navarch's defaults).
+    `ssh_port` is a Navarch addition; the Go version documented `ip_wait_timeout` but never
+    read it."""
 
     ip_wait_timeout: GoDuration | None = None
     ssh_timeout: GoDuration | None = None
     ssh_connect_timeout: GoDuration | None = None
     command_timeout: GoDuration | None = None
+    ssh_port: int | None = Field(default=None, ge=1, le=65535)
 
 
 class PoolConfig(BootstrapTimeouts):
@@ -315,6 +319,11 @@ class NavarchConfig(StrictModel):
 
     def pool_ssh_key_path(self, pool: PoolConfig) -> str | None:
         return pool.ssh_private_key_path or self.defaults.ssh_private_key_path
+
+    def pool_bootstrap(self, pool: PoolConfig, key: str) -> Any:
+        """An SSH bootstrap setting of the pool, else of defaults, else None."""
+        value = getattr(pool, key)
+        return value if value is not None else getattr(self.defaults, key)
 
     def pool_ssh_keys(self, pool: PoolConfig) -> list[str]:
         return pool.ssh_keys if pool.ssh_keys is not None else list(self.defaults.ssh_keys)
@@ -465,6 +474,10 @@ def _cross_checks(doc: YamlDocument) -> list[Problem]:
             problem((*base, "setup_commands"),
                     "setup_commands and file_uploads run over SSH: set "
                     "ssh_private_key_path on the pool or under defaults")
+        commands = pool.get("setup_commands")
+        for i, command in enumerate(commands if isinstance(commands, list) else []):
+            for text in template_problems(command) if isinstance(command, str) else []:
+                problem((*base, "setup_commands", i), f"template: {text}", value=command)
         if multi is None and pool.get("strategy") not in (None, "priority"):
             problem((*base, "strategy"), "strategy only matters with a `providers` list",
                     warn=True)

@@ -45,6 +45,8 @@ class TransitionReason(StrEnum):
     CREATED = "created"
     PROVISIONED = "provisioned"
     PROVISION_FAILED = "provision_failed"
+    BOOTSTRAPPED = "bootstrapped"  # setup commands ran over SSH
+    BOOTSTRAP_FAILED = "bootstrap_failed"
     AGENT_REGISTERED = "agent_registered"
     BOOT_CHECK_PASSED = "boot_check_passed"
     BOOT_CHECK_FAILED = "boot_check_failed"
@@ -65,6 +67,7 @@ class TransitionReason(StrEnum):
 # Reasons a node left the pool that call for a replacement (unless the pool shrank).
 REPLACE_REASONS = frozenset({
     TransitionReason.PROVISION_FAILED,
+    TransitionReason.BOOTSTRAP_FAILED,
     TransitionReason.BOOT_CHECK_FAILED,
     TransitionReason.BOOT_TIMEOUT,
     TransitionReason.UNHEALTHY,

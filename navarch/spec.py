@@ -25,10 +25,19 @@ from navarch.config import (
     NotifierConfig,
     ProviderType,
     Strategy,
+    resolve_relative,
 )
 from navarch.durations import GoDuration
 from navarch.instance_types import resolve_instance_type
 from navarch.policy import PolicyFile, builtin_policy, load_policy
+from navarch.setup_commands import (
+    DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_IP_WAIT_TIMEOUT,
+    DEFAULT_SSH_CONNECT_TIMEOUT,
+    DEFAULT_SSH_PORT,
+    DEFAULT_SSH_TIMEOUT,
+    FileUpload,
+)
 
 POOL_NAME_PATTERN = r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
 
@@ -92,9 +101,17 @@ class PoolSpec(BaseModel):
     autoscale_interval: GoDuration = DEFAULT_AUTOSCALE_INTERVAL
     notifier: NotifierConfig = Field(default_factory=NotifierConfig)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
+    # SSH bootstrap (run by the control-plane worker after provisioning, before the agent
+    # is awaited); the private key stays a path on the worker's host.
     setup_commands: list[str] = Field(default_factory=list)
     ssh_user: str = "ubuntu"
     ssh_private_key_path: str | None = None
+    file_uploads: list[FileUpload] = Field(default_factory=list)
+    ssh_port: int = Field(default=DEFAULT_SSH_PORT, ge=1, le=65535)
+    ssh_timeout: GoDuration = DEFAULT_SSH_TIMEOUT
+    ssh_connect_timeout: GoDuration = DEFAULT_SSH_CONNECT_TIMEOUT
+    command_timeout: GoDuration = DEFAULT_COMMAND_TIMEOUT
+    ip_wait_timeout: GoDuration = DEFAULT_IP_WAIT_TIMEOUT
     # Continue-as-new after this many history events; None: when the server suggests it.
     continue_as_new_after: int | None = Field(default=None, ge=50)
     shape_check: Literal["strict", "count", "off"] = "count"
@@ -198,6 +215,11 @@ def build_pool_spec(loaded: LoadedConfig, name: str) -> PoolSpec:
         setup_commands=list(pool.setup_commands),
         ssh_user=cfg.pool_ssh_user(pool),
         ssh_private_key_path=cfg.pool_ssh_key_path(pool),
+        file_uploads=[FileUpload(local=str(resolve_relative(loaded.path, f.local)), remote=f.remote,
+                                 mode=f.mode) for f in pool.file_uploads],
+        **{key: value for key in ("ssh_port", "ssh_timeout", "ssh_connect_timeout",
+                                  "command_timeout", "ip_wait_timeout")
+           if (value := cfg.pool_bootstrap(pool, key)) is not None},
     )
 
 

@@ -46,10 +46,17 @@ class ControlPlane:
     task_queue: str = CONTROL_PLANE_TASK_QUEUE
     hosts: FakeHostManager | None = field(default=None, init=False)
 
+    def _agent_address(self) -> str:
+        """The Temporal address agents dial (may differ from this worker's own)."""
+        return (os.environ.get("NAVARCH_AGENT_TEMPORAL_ADDRESS")
+                or self.client.service_client.config.target_host)
+
+    def _template_values(self) -> dict[str, str]:
+        return {"ControlPlane": self._agent_address(), "Namespace": self.client.namespace}
+
     def _bootstrap(self, request: ProvisionRequest, render: Callable[..., str]) -> str:
-        address = (os.environ.get("NAVARCH_AGENT_TEMPORAL_ADDRESS")
-                   or self.client.service_client.config.target_host)
-        return render(node_id=request.node_id, pool=request.pool, temporal_address=address,
+        return render(node_id=request.node_id, pool=request.pool,
+                      temporal_address=self._agent_address(),
                       temporal_namespace=self.client.namespace)
 
     def _user_data(self, request: ProvisionRequest) -> str:
@@ -95,7 +102,8 @@ class ControlPlane:
         return factories
 
     def activities(self) -> list[Callable[..., object]]:
-        return [*CloudActivities(self.provider_factories()).activities(), *NOTIFIER_ACTIVITIES,
+        cloud = CloudActivities(self.provider_factories(), template_values=self._template_values)
+        return [*cloud.activities(), *NOTIFIER_ACTIVITIES,
                 list_nodes]
 
     def worker(self) -> Worker:

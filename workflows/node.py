@@ -75,6 +75,7 @@ with workflow.unsafe.imports_passed_through():
         NotifyInput,
     )
     from navarch.spec import PoolSpec, ProviderChoice, placement_key
+    from navarch.ssh_api import SSH_BOOTSTRAP, SshBootstrapInput, SshBootstrapResult
 
 # Timeouts: each is the longest the step can legitimately take.
 PROVISION_TIMEOUT = timedelta(minutes=10)  # GCP/AWS calls wait on the cloud's operation
@@ -90,6 +91,7 @@ REPORT_ATTEMPTS = 4  # tries to tell the pool of a change (1 s, 2 s, 4 s apart)
 REPORT_RETRY_DELAY = timedelta(seconds=1)
 
 RUN_ONCE = RetryPolicy(maximum_attempts=1)
+SSH_HEARTBEAT_TIMEOUT = timedelta(minutes=1)  # the SSH activity beats every few seconds
 DESCRIBE_TIMEOUT = timedelta(minutes=1)
 DESCRIBE_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=[
     CloudErrorType.INVALID_REQUEST])
@@ -110,6 +112,7 @@ NOTIFY_RETRY = RetryPolicy(
 
 _FAILED_END = {
     TransitionReason.PROVISION_FAILED,
+    TransitionReason.BOOTSTRAP_FAILED,
     TransitionReason.BOOT_TIMEOUT,
     TransitionReason.BOOT_CHECK_FAILED,
 }
@@ -218,6 +221,7 @@ class NodeWorkflow:
         try:
             if params.resume is None:
                 await self._provision()
+                await self._ssh_bootstrap()
                 await self._boot()
             if await self._monitor():
                 await self._finish_background()
@@ -288,6 +292,45 @@ class NodeWorkflow:
             workflow.logger.info("no type info from %s: %s", choice.name, _cause(err))
             return None
         return info
+
+    async def _ssh_bootstrap(self) -> None:
+        """The pool's `file_uploads` and `setup_commands` over SSH, run by the control-plane
+        worker once the machine has an address. A failure ends the node (and the pool
+        replaces it); a terminate or drain sent meanwhile cancels it."""
+        spec, st = self._spec_(), self._st()
+        if not (spec.setup_commands or spec.file_uploads) or self._leave_requested():
+            return
+        if not spec.ssh_private_key_path:
+            raise _Leave(TransitionReason.BOOTSTRAP_FAILED, None,
+                         "setup_commands need ssh_private_key_path")
+        assert self._instance is not None and self._provider is not None
+        params = SshBootstrapInput(
+            node_id=st.node_id, pool=spec.name, provider=self._provider,
+            instance_id=st.instance_id, region=st.region, instance_type=st.instance_type,
+            host=self._instance.public_ip or self._instance.private_ip, port=spec.ssh_port,
+            user=spec.ssh_user, private_key_path=spec.ssh_private_key_path,
+            commands=spec.setup_commands, uploads=spec.file_uploads,
+            ip_wait_timeout=spec.ip_wait_timeout, ssh_timeout=spec.ssh_timeout,
+            connect_timeout=spec.ssh_connect_timeout, command_timeout=spec.command_timeout)
+        pending = workflow.start_activity(
+            SSH_BOOTSTRAP, params, result_type=SshBootstrapResult,
+            start_to_close_timeout=params.deadline(), heartbeat_timeout=SSH_HEARTBEAT_TIMEOUT,
+            retry_policy=RUN_ONCE)
+        await workflow.wait_condition(
+            lambda: pending.done() or self._leave_requested() is not None)
+        if not pending.done():
+            pending.cancel()
+            await _settle(pending)
+            self._take_early_commands()
+        try:
+            result = pending.result()
+        except ActivityError as err:
+            raise _Leave(TransitionReason.BOOTSTRAP_FAILED, None, _cause(err)) from None
+        self._record(NodeState.BOOTING, TransitionReason.BOOTSTRAPPED,
+                     f"{len(result.commands)} setup command(s), {len(result.uploaded)} "
+                     f"file(s) on {result.host} in "
+                     f"{sum(c.seconds for c in result.commands) + result.ssh_wait_seconds:.1f} s"
+                     + (f"; host key {result.host_key}" if result.host_key else ""))
 
     async def _boot(self) -> None:
         spec, st = self._spec_(), self._st()

@@ -40,7 +40,8 @@ PROVISION_BACKOFF_BASE = timedelta(seconds=10)
 PROVISION_BACKOFF_MAX = timedelta(minutes=10)
 KEEP_FINISHED_NODES = 50
 KEEP_EVENTS = 100
-_BOOT_FAILURES = {TransitionReason.PROVISION_FAILED, TransitionReason.BOOT_TIMEOUT,
+_BOOT_FAILURES = {TransitionReason.PROVISION_FAILED, TransitionReason.BOOTSTRAP_FAILED,
+                  TransitionReason.BOOT_TIMEOUT,
                   TransitionReason.BOOT_CHECK_FAILED}
 
 
