@@ -9,6 +9,7 @@ never enter a request or a result. Errors map onto the closed set the workflows 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hashlib
 import os
 from datetime import UTC
@@ -181,6 +182,39 @@ class AwsProvider:
         return InstanceTypeInfo(name=self.choice.instance_type,
                                 gpu_count=sum(g.get("Count", 0) for g in gpus) or None,
                                 gpu_model=gpus[0].get("Name") if gpus else None)
+
+    async def list_types(self) -> builtins.list[InstanceTypeInfo]:
+        """GPU types from DescribeInstanceTypes (every page: EC2 has no "has a GPU" filter)
+        and the zones offering each from DescribeInstanceTypeOfferings. EC2 publishes
+        prices only through the separate Pricing API, so the price is left unknown."""
+
+        def pages(method: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = []
+            for page in self.client().get_paginator(method).paginate(**kwargs):
+                out.extend(page.get(key, []))
+            return out
+
+        types = await self._call(pages, method="describe_instance_types", key="InstanceTypes")
+        offers = await self._call(pages, method="describe_instance_type_offerings",
+                                  key="InstanceTypeOfferings",
+                                  LocationType="availability-zone")
+        zones: dict[str, list[str]] = {}
+        for offer in offers:
+            zones.setdefault(offer["InstanceType"], []).append(offer["Location"])
+        out = []
+        for itype in types:
+            gpus = itype.get("GpuInfo", {}).get("Gpus", [])
+            count = sum(g.get("Count", 0) for g in gpus)
+            if not count:  # no GPU, or a fraction of one (g6f): not a whole-GPU machine
+                continue
+            name = itype["InstanceType"]
+            memory = itype.get("MemoryInfo", {}).get("SizeInMiB")
+            out.append(InstanceTypeInfo(
+                name=name, gpu_count=count, gpu_model=gpus[0].get("Name"),
+                vcpus=itype.get("VCpuInfo", {}).get("DefaultVCpus"),
+                memory_gib=round(memory / 1024, 1) if memory else None,
+                zones=sorted(zones.get(name, []))))
+        return sorted(out, key=lambda t: t.name)
 
     def _instance(self, inst: dict[str, Any], region: str | None) -> Instance:
         tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}

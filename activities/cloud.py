@@ -7,6 +7,7 @@ request; credentials come from the worker's environment or the cloud's own chain
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -53,6 +54,11 @@ class CloudProvider(Protocol):
 
     async def describe_type(self) -> InstanceTypeInfo:
         """GPU count/model, price and regions with capacity of the choice's instance type."""
+        ...
+
+    async def list_types(self) -> builtins.list[InstanceTypeInfo]:
+        """Every GPU instance type the provider offers where the choice points (its region
+        or project), with price and availability where the cloud says."""
         ...
 
 
@@ -125,6 +131,13 @@ class CloudActivities:
         except ProviderError as exc:
             raise to_application_error(exc) from exc
 
+    @activity.defn(name=cloud_api.LIST_TYPES)
+    async def list_instance_types(self, choice: ProviderChoice) -> list[InstanceTypeInfo]:
+        try:
+            return await self.provider(choice).list_types()
+        except ProviderError as exc:
+            raise to_application_error(exc) from exc
+
     @activity.defn(name=SSH_BOOTSTRAP)
     async def ssh_bootstrap(self, params: SshBootstrapInput) -> SshBootstrapResult:
         """Wait for the instance's address, then upload files and run the setup commands
@@ -174,4 +187,4 @@ class CloudActivities:
 
     def activities(self) -> list[Callable[..., object]]:
         return [self.provision, self.terminate, self.get_instance, self.list_instances,
-                self.describe_instance_type, self.ssh_bootstrap]
+                self.describe_instance_type, self.list_instance_types, self.ssh_bootstrap]

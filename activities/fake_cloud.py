@@ -17,7 +17,7 @@ from navarch.cloud_api import (
     ProvisionRequest,
 )
 from navarch.fakeworld import CloudFault, FakeInstance, FakeWorld
-from navarch.instance_types import gpu_shape
+from navarch.instance_types import ABSTRACT_INSTANCE_TYPES, gpu_shape
 from navarch.spec import ProviderChoice
 
 from .cloud import ProviderError
@@ -73,6 +73,18 @@ class FakeCloudProvider:
         return InstanceTypeInfo(name=self.choice.instance_type,
                                 gpu_count=self.choice.gpu_count or (shape.count if shape else None),
                                 gpu_model=shape.model if shape else None, price_per_hour=price)
+
+    async def list_types(self) -> list[InstanceTypeInfo]:
+        """The abstract types (the fake cloud sells those), priced as the world says."""
+        price = await asyncio.to_thread(self.world.price, self.choice.name)
+        out = []
+        for name in sorted(ABSTRACT_INSTANCE_TYPES):
+            shape = gpu_shape(name)
+            out.append(InstanceTypeInfo(name=name, gpu_count=shape.count if shape else None,
+                                        gpu_model=shape.model if shape else None,
+                                        price_per_hour=price if name == self.choice.instance_type
+                                        else None))
+        return out
 
     async def get(self, instance_id: str) -> Instance | None:
         inst = await asyncio.to_thread(self.world.get, instance_id)

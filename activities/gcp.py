@@ -11,7 +11,9 @@ zone operation) become CapacityError.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
+import re
 import uuid
 from typing import Any
 
@@ -22,7 +24,7 @@ from navarch.cloud_api import (
     InstanceTypeInfo,
     ProvisionRequest,
 )
-from navarch.instance_types import gpu_shape
+from navarch.instance_types import gcp_accelerator_model
 from navarch.spec import ProviderChoice
 
 from .cloud import ProviderError
@@ -31,6 +33,8 @@ DEFAULT_IMAGE = "projects/deeplearning-platform-release/global/images/family/com
 _NAMESPACE = uuid.UUID("6d1c2b8e-5b7a-4f3e-9a61-2c0f6e7d8a91")
 _CAPACITY = ("ZONE_RESOURCE_POOL_EXHAUSTED", "QUOTA_EXCEEDED", "RESOURCE_POOL_EXHAUSTED",
              "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS", "STOCKOUT")
+_GPU_FAMILIES = r"(a2|a3|a4|g2)-.*"
+_N1_ACCELERATORS = r"nvidia-tesla-(t4|v100|p100|p4|k80)"
 _STATES = {"PROVISIONING": InstanceState.PENDING, "STAGING": InstanceState.PENDING,
            "RUNNING": InstanceState.RUNNING, "STOPPING": InstanceState.STOPPING,
            "SUSPENDING": InstanceState.STOPPING, "TERMINATED": InstanceState.TERMINATED}
@@ -67,6 +71,8 @@ class GcpProvider:
             kwargs["credentials"] = anonymous()
         self.instances = compute_v1.InstancesClient(**kwargs)
         self.operations = compute_v1.ZoneOperationsClient(**kwargs)
+        self.machine_types = compute_v1.MachineTypesClient(**kwargs)
+        self.accelerator_types = compute_v1.AcceleratorTypesClient(**kwargs)
         self._user_data = user_data
         self._startup_script = startup_script
 
@@ -148,6 +154,10 @@ class GcpProvider:
                 access_configs=[compute_v1.AccessConfig(name="External NAT",
                                                         type_="ONE_TO_ONE_NAT")],
             )],
+            guest_accelerators=[compute_v1.AcceleratorConfig(
+                accelerator_type=f"zones/{zone}/acceleratorTypes/{self.choice.accelerator_type}",
+                accelerator_count=self.choice.accelerator_count,
+            )] if self.choice.accelerator_type else [],
             metadata=compute_v1.Metadata(items=metadata),
             scheduling=compute_v1.Scheduling(
                 on_host_maintenance="TERMINATE", automatic_restart=not self.choice.spot,
@@ -211,12 +221,54 @@ class GcpProvider:
         return out
 
     async def describe_type(self) -> InstanceTypeInfo:
-        """GPU info from the type table (A2/A3/G2 have their GPUs built in); GCE gives no
-        price or live capacity here."""
-        shape = gpu_shape(self.choice.instance_type)
+        """GPU info from the type table (A2/A3/G2 have their GPUs built in) or the attached
+        accelerators (N1); GCE gives no price or live capacity here."""
+        shape = self.choice.gpu_shape()
         return InstanceTypeInfo(name=self.choice.instance_type,
                                 gpu_count=shape.count if shape else None,
                                 gpu_model=shape.model if shape else None)
+
+    async def list_types(self) -> builtins.list[InstanceTypeInfo]:
+        """GPU machine types (A2/A3/A4/G2: `accelerators` built in) and the GPUs N1 machines
+        can attach, in the choice's zones (else every zone), with the zones offering each.
+        GCE publishes prices only through the Cloud Billing catalog: left unknown."""
+        zones = self.choice.zones or ([self.choice.zone] if self.choice.zone else [])
+
+        def collect(client: Any, name_filter: str) -> list[tuple[str, Any]]:
+            if zones:
+                return [(z, item) for z in zones
+                        for item in client.list(project=self.project, zone=z)]
+            pages = client.aggregated_list(request={"project": self.project,
+                                                    "filter": name_filter})
+            return [(where.rsplit("/", 1)[-1], item) for where, scoped in pages
+                    for item in (getattr(scoped, "machine_types", None)
+                                 or getattr(scoped, "accelerator_types", None) or [])]
+
+        machines = await self._call(collect, client=self.machine_types,
+                                    name_filter=f'name eq "{_GPU_FAMILIES}"')
+        accelerators = await self._call(collect, client=self.accelerator_types,
+                                        name_filter=f'name eq "{_N1_ACCELERATORS}"')
+        found: dict[str, InstanceTypeInfo] = {}
+        for zone, mt in machines:
+            attached = list(mt.accelerators)
+            if not attached:
+                continue
+            info = found.setdefault(mt.name, InstanceTypeInfo(
+                name=mt.name, gpu_count=sum(a.guest_accelerator_count for a in attached),
+                gpu_model=gcp_accelerator_model(attached[0].guest_accelerator_type),
+                vcpus=mt.guest_cpus or None,
+                memory_gib=round(mt.memory_mb / 1024, 1) if mt.memory_mb else None, zones=[]))
+            assert info.zones is not None
+            info.zones.append(zone)
+        for zone, at in accelerators:
+            if not re.fullmatch(_N1_ACCELERATORS, at.name):
+                continue
+            info = found.setdefault(at.name, InstanceTypeInfo(
+                name=at.name, kind="accelerator", gpu_count=at.maximum_cards_per_instance or None,
+                gpu_model=gcp_accelerator_model(at.name), zones=[]))
+            assert info.zones is not None
+            info.zones.append(zone)
+        return sorted(found.values(), key=lambda t: (t.kind, t.name))
 
     def _instance(self, inst: Any, zone: str) -> Instance:
         labels = dict(inst.labels)

@@ -136,16 +136,13 @@ class LambdaProvider:
         entry = types.get(self.choice.instance_type)
         if entry is None:
             return InstanceTypeInfo(name=self.choice.instance_type, available_regions=[])
-        itype = entry.get("instance_type", {})
-        specs = itype.get("specs", {})
-        cents = itype.get("price_cents_per_hour")
-        return InstanceTypeInfo(
-            name=self.choice.instance_type, gpu_count=specs.get("gpus"),
-            gpu_model=itype.get("gpu_description"),
-            price_per_hour=cents / 100 if isinstance(cents, int | float) else None,
-            available_regions=[r["name"] for r in entry.get("regions_with_capacity_available",
-                                                              [])],
-        )
+        return _type_info(self.choice.instance_type, entry)
+
+    async def list_types(self) -> list[InstanceTypeInfo]:
+        """Every type Lambda sells, with its price and the regions with capacity now."""
+        types = await self._call("GET", "/instance-types") or {}
+        return sorted((_type_info(str(name), entry) for name, entry in types.items()
+                       if isinstance(entry, dict)), key=lambda t: t.name)
 
     async def list(self, pool: str) -> list[Instance]:
         prefix = f"nv-{pool[:20]}-"
@@ -164,3 +161,15 @@ class LambdaProvider:
             state=_STATES.get(str(inst.get("status", "")), InstanceState.PENDING),
             public_ip=inst.get("ip"), private_ip=inst.get("private_ip"),
         )
+
+
+def _type_info(name: str, entry: dict[str, Any]) -> InstanceTypeInfo:
+    itype = entry.get("instance_type", {})
+    specs = itype.get("specs", {})
+    cents = itype.get("price_cents_per_hour")
+    return InstanceTypeInfo(
+        name=name, gpu_count=specs.get("gpus"), gpu_model=itype.get("gpu_description"),
+        price_per_hour=cents / 100 if isinstance(cents, int | float) else None,
+        available_regions=[r["name"] for r in entry.get("regions_with_capacity_available", [])],
+        vcpus=specs.get("vcpus"), memory_gib=specs.get("memory_gib"),
+    )

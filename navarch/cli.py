@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from rich.table import Table
 from typer.core import TyperGroup
 
-from navarch import cli_fleet, kernel_log, xid
+from navarch import cli_fleet, cli_providers, kernel_log, xid
 from navarch.cli_output import err, out, print_json, print_problems
 from navarch.config import load_config
 from navarch.instance_types import gpu_shape, resolve_instance_type
@@ -70,6 +70,7 @@ app.add_typer(xid_app, name="xid")
 app.add_typer(cli_fleet.pool_app, name="pool")
 app.add_typer(cli_fleet.node_app, name="node")
 app.add_typer(cli_fleet.demo_app, name="demo")
+app.add_typer(cli_providers.provider_app, name="provider")
 app.command("up")(cli_fleet.up)
 
 

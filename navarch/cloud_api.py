@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +18,7 @@ TERMINATE = "cloud.terminate"
 GET_INSTANCE = "cloud.get_instance"
 LIST_INSTANCES = "cloud.list_instances"
 DESCRIBE_TYPE = "cloud.describe_instance_type"
+LIST_TYPES = "cloud.list_instance_types"
 
 
 class CloudErrorType(StrEnum):
@@ -88,3 +90,9 @@ class InstanceTypeInfo(BaseModel):
     gpu_model: str | None = None
     price_per_hour: float | None = None  # USD, on demand
     available_regions: list[str] | None = None  # regions with capacity now; None: unknown
+    vcpus: int | None = None
+    memory_gib: float | None = None
+    zones: list[str] | None = None  # where the type is offered (not live capacity)
+    # "accelerator": a GPU to attach to a general machine type (GCE N1), gpu_count = the
+    # most one machine takes.
+    kind: Literal["machine", "accelerator"] = "machine"

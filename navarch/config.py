@@ -7,6 +7,7 @@ reported or given meaning. `load_config` reports every problem in the file at on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -75,6 +76,10 @@ class ProviderConfig(StrictModel):
     iam_instance_profile: str | None = None
     spot: bool = False
     image: str | None = Field(default=None, description="gcp: boot image (default: a DLVM)")
+    # gcp, for N1 machine types (their GPUs are attached, not built in):
+    accelerator_type: str | None = Field(default=None, pattern=r"^[a-z0-9-]+$",
+                                         description="gcp: e.g. nvidia-tesla-t4")
+    accelerator_count: int = Field(default=1, ge=1, le=16)
 
 
 class PoolProviderEntry(StrictModel):
@@ -83,6 +88,8 @@ class PoolProviderEntry(StrictModel):
     weight: int = Field(default=0, ge=0)
     regions: list[str] = Field(default_factory=list)
     instance_type: str | None = None
+    # Navarch addition: this provider's own zones (else the pool's `zones`).
+    zones: list[str] = Field(default_factory=list)
 
 
 class ScheduleWindow(StrictModel):
@@ -349,6 +356,23 @@ def resolve_relative(config_path: Path, target: str) -> Path:
     return p if p.is_absolute() else config_path.parent / p
 
 
+def _check_gcp_accelerator(path: KeyPath, ref: str, provider: Any, override: Any,
+                           instance_type: str, problem: Callable[..., None]) -> None:
+    """N1 machine types carry no GPU: they need the provider's `accelerator_type`; the
+    A2/A3/G2 families have theirs built in and take none."""
+    if not isinstance(provider, dict):
+        return
+    concrete = (override if isinstance(override, str)
+                else resolve_instance_type(instance_type, "gcp") or instance_type)
+    accelerator = provider.get("accelerator_type")
+    if concrete.startswith("n1-") and not accelerator:
+        problem(path, f"{concrete} has no GPU built in: set accelerator_type (e.g. "
+                f"nvidia-tesla-t4) on provider {ref!r}", value=ref)
+    elif accelerator and not concrete.startswith("n1-"):
+        problem(path, f"provider {ref!r} attaches {accelerator}, but {concrete} is not an N1 "
+                "machine type (A2/A3/G2 have their GPUs built in)", value=ref)
+
+
 def load_config(path: str | Path, *, text: str | None = None) -> LoadedConfig:
     """Load and validate a config file; raise ValidationFailed listing every error."""
     doc = load_yaml(path, text=text)
@@ -458,6 +482,9 @@ def _cross_checks(doc: YamlDocument) -> list[Problem]:
                         value=ref)
                 continue
             cloud = provider_types.get(ref)
+            if cloud == "gcp" and isinstance(providers, dict) and isinstance(instance_type, str):
+                _check_gcp_accelerator(path, ref, providers.get(ref), override, instance_type,
+                                       problem)
             if (cloud and override is None and isinstance(instance_type, str)
                     and instance_type in ABSTRACT_INSTANCE_TYPES
                     and resolve_instance_type(instance_type, cloud) is None):
@@ -481,6 +508,16 @@ def _cross_checks(doc: YamlDocument) -> list[Problem]:
         if multi is None and pool.get("strategy") not in (None, "priority"):
             problem((*base, "strategy"), "strategy only matters with a `providers` list",
                     warn=True)
+        for i, entry in enumerate(multi if isinstance(multi, list) else []):
+            if not isinstance(entry, dict) or not isinstance(entry.get("zones"), list):
+                continue
+            regions = entry.get("regions") or ([pool["region"]] if pool.get("region") else [])
+            for j, zone in enumerate(entry["zones"]):
+                if (isinstance(zone, str) and isinstance(regions, list) and regions
+                        and not any(zone.startswith(str(r)) for r in regions)):
+                    problem((*base, "providers", i, "zones", j),
+                            f"zone {zone!r} is in none of this provider's regions "
+                            f"({', '.join(map(str, regions))})", value=zone)
         autoscaling = pool.get("autoscaling")
         if isinstance(autoscaling, dict):
             _autoscaler_warnings(autoscaling, (*base, "autoscaling"), problem)

@@ -110,3 +110,19 @@ def gpu_shape(instance_type: str) -> GpuShape | None:
         if concrete in GPU_SHAPES:
             return GPU_SHAPES[concrete]
     return None
+
+
+# GCE accelerator type names -> the model as NVML names it (the part a GPU's name contains).
+_GCP_ACCELERATORS = {
+    "nvidia-tesla-t4": "T4", "nvidia-tesla-v100": "V100", "nvidia-tesla-p100": "P100",
+    "nvidia-tesla-p4": "P4", "nvidia-tesla-k80": "K80", "nvidia-tesla-a100": "A100",
+    "nvidia-a100-80gb": "A100-80GB", "nvidia-h100-80gb": "H100", "nvidia-h100-mega-80gb": "H100",
+    "nvidia-h200-141gb": "H200", "nvidia-b200": "B200", "nvidia-l4": "L4",
+}
+
+
+def gcp_accelerator_model(accelerator_type: str) -> str:
+    """`nvidia-tesla-t4` -> `T4`; an unknown name keeps its last word, upper-cased."""
+    name = accelerator_type.rsplit("/", 1)[-1]
+    return _GCP_ACCELERATORS.get(name) or name.removeprefix("nvidia-").removeprefix(
+        "tesla-").split("-")[0].upper()

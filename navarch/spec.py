@@ -28,7 +28,12 @@ from navarch.config import (
     resolve_relative,
 )
 from navarch.durations import GoDuration
-from navarch.instance_types import resolve_instance_type
+from navarch.instance_types import (
+    GpuShape,
+    gcp_accelerator_model,
+    gpu_shape,
+    resolve_instance_type,
+)
 from navarch.policy import PolicyFile, builtin_policy, load_policy
 from navarch.setup_commands import (
     DEFAULT_COMMAND_TIMEOUT,
@@ -74,6 +79,14 @@ class ProviderChoice(BaseModel):
     iam_instance_profile: str | None = None
     spot: bool = False
     image: str | None = None
+    accelerator_type: str | None = None  # gcp N1: attached GPUs
+    accelerator_count: int = 1
+
+    def gpu_shape(self) -> GpuShape | None:
+        """GPUs a machine of this choice has: attached accelerators, else the type's own."""
+        if self.accelerator_type:
+            return GpuShape(self.accelerator_count, gcp_accelerator_model(self.accelerator_type))
+        return gpu_shape(self.instance_type)
 
 
 class PoolSpec(BaseModel):
@@ -167,12 +180,12 @@ def build_pool_spec(loaded: LoadedConfig, name: str) -> PoolSpec:
     cfg = loaded.config
     pool = cfg.pools[name]
     entries = (
-        [(pool.provider, None, 0, 0, [])] if pool.provider
-        else [(e.name, e.instance_type, e.priority, e.weight, e.regions)
+        [(pool.provider, None, 0, 0, [], [])] if pool.provider
+        else [(e.name, e.instance_type, e.priority, e.weight, e.regions, e.zones)
               for e in pool.providers or []]
     )
     choices = []
-    for prov_name, override, priority, weight, regions in entries:
+    for prov_name, override, priority, weight, regions, zones in entries:
         assert prov_name is not None
         prov = cfg.providers[prov_name]
         concrete = override or resolve_instance_type(pool.instance_type, prov.type)
@@ -180,11 +193,14 @@ def build_pool_spec(loaded: LoadedConfig, name: str) -> PoolSpec:
         choices.append(ProviderChoice(
             name=prov_name, type=prov.type, instance_type=concrete, priority=priority,
             weight=weight, regions=list(regions) or ([pool.region] if pool.region else []),
-            zones=list(pool.zones), project=prov.project, zone=prov.zone, region=prov.region,
+            zones=list(zones) or list(pool.zones), project=prov.project, zone=prov.zone,
+            region=prov.region,
             gpu_count=prov.gpu_count, api_key_env=prov.api_key_env, ami=prov.ami,
             subnet_id=prov.subnet_id, security_group_ids=list(prov.security_group_ids),
             key_name=prov.key_name, iam_instance_profile=prov.iam_instance_profile,
             spot=prov.spot, image=prov.image,
+            accelerator_type=prov.accelerator_type if prov.accelerator_type else None,
+            accelerator_count=prov.accelerator_count,
         ))
     policy_path = loaded.health_policy_path()
     policy = load_policy(policy_path).source if policy_path else _default_policy()

@@ -1,6 +1,7 @@
 """A local HTTP server speaking the part of the Compute Engine REST API (v1) that Navarch
-uses: instances insert/get/delete/aggregatedList and zone operations, with faults (zone
-exhausted, quota) reported the way GCE reports them, on the operation."""
+uses: instances insert/get/delete/aggregatedList, zone operations, machine types and
+accelerator types (per zone and aggregated, with `name eq "regex"` filters), with faults
+(zone exhausted, quota) reported the way GCE reports them, on the operation."""
 
 from __future__ import annotations
 
@@ -12,6 +13,34 @@ from urllib.parse import parse_qs, urlparse
 from local_http import JsonHandler, LocalServer
 
 _PATH = re.compile(r"^/compute/v1/projects/(?P<project>[^/]+)/(?P<rest>.*)$")
+_CATALOG_KEYS = {"machineTypes": "machine_types", "acceleratorTypes": "accelerator_types"}
+
+
+def _machine(name: str, cpus: int, memory_mb: int, gpu: str | None = None,
+             count: int = 0) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": name, "guestCpus": cpus, "memoryMb": memory_mb}
+    if gpu:
+        entry["accelerators"] = [{"guestAcceleratorType": gpu,
+                                  "guestAcceleratorCount": count}]
+    return entry
+
+
+DEFAULT_MACHINE_TYPES = {
+    "us-central1-a": [_machine("a3-highgpu-8g", 208, 1916928, "nvidia-h100-80gb", 8),
+                      _machine("g2-standard-4", 4, 16384, "nvidia-l4", 1),
+                      _machine("n1-standard-8", 8, 30720)],
+    "us-central1-b": [_machine("a3-highgpu-8g", 208, 1916928, "nvidia-h100-80gb", 8)],
+}
+DEFAULT_ACCELERATOR_TYPES = {
+    "us-central1-a": [{"name": "nvidia-tesla-t4", "maximumCardsPerInstance": 4},
+                      {"name": "nvidia-h100-80gb", "maximumCardsPerInstance": 8}],
+    "us-central1-b": [{"name": "nvidia-tesla-t4", "maximumCardsPerInstance": 4}],
+}
+
+
+def _name_filter(query: dict[str, list[str]]) -> re.Pattern[str] | None:
+    m = re.fullmatch(r'name eq "(.*)"', query.get("filter", [""])[0])
+    return re.compile(m.group(1)) if m else None
 
 
 class FakeGceApi(LocalServer):
@@ -21,6 +50,9 @@ class FakeGceApi(LocalServer):
         self.by_request_id: dict[str, str] = {}
         self.fail_next: list[str] = []  # operation error codes for the next inserts
         self.inserts = 0
+        self.machine_types = {z: list(v) for z, v in DEFAULT_MACHINE_TYPES.items()}
+        self.accelerator_types = {z: list(v) for z, v in DEFAULT_ACCELERATOR_TYPES.items()}
+        self.catalog_requests: list[str] = []
         self._ops = itertools.count(1)
         api = self
 
@@ -43,7 +75,23 @@ class FakeGceApi(LocalServer):
                 if routed is None:
                     return
                 _, parts, query = routed
-                if parts[:1] == ["aggregated"]:
+                catalog = (parts[1] if parts[:1] == ["aggregated"] and len(parts) == 2
+                           else parts[2] if len(parts) == 3 else "")
+                if catalog in _CATALOG_KEYS:
+                    api.catalog_requests.append(self.path)
+                    table: dict[str, list[dict[str, Any]]] = getattr(api,
+                                                                    _CATALOG_KEYS[catalog])
+                    wanted = _name_filter(query)
+                    pick = [i for i in table.get(parts[1], []) if not wanted
+                            or wanted.fullmatch(i["name"])] if len(parts) == 3 else []
+                    if len(parts) == 3:
+                        self.send_json(200, {"items": pick})
+                    else:
+                        self.send_json(200, {"items": {
+                            f"zones/{zone}": {catalog: [i for i in items if not wanted
+                                                        or wanted.fullmatch(i["name"])]}
+                            for zone, items in table.items()}})
+                elif parts[:1] == ["aggregated"]:
                     want = re.findall(r'labels\.([\w-]+)\s*=\s*"?([\w-]+)"?',
                                       query.get("filter", [""])[0])
                     items: dict[str, Any] = {}

@@ -43,9 +43,17 @@ class FakeLambdaApi(LocalServer):
                             "instance_type": {"name": "gpu_8x_h100_sxm5",
                                               "price_cents_per_hour": 2392,
                                               "gpu_description": "H100 (80 GB SXM5)",
-                                              "specs": {"gpus": 8}},
+                                              "specs": {"gpus": 8, "vcpus": 208,
+                                                        "memory_gib": 1800}},
                             "regions_with_capacity_available": [
                                 {"name": r} for r in api.capacity_regions]},
+                        "gpu_1x_a10": {
+                            "instance_type": {"name": "gpu_1x_a10",
+                                              "price_cents_per_hour": 75,
+                                              "gpu_description": "A10 (24 GB PCIe)",
+                                              "specs": {"gpus": 1, "vcpus": 30,
+                                                        "memory_gib": 200}},
+                            "regions_with_capacity_available": []},
                     }})
                 elif self.path.rstrip("/").endswith("/instances"):
                     self.send_json(200, {"data": list(api.instances.values())})

@@ -158,3 +158,13 @@ async def test_describe_type_reads_gpu_info(aws_env):
     info = await provider().describe_type()
     assert (info.name, info.gpu_count, info.gpu_model) == ("p5.48xlarge", 8, "H100")
     assert info.price_per_hour is None and info.available_regions is None
+
+
+async def test_list_types_gives_gpu_types_with_their_zones(aws_env):
+    listed = {t.name: t for t in await provider().list_types()}
+    assert listed and all(t.gpu_count for t in listed.values())
+    assert "m5.large" not in listed  # no GPU, not listed
+    p5 = listed["p5.48xlarge"]
+    assert (p5.gpu_count, p5.gpu_model, p5.vcpus) == (8, "H100", 192)
+    assert p5.memory_gib == 2048.0 and p5.price_per_hour is None
+    assert p5.zones and all(z.startswith("us-east-1") for z in p5.zones)

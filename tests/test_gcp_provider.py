@@ -74,3 +74,40 @@ async def test_spot_and_missing_project(gce):
     assert body["scheduling"]["provisioningModel"] == "SPOT"
     with pytest.raises(ProviderError, match="needs a `project`"):
         GcpProvider(ProviderChoice(name="g", type="gcp", instance_type="a3-highgpu-8g"))
+
+
+async def test_n1_gets_guest_accelerators_and_its_shape(gce):
+    n1 = ProviderChoice(name="gcp", type="gcp", instance_type="n1-standard-8", project="ml-prod",
+                        zone="us-central1-a", accelerator_type="nvidia-tesla-t4",
+                        accelerator_count=2)
+    gcp = GcpProvider(n1)
+    await gcp.provision(ProvisionRequest(node_id="n1-node", pool="train", provider=n1))
+    body = gce.instances[("us-central1-a", "nv-n1-node")]
+    assert body["machineType"] == "zones/us-central1-a/machineTypes/n1-standard-8"
+    assert body["guestAccelerators"] == [{
+        "acceleratorType": "zones/us-central1-a/acceleratorTypes/nvidia-tesla-t4",
+        "acceleratorCount": 2}]
+    assert body["scheduling"]["onHostMaintenance"] == "TERMINATE"  # required with GPUs
+    info = await gcp.describe_type()
+    assert (info.gpu_count, info.gpu_model) == (2, "T4")
+    # A3 has its GPUs built in: nothing attached.
+    await GcpProvider(choice()).provision(request("a3-node"))
+    assert "guestAccelerators" not in gce.instances[("us-central1-a", "nv-a3-node")]
+
+
+async def test_list_types_in_the_choice_zones_and_everywhere(gce):
+    listed = await GcpProvider(choice()).list_types()  # zone us-central1-a only
+    by_name = {t.name: t for t in listed}
+    assert set(by_name) == {"a3-highgpu-8g", "g2-standard-4", "nvidia-tesla-t4"}
+    a3 = by_name["a3-highgpu-8g"]
+    assert (a3.kind, a3.gpu_count, a3.gpu_model, a3.vcpus, a3.zones) == (
+        "machine", 8, "H100", 208, ["us-central1-a"])
+    assert a3.memory_gib == 1872.0 and a3.price_per_hour is None
+    t4 = by_name["nvidia-tesla-t4"]
+    assert (t4.kind, t4.gpu_count, t4.gpu_model) == ("accelerator", 4, "T4")
+    everywhere = GcpProvider(ProviderChoice(name="g", type="gcp", instance_type="a3-highgpu-8g",
+                                            project="ml-prod"))
+    by_name = {t.name: t for t in await everywhere.list_types()}
+    assert by_name["a3-highgpu-8g"].zones == ["us-central1-a", "us-central1-b"]
+    assert by_name["nvidia-tesla-t4"].zones == ["us-central1-a", "us-central1-b"]
+    assert any("aggregated/machineTypes" in r and "filter=" in r for r in gce.catalog_requests)

@@ -83,3 +83,10 @@ async def test_describe_type_gives_price_gpus_and_capacity(api):
     missing = await LambdaProvider(ProviderChoice(
         name="lambda", type="lambda", instance_type="gpu_9x_nope")).describe_type()
     assert missing.available_regions == []
+
+
+async def test_list_types_gives_every_type_with_price_and_capacity(api):
+    listed = await LambdaProvider(choice()).list_types()
+    assert [(t.name, t.gpu_count, t.price_per_hour, t.available_regions, t.vcpus)
+            for t in listed] == [("gpu_1x_a10", 1, 0.75, [], 30),
+                                 ("gpu_8x_h100_sxm5", 8, 23.92, ["us-west-2"], 208)]

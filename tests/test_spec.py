@@ -56,3 +56,61 @@ def test_navarch_additions_boot_checks_and_diagnostics(tmp_path):
     assert spec.diagnostics.cron == "0 4 * * 6"
     assert spec.diagnostics.checks[0].kind == "nccl"
     assert spec.diagnostics.checks[0].min_bus_gbps == 350
+
+
+GCP_CONFIG = """
+providers:
+  gcp-n1: {type: gcp, project: ml, zone: us-central1-a, accelerator_type: nvidia-tesla-t4,
+           accelerator_count: 4}
+  gcp: {type: gcp, project: ml}
+  aws: {type: aws, region: us-east-1}
+pools:
+  t4:
+    provider: gcp-n1
+    instance_type: n1-standard-16
+    max_nodes: 2
+  spread:
+    providers:
+      - {name: gcp, regions: [us-central1], zones: [us-central1-b, us-central1-c]}
+      - {name: aws, regions: [us-east-1]}
+    zones: [us-east-1a]
+    instance_type: h100-8x
+    max_nodes: 2
+"""
+
+
+def test_n1_accelerators_and_per_provider_zones(tmp_path):
+    path = tmp_path / "navarch.yaml"
+    path.write_text(GCP_CONFIG)
+    specs = build_pool_specs(load_config(path))
+    n1 = specs["t4"].providers[0]
+    assert (n1.instance_type, n1.accelerator_type, n1.accelerator_count) == (
+        "n1-standard-16", "nvidia-tesla-t4", 4)
+    shape = n1.gpu_shape()
+    assert shape is not None and (shape.count, shape.model) == (4, "T4")
+    gcp, aws = specs["spread"].providers
+    assert gcp.zones == ["us-central1-b", "us-central1-c"]  # its own
+    assert aws.zones == ["us-east-1a"]  # the pool's
+    assert [(c.name, r, z) for c, r, z in specs["spread"].placements()] == [
+        ("gcp", "us-central1", "us-central1-b"), ("gcp", "us-central1", "us-central1-c"),
+        ("aws", "us-east-1", "us-east-1a")]
+
+
+def test_n1_without_accelerator_and_stray_zones_are_errors(tmp_path):
+    import pytest
+
+    from navarch.validation import ValidationFailed
+
+    path = tmp_path / "navarch.yaml"
+    path.write_text(GCP_CONFIG.replace("accelerator_type: nvidia-tesla-t4,", "")
+                    .replace("zones: [us-central1-b, us-central1-c]",
+                             "zones: [us-central1-b, europe-west4-a]")
+                    .replace("provider: gcp-n1\n    instance_type: n1-standard-16",
+                             "provider: gcp-n1\n    instance_type: n1-standard-16\n"
+                             "  t4b:\n    provider: gcp\n    instance_type: n1-standard-8"))
+    with pytest.raises(ValidationFailed) as err:
+        load_config(path)
+    text = str(err.value)
+    assert "n1-standard-8 has no GPU built in: set accelerator_type" in text
+    assert "pools.spread.providers[0].zones[1]" in text
+    assert "zone 'europe-west4-a' is in none of this provider's regions (us-central1)" in text

@@ -36,6 +36,45 @@ def _installed(module: str) -> bool:
         return False
 
 
+def provider_factories(*, user_data: Callable[[ProvisionRequest], str] | None = None,
+                       startup_script: Callable[[ProvisionRequest], str] | None = None,
+                       world: FakeWorld | None = None, boot_seconds: float = 0.5,
+                       provision_delay: float = 0.0) -> dict[str, ProviderFactory]:
+    """A factory per cloud whose client library is installed (and the fake cloud, given
+    its world). Without `user_data` the machines get no agent bootstrap (listing types)."""
+    factories: dict[str, ProviderFactory] = {}
+    if _installed("boto3"):
+        from navarch.activities.aws import AwsProvider
+
+        def aws(choice: ProviderChoice) -> AwsProvider:
+            return AwsProvider(choice, user_data=user_data)
+
+        factories["aws"] = aws
+    if _installed("requests"):
+        from navarch.activities.lambda_labs import LambdaProvider
+
+        def lambda_labs(choice: ProviderChoice) -> LambdaProvider:
+            return LambdaProvider(choice, user_data=user_data)
+
+        factories["lambda"] = lambda_labs
+    if _installed("google.cloud.compute_v1"):
+        from navarch.activities.gcp import GcpProvider
+
+        def gcp(choice: ProviderChoice) -> GcpProvider:
+            return GcpProvider(choice, user_data=user_data, startup_script=startup_script)
+
+        factories["gcp"] = gcp
+    if world is not None:
+        fake_world = world
+
+        def fake(choice: ProviderChoice) -> FakeCloudProvider:
+            return FakeCloudProvider(fake_world, choice, boot_seconds=boot_seconds,
+                                     provision_delay=provision_delay)
+
+        factories["fake"] = fake
+    return factories
+
+
 @dataclass
 class ControlPlane:
     client: Client
@@ -68,38 +107,10 @@ class ControlPlane:
         return self._bootstrap(request, render_startup_script)
 
     def provider_factories(self) -> dict[str, ProviderFactory]:
-        factories: dict[str, ProviderFactory] = {}
-        if _installed("boto3"):
-            from navarch.activities.aws import AwsProvider
-
-            def aws(choice: ProviderChoice) -> AwsProvider:
-                return AwsProvider(choice, user_data=self._user_data)
-
-            factories["aws"] = aws
-        if _installed("requests"):
-            from navarch.activities.lambda_labs import LambdaProvider
-
-            def lambda_labs(choice: ProviderChoice) -> LambdaProvider:
-                return LambdaProvider(choice, user_data=self._user_data)
-
-            factories["lambda"] = lambda_labs
-        if _installed("google.cloud.compute_v1"):
-            from navarch.activities.gcp import GcpProvider
-
-            def gcp(choice: ProviderChoice) -> GcpProvider:
-                return GcpProvider(choice, user_data=self._user_data,
-                                   startup_script=self._startup_script)
-
-            factories["gcp"] = gcp
-        if self.world is not None:
-            world = self.world
-
-            def fake(choice: ProviderChoice) -> FakeCloudProvider:
-                return FakeCloudProvider(world, choice, boot_seconds=self.boot_seconds,
-                                         provision_delay=self.provision_delay)
-
-            factories["fake"] = fake
-        return factories
+        return provider_factories(user_data=self._user_data,
+                                  startup_script=self._startup_script, world=self.world,
+                                  boot_seconds=self.boot_seconds,
+                                  provision_delay=self.provision_delay)
 
     def activities(self) -> list[Callable[..., object]]:
         cloud = CloudActivities(self.provider_factories(), template_values=self._template_values)

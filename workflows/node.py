@@ -368,7 +368,8 @@ class NodeWorkflow:
         st.gpus = inventory.gpus
         self._record(NodeState.BOOT_CHECKING, TransitionReason.AGENT_REGISTERED,
                      f"{len(inventory.gpus)} GPU(s), driver {inventory.driver_version}")
-        shape = gpu_shape(st.instance_type) or gpu_shape(spec.instance_type)
+        shape = ((self._provider.gpu_shape() if self._provider else None)
+                 or gpu_shape(st.instance_type) or gpu_shape(spec.instance_type))
         try:
             result = await workflow.execute_activity(
                 agent_api.BOOT_CHECK,
