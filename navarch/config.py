@@ -138,6 +138,47 @@ AUTOSCALER_PARAMETERS: dict[str, frozenset[str]] = {
 }
 
 
+class UtilizationSource(StrictModel):
+    """Where GPU utilization comes from: the agents' own watch summaries (default), or a
+    Prometheus server's HTTP API with a PromQL query that gives a percentage."""
+
+    source: Literal["agents", "prometheus"] = "agents"
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> UtilizationSource:
+        if self.source == "prometheus" and not (self.url and self.query):
+            raise ValueError("a prometheus source needs `url` and `query`")
+        return self
+
+
+class QueueSource(StrictModel):
+    """Where queue depth comes from: a scheduler pushing the `report_queue_depth` signal
+    (default), an HTTP URL answering JSON, or PromQL queries."""
+
+    source: Literal["signal", "http", "prometheus"] = "signal"
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    query: str | None = None  # prometheus: queue depth
+    pending_query: str | None = None  # prometheus: jobs waiting (optional)
+    depth_field: str = "queue_depth"  # http: JSON fields (dotted paths allowed)
+    pending_field: str = "pending_jobs"
+    headers: StringMap = Field(default_factory=dict)  # http; ${VAR} resolved in the worker
+
+    @model_validator(mode="after")
+    def _complete(self) -> QueueSource:
+        if self.source == "http" and not self.url:
+            raise ValueError("an http queue source needs `url`")
+        if self.source == "prometheus" and not (self.url and self.query):
+            raise ValueError("a prometheus queue source needs `url` and `query`")
+        return self
+
+
+class AutoscaleMetrics(StrictModel):
+    utilization: UtilizationSource = Field(default_factory=UtilizationSource)
+    queue: QueueSource = Field(default_factory=QueueSource)
+
+
 class AutoscalingConfig(StrictModel):
     type: AutoscalerType
     scale_up_at: float | None = Field(default=None, ge=0, le=100)
@@ -149,6 +190,24 @@ class AutoscalingConfig(StrictModel):
     growth_factor: float | None = Field(default=None, gt=0)
     mode: Literal["max", "min", "avg"] | None = None
     autoscalers: list[AutoscalingConfig] = Field(default_factory=list)
+    # Navarch additions, read on the pool's top-level autoscaler: the time zone schedule
+    # windows are in (IANA name, default UTC) and where metrics come from.
+    timezone: str | None = None
+    metrics: AutoscaleMetrics | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as "
+                             "Europe/Berlin or America/New_York)") from None
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> AutoscalingConfig:
@@ -530,7 +589,11 @@ def _autoscaler_warnings(block: dict[str, Any], path: KeyPath, problem: Any) -> 
     if allowed is None:
         return
     for key in block:
-        if key != "type" and key in AutoscalingConfig.model_fields and key not in allowed:
+        if key in ("timezone", "metrics") and path[-1] != "autoscaling":
+            problem((*path, key), f"`{key}` is read on the pool's top-level autoscaler only",
+                    warn=True)
+        elif (key not in ("type", "timezone", "metrics") and key in AutoscalingConfig.model_fields
+              and key not in allowed):
             problem((*path, key), f"{kind} autoscaler ignores `{key}`", warn=True)
     if isinstance(block.get("fallback"), dict):
         _autoscaler_warnings(block["fallback"], (*path, "fallback"), problem)
