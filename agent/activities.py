@@ -47,6 +47,7 @@ class AgentActivities:
         self.gpu_health: dict[int, HealthResult] = {}
         self._sample: list[agent_api.GpuSummary] = []
         self._sampled_at = float("-inf")
+        self._processes: int | None = None
 
     def _policy(self, params: WatchHealthInput) -> Policy:
         key = params.policy.model_dump_json()
@@ -128,7 +129,7 @@ class AgentActivities:
             summary = HealthSummary(
                 node_id=params.node_id, health=health, gpus=self._safe_sample(),
                 last_events=[_describe(e) for e in notable[-SUMMARY_EVENTS:]],
-                unhealthy_streak=streak, checks=polls,
+                unhealthy_streak=streak, checks=polls, processes=self._processes,
             )
             if health is not params.last_health:
                 return WatchHealthResult(health=health, rule=verdict.rule, events=notable,
@@ -153,6 +154,10 @@ class AgentActivities:
                 self._sample = self.backend.sample()
             except BackendError:
                 self._sample = []
+            try:
+                self._processes = len(self.backend.compute_processes())
+            except BackendError:
+                self._processes = None
             self._sampled_at = now
         return self._sample
 

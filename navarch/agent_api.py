@@ -73,6 +73,7 @@ class HealthSummary(_Model):
     last_events: list[str] = Field(default_factory=list)
     unhealthy_streak: int = 0
     checks: int = 0
+    processes: int | None = None  # GPU compute processes (None: the driver did not say)
 
 
 class WatchHealthResult(_Model):

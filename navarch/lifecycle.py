@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -141,6 +142,9 @@ class NodeStatus(StoredModel):
 
 class CordonInput(SignalModel):
     reason: str = ""
+    # Who cordons: an operator (default), or a diagnostics run (the pool will not pick such a
+    # node for scale-down while it is being checked).
+    source: Literal["operator", "diagnostics"] = "operator"
 
 
 class UncordonInput(SignalModel):
@@ -186,3 +190,4 @@ class NodeReport(StoredModel):
     seq: int = 0  # increases with every report: a later report supersedes an earlier one
     # "provider/region/instance_type" keys that answered "no capacity" while provisioning.
     capacity_misses: list[str] = Field(default_factory=list)
+    cordon_source: str | None = None  # "operator" | "diagnostics" | "unhealthy" | None

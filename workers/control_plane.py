@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from navarch.activities.autoscale_metrics import AutoscaleMetricsActivities
 from navarch.activities.cloud import CloudActivities, ProviderFactory
 from navarch.activities.fake_cloud import FakeCloudProvider
 from navarch.activities.fleet import list_nodes
@@ -114,7 +115,8 @@ class ControlPlane:
 
     def activities(self) -> list[Callable[..., object]]:
         cloud = CloudActivities(self.provider_factories(), template_values=self._template_values)
-        return [*cloud.activities(), *NOTIFIER_ACTIVITIES,
+        return [*cloud.activities(), *AutoscaleMetricsActivities(self.client).activities(),
+                *NOTIFIER_ACTIVITIES,
                 list_nodes]
 
     def worker(self) -> Worker:

@@ -97,7 +97,7 @@ class DiagnosticsWorkflow:
             return NodeDiagnostics(node_id=node_id, outcome="busy",
                                    detail=f"{idle.remaining_processes} GPU process(es) running")
         node = workflow.get_external_workflow_handle(node_workflow_id(node_id))
-        await node.signal("cordon", {"reason": "diagnostics"})
+        await node.signal("cordon", {"reason": "diagnostics", "source": "diagnostics"})
         results: list[DiagnosticResult] = []
         for check in params.checks:
             limit = (LEVEL_TIME.get(check.level, timedelta(hours=1)) if check.kind == "dcgm"

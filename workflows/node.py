@@ -518,7 +518,7 @@ class NodeWorkflow:
             if st.state.is_leaving():
                 return
             if not st.cordoned:
-                st.cordoned, self._cordon_source = True, "operator"
+                st.cordoned, self._cordon_source = True, payload.source
                 self._record(NodeState.CORDONED, TransitionReason.OPERATOR, payload.reason)
                 self._notify("cordon", payload.reason or "operator")
         elif command == "uncordon":
@@ -662,7 +662,7 @@ class NodeWorkflow:
             node_id=st.node_id, state=st.state, health=st.health, reason=reason,
             at=workflow.now(), awaiting_repair=st.awaiting_repair, provider=st.provider,
             region=st.region, detail=detail, seq=self._next_report_seq(),
-            capacity_misses=list(self._capacity_misses),
+            capacity_misses=list(self._capacity_misses), cordon_source=self._cordon_source,
         )
         self._background.append(asyncio.ensure_future(self._send_report(report)))
 

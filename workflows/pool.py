@@ -17,9 +17,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from navarch.autoscale import PoolSnapshot, evaluate, needs
+    from navarch.autoscale_api import (
+        GATHER_METRICS,
+        MetricsRequest,
+        PoolMetrics,
+        QueueReport,
+        ScaleDecision,
+    )
+    from navarch.config import QueueSource, UtilizationSource
     from navarch.ids import SA_POOL, node_workflow_id
     from navarch.lifecycle import (
         DrainNodeInput,
@@ -40,6 +51,14 @@ PROVISION_BACKOFF_BASE = timedelta(seconds=10)
 PROVISION_BACKOFF_MAX = timedelta(minutes=10)
 KEEP_FINISHED_NODES = 50
 KEEP_EVENTS = 100
+KEEP_DECISIONS = 50
+KEEP_UTILIZATION = 60  # samples; the predictive autoscaler's lookback reads the newest
+METRICS_TIMEOUT = timedelta(minutes=2)
+METRICS_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=2))
+# Queue depth pushed by a scheduler counts for this many evaluation intervals.
+QUEUE_REPORT_INTERVALS = 10
+_NOT_SERVING = {NodeState.CORDONED, NodeState.DRAINING, NodeState.UNREACHABLE,
+                NodeState.TERMINATING}
 _BOOT_FAILURES = {TransitionReason.PROVISION_FAILED, TransitionReason.BOOTSTRAP_FAILED,
                   TransitionReason.BOOT_TIMEOUT,
                   TransitionReason.BOOT_CHECK_FAILED}
@@ -56,6 +75,7 @@ class PoolNode(StoredModel):
     created_at: datetime
     seq: int = 0
     awaiting_repair: bool = False
+    cordon_source: str | None = None
     retiring: bool = False
     replacement_of: str | None = None
 
@@ -82,6 +102,16 @@ class PoolState(StoredModel):
     runs: int = 1
     deleting: bool = False
     capacity_misses: dict[str, datetime] = Field(default_factory=dict)  # key -> avoid until
+    # Autoscaling (only with an `autoscaling` block).
+    next_eval_at: datetime | None = None
+    utilization: list[float] = Field(default_factory=list)  # newest last
+    queue_depth: int | None = None
+    pending_jobs: int | None = None
+    queue_reported_at: datetime | None = None
+    idle_nodes: list[str] = Field(default_factory=list)
+    decisions: list[ScaleDecision] = Field(default_factory=list)
+    last_evaluation: str = ""  # the latest decision's reason, changed or not
+    metrics_errors: list[str] = Field(default_factory=list)
 
 
 class PoolInput(BaseModel):
@@ -109,6 +139,12 @@ class PoolStatus(StoredModel):
     runs: int = 1
     deleting: bool = False
     capacity_misses: dict[str, datetime] = Field(default_factory=dict)
+    autoscaler: str | None = None  # the autoscaler's type
+    utilization: float | None = None
+    queue_depth: int | None = None
+    last_evaluation: str = ""
+    decisions: list[ScaleDecision] = Field(default_factory=list)
+    metrics_errors: list[str] = Field(default_factory=list)
 
 
 @workflow.defn(name="PoolWorkflow")
@@ -140,6 +176,10 @@ class PoolWorkflow:
             awaiting_repair=list(s.pending_repairs), provisioned=s.provisioned,
             replacements=s.replacements, events=s.events[-20:], runs=s.runs,
             deleting=s.deleting, capacity_misses=dict(s.capacity_misses),
+            autoscaler=spec.autoscaling.type if spec.autoscaling else None,
+            utilization=s.utilization[-1] if s.utilization else None,
+            queue_depth=s.queue_depth, last_evaluation=s.last_evaluation,
+            decisions=s.decisions[-20:], metrics_errors=list(s.metrics_errors),
         )
 
     @workflow.signal(name="node_state_changed")
@@ -155,6 +195,7 @@ class PoolWorkflow:
             node.since = report.at
         node.state, node.health, node.reason = report.state, report.health, report.reason
         node.provider, node.region, node.seq = report.provider, report.region, report.seq
+        node.cordon_source = report.cordon_source
         was_awaiting = node.awaiting_repair
         node.awaiting_repair = report.awaiting_repair and not report.state.is_terminal()
         if node.awaiting_repair and not was_awaiting:
@@ -184,6 +225,13 @@ class PoolWorkflow:
         spec.min_nodes, spec.max_nodes = lo, hi
         target = params.target if params.target is not None else self._state.target
         self._set_target(target, "scale signal")
+
+    @workflow.signal(name="report_queue_depth")
+    def report_queue_depth(self, report: QueueReport) -> None:
+        """A workload scheduler's queue, for a `queue` autoscaler (source: signal)."""
+        s = self._state
+        s.queue_depth, s.pending_jobs = report.queue_depth, report.pending_jobs
+        s.queue_reported_at = workflow.now()
 
     @workflow.signal(name="update_spec")
     def update_spec(self, spec: PoolSpec) -> None:
@@ -232,6 +280,8 @@ class PoolWorkflow:
             self._event("created", f"target {self._state.target}")
         workflow.upsert_search_attributes([SA_POOL.value_set(params.spec.name)])
         while True:
+            if self._autoscale_due():
+                await self._autoscale()
             await self._reconcile()
             self._show()
             s = self._state
@@ -247,6 +297,69 @@ class PoolWorkflow:
                 await workflow.wait_condition(lambda: self._dirty, timeout=self._next_wake())
         await self._drain_background()
         return self.status()
+
+    # ------------------------------------------------------------------ autoscaling
+
+    def _autoscale_due(self) -> bool:
+        s, spec = self._state, self._spec_()
+        if spec.autoscaling is None or s.deleting or not workflow.patched("autoscale-v1"):
+            return False
+        return s.next_eval_at is None or workflow.now() >= s.next_eval_at
+
+    async def _autoscale(self) -> None:
+        """One evaluation: gather metrics (one activity, aggregate only), ask the pool's
+        autoscaler, and move the target when it says so."""
+        spec, s = self._spec_(), self._state
+        config = spec.autoscaling
+        assert config is not None
+        now = workflow.now()
+        s.next_eval_at = now + spec.autoscale_interval
+        wanted = needs(config)
+        sources = config.metrics
+        util_source = ((sources.utilization if sources else UtilizationSource())
+                       if "utilization" in wanted else None)
+        queue_source = (sources.queue if sources else QueueSource()) if "queue" in wanted else None
+        fetch_queue = queue_source if queue_source and queue_source.source != "signal" else None
+        metrics = PoolMetrics()
+        if util_source is not None or fetch_queue is not None:
+            try:
+                metrics = await workflow.execute_activity(
+                    GATHER_METRICS, MetricsRequest(pool=spec.name, utilization=util_source,
+                                                   queue=fetch_queue),
+                    result_type=PoolMetrics, start_to_close_timeout=METRICS_TIMEOUT,
+                    retry_policy=METRICS_RETRY)
+            except ActivityError as err:
+                metrics.errors.append(f"metrics: {err.cause or err}")
+        s.metrics_errors = metrics.errors
+        if metrics.utilization is not None:
+            s.utilization.append(metrics.utilization)
+            del s.utilization[:-KEEP_UTILIZATION]
+        s.idle_nodes = metrics.idle_nodes
+        if fetch_queue is not None:
+            s.queue_depth, s.pending_jobs = metrics.queue_depth, metrics.pending_jobs
+        elif (queue_source is not None and s.queue_reported_at is not None
+              and now - s.queue_reported_at > spec.autoscale_interval * QUEUE_REPORT_INTERVALS):
+            s.queue_depth = s.pending_jobs = None  # a stale push is no evidence
+        live = [n for n in s.nodes.values() if not n.state.is_terminal() and not n.retiring]
+        not_serving = sum(1 for n in live if n.state in _NOT_SERVING)
+        snapshot = PoolSnapshot(
+            current=s.target, serving=max(0, s.target - not_serving),
+            min_nodes=spec.min_nodes, max_nodes=spec.max_nodes,
+            utilization=metrics.utilization, history=list(s.utilization),
+            queue_depth=s.queue_depth, pending_jobs=s.pending_jobs, now=now,
+            last_scale_at=s.last_scale_at, cooldown=spec.cooldown)
+        decision = evaluate(config, snapshot)
+        s.last_evaluation = decision.reason
+        if decision.target != s.target:
+            s.decisions.append(ScaleDecision(
+                at=now, from_target=s.target, to_target=decision.target, reason=decision.reason,
+                utilization=metrics.utilization, queue_depth=s.queue_depth))
+            del s.decisions[:-KEEP_DECISIONS]
+            workflow.metric_meter().create_counter(
+                "navarch_autoscaler_decisions", "changes of a pool's target by its autoscaler",
+            ).add(1, {"pool": spec.name, "autoscaler": config.type,
+                      "direction": "up" if decision.target > s.target else "down"})
+            self._set_target(decision.target, f"{config.type}: {decision.reason}", clamp=False)
 
     async def _reconcile(self) -> None:
         spec, s = self._spec_(), self._state
@@ -301,18 +414,27 @@ class PoolWorkflow:
         return gone[-1].node_id if gone else None
 
     def _pick_for_removal(self, active: list[PoolNode], count: int) -> list[PoolNode]:
+        """Which nodes a shrinking pool retires: cordoned or unreachable ones, then those
+        still booting (nothing runs there yet), then idle ones (no GPU processes at the last
+        evaluation), then degraded, then the rest — newest first within each. A node that a
+        diagnostics run has cordoned is never picked while it is being checked."""
+        idle = set(self._state.idle_nodes)
+
         def rank(n: PoolNode) -> tuple[int, float]:
             if n.state in (NodeState.CORDONED, NodeState.UNREACHABLE):
                 order = 0
             elif not n.state.is_schedulable():
                 order = 1  # still booting: nothing runs on it yet
-            elif n.state is NodeState.DEGRADED:
+            elif n.node_id in idle:
                 order = 2
-            else:
+            elif n.state is NodeState.DEGRADED:
                 order = 3
+            else:
+                order = 4
             return order, -n.created_at.timestamp()
 
-        return sorted(active, key=rank)[:count]
+        candidates = [n for n in active if n.cordon_source != "diagnostics"]
+        return sorted(candidates, key=rank)[:count]
 
     def _node_left(self, node: PoolNode) -> None:
         s = self._state
@@ -360,9 +482,11 @@ class PoolWorkflow:
 
     # ------------------------------------------------------------------ helpers
 
-    def _set_target(self, target: int, why: str) -> None:
+    def _set_target(self, target: int, why: str, *, clamp: bool = True) -> None:
+        """Move the target (within the pool's bounds, unless the autoscaler already applied
+        the bounds in force, which a schedule window may widen)."""
         spec, s = self._spec_(), self._state
-        clamped = max(spec.min_nodes, min(spec.max_nodes, target))
+        clamped = max(spec.min_nodes, min(spec.max_nodes, target)) if clamp else target
         if clamped != s.target:
             self._event("scale", f"{s.target} → {clamped} ({why})")
             s.target = clamped
@@ -416,6 +540,8 @@ class PoolWorkflow:
         if s.next_provision_at is not None:
             wait = s.next_provision_at - workflow.now()
             wake = min(wake, max(wait, timedelta(seconds=1)))
+        if s.next_eval_at is not None and not s.deleting:
+            wake = min(wake, max(s.next_eval_at - workflow.now(), timedelta(milliseconds=100)))
         return wake
 
     def _should_continue_as_new(self) -> bool:
