@@ -164,9 +164,15 @@ def _reactive(config: AutoscalingConfig, snap: PoolSnapshot) -> Decision:
     if snap.utilization is None:
         return Decision(target=snap.current, reason="no utilization reported yet")
     util = snap.utilization
-    if util > up and snap.current < snap.max_nodes:
+    if util > up:
+        if snap.current >= snap.max_nodes:
+            return Decision(target=snap.current, reason=f"utilization {util:.1f}% > {up:g}% "
+                                                        f"but at maximum {snap.max_nodes}")
         return Decision(target=snap.current + 1, reason=f"utilization {util:.1f}% > {up:g}%")
-    if util < down and snap.current > snap.min_nodes:
+    if util < down:
+        if snap.current <= snap.min_nodes:
+            return Decision(target=snap.current, reason=f"utilization {util:.1f}% < {down:g}% "
+                                                        f"but at minimum {snap.min_nodes}")
         return Decision(target=snap.current - 1, reason=f"utilization {util:.1f}% < {down:g}%")
     return Decision(target=snap.current, reason=f"utilization {util:.1f}% within "
                                                 f"{down:g}-{up:g}%")

@@ -33,8 +33,8 @@ REACTIVE = cfg(type="reactive", scale_up_at=80, scale_down_at=20)
     ({"utilization": 90}, 5, "utilization 90.0% > 80%"),
     ({"utilization": 10}, 3, "utilization 10.0% < 20%"),
     ({"utilization": 50}, 4, "within 20-80%"),
-    ({"utilization": 90, "current": 10, "serving": 10}, 10, "within"),  # at max: no step
-    ({"utilization": 10, "current": 1, "serving": 1}, 1, "within"),  # at min: no step
+    ({"utilization": 90, "current": 10, "serving": 10}, 10, "> 80% but at maximum 10"),
+    ({"utilization": 10, "current": 1, "serving": 1}, 1, "< 20% but at minimum 1"),
     ({"utilization": None}, 4, "no utilization reported yet"),
     ({"utilization": 50, "min_nodes": 6}, 6, "4 serving < minimum 6"),
     # At the minimum with one node cordoned: one more, so min_nodes keep serving.

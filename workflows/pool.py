@@ -323,7 +323,10 @@ class PoolWorkflow:
         metrics = PoolMetrics()
         if util_source is not None or fetch_queue is not None:
             try:
-                metrics = await workflow.execute_activity(
+                # A local activity: the pool's own worker runs it inside the workflow task,
+                # so an evaluation costs one marker event instead of an activity's three
+                # and a second workflow task.
+                metrics = await workflow.execute_local_activity(
                     GATHER_METRICS, MetricsRequest(pool=spec.name, utilization=util_source,
                                                    queue=fetch_queue),
                     result_type=PoolMetrics, start_to_close_timeout=METRICS_TIMEOUT,
@@ -341,7 +344,9 @@ class PoolWorkflow:
               and now - s.queue_reported_at > spec.autoscale_interval * QUEUE_REPORT_INTERVALS):
             s.queue_depth = s.pending_jobs = None  # a stale push is no evidence
         live = [n for n in s.nodes.values() if not n.state.is_terminal() and not n.retiring]
-        not_serving = sum(1 for n in live if n.state in _NOT_SERVING)
+        # A node cordoned for diagnostics comes back within minutes: still capacity.
+        not_serving = sum(1 for n in live if n.state in _NOT_SERVING
+                          and n.cordon_source != "diagnostics")
         snapshot = PoolSnapshot(
             current=s.target, serving=max(0, s.target - not_serving),
             min_nodes=spec.min_nodes, max_nodes=spec.max_nodes,
