@@ -148,6 +148,16 @@ def pool_status(name: str, output: JsonOpt = "table") -> None:
         out.print(f"[red]repair paused[/red]: {status.repair_paused_reason}")
     for state, count in sorted(status.counts.items()):
         out.print(f"  {state}: {count}")
+    if status.autoscaler:
+        seen = [f"utilization {status.utilization:g}%" if status.utilization is not None
+                else "", f"queue {status.queue_depth}" if status.queue_depth is not None else ""]
+        out.print(f"autoscaler {status.autoscaler}: {status.last_evaluation or 'not run yet'}"
+                  + (f" ({', '.join(x for x in seen if x)})" if any(seen) else ""))
+        for error in status.metrics_errors:
+            out.print(f"  [yellow]metrics: {error}[/yellow]")
+        for d in status.decisions[-5:]:
+            out.print(f"  {d.at:%H:%M:%S} {d.from_target} → {d.to_target}  {d.reason}")
+    out.print("recent events:")
     for event in status.events[-10:]:
         out.print(f"  {event.at:%H:%M:%S} {event.kind} {event.detail}")
 

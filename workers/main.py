@@ -9,6 +9,8 @@ import asyncio
 import logging
 from pathlib import Path
 
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
 from navarch.fakeworld import FakeWorld
 from navarch.ids import CONTROL_PLANE_TASK_QUEUE
 from navarch.process import configure_logging, run_until_signalled
@@ -18,10 +20,22 @@ from navarch.temporal_client import connect
 from .control_plane import ControlPlane
 
 log = logging.getLogger("navarch.worker")
+DEFAULT_METRICS_PORT = 9400  # the agent's is 9401
+
+
+def metrics_runtime(port: int) -> Runtime:
+    """A Temporal runtime exporting Prometheus metrics on :port — the SDK's own (workflow
+    and activity latencies, task slots, polls) and the workflows' (e.g.
+    `navarch_autoscaler_decisions`)."""
+    return Runtime(telemetry=TelemetryConfig(
+        metrics=PrometheusConfig(bind_address=f"0.0.0.0:{port}")))
 
 
 async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
-    client = await connect(args.profile)
+    extra = {"runtime": metrics_runtime(args.metrics_port)} if args.metrics_port else {}
+    client = await connect(args.profile, **extra)
+    if args.metrics_port:
+        log.info("metrics on :%d/metrics", args.metrics_port)
     world = None if args.no_fake_cloud else FakeWorld(args.fake_world)
     plane = ControlPlane(client, world=world, simulate_hosts=not args.no_simulated_hosts,
                          task_queue=args.task_queue)
@@ -41,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="do not serve the fake cloud provider")
     parser.add_argument("--no-simulated-hosts", action="store_true",
                         help="do not run simulated GPU hosts for fake-cloud instances")
+    parser.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT,
+                        help="Prometheus metrics port (0: off; default %(default)s)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     args.fake_world = Path(args.fake_world).expanduser()
