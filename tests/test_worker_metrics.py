@@ -29,7 +29,7 @@ def free_port() -> int:
 
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        return resp.read().decode()
+        return str(resp.read().decode())
 
 
 async def test_autoscaler_decisions_are_exported(dev_env):
