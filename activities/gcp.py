@@ -268,6 +268,8 @@ class GcpProvider:
                 gpu_model=gcp_accelerator_model(at.name), zones=[]))
             assert info.zones is not None
             info.zones.append(zone)
+        for info in found.values():
+            info.zones = sorted(set(info.zones or []))
         return sorted(found.values(), key=lambda t: (t.kind, t.name))
 
     def _instance(self, inst: Any, zone: str) -> Instance:
