@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -19,7 +18,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from navarch import cli_fleet, cli_providers, kernel_log, xid
-from navarch.cli_output import err, out, print_json, print_problems
+from navarch.cli_output import Output, OutputOpt, err, out, print_data, print_problems
 from navarch.config import load_config
 from navarch.instance_types import gpu_shape, resolve_instance_type
 from navarch.models import HealthEvent, HealthResult
@@ -30,14 +29,6 @@ EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
 
-
-
-class Output(StrEnum):
-    text = "text"
-    json = "json"
-
-
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="text or json")]
 
 app = typer.Typer(
     name="navarch",
@@ -75,8 +66,9 @@ app.command("up")(cli_fleet.up)
 
 
 def _fail(problems: list[Problem], fmt: Output, extra: dict[str, Any] | None = None) -> NoReturn:
-    if fmt is Output.json:
-        print_json({"valid": False, "errors": [p.to_dict() for p in problems], **(extra or {})})
+    if fmt.structured:
+        print_data({"valid": False, "errors": [p.to_dict() for p in problems],
+                    **(extra or {})}, fmt)
     else:
         print_problems(problems)
     raise typer.Exit(EXIT_INVALID)
@@ -122,14 +114,14 @@ def config_validate(
             "gpus_per_node": shape.count if shape else None,
             "gpu_model": shape.model if shape else None,
         }
-    if output is Output.json:
-        print_json({
+    if output.structured:
+        print_data({
             "valid": True,
             "file": str(file),
             "pools": pools,
             "providers": {n: p.type for n, p in cfg.providers.items()},
             "warnings": [w.to_dict() for w in loaded.warnings],
-        })
+        }, output)
         return
     out.print(f"{file}: valid — {len(cfg.pools)} pool(s), {len(cfg.providers)} provider(s)")
     for name, info in pools.items():
@@ -158,8 +150,8 @@ def policy_validate(file: PolicyArg, output: OutputOpt = Output.text) -> None:
     except ValidationFailed as exc:
         _fail(exc.problems, output, {"file": file})
     rules = [{"name": r.rule.name, "result": r.rule.result.value} for r in policy.rules]
-    if output is Output.json:
-        print_json({"valid": True, "file": file, "name": policy.name, "rules": rules})
+    if output.structured:
+        print_data({"valid": True, "file": file, "name": policy.name, "rules": rules}, output)
         return
     out.print(f"{file}: valid — policy {policy.name!r}, {len(rules)} rules")
     for r in rules:
@@ -237,8 +229,8 @@ def policy_test(
         _fail(exc.problems, output, {"file": file})
     parsed = _read_events(event or [], events)
     verdict: NodeVerdict = policy.evaluate(parsed)
-    if output is Output.json:
-        print_json({
+    if output.structured:
+        print_data({
             "policy": policy.name,
             "node_result": verdict.result.value,
             "decided_by": verdict.rule,
@@ -251,7 +243,7 @@ def policy_test(
                 }
                 for v in verdict.events
             ],
-        })
+        }, output)
         return
     table = Table(title=f"policy {policy.name}", title_justify="left")
     table.add_column("#", justify="right")
@@ -282,15 +274,15 @@ def xid_explain(
     """Explain one Xid code: what it means, NVIDIA's action, what Navarch does."""
     info = xid.lookup(code)
     if info is None:
-        if output is Output.json:
-            print_json({"code": code, "known": False})
+        if output.structured:
+            print_data({"code": code, "known": False}, output)
         else:
             known = f"1–{max(xid.catalog())}"
             err.print(f"Xid {code} is not in NVIDIA's catalog (known codes: {known}).")
             err.print("Navarch's default policy marks an unknown Xid degraded.")
         raise typer.Exit(EXIT_INVALID)
-    if output is Output.json:
-        print_json({"known": True, **info.to_dict()})
+    if output.structured:
+        print_data({"known": True, **info.to_dict()}, output)
         return
     style = {"unhealthy": "red", "degraded": "yellow", "conditional": "magenta"}[info.verdict]
     out.print(f"[bold]Xid {info.code}[/bold]  {info.name}")
@@ -313,8 +305,8 @@ def xid_list(
     if verdict not in (None, "unhealthy", "degraded", "conditional"):
         _usage(f"--verdict must be unhealthy, degraded or conditional, not {verdict!r}")
     rows = [i for i in xid.catalog().values() if verdict is None or i.verdict == verdict]
-    if output is Output.json:
-        print_json([i.to_dict() for i in rows])
+    if output.structured:
+        print_data([i.to_dict() for i in rows], output)
         return
     table = Table(show_edge=False)
     for col in ("code", "name", "category", "verdict"):
@@ -340,8 +332,13 @@ def xid_scan(
     with stream:
         for event in kernel_log.scan(stream):
             found += 1
-            if output is Output.json:
-                sys.stdout.write(json.dumps(event.to_dict()) + "\n")
+            if output.structured:  # one document per event, as found
+                if output is Output.yaml:
+                    import yaml
+
+                    sys.stdout.write("---\n" + yaml.safe_dump(event.to_dict(), sort_keys=False))
+                else:
+                    sys.stdout.write(json.dumps(event.to_dict()) + "\n")
                 continue
             if event.kind == "sxid":
                 sev = {True: "fatal", False: "non-fatal", None: "?"}[event.fatal]
@@ -357,7 +354,7 @@ def xid_scan(
             name = info.name if info else "unknown code"
             out.print(f"Xid {event.code} on GPU {event.normalized_pci_bus_id}{proc}: {name} "
                       f"→ {verdict}: {event.message}", markup=False)
-    if output is Output.text:
+    if not output.structured:
         err.print(f"{found} Xid/SXid event(s) found")
 
 

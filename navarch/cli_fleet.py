@@ -15,7 +15,7 @@ from rich.table import Table
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from navarch.cli_output import err, out, print_json, print_problems
+from navarch.cli_output import Output, OutputOpt, err, out, print_data, print_problems
 from navarch.config import load_config
 from navarch.fakeworld import FakeWorld
 from navarch.ids import (
@@ -29,8 +29,9 @@ from navarch.ids import (
     node_workflow_id,
     pool_workflow_id,
 )
+from navarch.instance_types import gpu_shape
 from navarch.lifecycle import NodeState, NodeStatus
-from navarch.schedules import apply_diagnostics_schedule
+from navarch.schedules import apply_diagnostics_schedule, delete_diagnostics_schedule
 from navarch.settings import fake_world_path, navarch_home
 from navarch.spec import PoolSpec, build_pool_specs
 from navarch.temporal_client import connect, register_search_attributes
@@ -43,7 +44,10 @@ node_app = typer.Typer(help="List nodes and cordon, uncordon, drain or terminate
 demo_app = typer.Typer(help="Break simulated hosts on the fake cloud, to watch repairs.",
                        no_args_is_help=True)
 
-JsonOpt = Annotated[str, typer.Option("--output", "-o", help="table or json")]
+
+
+# The Go CLI's warning: a node whose agent has not been heard from for this long.
+SILENT_AFTER_SECONDS = 120
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -128,7 +132,7 @@ def pool_apply(
 
 
 @pool_app.command("status")
-def pool_status(name: str, output: JsonOpt = "table") -> None:
+def pool_status(name: str, output: OutputOpt = Output.table) -> None:
     """Nodes by state, recent events, whether repair is paused."""
 
     async def run() -> Any:
@@ -138,8 +142,8 @@ def pool_status(name: str, output: JsonOpt = "table") -> None:
         status = asyncio.run(run())
     except RPCError as exc:
         _fail(f"pool {name}: {exc.message}")
-    if output == "json":
-        print_json(status.model_dump(mode="json"))
+    if output.structured:
+        print_data(status.model_dump(mode="json"), output)
         return
     out.print(f"pool {status.name}: target {status.target} "
               f"(min {status.min_nodes}, max {status.max_nodes}), {status.ready} ready, "
@@ -162,6 +166,124 @@ def pool_status(name: str, output: JsonOpt = "table") -> None:
         out.print(f"  {event.at:%H:%M:%S} {event.kind} {event.detail}")
 
 
+async def _running_pools(client: Client) -> list[str]:
+    query = 'WorkflowType="PoolWorkflow" AND ExecutionStatus="Running"'
+    return sorted([wf.id.removeprefix("pool/") async for wf in client.list_workflows(query)])
+
+
+@pool_app.command("list")
+def pool_list(output: OutputOpt = Output.table) -> None:
+    """Running pools with their size, readiness and autoscaler."""
+
+    async def run() -> list[Any]:
+        client = await connect()
+        names = await _running_pools(client)
+        return list(await asyncio.gather(*(_pool_status(client, n) for n in names)))
+
+    pools = asyncio.run(run())
+    rows = [{"pool": p.name, "target": p.target, "min_nodes": p.min_nodes,
+             "max_nodes": p.max_nodes, "ready": p.ready, "nodes": sum(p.counts.values()),
+             "autoscaler": p.autoscaler, "repair_paused": p.repair_paused,
+             "deleting": p.deleting} for p in pools]
+    if output.structured:
+        print_data(rows, output)
+        return
+    if not rows:
+        out.print("no pools running (start one with `navarch pool apply -f CONFIG`)")
+        return
+    table = Table(show_edge=False)
+    for col in ("pool", "ready/target", "min-max", "nodes", "autoscaler", "repair"):
+        table.add_column(col)
+    for r in rows:
+        repair = "[red]paused[/red]" if r["repair_paused"] else "on"
+        table.add_row(r["pool"] + (" (deleting)" if r["deleting"] else ""),
+                      f"{r['ready']}/{r['target']}", f"{r['min_nodes']}-{r['max_nodes']}",
+                      str(r["nodes"]), r["autoscaler"] or "-", repair)
+    out.print(table)
+
+
+@pool_app.command("scale")
+def pool_scale(
+    name: str,
+    target: Annotated[int, typer.Argument(min=0, help="nodes wanted")],
+    min_nodes: Annotated[int | None, typer.Option("--min", min=0, help="new min_nodes")] = None,
+    max_nodes: Annotated[int | None, typer.Option("--max", min=1, help="new max_nodes")] = None,
+) -> None:
+    """Set a pool's target (within min/max, which --min/--max may move). An autoscaler, if
+    the pool has one, takes over again after its cooldown."""
+    if min_nodes is not None and max_nodes is not None and min_nodes > max_nodes:
+        err.print(f"error: --min {min_nodes} is above --max {max_nodes}")
+        raise typer.Exit(2)
+
+    async def run() -> tuple[Any, Any]:
+        client = await connect()
+        before = await _pool_status(client, name)
+        payload: dict[str, Any] = {"target": target}
+        if min_nodes is not None:
+            payload["min_nodes"] = min_nodes
+        if max_nodes is not None:
+            payload["max_nodes"] = max_nodes
+        await client.get_workflow_handle(pool_workflow_id(name)).signal("scale", payload)
+        after = before
+        for _ in range(50):
+            after = await _pool_status(client, name)
+            if after.target != before.target or (after.min_nodes, after.max_nodes) != (
+                    before.min_nodes, before.max_nodes) or after.target == target:
+                break
+            await asyncio.sleep(0.1)
+        return before, after
+
+    try:
+        before, after = asyncio.run(run())
+    except RPCError as exc:
+        _fail(f"pool {name}: {exc.message}")
+    out.print(f"pool {name}: target {before.target} → {after.target} "
+              f"(min {after.min_nodes}, max {after.max_nodes})")
+    if after.target != target:
+        err.print(f"note: {target} is outside min {after.min_nodes} - max {after.max_nodes}; "
+                  f"the target is {after.target}")
+
+
+@pool_app.command("delete")
+def pool_delete(
+    name: str,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="return once asked")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the nodes")] = 1800.0,
+) -> None:
+    """Drain and terminate every node of a pool, then end its workflow (and its
+    diagnostics schedule)."""
+
+    async def run() -> int:
+        client = await connect()
+        handle = client.get_workflow_handle(pool_workflow_id(name))
+        await _pool_status(client, name)  # fails clearly when there is no such pool
+        await handle.signal("delete")
+        if await delete_diagnostics_schedule(client, name):
+            out.print(f"pool {name}: diagnostics schedule deleted")
+        out.print(f"pool {name}: deleting (every node drains, then terminates)")
+        if no_wait:
+            return 0
+        deadline = asyncio.get_running_loop().time() + timeout
+        with out.status("draining...") as progress:
+            while True:
+                described = await handle.describe()
+                if described.status != WorkflowExecutionStatus.RUNNING:
+                    out.print(f"pool {name}: deleted")
+                    return 0
+                with_nodes = await _pool_status(client, name)
+                progress.update(f"{sum(with_nodes.counts.values())} node(s) left: " + ", ".join(
+                    f"{k} {v}" for k, v in sorted(with_nodes.counts.items())))
+                if asyncio.get_running_loop().time() > deadline:
+                    err.print(f"timed out; pool {name} is still deleting")
+                    return 1
+                await asyncio.sleep(1)
+
+    try:
+        raise typer.Exit(asyncio.run(run()))
+    except RPCError as exc:
+        _fail(f"pool {name}: {exc.message}")
+
+
 async def list_nodes(client: Client, *, pool: str | None = None, provider: str | None = None,
                      region: str | None = None, state: str | None = None,
                      health: str | None = None) -> list[dict[str, Any]]:
@@ -173,6 +295,7 @@ async def list_nodes(client: Client, *, pool: str | None = None, provider: str |
     rows = []
     async for wf in client.list_workflows(" AND ".join(query)):
         sa = wf.typed_search_attributes
+        shape = gpu_shape(sa.get(SA_INSTANCE_TYPE) or "")
         rows.append({
             "node_id": wf.id.removeprefix("node/"),
             "pool": sa.get(SA_POOL),
@@ -181,11 +304,33 @@ async def list_nodes(client: Client, *, pool: str | None = None, provider: str |
             "instance_type": sa.get(SA_INSTANCE_TYPE),
             "state": sa.get(SA_NODE_STATE),
             "health": sa.get(SA_HEALTH),
+            "gpus": f"{shape.count}x {shape.model}" if shape else None,
             "started_at": wf.start_time.astimezone(UTC).isoformat() if wf.start_time else None,
             "closed_at": wf.close_time.astimezone(UTC).isoformat() if wf.close_time else None,
+            "last_heartbeat": None,
         })
     rows.sort(key=lambda r: (r["closed_at"] is not None, r["started_at"] or ""))
+    gate = asyncio.Semaphore(16)
+
+    async def heartbeat(row: dict[str, Any]) -> None:
+        async with gate:
+            seen = await last_heartbeat(client, row["node_id"])
+        row["last_heartbeat"] = seen.isoformat() if seen else None
+
+    await asyncio.gather(*(heartbeat(r) for r in rows if r["closed_at"] is None))
     return rows
+
+
+async def last_heartbeat(client: Client, node_id: str) -> datetime | None:
+    """When the node's agent last proved alive (its watch_health heartbeat)."""
+    try:
+        described = await client.get_workflow_handle(node_workflow_id(node_id)).describe()
+    except RPCError:
+        return None
+    times = [a.last_heartbeat_time.ToDatetime(tzinfo=UTC)
+             for a in described.raw_description.pending_activities
+             if a.HasField("last_heartbeat_time") and a.activity_type.name.startswith("agent.")]
+    return max(times) if times else None
 
 
 @node_app.command("list")
@@ -195,7 +340,7 @@ def node_list(
     region: Annotated[str | None, typer.Option()] = None,
     status: Annotated[str | None, typer.Option(help="node state, e.g. ready")] = None,
     health: Annotated[str | None, typer.Option()] = None,
-    output: JsonOpt = "table",
+    output: OutputOpt = Output.table,
 ) -> None:
     """Nodes from Temporal's visibility store (search attributes), live ones first."""
 
@@ -204,21 +349,25 @@ def node_list(
                                 state=status, health=health)
 
     rows = asyncio.run(run())
-    if output == "json":
-        print_json(rows)
+    if output.structured:
+        print_data(rows, output)
         return
     table = Table(show_edge=False)
     table.add_column("node id", no_wrap=True, min_width=36)  # whole, so it can be copied
-    for col in ("pool", "provider", "region", "instance type"):
+    for col in ("pool", "provider", "region", "instance type", "GPUs"):
         table.add_column(col)
-    for col in ("state", "health", "age"):
+    for col in ("state", "health", "age", "heartbeat"):
         table.add_column(col, no_wrap=True)
     now = datetime.now(UTC)
+
+    def ago(stamp: str | None) -> str:
+        return _age((now - datetime.fromisoformat(stamp)).total_seconds()) if stamp else ""
+
     for r in rows:
-        age = now - datetime.fromisoformat(r["started_at"]) if r["started_at"] else None
         table.add_row(r["node_id"], r["pool"] or "", r["provider"] or "", r["region"] or "",
-                      r["instance_type"] or "", r["state"] or "", r["health"] or "",
-                      _age(age.total_seconds()) if age else "")
+                      r["instance_type"] or "", r["gpus"] or "", r["state"] or "",
+                      r["health"] or "", ago(r["started_at"]),
+                      f"{ago(r['last_heartbeat'])} ago" if r["last_heartbeat"] else "")
     out.print(table)
 
 
@@ -236,7 +385,7 @@ async def _node_status(client: Client, node_id: str) -> NodeStatus:
 
 
 @node_app.command("get")
-def node_get(node_id: str, output: JsonOpt = "table") -> None:
+def node_get(node_id: str, output: OutputOpt = Output.table) -> None:
     """A node's state, GPUs, boot checks and transition history."""
 
     async def run() -> NodeStatus:
@@ -246,8 +395,8 @@ def node_get(node_id: str, output: JsonOpt = "table") -> None:
         status = asyncio.run(run())
     except RPCError as exc:
         _fail(f"node {node_id}: {exc.message}")
-    if output == "json":
-        print_json(status.model_dump(mode="json"))
+    if output.structured:
+        print_data(status.model_dump(mode="json"), output)
         return
     out.print(f"node {status.node_id} (pool {status.pool}): {status.state.value}, "
               f"health {status.health.value}")
@@ -258,15 +407,45 @@ def node_get(node_id: str, output: JsonOpt = "table") -> None:
                   + (f": {t.detail}" if t.detail else ""))
 
 
+@node_app.command("history")
+def node_history(node_id: str, output: OutputOpt = Output.table) -> None:
+    """Every state change of a node: when, from, to, why."""
+
+    async def run() -> NodeStatus:
+        return await _node_status(await connect(), node_id)
+
+    try:
+        status = asyncio.run(run())
+    except RPCError as exc:
+        _fail(f"node {node_id}: {exc.message}")
+    rows = [t.model_dump(mode="json") for t in status.transitions]
+    if output.structured:
+        print_data(rows, output)
+        return
+    table = Table(show_edge=False, title=f"node {node_id} (pool {status.pool})",
+                  title_justify="left")
+    for col in ("at", "from", "to", "reason"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for t in status.transitions:
+        table.add_row(f"{t.at:%Y-%m-%d %H:%M:%S}", t.from_state.value if t.from_state else "",
+                      t.to_state.value, t.reason.value, t.detail)
+    out.print(table)
+
+
 def _signal_node(node_id: str, name: str, payload: dict[str, Any] | None,
                  expect: set[NodeState]) -> None:
     async def run() -> NodeStatus:
         client = await connect()
         handle = client.get_workflow_handle(node_workflow_id(node_id))
         before = await _node_status(client, node_id)
+        seen = await last_heartbeat(client, node_id)
+        silent = (datetime.now(UTC) - seen).total_seconds() if seen else None
         if before.state is NodeState.UNREACHABLE:
             err.print(f"warning: node {node_id}'s agent is silent (unreachable); "
                       "the command is recorded and applies when it can")
+        elif silent is not None and silent > SILENT_AFTER_SECONDS:
+            err.print(f"warning: node {node_id}'s agent has been silent for {_age(silent)}")
         if payload is None:
             await handle.signal(name)
         else:

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from navarch.activities.cloud import CloudProvider, ProviderError
-from navarch.cli_output import err, out, print_json, print_problems
+from navarch.cli_output import Output, OutputOpt, err, out, print_data, print_problems
 from navarch.cloud_api import InstanceTypeInfo
 from navarch.config import load_config
 from navarch.fakeworld import FakeWorld
@@ -54,14 +54,11 @@ def provider_types(
     file: Annotated[Path, typer.Option("--file", "-f", help="a Navarch (Go-format) config")],
     provider: Annotated[str | None, typer.Option(help="only this provider")] = None,
     gpu: Annotated[str | None, typer.Option(help="only types whose GPU model has this")] = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
+    output: OutputOpt = Output.table,
 ) -> None:
     """List the GPU instance types of each provider a pool uses, with price and availability
     where the cloud tells them (Lambda: price and regions with capacity; EC2: zones
     offering the type; GCE: zones, and the GPUs N1 machines can attach)."""
-    if output not in ("table", "json"):
-        err.print(f"error: --output must be table or json, not {output!r}")
-        raise typer.Exit(2)
     choices = _choices(file)
     if provider is not None:
         if provider not in choices:
@@ -85,9 +82,9 @@ def provider_types(
         results[name] = [t for t in listed
                          if gpu is None or gpu.lower() in (t.gpu_model or "").lower()]
     failed = any(isinstance(r, str) for r in results.values())
-    if output == "json":
-        print_json({name: r if isinstance(r, str) else [t.model_dump(mode="json") for t in r]
-                    for name, r in results.items()})
+    if output.structured:
+        print_data({name: r if isinstance(r, str) else [t.model_dump(mode="json") for t in r]
+                    for name, r in results.items()}, output)
         raise typer.Exit(1 if failed else 0)
     for name, result in results.items():
         if isinstance(result, str):

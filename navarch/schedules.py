@@ -59,3 +59,14 @@ async def apply_diagnostics_schedule(client: Client, spec: PoolSpec,
 
         await handle.update(replace)
         return "updated"
+
+
+async def delete_diagnostics_schedule(client: Client, pool: str) -> bool:
+    """Remove the pool's schedule; False when it had none."""
+    try:
+        await client.get_schedule_handle(diagnostics_schedule_id(pool)).delete()
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        return False
+    return True

@@ -109,3 +109,44 @@ def test_up_demo_runs_a_fleet_stops_cleanly_and_resumes(up_env):
     finally:
         assert stop(proc) == 0
     assert after == before
+
+
+def test_operator_commands_scale_list_history_delete(up_env):
+    import yaml
+
+    env, port, ui, home = up_env
+    log = home / "up.log"
+    proc = start_up(env, port, ui, log)
+    try:
+        wait_for(lambda: len([n for n in demo_nodes(env) if n["state"] == "ready"]) >= 3, 90,
+                 "3 ready", log)
+        pools = json.loads(navarch(env, "pool", "list", "-o", "json").stdout)
+        assert [(p["pool"], p["target"], p["ready"]) for p in pools] == [("demo", 3, 3)]
+        table = navarch(env, "pool", "list").stdout
+        assert "demo" in table and "3/3" in table
+
+        scaled = navarch(env, "pool", "scale", "demo", "4")
+        assert scaled.returncode == 0 and "target 3 → 4" in scaled.stdout, scaled.stderr
+        wait_for(lambda: len([n for n in demo_nodes(env) if n["state"] == "ready"]) == 4, 60,
+                 "4 ready")
+        clamped = navarch(env, "pool", "scale", "demo", "99")
+        assert "outside min" in clamped.stderr and "target 4 → 6" in clamped.stdout
+
+        node = demo_nodes(env)[0]
+        assert node["gpus"] == "8x H100"
+        wait_for(lambda: demo_nodes(env)[0]["last_heartbeat"], 30, "a heartbeat time")
+        history = yaml.safe_load(navarch(env, "node", "history", node["node_id"], "-o",
+                                         "yaml").stdout)
+        assert [h["to_state"] for h in history][:4] == ["provisioning", "booting",
+                                                         "boot_checking", "ready"]
+        assert "boot_check_passed" in navarch(env, "node", "history", node["node_id"]).stdout
+
+        deleted = navarch(env, "pool", "delete", "demo", "--timeout", "90")
+        assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+        assert "pool demo: deleted" in deleted.stdout
+        assert all(n["state"] == "terminated" for n in demo_nodes(env))
+        assert json.loads(navarch(env, "pool", "list", "-o", "json").stdout) == []
+        missing = navarch(env, "pool", "scale", "nope", "2")
+        assert missing.returncode == 1 and "pool nope" in missing.stderr
+    finally:
+        assert stop(proc) == 0
