@@ -533,7 +533,8 @@ def demo_clear(node_id: str) -> None:
 # ----------------------------------------------------------------------------- up
 
 
-async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int) -> int:
+async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int,
+                 metrics_port: int = 0) -> int:
     from navarch.devserver import DevServer, port_open
     from navarch.workers.control_plane import ControlPlane
 
@@ -551,7 +552,17 @@ async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        client = await connect(target_host=address)
+        extra: dict[str, Any] = {}
+        if metrics_port:
+            from navarch.devserver import port_open as taken
+            from navarch.workers.main import metrics_runtime
+
+            if taken("127.0.0.1", metrics_port):
+                err.print(f"warning: port {metrics_port} is taken: no metrics "
+                          "(use --metrics-port)")
+            else:
+                extra["runtime"] = metrics_runtime(metrics_port, "127.0.0.1")
+        client = await connect(target_host=address, **extra)
         await register_search_attributes(client)
         world = FakeWorld(fake_world_path())
         plane = ControlPlane(client, world=world)
@@ -564,6 +575,8 @@ async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int)
                 out.print(f"pool {name}: {what}")
         out.print(f"Navarch is up. Temporal UI: http://127.0.0.1:{ui_port}/namespaces/"
                   f"{client.namespace}/workflows  (Ctrl-C stops)")
+        if extra:
+            out.print(f"  metrics: http://127.0.0.1:{metrics_port}/metrics")
         out.print("  navarch node list            nodes and their states")
         out.print("  navarch demo inject-xid NODE 79   break a simulated GPU")
         await worker
@@ -580,8 +593,10 @@ def up(
     config: Annotated[Path | None, typer.Option("--file", "-f", help="pools to apply")] = None,
     address: Annotated[str, typer.Option(help="Temporal frontend")] = "127.0.0.1:7233",
     ui_port: Annotated[int, typer.Option(help="Temporal UI port")] = 8233,
+    metrics_port: Annotated[int, typer.Option(
+        help="Prometheus metrics of the control-plane worker (0: off)")] = 9400,
 ) -> None:
     """Run Navarch on this machine: the Temporal dev server (unless one is already
     running), the control-plane worker and simulated GPU hosts for the fake cloud."""
     raise typer.Exit(asyncio.run(run_up(demo=demo, config=config, address=address,
-                                        ui_port=ui_port)))
+                                        ui_port=ui_port, metrics_port=metrics_port)))

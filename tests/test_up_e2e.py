@@ -35,9 +35,10 @@ def free_port() -> int:
 
 @pytest.fixture
 def up_env(tmp_path):
-    port, ui = free_port(), free_port()
+    port, ui, metrics = free_port(), free_port(), free_port()
     env = {**os.environ, "HOME": str(tmp_path), "NAVARCH_HOME": str(tmp_path / ".navarch"),
-           "TEMPORAL_ADDRESS": f"127.0.0.1:{port}", "PYTHONUNBUFFERED": "1"}
+           "TEMPORAL_ADDRESS": f"127.0.0.1:{port}", "PYTHONUNBUFFERED": "1",
+           "NAVARCH_TEST_METRICS_PORT": str(metrics)}
     env.pop("NAVARCH_FAKE_WORLD", None)
     return env, port, ui, tmp_path
 
@@ -45,7 +46,7 @@ def up_env(tmp_path):
 def start_up(env, port, ui, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [str(BIN / "navarch"), "up", "--demo", "--address", f"127.0.0.1:{port}",
-         "--ui-port", str(ui)],
+         "--ui-port", str(ui), "--metrics-port", env["NAVARCH_TEST_METRICS_PORT"]],
         env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -84,6 +85,9 @@ def test_up_demo_runs_a_fleet_stops_cleanly_and_resumes(up_env):
         ready = wait_for(lambda: len([n for n in demo_nodes(env) if n["state"] == "ready"]) >= 3
                          and [n for n in demo_nodes(env) if n["state"] == "ready"], 90, "3 ready", log)
         assert urllib.request.urlopen(f"http://127.0.0.1:{ui}/", timeout=5).status == 200
+        metrics = urllib.request.urlopen(
+            f"http://127.0.0.1:{env['NAVARCH_TEST_METRICS_PORT']}/metrics", timeout=5).read()
+        assert b'navarch_pool_nodes{' in metrics and b'pool="demo"' in metrics
         victim = ready[0]["node_id"]
         result = navarch(env, "demo", "inject-xid", victim, "79")
         assert result.returncode == 0, result.stderr

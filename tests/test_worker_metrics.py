@@ -36,7 +36,7 @@ async def test_autoscaler_decisions_are_exported(dev_env):
     port = free_port()
     client = await Client.connect(dev_env.client.service_client.config.target_host,
                                   data_converter=pydantic_data_converter,
-                                  runtime=metrics_runtime(port))
+                                  runtime=metrics_runtime(port, "127.0.0.1"))
     name = f"m-{uuid.uuid4().hex[:8]}"
     spec = PoolSpec(name=name, providers=[ProviderChoice(name="sim", type="fake",
                                                          instance_type="h100-8x")],
@@ -63,3 +63,50 @@ async def test_autoscaler_decisions_are_exported(dev_env):
     assert any('direction="up"' in line and 'autoscaler="reactive"' in line
                and line.rstrip().endswith(" 2") for line in lines), lines
     assert "temporal_workflow_task_execution_latency" in text  # the SDK's own, same endpoint
+
+
+async def test_fleet_metrics_through_a_repair(dev_env, tmp_path):
+    """A pool on the fake cloud (the real NodeWorkflows and simulated agents), one refusal
+    for capacity, one fatal Xid: every fleet metric shows up on the worker's endpoint."""
+    from lifecycle_helpers import control_plane, eventually, fast_spec, pool_status, start_pool
+
+    port = free_port()
+    client = await Client.connect(dev_env.client.service_client.config.target_host,
+                                  data_converter=pydantic_data_converter,
+                                  runtime=metrics_runtime(port, "127.0.0.1"))
+    async with control_plane(client, tmp_path) as plane:
+        plane.world.set_cloud_fault("capacity", 1)
+        spec = fast_spec(min_nodes=2, max_nodes=2)
+        await start_pool(client, plane, spec)
+        status = await eventually(lambda: pool_status(client, spec.name),
+                                  lambda s: s.ready == 2, within=60, what="two ready")
+        victim = status.nodes[0].node_id
+        plane.world.inject(victim, "xid", value=79)
+        await eventually(lambda: pool_status(client, spec.name),
+                         lambda s: any(n.replacement_of == victim and n.state.value == "ready"
+                                       for n in s.nodes), within=60,
+                         what="the victim's replacement ready")
+        await asyncio.sleep(0.5)
+        text = await asyncio.to_thread(scrape, port)
+        await client.get_workflow_handle(pool_workflow_id(spec.name)).terminate()
+
+    pool = f'pool="{spec.name}"'
+
+    def lines(name: str, *having: str) -> list[str]:
+        return [line for line in text.splitlines() if line.startswith(name)
+                and all(h in line for h in having)]
+
+    assert lines("navarch_node_transitions", pool, 'reason="unhealthy"',
+                 'to_state="cordoned"')
+    assert lines("navarch_provisioning_seconds_count", 'provider="sim"',
+                 'instance_type="h100-8x"')
+    assert lines("navarch_capacity_errors", 'provider="sim"')
+    for name in ("navarch_fault_to_cordon_seconds_count", "navarch_fault_to_terminate_seconds_count",
+                 "navarch_fault_to_replacement_ready_seconds_count"):
+        assert [line for line in lines(name, pool) if line.rstrip().endswith(" 1")], name
+    ready = lines("navarch_pool_nodes", pool, 'state="ready"', 'provider="sim"')
+    assert ready and ready[0].rstrip().endswith(" 2"), ready
+    gpus = lines("navarch_pool_gpus", pool, 'model="H100"')
+    assert gpus and gpus[0].rstrip().endswith(" 16"), gpus
+    gone = lines("navarch_pool_nodes", pool, 'state="cordoned"')
+    assert all(line.rstrip().endswith(" 0") for line in gone), gone  # dropped to 0, not stale

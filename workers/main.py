@@ -23,16 +23,17 @@ log = logging.getLogger("navarch.worker")
 DEFAULT_METRICS_PORT = 9400  # the agent's is 9401
 
 
-def metrics_runtime(port: int) -> Runtime:
+def metrics_runtime(port: int, host: str = "0.0.0.0") -> Runtime:
     """A Temporal runtime exporting Prometheus metrics on :port — the SDK's own (workflow
     and activity latencies, task slots, polls) and the workflows' (e.g.
     `navarch_autoscaler_decisions`)."""
     return Runtime(telemetry=TelemetryConfig(
-        metrics=PrometheusConfig(bind_address=f"0.0.0.0:{port}")))
+        metrics=PrometheusConfig(bind_address=f"{host}:{port}")))
 
 
 async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
-    extra = {"runtime": metrics_runtime(args.metrics_port)} if args.metrics_port else {}
+    extra = ({"runtime": metrics_runtime(args.metrics_port, args.metrics_host)}
+             if args.metrics_port else {})
     client = await connect(args.profile, **extra)
     if args.metrics_port:
         log.info("metrics on :%d/metrics", args.metrics_port)
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="do not run simulated GPU hosts for fake-cloud instances")
     parser.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT,
                         help="Prometheus metrics port (0: off; default %(default)s)")
+    parser.add_argument("--metrics-host", default="0.0.0.0",
+                        help="address the metrics endpoint listens on (default %(default)s)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     args.fake_world = Path(args.fake_world).expanduser()

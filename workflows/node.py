@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -76,6 +76,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from navarch.spec import PoolSpec, ProviderChoice, placement_key
     from navarch.ssh_api import SSH_BOOTSTRAP, SshBootstrapInput, SshBootstrapResult
+
+from . import metrics
 
 # Timeouts: each is the longest the step can legitimately take.
 PROVISION_TIMEOUT = timedelta(minutes=10)  # GCP/AWS calls wait on the cloud's operation
@@ -163,7 +165,8 @@ class NodeWorkflow:
         self._background: list[asyncio.Task[None]] = []
         self._instance: Instance | None = None
         self._provider: ProviderChoice | None = None
-        self._cordon_source: str | None = None  # "operator" | "unhealthy"
+        self._cordon_source: str | None = None  # "operator" | "unhealthy" | "diagnostics"
+        self._fault_at: datetime | None = None  # the current unhealthy episode's first event
         self._repair_cause: TransitionReason | None = None
         self._report_seq = 0
         self._rotation, self._avoid = params.rotation, list(params.avoid)
@@ -268,6 +271,9 @@ class NodeWorkflow:
                 tried.append(f"{where}: {_cause(err)}")
                 if _error_type(err) == CloudErrorType.CAPACITY:
                     self._capacity_misses.append(placement_key(choice, region, zone))
+                    metrics.count("capacity_errors", {"provider": choice.name,
+                                                      "zone": zone or region or "-"},
+                                  "no-capacity answers while provisioning")
                     continue
                 break
             self._instance, self._provider = instance, choice
@@ -276,6 +282,11 @@ class NodeWorkflow:
             self._record(NodeState.BOOTING, TransitionReason.PROVISIONED,
                          f"{instance.instance_id} on {choice.name}/{instance.region}"
                          + (f" after {len(tried)} refusal(s)" if tried else ""))
+            metrics.observe_seconds("provisioning_seconds",
+                                    workflow.now() - st.transitions[0].at,
+                                    {"provider": choice.name,
+                                     "instance_type": instance.instance_type},
+                                    "from the node's creation to its instance existing")
             self._take_early_commands()
             return
         detail = "tried " + "; ".join(tried) if tried else "no provider configured"
@@ -492,12 +503,21 @@ class NodeWorkflow:
         st.last_events = result.events[-10:]
         detail = f"rule {result.rule}" if result.rule else ""
         if result.health is HealthResult.UNHEALTHY:
+            if self._fault_at is None:  # when the fault happened: its earliest event
+                now = workflow.now()
+                self._fault_at = min([e.timestamp for e in result.events
+                                      if e.timestamp.tzinfo is not None and e.timestamp <= now],
+                                     default=now)
             if not st.cordoned:
                 st.cordoned, self._cordon_source = True, "unhealthy"
                 self._record(NodeState.CORDONED, TransitionReason.UNHEALTHY, detail)
                 self._notify("cordon", f"unhealthy: {detail}")
+                metrics.observe_seconds("fault_to_cordon_seconds",
+                                        workflow.now() - self._fault_at, {"pool": st.pool},
+                                        "from a GPU fault to its node's cordon")
             self._request_repair(TransitionReason.UNHEALTHY, detail)
             return
+        self._fault_at = None
         if self._cordon_source == "unhealthy":
             # Recovered before its repair was approved: back into service.
             st.cordoned, self._cordon_source = False, None
@@ -628,6 +648,10 @@ class NodeWorkflow:
                 return
         final = NodeState.FAILED if reason in _FAILED_END else NodeState.TERMINATED
         self._record(final, reason, detail)
+        if reason is TransitionReason.UNHEALTHY and self._fault_at is not None:
+            metrics.observe_seconds("fault_to_terminate_seconds",
+                                    workflow.now() - self._fault_at, {"pool": st.pool},
+                                    "from a GPU fault to its machine's termination")
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -641,6 +665,8 @@ class NodeWorkflow:
         st.state = state
         if state.is_terminal():
             st.awaiting_repair = False
+        metrics.count("node_transitions", {"pool": st.pool, "to_state": state.value,
+                                           "reason": reason.value}, "node state changes")
         attrs = [SA_POOL.value_set(st.pool), SA_NODE_STATE.value_set(state.value),
                  SA_HEALTH.value_set(st.health.value),
                  SA_INSTANCE_TYPE.value_set(st.instance_type)]

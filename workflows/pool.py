@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from navarch.models import HealthResult
     from navarch.spec import PoolSpec
 
+from . import metrics
 from .node import NodeInput, NodeWorkflow, RetireInput
 
 # After repeated provision/boot failures, wait before trying again: 10 s doubling to 10 min.
@@ -76,6 +77,8 @@ class PoolNode(StoredModel):
     seq: int = 0
     awaiting_repair: bool = False
     cordon_source: str | None = None
+    fault_at: datetime | None = None  # when it first asked for repair
+    replaced_ready: bool = False  # its replacement's time-to-ready was measured
     retiring: bool = False
     replacement_of: str | None = None
 
@@ -157,6 +160,8 @@ class PoolWorkflow:
         self._state = params.state or PoolState(target=params.spec.min_nodes)
         self._dirty = True
         self._background: list[asyncio.Task[None]] = []
+        self._node_gauges = metrics.GaugeSet("pool_nodes", "nodes by state, health, provider")
+        self._gpu_gauges = metrics.GaugeSet("pool_gpus", "GPUs of live nodes by model")
 
     # ------------------------------------------------------------------ handlers
 
@@ -199,11 +204,19 @@ class PoolWorkflow:
         was_awaiting = node.awaiting_repair
         node.awaiting_repair = report.awaiting_repair and not report.state.is_terminal()
         if node.awaiting_repair and not was_awaiting:
+            node.fault_at = node.fault_at or report.at
             self._repair_requested(node, report)
         elif not node.awaiting_repair and node.node_id in s.pending_repairs:
             s.pending_repairs.remove(node.node_id)
         if report.state is NodeState.READY:
             s.boot_failure_streak, s.next_provision_at = 0, None
+            replaced = s.nodes.get(node.replacement_of or "")
+            if replaced is not None and replaced.fault_at is not None and not node.replaced_ready:
+                node.replaced_ready = True
+                metrics.observe_seconds(
+                    "fault_to_replacement_ready_seconds", report.at - replaced.fault_at,
+                    {"pool": self._spec_().name},
+                    "from a node's fault to its replacement being ready")
         until = report.at + self._spec_().capacity_memory
         for key in report.capacity_misses:
             if key not in s.capacity_misses or s.capacity_misses[key] < until:
@@ -320,26 +333,26 @@ class PoolWorkflow:
                        if "utilization" in wanted else None)
         queue_source = (sources.queue if sources else QueueSource()) if "queue" in wanted else None
         fetch_queue = queue_source if queue_source and queue_source.source != "signal" else None
-        metrics = PoolMetrics()
+        gathered = PoolMetrics()
         if util_source is not None or fetch_queue is not None:
             try:
                 # A local activity: the pool's own worker runs it inside the workflow task,
                 # so an evaluation costs one marker event instead of an activity's three
                 # and a second workflow task.
-                metrics = await workflow.execute_local_activity(
+                gathered = await workflow.execute_local_activity(
                     GATHER_METRICS, MetricsRequest(pool=spec.name, utilization=util_source,
                                                    queue=fetch_queue),
                     result_type=PoolMetrics, start_to_close_timeout=METRICS_TIMEOUT,
                     retry_policy=METRICS_RETRY)
             except ActivityError as err:
-                metrics.errors.append(f"metrics: {err.cause or err}")
-        s.metrics_errors = metrics.errors
-        if metrics.utilization is not None:
-            s.utilization.append(metrics.utilization)
+                gathered.errors.append(f"metrics: {err.cause or err}")
+        s.metrics_errors = gathered.errors
+        if gathered.utilization is not None:
+            s.utilization.append(gathered.utilization)
             del s.utilization[:-KEEP_UTILIZATION]
-        s.idle_nodes = metrics.idle_nodes
+        s.idle_nodes = gathered.idle_nodes
         if fetch_queue is not None:
-            s.queue_depth, s.pending_jobs = metrics.queue_depth, metrics.pending_jobs
+            s.queue_depth, s.pending_jobs = gathered.queue_depth, gathered.pending_jobs
         elif (queue_source is not None and s.queue_reported_at is not None
               and now - s.queue_reported_at > spec.autoscale_interval * QUEUE_REPORT_INTERVALS):
             s.queue_depth = s.pending_jobs = None  # a stale push is no evidence
@@ -350,7 +363,7 @@ class PoolWorkflow:
         snapshot = PoolSnapshot(
             current=s.target, serving=max(0, s.target - not_serving),
             min_nodes=spec.min_nodes, max_nodes=spec.max_nodes,
-            utilization=metrics.utilization, history=list(s.utilization),
+            utilization=gathered.utilization, history=list(s.utilization),
             queue_depth=s.queue_depth, pending_jobs=s.pending_jobs, now=now,
             last_scale_at=s.last_scale_at, cooldown=spec.cooldown)
         decision = evaluate(config, snapshot)
@@ -358,12 +371,12 @@ class PoolWorkflow:
         if decision.target != s.target:
             s.decisions.append(ScaleDecision(
                 at=now, from_target=s.target, to_target=decision.target, reason=decision.reason,
-                utilization=metrics.utilization, queue_depth=s.queue_depth))
+                utilization=gathered.utilization, queue_depth=s.queue_depth))
             del s.decisions[:-KEEP_DECISIONS]
-            workflow.metric_meter().create_counter(
-                "navarch_autoscaler_decisions", "changes of a pool's target by its autoscaler",
-            ).add(1, {"pool": spec.name, "autoscaler": config.type,
-                      "direction": "up" if decision.target > s.target else "down"})
+            metrics.count("autoscaler_decisions",
+                          {"pool": spec.name, "autoscaler": config.type,
+                           "direction": "up" if decision.target > s.target else "down"},
+                          "changes of a pool's target by its autoscaler")
             self._set_target(decision.target, f"{config.type}: {decision.reason}", clamp=False)
 
     async def _reconcile(self) -> None:
@@ -565,6 +578,26 @@ class PoolWorkflow:
         elif status.awaiting_repair:
             text += f" · {len(status.awaiting_repair)} awaiting repair"
         workflow.set_current_details(text)
+        self._export_gauges()
+
+    def _export_gauges(self) -> None:
+        spec, s = self._spec_(), self._state
+        shapes = {c.name: c.gpu_shape() for c in spec.providers}
+        nodes: dict[tuple[tuple[str, str], ...], float] = {}
+        gpus: dict[tuple[tuple[str, str], ...], float] = {}
+        for n in s.nodes.values():
+            if n.state.is_terminal():
+                continue
+            key = (("pool", spec.name), ("state", n.state.value), ("health", n.health.value),
+                   ("provider", n.provider or "-"))
+            nodes[key] = nodes.get(key, 0) + 1
+            shape = shapes.get(n.provider)
+            if shape is not None:
+                gkey = (("pool", spec.name), ("model", shape.model))
+                gpus[gkey] = gpus.get(gkey, 0) + shape.count
+        self._node_gauges.update(nodes)
+        self._gpu_gauges.update(gpus)
+        metrics.set_gauge("pool_target", s.target, {"pool": spec.name}, "the pool's target size")
 
     def _spec_(self) -> PoolSpec:
         assert self._spec is not None
