@@ -80,7 +80,7 @@ async def test_fleet_metrics_through_a_repair(dev_env, tmp_path):
         await start_pool(client, plane, spec)
         status = await eventually(lambda: pool_status(client, spec.name),
                                   lambda s: s.ready == 2, within=60, what="two ready")
-        victim = status.nodes[0].node_id
+        victim = next(n.node_id for n in status.nodes if n.state.value == "ready")
         plane.world.inject(victim, "xid", value=79)
         await eventually(lambda: pool_status(client, spec.name),
                          lambda s: any(n.replacement_of == victim and n.state.value == "ready"
