@@ -82,8 +82,13 @@ async def apply_specs(client: Client, specs: dict[str, PoolSpec],
             await handle.signal("update_spec", spec)
             done[name] = "updated"
         else:
-            await client.start_workflow("PoolWorkflow", PoolInput(spec=spec),
-                                        id=pool_workflow_id(name), task_queue=task_queue)
+            await client.start_workflow(
+                "PoolWorkflow", PoolInput(spec=spec), id=pool_workflow_id(name),
+                task_queue=task_queue,
+                static_summary=f"pool {name} · {spec.instance_type} · "
+                               f"{spec.min_nodes}-{spec.max_nodes} nodes"
+                               + (f" · {spec.autoscaling.type} autoscaler"
+                                  if spec.autoscaling else ""))
             done[name] = "started"
         schedule = await apply_diagnostics_schedule(client, spec, task_queue)
         if schedule != "none":

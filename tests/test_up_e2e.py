@@ -154,3 +154,48 @@ def test_operator_commands_scale_list_history_delete(up_env):
         assert missing.returncode == 1 and "pool nope" in missing.stderr
     finally:
         assert stop(proc) == 0
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed")
+def test_ui_lists_the_cordoned_node(up_env):
+    """What an operator sees: the Temporal UI's workflow list, filtered by
+    NavarchNodeState="cordoned", shows the node just cordoned and no other. The screenshot is
+    kept in test-artifacts/."""
+    env, port, ui, home = up_env
+    log = home / "up.log"
+    proc = start_up(env, port, ui, log)
+    try:
+        ready = wait_for(lambda: len([n for n in demo_nodes(env) if n["state"] == "ready"]) >= 3
+                         and [n for n in demo_nodes(env) if n["state"] == "ready"], 90, "3 ready",
+                         log)
+        victim, others = ready[0]["node_id"], [n["node_id"] for n in ready[1:]]
+        assert navarch(env, "node", "cordon", victim, "--reason", "bad fan").returncode == 0
+        url = (f"http://127.0.0.1:{ui}/namespaces/default/workflows"
+               "?query=NavarchNodeState%3D%22cordoned%22")
+        artifacts = Path(os.environ.get("NAVARCH_TEST_ARTIFACTS",
+                                        Path(__file__).parent.parent / "test-artifacts"))
+        artifacts.mkdir(parents=True, exist_ok=True)
+        shot = artifacts / "ui-cordoned-nodes.png"
+        browser = [str(_chromium()), "--headless", "--no-sandbox", "--disable-gpu",
+                   "--window-size=1400,900", "--virtual-time-budget=15000",
+                   f"--user-data-dir={home / 'chromium'}"]
+
+        def rendered() -> str:
+            dom = subprocess.run([*browser, "--dump-dom", url], capture_output=True, text=True,
+                                 timeout=90).stdout
+            return dom if f"node/{victim}" in dom else ""
+
+        dom = wait_for(rendered, 60, "the cordoned node in the UI's list")
+        assert not any(f"node/{other}" in dom for other in others)
+        subprocess.run([*browser, f"--screenshot={shot}", url], capture_output=True,
+                       timeout=90, check=True)
+        assert shot.stat().st_size > 10_000
+        print(f"screenshot: {shot}")
+    finally:
+        assert stop(proc) == 0

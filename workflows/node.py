@@ -675,12 +675,21 @@ class NodeWorkflow:
         if st.region:
             attrs.append(SA_REGION.value_set(st.region))
         workflow.upsert_search_attributes(attrs)
-        where = f" · {st.provider}/{st.region} · {st.instance_id}" if st.instance_id else ""
-        workflow.set_current_details(
-            f"**{state.value}** ({reason.value}{': ' + detail if detail else ''}) · "
-            f"health {st.health.value}{where}"
-        )
+        workflow.set_current_details(self._details(reason, detail))
         self._report(reason, detail)
+
+    def _details(self, reason: TransitionReason, detail: str) -> str:
+        """The UI's current details: the node at a glance, with a link to its pool."""
+        st = self._st()
+        shape = ((self._provider.gpu_shape() if self._provider else None)
+                 or gpu_shape(st.instance_type))
+        gpus = f" · {shape.count}× {shape.model}" if shape else ""
+        pool_link = (f"/namespaces/{workflow.info().namespace}/workflows?query="
+                     f"WorkflowId%3D%22pool%2F{st.pool}%22")
+        where = f"\n\n{st.provider}/{st.region} · {st.instance_id}" if st.instance_id else ""
+        return (f"node {st.node_id[:8]} · **{st.state.value}**{gpus} · "
+                f"pool [{st.pool}]({pool_link}) · health {st.health.value}\n\n"
+                f"{reason.value}{': ' + detail if detail else ''}{where}")
 
     def _report(self, reason: TransitionReason, detail: str) -> None:
         st = self._st()

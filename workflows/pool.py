@@ -419,6 +419,8 @@ class PoolWorkflow:
             id=node_workflow_id(node_id),
             task_queue=workflow.info().task_queue,
             parent_close_policy=ParentClosePolicy.ABANDON,
+            static_summary=f"node {node_id[:8]} · pool {spec.name} · {spec.instance_type}"
+                           + (f" · replaces {replaced[:8]}" if replaced else ""),
         )
 
     def _next_replaced(self) -> str | None:
