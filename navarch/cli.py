@@ -63,6 +63,7 @@ app.add_typer(cli_fleet.node_app, name="node")
 app.add_typer(cli_fleet.demo_app, name="demo")
 app.add_typer(cli_providers.provider_app, name="provider")
 app.command("up")(cli_fleet.up)
+app.command("setup")(cli_fleet.setup)
 
 
 def _fail(problems: list[Problem], fmt: Output, extra: dict[str, Any] | None = None) -> NoReturn:

@@ -593,6 +593,21 @@ async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int,
     return 0
 
 
+def setup() -> None:
+    """Prepare a Temporal namespace for Navarch: create its search attributes where missing
+    (run once per cluster; `navarch up` does it for the embedded server)."""
+
+    async def run() -> list[str]:
+        return await register_search_attributes(await connect())
+
+    try:
+        added = asyncio.run(run())
+    except RPCError as exc:
+        _fail(f"cannot create search attributes: {exc.message}")
+    out.print("search attributes: " + (f"created {', '.join(added)}" if added
+                                      else "all present"))
+
+
 def up(
     demo: Annotated[bool, typer.Option("--demo", help="also start the demo pool")] = False,
     config: Annotated[Path | None, typer.Option("--file", "-f", help="pools to apply")] = None,

@@ -46,7 +46,7 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="navarch-worker", description=__doc__)
     parser.add_argument("--task-queue", default=CONTROL_PLANE_TASK_QUEUE)
     parser.add_argument("--profile", default=None, help="Temporal config profile")
@@ -61,7 +61,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics-host", default="0.0.0.0",
                         help="address the metrics endpoint listens on (default %(default)s)")
     parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     args.fake_world = Path(args.fake_world).expanduser()
     configure_logging(args.log_level)
     run_until_signalled(lambda stop: run(args, stop))

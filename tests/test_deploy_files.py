@@ -1,0 +1,118 @@
+"""The deployment files say what Navarch actually reads: they parse, their pools pass the
+config loader, the worker's arguments are ones it accepts, and the dashboard queries only
+metrics that are exported (and is what the tool generates)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from navarch.config import load_config
+from navarch.workers.main import build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+
+
+def test_compose_file():
+    compose = yaml.safe_load((DEPLOY / "compose" / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"postgresql", "temporal", "temporal-ui", "navarch-setup",
+                             "navarch-worker"}
+    for name, service in services.items():
+        image = service.get("image", "")
+        assert ":" in image and not image.endswith(":latest"), (name, image)  # pinned
+    worker = services["navarch-worker"]
+    args = build_parser().parse_args(worker["command"])
+    assert args.no_fake_cloud and args.metrics_port == 9400
+    assert worker["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert "NAVARCH_AGENT_TEMPORAL_ADDRESS" in worker["environment"]
+    assert "NAVARCH_AGENT_TEMPORAL_ADDRESS" in (ROOT / "workers" / "control_plane.py").read_text()
+    assert services["navarch-setup"]["build"]["context"] == "../.."
+    assert "navarch setup" in services["navarch-setup"]["command"][0]
+    load_config(DEPLOY / "compose" / "pools.example.yaml")
+
+
+def test_kubernetes_manifests(tmp_path):
+    docs = [d for d in yaml.safe_load_all((DEPLOY / "kubernetes" / "navarch.yaml").read_text())
+            if d]
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert {("Deployment", "navarch-worker"), ("ConfigMap", "navarch-pools"),
+            ("Secret", "navarch-cloud"), ("Secret", "navarch-temporal-tls"),
+            ("Service", "navarch-worker-metrics"), ("Job", "navarch-apply-pools")} <= kinds
+    assert all(d["metadata"].get("namespace") == "navarch" for d in docs
+               if d["kind"] != "Namespace")
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    build_parser().parse_args(container["args"])
+    secrets = {e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"]
+               if "valueFrom" in e}
+    cloud = next(d for d in docs if d["metadata"]["name"] == "navarch-cloud")
+    assert secrets <= set(cloud["stringData"])
+    pools = next(d for d in docs if d["metadata"]["name"] == "navarch-pools")
+    config = tmp_path / "pools.yaml"
+    config.write_text(pools["data"]["pools.yaml"])
+    load_config(config)
+    temporal = next(d for d in docs if d["metadata"]["name"] == "navarch-temporal")
+    assert set(temporal["data"]) <= {"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE",
+                                     "NAVARCH_AGENT_TEMPORAL_ADDRESS"}
+
+
+def test_dockerfile_copies_what_exists():
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    for line in lines:
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists(), source
+
+
+def _exported_metrics() -> set[str]:
+    names = set(re.findall(r"^\| `(\w+)` \|", (ROOT / "workflows" / "metrics.py").read_text(),
+                           re.M))
+    fleet = {"navarch_" + n for n in names}
+    histograms = {f"{n}_bucket" for n in fleet if n.endswith("_seconds")}
+    agent = set(re.findall(r'"((?:DCGM_FI_DEV|navarch)_[A-Za-z_]+)"',
+                           (ROOT / "agent" / "metrics.py").read_text()))
+    return fleet | histograms | agent
+
+
+def test_grafana_dashboard_is_current_and_queries_exported_metrics():
+    text = (DEPLOY / "grafana" / "navarch.json").read_text()
+    dashboard = json.loads(text)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "build_grafana_dashboard", ROOT / "tools" / "build_grafana_dashboard.py")
+    assert spec is not None and spec.loader is not None
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    assert dashboard == builder.build(), "run: python tools/build_grafana_dashboard.py"
+    exported = _exported_metrics()
+    used = set()
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            used |= set(re.findall(r"\b((?:navarch|DCGM_FI_DEV)_[A-Za-z_]+)\b", target["expr"]))
+    assert used and used <= exported, used - exported
+
+
+def test_setup_command_is_there():
+    result = subprocess.run([sys.executable, "-m", "navarch.cli", "setup", "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "search attributes" in result.stdout
+
+
+async def test_setup_against_a_server(dev_env):
+    import asyncio
+    import os
+
+    env = {**os.environ, "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host}
+    result = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "navarch.cli", "setup"], env=env,
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "search attributes: all present" in result.stdout
