@@ -407,6 +407,11 @@ def node_get(node_id: str, output: OutputOpt = Output.table) -> None:
               f"health {status.health.value}")
     out.print(f"  {status.provider}/{status.region} {status.instance_type} "
               f"{status.instance_id}, {len(status.gpus)} GPU(s)")
+    for gpu in status.gpus:
+        out.print(f"  GPU {gpu.index}: {gpu.name} {gpu.pci_bus_id} "
+                  f"{gpu.memory_total_mib} MiB {gpu.uuid}", markup=False)
+    for check in status.boot_checks:
+        out.print(f"  boot check {check.name}: {check.status} {check.detail}", markup=False)
     for t in status.transitions:
         out.print(f"  {t.at:%Y-%m-%d %H:%M:%S} → {t.to_state.value} ({t.reason.value})"
                   + (f": {t.detail}" if t.detail else ""))

@@ -144,6 +144,8 @@ def test_operator_commands_scale_list_history_delete(up_env):
         assert [h["to_state"] for h in history][:4] == ["provisioning", "booting",
                                                          "boot_checking", "ready"]
         assert "boot_check_passed" in navarch(env, "node", "history", node["node_id"]).stdout
+        got = navarch(env, "node", "get", node["node_id"]).stdout
+        assert "GPU 7: NVIDIA H100" in got and "boot check gpu_count: pass" in got
 
         deleted = navarch(env, "pool", "delete", "demo", "--timeout", "90")
         assert deleted.returncode == 0, deleted.stdout + deleted.stderr
