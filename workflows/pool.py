@@ -78,7 +78,7 @@ class PoolNode(StoredModel):
     awaiting_repair: bool = False
     cordon_source: str | None = None
     fault_at: datetime | None = None  # when it first asked for repair
-    replaced_ready: bool = False  # its replacement's time-to-ready was measured
+    replaced_ready: bool = False  # (a replacement) its fault-to-ready time was measured
     retiring: bool = False
     replacement_of: str | None = None
 
