@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from rich.table import Table
 from typer.core import TyperGroup
 
-from navarch import cli_fleet, cli_providers, kernel_log, xid
+from navarch import cli_fleet, cli_providers, cli_simulate, kernel_log, xid
 from navarch.cli_output import Output, OutputOpt, err, out, print_data, print_problems
 from navarch.config import load_config
 from navarch.instance_types import gpu_shape, resolve_instance_type
@@ -62,6 +62,7 @@ app.add_typer(cli_fleet.pool_app, name="pool")
 app.add_typer(cli_fleet.node_app, name="node")
 app.add_typer(cli_fleet.demo_app, name="demo")
 app.add_typer(cli_providers.provider_app, name="provider")
+app.add_typer(cli_simulate.simulate_app, name="simulate")
 app.command("up")(cli_fleet.up)
 app.command("setup")(cli_fleet.setup)
 

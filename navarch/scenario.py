@@ -1,0 +1,231 @@
+"""Scenario files in the Go Navarch's format, unchanged: `name`, `description`, `fleet[]`,
+`events[]`, `assertions[]`, `stress{}`. Loaded with every error at once (file:line, key
+path, value), like config files.
+
+Scenarios speak the Go vocabulary. Node status: `active` (Navarch: ready or degraded, not
+judged unhealthy), `cordoned`, `draining`, `unhealthy` (judged unhealthy by policy, wherever
+the node is on its way out), `terminated` (terminating, terminated or failed). Health:
+`healthy`, `degraded`, `unhealthy`. Each word is checked on its own: a node cordoned because
+it went unhealthy is both `cordoned` and `unhealthy` (reports show `unhealthy`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from navarch.durations import GoDuration
+from navarch.lifecycle import NodeState, NodeStatus
+from navarch.models import HealthResult
+from navarch.validation import (
+    Problem,
+    StrictModel,
+    ValidationFailed,
+    YamlDocument,
+    load_yaml,
+    problems_from_pydantic,
+    suggest,
+)
+
+Action = Literal["start_fleet", "stop_fleet", "inject_failure", "recover_failure",
+                 "issue_command", "wait_for_status", "wait", "log", "assert"]
+FailureType = Literal["xid_error", "temperature", "nvml_failure", "backend_error",
+                      "boot_failure", "device_error", "memory_error", "nvlink_error", "network"]
+GoStatus = Literal["active", "cordoned", "draining", "unhealthy", "terminated"]
+GoHealth = Literal["healthy", "degraded", "unhealthy"]
+COMMANDS = ("cordon", "drain", "terminate", "run_diagnostic")
+# Navarch's own state names are accepted too where a status is expected (an extension).
+NAVARCH_STATES = tuple(s.value for s in NodeState)
+
+
+class FleetNode(StrictModel):
+    id: str = Field(min_length=1)
+    provider: str = "fake"
+    region: str = ""
+    zone: str = ""
+    instance_type: str = "h100-8x"
+    gpu_count: int = Field(default=8, ge=1, le=64)
+    gpu_type: str = "NVIDIA H100 80GB HBM3"
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class EventParams(StrictModel):
+    failure_type: FailureType | None = None
+    xid_code: int | None = Field(default=None, ge=1)
+    gpu_index: int = Field(default=0, ge=0)
+    message: str = ""
+    command_type: str | None = None
+    command_args: dict[str, str] = Field(default_factory=dict)
+    expected_status: str | None = None
+    timeout: GoDuration | None = None
+    log_message: str = ""
+    # Navarch: the value a `temperature` failure reports (default 95 °C).
+    temperature: float | None = None
+
+
+class Event(StrictModel):
+    at: GoDuration
+    action: Action
+    target: str = ""
+    params: EventParams = Field(default_factory=EventParams)
+
+
+class Assertion(StrictModel):
+    type: Literal["node_status", "health_status", "node_count"]
+    target: str = ""
+    expected: str
+
+    @model_validator(mode="after")
+    def _expected(self) -> Assertion:
+        allowed: tuple[str, ...] = ()
+        if self.type == "node_status":
+            allowed = GoStatus.__args__  # type: ignore[attr-defined]
+        elif self.type == "health_status":
+            allowed = GoHealth.__args__  # type: ignore[attr-defined]
+        if allowed and self.expected not in allowed:
+            raise ValueError(f"expected {self.expected!r} is not a {self.type} "
+                             f"(one of {', '.join(allowed)})")
+        if self.type == "node_count" and not self.expected.isdigit():
+            raise ValueError(f"node_count expects a number of nodes, not {self.expected!r}")
+        return self
+
+
+class StressConfig(StrictModel):
+    """Accepted so that Go stress files load and validate; runs are for fleet lists."""
+
+    duration: GoDuration | None = None
+    metrics_interval: GoDuration | None = None
+    seed: int = 0
+    fleet_gen: dict[str, Any] | None = None
+    chaos: dict[str, Any] | None = None
+    report_file: str | None = None
+    html_report_file: str | None = None
+    log_file: str | None = None
+    correlated_failures: Any = None
+
+    @field_validator("correlated_failures")
+    @classmethod
+    def _not_supported(cls, value: Any) -> Any:
+        if value is not None:
+            raise ValueError("correlated_failures is not supported by Navarch's simulator; "
+                             "remove it (use chaos.cascading for correlated faults)")
+        return value
+
+
+class Scenario(StrictModel):
+    name: str = Field(min_length=1)
+    description: str = ""
+    fleet: list[FleetNode] = Field(default_factory=list)
+    events: list[Event] = Field(default_factory=list)
+    assertions: list[Assertion] = Field(default_factory=list)
+    stress: StressConfig | None = None
+
+
+def _cross_checks(doc: YamlDocument, scenario: Scenario) -> list[Problem]:
+    out: list[Problem] = []
+
+    def problem(path: tuple[str | int, ...], message: str, value: Any = None) -> None:
+        kwargs: dict[str, Any] = {"line": doc.line_of(path)}
+        if value is not None:
+            kwargs["value"] = value
+        out.append(Problem(doc.file, path, message, **kwargs))
+
+    has_gen = bool(scenario.stress and scenario.stress.fleet_gen)
+    if not scenario.fleet and not has_gen:
+        problem(("fleet",), "a scenario needs `fleet` (a list of nodes) or stress.fleet_gen")
+    ids = [n.id for n in scenario.fleet]
+    for i, node_id in enumerate(ids):
+        if ids.index(node_id) != i:
+            problem(("fleet", i, "id"), f"duplicate node id {node_id!r}", node_id)
+    known = set(ids)
+    for i, event in enumerate(scenario.events):
+        base = ("events", i)
+        needs_target = event.action in ("inject_failure", "recover_failure", "issue_command",
+                                        "wait_for_status", "assert")
+        if needs_target and not event.target:
+            problem((*base, "target"), f"{event.action} needs a `target` (a fleet node id)")
+        elif event.target and known and event.target not in known:
+            hint = suggest(event.target, sorted(known))
+            problem((*base, "target"), f"no fleet node {event.target!r}"
+                    + (f"; did you mean {hint!r}?" if hint else ""), event.target)
+        params = event.params
+        if event.action == "inject_failure":
+            if params.failure_type is None:
+                problem((*base, "params", "failure_type"), "inject_failure needs failure_type")
+            elif params.failure_type == "xid_error" and params.xid_code is None:
+                problem((*base, "params", "xid_code"), "an xid_error needs xid_code")
+        if event.action == "issue_command":
+            if params.command_type not in COMMANDS:
+                problem((*base, "params", "command_type"),
+                        f"command_type must be one of {', '.join(COMMANDS)}",
+                        params.command_type)
+            elif params.command_type == "run_diagnostic":
+                problem((*base, "params", "command_type"),
+                        "run_diagnostic needs a pool's diagnostics schedule; a scenario fleet "
+                        "has no pool (use `navarch pool apply` with a diagnostics block)")
+        if event.action in ("wait_for_status", "assert"):
+            go_words = tuple(dict.fromkeys(GoStatus.__args__  # type: ignore[attr-defined]
+                                           + GoHealth.__args__))  # type: ignore[attr-defined]
+            if params.expected_status not in (*go_words, *NAVARCH_STATES):
+                problem((*base, "params", "expected_status"),
+                        f"expected_status must be one of {', '.join(go_words)} (or a "
+                        f"Navarch state: {', '.join(NAVARCH_STATES)})", params.expected_status)
+    for i, assertion in enumerate(scenario.assertions):
+        if assertion.type != "node_count" and not assertion.target:
+            problem(("assertions", i, "target"), f"{assertion.type} needs a `target`")
+        elif assertion.type != "node_count" and known and assertion.target not in known:
+            problem(("assertions", i, "target"), f"no fleet node {assertion.target!r}",
+                    assertion.target)
+    return out
+
+
+def load_scenario(path: str | Path, *, text: str | None = None) -> Scenario:
+    """Load and validate a scenario; raise ValidationFailed listing every error."""
+    doc = load_yaml(path, text=text)
+    if not isinstance(doc.data, dict):
+        raise ValidationFailed([Problem(doc.file, (), "expected a mapping with name, fleet, "
+                                        "events, assertions", value=doc.data, line=1)])
+    try:
+        scenario = Scenario.model_validate(doc.data)
+    except ValidationError as exc:
+        raise ValidationFailed(problems_from_pydantic(doc, Scenario, exc)) from None
+    problems = _cross_checks(doc, scenario)
+    if problems:
+        raise ValidationFailed(sorted(problems, key=lambda p: (p.line or 0, p.path)))
+    return scenario
+
+
+def go_status(status: NodeStatus) -> str:
+    """A node's status in the scenario vocabulary."""
+    if status.health is HealthResult.UNHEALTHY and not status.state.is_terminal():
+        return "unhealthy"
+    if status.state in (NodeState.READY, NodeState.DEGRADED):
+        return "active"
+    if status.state is NodeState.CORDONED:
+        return "cordoned"
+    if status.state is NodeState.DRAINING:
+        return "draining"
+    if status.state in (NodeState.TERMINATING, NodeState.TERMINATED, NodeState.FAILED):
+        return "terminated"
+    return status.state.value  # provisioning, booting, boot_checking, unreachable
+
+
+def matches(status: NodeStatus, expected: str) -> bool:
+    """Whether a node is `expected` (a status or a health word). Each word is checked on its
+    own, so an unhealthy node that was cordoned is both `unhealthy` and `cordoned`."""
+    if expected in ("healthy", "degraded"):
+        return status.health.value == expected
+    if expected == "unhealthy":
+        return status.health is HealthResult.UNHEALTHY
+    if expected == "active":
+        return (status.state in (NodeState.READY, NodeState.DEGRADED)
+                and status.health is not HealthResult.UNHEALTHY)
+    if expected == "cordoned":
+        return status.state is NodeState.CORDONED
+    if expected == "draining":
+        return status.state is NodeState.DRAINING
+    if expected == "terminated":
+        return status.state in (NodeState.TERMINATING, NodeState.TERMINATED, NodeState.FAILED)
+    return status.state.value == expected

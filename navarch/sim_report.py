@@ -1,0 +1,98 @@
+"""A simulation run's folder: `sim-runs/<timestamp>/` with the scenario, `report.json` and
+`report.html` (node states over time, fault-to-cordon times, rules that fired, events,
+assertions) — one self-contained file, charts as inline SVG."""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+COLORS = {"active": "#2e7d32", "cordoned": "#f9a825", "draining": "#ef6c00",
+          "unhealthy": "#c62828", "terminated": "#616161", "unreachable": "#6a1b9a"}
+
+
+def run_dir(base: Path, name: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = base / f"{stamp}-{name}"
+    path.mkdir(parents=True, exist_ok=False)
+    return path
+
+
+def _states_chart(timeline: list[dict[str, Any]], width: int = 720, height: int = 220) -> str:
+    if not timeline:
+        return "<p>no samples</p>"
+    keys = sorted({k for s in timeline for k in s if k != "t"})
+    t_end = max(s["t"] for s in timeline) or 1.0
+    top = max(sum(v for k, v in s.items() if k != "t") for s in timeline) or 1
+
+    def xy(t: float, v: float) -> str:
+        return f"{40 + t / t_end * (width - 60):.1f},{height - 30 - v / top * (height - 50):.1f}"
+
+    lines = []
+    for k in keys:
+        points = " ".join(xy(s["t"], s.get(k, 0)) for s in timeline)
+        lines.append(f'<polyline fill="none" stroke="{COLORS.get(k, "#1565c0")}" '
+                     f'stroke-width="2" points="{points}"><title>{html.escape(k)}</title>'
+                     "</polyline>")
+    legend = " ".join(f'<tspan fill="{COLORS.get(k, "#1565c0")}">■ {html.escape(k)}</tspan>'
+                      for k in keys)
+    return (f'<svg width="{width}" height="{height}" role="img" '
+            f'aria-label="node states over time">'
+            f'<line x1="40" y1="{height - 30}" x2="{width - 20}" y2="{height - 30}" '
+            'stroke="#999"/>'
+            f'<line x1="40" y1="20" x2="40" y2="{height - 30}" stroke="#999"/>'
+            f'<text x="40" y="{height - 10}" font-size="11">0 s</text>'
+            f'<text x="{width - 60}" y="{height - 10}" font-size="11">{t_end:.0f} s</text>'
+            f'<text x="4" y="24" font-size="11">{top}</text>'
+            + "".join(lines) + f'<text x="60" y="14" font-size="12">{legend}</text></svg>')
+
+
+def _bars(values: dict[str, float], unit: str = "") -> str:
+    if not values:
+        return "<p>none</p>"
+    top = max(values.values()) or 1
+    rows = "".join(
+        f'<tr><td>{html.escape(k)}</td><td><div style="background:#1565c0;height:12px;'
+        f'width:{max(2, v / top * 300):.0f}px"></div></td><td>{v:g}{unit}</td></tr>'
+        for k, v in values.items())
+    return f"<table>{rows}</table>"
+
+
+def render_html(report: dict[str, Any]) -> str:
+    esc = html.escape
+    verdict = ("<b style='color:#2e7d32'>PASSED</b>" if report["passed"]
+               else "<b style='color:#c62828'>FAILED</b>")
+    assertions = "".join(
+        f"<tr><td>{esc(a['type'])}</td><td>{esc(a['target'])}</td><td>{esc(a['expected'])}"
+        f"</td><td>{esc(a['actual'])}</td><td>{'✔' if a['passed'] else '✘'}</td></tr>"
+        for a in report["assertions"])
+    events = "".join(
+        f"<tr><td>{e['at']:.2f}</td><td>{esc(e['action'])}</td><td>{esc(e['target'])}</td>"
+        f"<td>{esc(str(e['outcome']))}</td></tr>" for e in report["events"])
+    cordon = {f"{c['node']} ({c['type']})": c["seconds"] for c in report["fault_to_cordon"]}
+    failures = "".join(f"<li>{esc(f)}</li>" for f in report["failures"])
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{esc(report['scenario'])} — Navarch simulation</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:960px}}
+table{{border-collapse:collapse}}td,th{{padding:2px 8px;border-bottom:1px solid #ddd;
+text-align:left}}</style></head><body>
+<h1>{esc(report['scenario'])}</h1><p>{esc(report['description'])}</p>
+<p>{verdict} in {report['duration_s']:.1f} s · clock: {esc(report['clock'])}</p>
+{f"<ul>{failures}</ul>" if failures else ""}
+<h2>Node states over time</h2>{_states_chart(report['timeline'])}
+<h2>Fault → cordon</h2>{_bars(cordon, ' s')}
+<h2>Policy rules that fired</h2>{_bars({k: float(v) for k, v in report['rules_fired'].items()})}
+<h2>Assertions</h2><table><tr><th>type</th><th>target</th><th>expected</th><th>actual</th>
+<th></th></tr>{assertions}</table>
+<h2>Events</h2><table><tr><th>t (s)</th><th>action</th><th>target</th><th>outcome</th></tr>
+{events}</table></body></html>
+"""
+
+
+def write(folder: Path, scenario_text: str, report: dict[str, Any]) -> None:
+    (folder / "scenario.yaml").write_text(scenario_text)
+    (folder / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (folder / "report.html").write_text(render_html(report))

@@ -1,0 +1,250 @@
+"""Runs a scenario's fleet and events on the real Navarch workflows: every fleet node is a
+production NodeWorkflow on the fake cloud, served by a simulated host (the real agent
+activities over a fake GPU backend); failures are injected into the fake world the agents
+read. Clock: the wall clock of a real Temporal dev server.
+
+A scenario fleet is a list of nodes, not a pool: nodes are not replaced, and an unhealthy
+node stays cordoned awaiting a repair nobody approves — which is what the Go scenarios
+check. (Pools, autoscaling and replacement are exercised through `navarch pool apply`.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from navarch.config import HealthConfig
+from navarch.fakeworld import FakeWorld
+from navarch.ids import node_workflow_id
+from navarch.lifecycle import NodeState, NodeStatus
+from navarch.scenario import Event, Scenario, go_status, matches
+from navarch.spec import PoolSpec, ProviderChoice
+
+DEFAULT_WAIT_TIMEOUT = timedelta(seconds=30)
+SAMPLE_SECONDS = 0.5
+# Fault kinds of the fake world for each scenario failure type.
+_FAULTS = {"xid_error": "xid", "temperature": "temperature", "nvml_failure": "nvml_failure",
+           "backend_error": "nvml_failure", "device_error": "pcie", "memory_error": "ecc_dbe",
+           "nvlink_error": "nvlink"}
+_SILENCING = {"network", "boot_failure"}  # the host's agent stops answering
+
+
+@dataclass
+class Run:
+    scenario: Scenario
+    started: float = field(default_factory=time.monotonic)
+    log: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    injections: list[dict[str, Any]] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+
+    def t(self) -> float:
+        return round(time.monotonic() - self.started, 3)
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-_")[:50] or "scenario"
+    return slug
+
+
+def node_spec(scenario: Scenario, node_id: str) -> PoolSpec:
+    node = next(n for n in scenario.fleet if n.id == node_id)
+    choice = ProviderChoice(name=node.provider or "fake", type="fake",
+                            instance_type=node.instance_type, gpu_count=node.gpu_count,
+                            region=node.region or None, zone=node.zone or None)
+    return PoolSpec(
+        name=f"sim-{_slug(scenario.name)}", providers=[choice], instance_type=node.instance_type,
+        region=node.region or None, zones=[node.zone] if node.zone else [],
+        labels=dict(node.labels), min_nodes=0, max_nodes=max(1, len(scenario.fleet)),
+        health_check_interval=timedelta(seconds=1), heartbeat_timeout=timedelta(seconds=6),
+        boot_deadline=timedelta(seconds=60),
+        health=HealthConfig(unhealthy_after=1, unreachable_toleration=timedelta(seconds=6),
+                            drain_grace=timedelta(seconds=5)),
+    )
+
+
+class Simulator:
+    def __init__(self, client: Client, world: FakeWorld, task_queue: str,
+                 say: Callable[[str], None] = print) -> None:
+        self.client, self.world, self.task_queue, self.say = client, world, task_queue, say
+
+    async def status(self, node_id: str) -> NodeStatus | None:
+        try:
+            result: NodeStatus = await self.client.get_workflow_handle(
+                node_workflow_id(node_id)).query("status", result_type=NodeStatus)
+        except RPCError:
+            return None
+        return result
+
+    async def _signal(self, node_id: str, name: str, payload: dict[str, Any]) -> None:
+        await self.client.get_workflow_handle(node_workflow_id(node_id)).signal(name, payload)
+
+    async def _start(self, run: Run) -> None:
+        from navarch.workflows.node import NodeInput  # the CLI may import workflows
+
+        for node in run.scenario.fleet:
+            await self.client.start_workflow(
+                "NodeWorkflow", NodeInput(node_id=node.id, spec=node_spec(run.scenario, node.id)),
+                id=node_workflow_id(node.id), task_queue=self.task_queue,
+                static_summary=f"scenario {run.scenario.name} · {node.id}")
+
+    async def _act(self, run: Run, event: Event) -> str:
+        p, target = event.params, event.target
+        if event.action == "start_fleet":
+            await self._start(run)
+            return f"started {len(run.scenario.fleet)} node(s)"
+        if event.action == "stop_fleet":
+            for node in run.scenario.fleet:
+                await self._signal(node.id, "terminate", {"reason": "scenario: stop_fleet"})
+            return "terminate sent to every node"
+        if event.action == "log":
+            self.say(f"  [{run.t():7.2f}s] {p.log_message or p.message}")
+            return p.log_message or p.message
+        if event.action == "inject_failure":
+            assert p.failure_type is not None
+            run.injections.append({"at": run.t(), "wall": datetime.now(UTC).isoformat(),
+                                   "node": target, "type": p.failure_type,
+                                   "xid": p.xid_code})
+            if p.failure_type in _SILENCING:
+                await asyncio.to_thread(self.world.set_agent_enabled, target, False)
+                return f"{target}: agent silenced ({p.failure_type})"
+            kind = _FAULTS[p.failure_type]
+            value: float | None = {"xid": p.xid_code, "temperature": p.temperature or 95.0,
+                                   "ecc_dbe": 1.0, "nvlink": 1.0}.get(kind)
+            await asyncio.to_thread(self.world.inject, target, kind, gpu_index=p.gpu_index,
+                                    value=value, message=p.message)
+            return f"{target}: {p.failure_type}" + (f" {p.xid_code}" if p.xid_code else "")
+        if event.action == "recover_failure":
+            cleared = await asyncio.to_thread(self.world.clear, target)
+            await asyncio.to_thread(self.world.set_agent_enabled, target, True)
+            return f"{target}: {cleared} fault(s) cleared, agent on"
+        if event.action == "issue_command":
+            command = p.command_type or ""
+            payload: dict[str, Any] = {"reason": f"scenario: {command}"}
+            if command == "drain":
+                payload["grace_seconds"] = float(p.command_args.get("grace_seconds", 5))
+            await self._signal(target, command, payload)
+            return f"{command} sent to {target}"
+        if event.action == "wait":
+            await asyncio.sleep((p.timeout or timedelta(0)).total_seconds())
+            return "waited"
+        expected = p.expected_status or ""
+        if event.action == "wait_for_status":
+            deadline = time.monotonic() + (p.timeout or DEFAULT_WAIT_TIMEOUT).total_seconds()
+            while True:
+                status = await self.status(target)
+                if status is not None and matches(status, expected):
+                    return f"{target} is {expected}"
+                if time.monotonic() > deadline:
+                    seen = go_status(status) if status else "not started"
+                    run.failures.append(f"wait_for_status: {target} not {expected} within "
+                                        f"{p.timeout or DEFAULT_WAIT_TIMEOUT} (is {seen})")
+                    return run.failures[-1]
+                await asyncio.sleep(0.2)
+        status = await self.status(target)  # assert
+        if status is None or not matches(status, expected):
+            seen = go_status(status) if status else "not started"
+            run.failures.append(f"assert at {event.at}: {target} is {seen}, not {expected}")
+            return run.failures[-1]
+        return f"{target} is {expected}"
+
+    async def _sample(self, run: Run, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            counts: Counter[str] = Counter()
+            for node in run.scenario.fleet:
+                status = await self.status(node.id)
+                counts[go_status(status) if status else "not started"] += 1
+            run.timeline.append({"t": run.t(), **counts})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), SAMPLE_SECONDS)
+
+    async def run(self, scenario: Scenario) -> dict[str, Any]:
+        run = Run(scenario)
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(self._sample(run, stop))
+        try:
+            for event in sorted(scenario.events, key=lambda e: e.at):
+                wait = event.at.total_seconds() - (time.monotonic() - run.started)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                outcome = await self._act(run, event)
+                run.log.append({"at": run.t(), "scheduled": event.at.total_seconds(),
+                                "action": event.action, "target": event.target,
+                                "outcome": outcome})
+                if event.action != "log":
+                    self.say(f"  [{run.t():7.2f}s] {event.action} {event.target}: {outcome}")
+            await asyncio.sleep(1.0)  # let the last signals land
+        finally:
+            stop.set()
+            await sampler
+        return await self._report(run)
+
+    async def _report(self, run: Run) -> dict[str, Any]:
+        scenario = run.scenario
+        nodes: dict[str, NodeStatus | None] = {n.id: await self.status(n.id)
+                                               for n in scenario.fleet}
+        results = []
+        for a in scenario.assertions:
+            if a.type == "node_count":
+                live = sum(1 for s in nodes.values()
+                           if s is not None and not s.state.is_terminal()
+                           and (not a.target or matches(s, a.target)))
+                ok, seen = live == int(a.expected), str(live)
+            else:
+                status = nodes.get(a.target)
+                seen = ("not started" if status is None else
+                        go_status(status) if a.type == "node_status" else status.health.value)
+                ok = status is not None and (matches(status, a.expected)
+                                             if a.type == "node_status"
+                                             else status.health.value == a.expected)
+                if a.type == "node_status" and status is not None and ok:
+                    seen = a.expected
+            results.append({"type": a.type, "target": a.target, "expected": a.expected,
+                            "actual": seen, "passed": ok})
+        rules: Counter[str] = Counter()
+        to_cordon = []
+        for inj in run.injections:
+            status = nodes.get(inj["node"])
+            if status is None:
+                continue
+            at = datetime.fromisoformat(inj["wall"])
+            cordoned = next((t for t in status.transitions
+                             if t.to_state is NodeState.CORDONED and t.at >= at), None)
+            if cordoned is not None:
+                to_cordon.append({"node": inj["node"], "type": inj["type"],
+                                  "seconds": round((cordoned.at - at).total_seconds(), 3)})
+        for status in nodes.values():
+            for t in status.transitions if status else []:
+                if t.detail.startswith("rule "):
+                    rules[t.detail.removeprefix("rule ")] += 1
+        failed = run.failures + [f"assertion {r['type']} {r['target']}: expected "
+                                 f"{r['expected']}, got {r['actual']}"
+                                 for r in results if not r["passed"]]
+        return {
+            "scenario": scenario.name, "description": scenario.description,
+            "clock": "wall clock of a real Temporal dev server",
+            "duration_s": run.t(), "passed": not failed, "failures": failed,
+            "events": run.log, "assertions": results,
+            "fault_to_cordon": to_cordon, "rules_fired": dict(rules),
+            "timeline": run.timeline,
+            "nodes": {node_id: None if s is None else {
+                "status": go_status(s), "state": s.state.value, "health": s.health.value,
+                "rule": s.health_rule,
+                "transitions": [t.model_dump(mode="json") for t in s.transitions]}
+                for node_id, s in nodes.items()},
+        }
+
+
+def new_task_queue() -> str:
+    return f"navarch-sim-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,113 @@
+"""Scenario files (the Go Navarch format) and `navarch simulate`: validation with every error
+located, and runs on the real workflows that check the fleet's behaviour."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from navarch.scenario import load_scenario
+from navarch.validation import ValidationFailed
+
+SCENARIOS = Path(__file__).parent / "fixtures" / "scenarios"
+
+
+def navarch(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "navarch.cli", *args], capture_output=True,
+                          text=True, timeout=300, cwd=cwd)
+
+
+def test_fixtures_and_a_go_stress_file_validate():
+    for path in SCENARIOS.glob("*.yaml"):
+        load_scenario(path)
+
+
+BAD = """name: bad
+fleet:
+  - {id: n1}
+  - {id: n1}
+events:
+  - {at: 0s, action: start_fleet}
+  - {at: 1s, action: explode}
+  - {at: 2s, action: inject_failure, target: n2, params: {failure_type: xid_error}}
+  - {at: 3s, action: issue_command, target: n1, params: {command_type: reboot}}
+  - {at: 4s, action: wait_for_status, target: n1, params: {expected_status: sad}}
+  - {at: soon, action: log}
+  - {at: 5s, action: inject_failure, params: {failure_type: lightning}}
+assertions:
+  - {type: node_status, target: n1, expected: happy}
+  - {type: node_count, expected: many}
+stress:
+  correlated_failures: [{scope: rack}]
+"""
+
+
+def test_every_error_with_its_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD)
+    with pytest.raises(ValidationFailed) as err:
+        load_scenario(path)
+    text = str(err.value)
+    for expected in ("bad.yaml:7: events[1].action", "explode",
+                     "bad.yaml:11: events[5].at", "bad.yaml:12: events[6].params.failure_type",
+                     "lightning", "bad.yaml:14: assertions[0]", "happy",
+                     "assertions[1]", "many", "stress.correlated_failures",
+                     "not supported by Navarch's simulator"):
+        assert expected in text, (expected, text)
+    path.write_text(BAD.replace("  - {at: 1s, action: explode}\n", "")
+                    .replace("  - {at: soon, action: log}\n", "")
+                    .replace("  - {at: 5s, action: inject_failure, params: {failure_type: "
+                             "lightning}}\n", "")
+                    .replace("expected: happy", "expected: active")
+                    .replace("expected: many", 'expected: "1"')
+                    .replace("stress:\n  correlated_failures: [{scope: rack}]\n", ""))
+    with pytest.raises(ValidationFailed) as err:
+        load_scenario(path)
+    text = str(err.value)
+    for expected in ("fleet[1].id: duplicate node id 'n1'", "events[1].target: no fleet node "
+                     "'n2'", "events[1].params.xid_code: an xid_error needs "
+                     "xid_code", "events[2].params.command_type", "reboot",
+                     "events[3].params.expected_status", "sad"):
+        assert expected in text, (expected, text)
+
+
+def test_validate_command(tmp_path):
+    ok = navarch("simulate", "validate", str(SCENARIOS / "xid-repair.yaml"), "-o", "json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["nodes"] == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD)
+    result = navarch("simulate", "validate", str(bad))
+    assert result.returncode == 1 and "explode" in result.stderr
+    stress = navarch("simulate", "run", str(SCENARIOS / "stress-small.yaml"))
+    assert stress.returncode == 2 and "stress scenarios" in stress.stderr
+
+
+@pytest.mark.parametrize("name", ["xid-repair", "network-drain"])
+def test_run_on_the_real_workflows(tmp_path, name):
+    result = navarch("simulate", "run", str(SCENARIOS / f"{name}.yaml"), "--out",
+                     str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASSED" in result.stdout
+    (folder,) = tmp_path.iterdir()
+    report = json.loads((folder / "report.json").read_text())
+    assert report["passed"] and all(a["passed"] for a in report["assertions"])
+    assert (folder / "scenario.yaml").read_text() == (SCENARIOS / f"{name}.yaml").read_text()
+    html = (folder / "report.html").read_text()
+    assert "<svg" in html and "Node states over time" in html
+    if name == "xid-repair":
+        assert report["rules_fired"] == {"xid-needs-reset-or-reboot": 1}
+        assert report["fault_to_cordon"][0]["node"] == "node-1"
+        assert 0 < report["fault_to_cordon"][0]["seconds"] < 5
+
+
+def test_a_run_whose_assertion_fails_exits_1(tmp_path):
+    scenario = tmp_path / "wrong.yaml"
+    scenario.write_text((SCENARIOS / "xid-repair.yaml").read_text().replace(
+        "    target: node-2\n    expected: healthy", "    target: node-2\n    expected: degraded"))
+    result = navarch("simulate", "run", str(scenario), "--out", str(tmp_path / "runs"))
+    assert result.returncode == 1
+    assert "assertion health_status node-2: expected degraded, got healthy" in result.stderr
