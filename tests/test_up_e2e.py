@@ -108,8 +108,12 @@ def test_up_demo_runs_a_fleet_stops_cleanly_and_resumes(up_env):
         after = wait_for(lambda: {n["node_id"] for n in demo_nodes(env)
                                   if n["state"] == "ready"} == before and before, 90,
                          "the same nodes ready again")
-        status = json.loads(navarch(env, "pool", "status", "demo", "-o", "json").stdout)
-        assert status["ready"] == 3 and status["provisioned"] == 4
+        # The pool hears of its nodes through their reports: give them a moment to land.
+        status = wait_for(
+            lambda: (lambda st: st if st["ready"] == 3 else None)(
+                json.loads(navarch(env, "pool", "status", "demo", "-o", "json").stdout)),
+            30, "the pool counting 3 ready nodes")
+        assert status["provisioned"] == 4
     finally:
         assert stop(proc) == 0
     assert after == before
