@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.table import Table
@@ -46,6 +47,8 @@ demo_app = typer.Typer(help="Break simulated hosts on the fake cloud, to watch r
 
 
 
+T = TypeVar("T")
+
 # The Go CLI's warning: a node whose agent has not been heard from for this long.
 SILENT_AFTER_SECONDS = 120
 
@@ -53,6 +56,18 @@ SILENT_AFTER_SECONDS = 120
 def _fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"error: {message}")
     raise typer.Exit(code)
+
+
+def _ask(what: str, fetch: Callable[[Client], Awaitable[T]]) -> T:
+    """Connect, fetch, and fail with a clear message (`what: why`) when Temporal says no."""
+
+    async def run() -> T:
+        return await fetch(await connect())
+
+    try:
+        return asyncio.run(run())
+    except RPCError as exc:
+        _fail(f"{what}: {exc.message}")
 
 
 def _load_specs(file: Path) -> dict[str, PoolSpec]:
@@ -139,14 +154,7 @@ def pool_apply(
 @pool_app.command("status")
 def pool_status(name: str, output: OutputOpt = Output.table) -> None:
     """Nodes by state, recent events, whether repair is paused."""
-
-    async def run() -> Any:
-        return await _pool_status(await connect(), name)
-
-    try:
-        status = asyncio.run(run())
-    except RPCError as exc:
-        _fail(f"pool {name}: {exc.message}")
+    status = _ask(f"pool {name}", lambda client: _pool_status(client, name))
     if output.structured:
         print_data(status.model_dump(mode="json"), output)
         return
@@ -392,14 +400,7 @@ async def _node_status(client: Client, node_id: str) -> NodeStatus:
 @node_app.command("get")
 def node_get(node_id: str, output: OutputOpt = Output.table) -> None:
     """A node's state, GPUs, boot checks and transition history."""
-
-    async def run() -> NodeStatus:
-        return await _node_status(await connect(), node_id)
-
-    try:
-        status = asyncio.run(run())
-    except RPCError as exc:
-        _fail(f"node {node_id}: {exc.message}")
+    status = _ask(f"node {node_id}", lambda client: _node_status(client, node_id))
     if output.structured:
         print_data(status.model_dump(mode="json"), output)
         return
@@ -420,14 +421,7 @@ def node_get(node_id: str, output: OutputOpt = Output.table) -> None:
 @node_app.command("history")
 def node_history(node_id: str, output: OutputOpt = Output.table) -> None:
     """Every state change of a node: when, from, to, why."""
-
-    async def run() -> NodeStatus:
-        return await _node_status(await connect(), node_id)
-
-    try:
-        status = asyncio.run(run())
-    except RPCError as exc:
-        _fail(f"node {node_id}: {exc.message}")
+    status = _ask(f"node {node_id}", lambda client: _node_status(client, node_id))
     rows = [t.model_dump(mode="json") for t in status.transitions]
     if output.structured:
         print_data(rows, output)
