@@ -1,0 +1,107 @@
+"""How fast a GPU fault turns into action, on the real workflows (dev server, simulated hosts):
+
+1. Xid 79 written → node `cordoned`, one node at a time: p50 / p99 over --trials.
+2. The same with --burst nodes failing at once: p50 / p90.
+3. Xid written → the replacement's instance requested at the (fake) cloud.
+
+Latencies are taken from the node's own transition times (server clock) against the moment
+the fault was written, not from polling. Figures print and go to results/fault_latency.json.
+
+    python benchmarks/fault_latency.py [--trials 50] [--burst 150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+from harness import fleet, pool_spec, save, summary, until
+
+from navarch.config import HealthConfig
+from navarch.lifecycle import NodeState
+
+
+def _health() -> HealthConfig:
+    # Every repair approved (the valve would rightly pause a pool losing this many nodes).
+    return HealthConfig(unhealthy_after=1, unreachable_toleration=timedelta(seconds=2),
+                        drain_grace=timedelta(seconds=1), max_unhealthy_share=1.0,
+                        unhealthy_window=timedelta(seconds=1))
+
+
+async def _cordon_latency(f, node_id: str, written: datetime) -> float:  # type: ignore[no-untyped-def]
+    status = await until(lambda: f.node(node_id),
+                         lambda s: any(t.to_state is NodeState.CORDONED for t in s.transitions),
+                         within=60)
+    cordoned = next(t.at for t in status.transitions if t.to_state is NodeState.CORDONED)
+    return (cordoned - written).total_seconds()
+
+
+async def single(trials: int) -> dict[str, object]:
+    async with fleet() as f:
+        spec = pool_spec(10, health=_health())
+        await f.start_pool(spec)
+        await until(lambda: f.pool(spec.name), lambda s: s.ready == 10, within=120)
+        hit: set[str] = set()
+        cordon, replace = [], []
+        for _ in range(trials):
+            status = await until(lambda: f.pool(spec.name),
+                                 lambda s: any(n.state is NodeState.READY and n.node_id not in hit
+                                               for n in s.nodes), within=120)
+            victim = next(n.node_id for n in status.nodes
+                          if n.state is NodeState.READY and n.node_id not in hit)
+            hit.add(victim)
+            await asyncio.sleep(0.6)  # the agent's watch is on its half-second poll
+            written = datetime.now(UTC)
+            await asyncio.to_thread(f.world.inject, victim, "xid", value=79)
+            cordon.append(await _cordon_latency(f, victim, written))
+            pool = await until(lambda: f.pool(spec.name),
+                               lambda s, v=victim: any(n.replacement_of == v for n in s.nodes),
+                               within=60)
+            new = next(n.node_id for n in pool.nodes if n.replacement_of == victim)
+            inst = await until(lambda n=new: asyncio.to_thread(f.world.get_by_node, n),
+                               lambda i: i is not None, within=60)
+            replace.append(inst.created_at - written.timestamp())
+        return {"xid_to_cordoned_s": summary(cordon), "xid_to_replacement_requested_s":
+                summary(replace)}
+
+
+async def burst(nodes: int) -> dict[str, object]:
+    async with fleet() as f:
+        spec = pool_spec(nodes, health=_health())
+        await f.start_pool(spec)
+        started = time.monotonic()
+        status = await until(lambda: f.pool(spec.name), lambda s: s.ready == nodes,
+                             within=600, interval=0.5)
+        ready_s = time.monotonic() - started
+        await asyncio.sleep(2)
+        victims = [n.node_id for n in status.nodes if n.state is NodeState.READY]
+        written = datetime.now(UTC)
+        for node_id in victims:
+            await asyncio.to_thread(f.world.inject, node_id, "xid", value=79)
+        latencies = await asyncio.gather(*(_cordon_latency(f, n, written) for n in victims))
+        return {"burst_nodes": len(victims), "pool_ready_s": round(ready_s, 2),
+                "burst_xid_to_cordoned_s": summary(list(latencies))}
+
+
+async def main(trials: int, burst_nodes: int) -> None:
+    figures: dict[str, object] = {"trials": trials}
+    figures.update(await single(trials))
+    if burst_nodes:
+        figures.update(await burst(burst_nodes))
+    for key, value in figures.items():
+        print(f"{key}: {value}")
+    print(f"written to {save('fault_latency', figures)}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=50)
+    parser.add_argument("--burst", type=int, default=150)
+    args = parser.parse_args()
+    asyncio.run(main(args.trials, args.burst))
+    sys.stdout.flush()
+    os._exit(0)  # the SDK's exit crash workaround (see ../shared/TOOLCHAIN.md)

@@ -1,0 +1,99 @@
+"""What a healthy node costs in Temporal, measured from a run (not estimated): history
+events and billable actions per node-day, counting the activity heartbeats that reach the
+server (read from the dev server's own metrics), with the pool's production defaults
+(heartbeat_timeout 90 s, so the SDK forwards at most one heartbeat per 72 s).
+
+    python benchmarks/healthy_node_cost.py [--nodes 20] [--seconds 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import sys
+import urllib.request
+from collections import Counter
+from datetime import timedelta
+
+from harness import fleet, pool_spec, save, until
+
+from navarch.config import DEFAULT_HEALTH_CHECK_INTERVAL
+from navarch.ids import node_workflow_id
+
+DAY = 86400.0
+# History events that Temporal Cloud bills as actions (the ones a healthy node can produce).
+BILLED = {"EVENT_TYPE_ACTIVITY_TASK_SCHEDULED", "EVENT_TYPE_TIMER_STARTED",
+          "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED",
+          "EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED",
+          "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES", "EVENT_TYPE_MARKER_RECORDED"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def heartbeat_rpcs(port: int) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if (line.startswith("service_requests{")
+                and 'operation="RecordActivityTaskHeartbeat"' in line):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def events(f, node_ids: list[str]) -> Counter[str]:  # type: ignore[no-untyped-def]
+    from temporalio.api.enums.v1 import EventType
+
+    counts: Counter[str] = Counter()
+    for node_id in node_ids:
+        history = await f.client.get_workflow_handle(node_workflow_id(node_id)).fetch_history()
+        for event in history.events:
+            counts[EventType.Name(event.event_type)] += 1
+    return counts
+
+
+async def main(nodes: int, seconds: float) -> None:
+    port = _free_port()
+    async with fleet(metrics_port=port) as f:
+        # The pool's production defaults, not the harness's fast ones.
+        spec = pool_spec(nodes, heartbeat_timeout=timedelta(seconds=90),
+                         health_check_interval=DEFAULT_HEALTH_CHECK_INTERVAL)
+        await f.start_pool(spec)
+        status = await until(lambda: f.pool(spec.name), lambda s: s.ready == nodes, within=300)
+        node_ids = [n.node_id for n in status.nodes]
+        await asyncio.sleep(10)  # past start-up
+        before, hb_before = await events(f, node_ids), heartbeat_rpcs(port)
+        await asyncio.sleep(seconds)
+        after, hb_after = await events(f, node_ids), heartbeat_rpcs(port)
+        still = await f.pool(spec.name)
+    scale = DAY / seconds / nodes
+    delta = after - before
+    history = sum(delta.values()) * scale
+    billed = sum(v for k, v in delta.items() if k in BILLED) * scale
+    heartbeats = (hb_after - hb_before) * scale
+    figures = {
+        "nodes": nodes, "window_s": seconds, "heartbeat_timeout_s":
+            spec.heartbeat_timeout.total_seconds(), "all_ready_at_end": still.ready == nodes,
+        "history_events_per_node_day": round(history, 1),
+        "history_events_by_type_in_window": dict(delta),
+        "heartbeats_reaching_server_per_node_day": round(heartbeats, 1),
+        "billable_actions_per_node_day": round(billed + heartbeats, 1),
+    }
+    for key, value in figures.items():
+        print(f"{key}: {value}")
+    print(f"written to {save('healthy_node_cost', figures)}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--nodes", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=300)
+    args = parser.parse_args()
+    asyncio.run(main(args.nodes, args.seconds))
+    sys.stdout.flush()
+    os._exit(0)
