@@ -19,10 +19,11 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from harness import fleet, pool_spec, save, summary, until
+from harness import Fleet, fleet, pool_spec, save, summary, until
 
 from navarch.config import HealthConfig
-from navarch.lifecycle import NodeState
+from navarch.fakeworld import FakeInstance
+from navarch.lifecycle import NodeState, NodeStatus
 
 
 def _health() -> HealthConfig:
@@ -32,12 +33,23 @@ def _health() -> HealthConfig:
                         unhealthy_window=timedelta(seconds=1))
 
 
-async def _cordon_latency(f, node_id: str, written: datetime) -> float:  # type: ignore[no-untyped-def]
-    status = await until(lambda: f.node(node_id),
-                         lambda s: any(t.to_state is NodeState.CORDONED for t in s.transitions),
-                         within=60)
+async def _cordon_latency(f: Fleet, node_id: str, written: datetime) -> float:
+    status: NodeStatus = await until(
+        lambda: f.node(node_id),
+        lambda s: any(t.to_state is NodeState.CORDONED for t in s.transitions), within=60)
     cordoned = next(t.at for t in status.transitions if t.to_state is NodeState.CORDONED)
-    return (cordoned - written).total_seconds()
+    return float((cordoned - written).total_seconds())
+
+
+async def _replacement_requested(f: Fleet, pool: str, victim: str, written: datetime) -> float:
+    status = await until(lambda: f.pool(pool),
+                         lambda s: any(n.replacement_of == victim for n in s.nodes), within=60)
+    new = next(n.node_id for n in status.nodes if n.replacement_of == victim)
+    inst: FakeInstance | None = await until(
+        lambda: asyncio.to_thread(f.world.get_by_node, new), lambda i: i is not None,
+        within=60)
+    assert inst is not None
+    return inst.created_at - written.timestamp()
 
 
 async def single(trials: int) -> dict[str, object]:
@@ -58,13 +70,7 @@ async def single(trials: int) -> dict[str, object]:
             written = datetime.now(UTC)
             await asyncio.to_thread(f.world.inject, victim, "xid", value=79)
             cordon.append(await _cordon_latency(f, victim, written))
-            pool = await until(lambda: f.pool(spec.name),
-                               lambda s, v=victim: any(n.replacement_of == v for n in s.nodes),
-                               within=60)
-            new = next(n.node_id for n in pool.nodes if n.replacement_of == victim)
-            inst = await until(lambda n=new: asyncio.to_thread(f.world.get_by_node, n),
-                               lambda i: i is not None, within=60)
-            replace.append(inst.created_at - written.timestamp())
+            replace.append(await _replacement_requested(f, spec.name, victim, written))
         return {"xid_to_cordoned_s": summary(cordon), "xid_to_replacement_requested_s":
                 summary(replace)}
 

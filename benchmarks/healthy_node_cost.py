@@ -18,7 +18,7 @@ import urllib.request
 from collections import Counter
 from datetime import timedelta
 
-from harness import fleet, pool_spec, save, until
+from harness import Fleet, fleet, pool_spec, save, until
 
 from navarch.config import DEFAULT_HEALTH_CHECK_INTERVAL
 from navarch.ids import node_workflow_id
@@ -50,7 +50,7 @@ def heartbeat_rpcs(port: int) -> dict[str, float]:
     return by_service
 
 
-async def events(f, node_ids: list[str]) -> Counter[str]:  # type: ignore[no-untyped-def]
+async def events(f: Fleet, node_ids: list[str]) -> Counter[str]:
     from temporalio.api.enums.v1 import EventType
 
     counts: Counter[str] = Counter()

@@ -69,3 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     args.fake_world = Path(args.fake_world).expanduser()
     configure_logging(args.log_level)
     run_until_signalled(lambda stop: run(args, stop))
+
+
+if __name__ == "__main__":
+    main()
