@@ -24,6 +24,7 @@ from navarch.cloud_api import (
     ProvisionRequest,
     TerminateRequest,
 )
+from navarch.heartbeats import with_heartbeats
 from navarch.spec import ProviderChoice
 from navarch.ssh_api import SSH_BOOTSTRAP, SshBootstrapInput, SshBootstrapResult
 
@@ -99,14 +100,15 @@ class CloudActivities:
     @activity.defn(name=cloud_api.PROVISION)
     async def provision(self, request: ProvisionRequest) -> Instance:
         try:
-            return await self.provider(request.provider).provision(request)
+            return await with_heartbeats(self.provider(request.provider).provision(request))
         except ProviderError as exc:
             raise to_application_error(exc) from exc
 
     @activity.defn(name=cloud_api.TERMINATE)
     async def terminate(self, request: TerminateRequest) -> bool:
         try:
-            return await self.provider(request.provider).terminate(request.instance_id)
+            return await with_heartbeats(
+                self.provider(request.provider).terminate(request.instance_id))
         except ProviderError as exc:
             raise to_application_error(exc) from exc
 

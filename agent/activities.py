@@ -23,6 +23,7 @@ from navarch.agent_api import (
     WatchHealthInput,
     WatchHealthResult,
 )
+from navarch.heartbeats import with_heartbeats
 from navarch.lifecycle import CheckResult
 from navarch.models import EventType, HealthEvent, HealthResult
 from navarch.policy import EventVerdict, Policy, compile_policy
@@ -92,8 +93,8 @@ class AgentActivities:
         if inventory.gpus:
             # Seconds of CUDA work in a child process: off the event loop, so heartbeats
             # and other activities go on.
-            checks.append(await asyncio.to_thread(
-                self.backend.memory_check, random.choice(inventory.gpus).index))
+            checks.append(await with_heartbeats(asyncio.to_thread(
+                self.backend.memory_check, random.choice(inventory.gpus).index)))
         for unit in params.required_services:
             checks.append(self.backend.service_active(unit))
         return BootCheckResult(passed=all(c.status != "fail" for c in checks), checks=checks)

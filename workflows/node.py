@@ -84,6 +84,9 @@ PROVISION_TIMEOUT = timedelta(minutes=10)  # GCP/AWS calls wait on the cloud's o
 TERMINATE_TIMEOUT = timedelta(minutes=5)
 INVENTORY_TIMEOUT = timedelta(minutes=1)
 BOOT_CHECK_TIMEOUT = timedelta(minutes=10)  # includes a memory test on one GPU
+# Long calls heartbeat (cloud operations, the GPU memory test): a worker or agent that dies
+# mid-call is noticed after this, and the call retried, instead of after the long timeout.
+WORK_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 WATCH_FOREVER = timedelta(days=3650)  # watch_health ends on change; heartbeats prove life
 DRAIN_STATUS_POLL = timedelta(seconds=10)
 BOOT_DEADLINE_BACKSTOP = timedelta(minutes=1)
@@ -266,6 +269,7 @@ class NodeWorkflow:
                 instance = await workflow.execute_activity(
                     cloud_api.PROVISION, request, result_type=Instance,
                     start_to_close_timeout=PROVISION_TIMEOUT, retry_policy=PROVISION_RETRY,
+                    heartbeat_timeout=WORK_HEARTBEAT_TIMEOUT,
                 )
             except ActivityError as err:
                 tried.append(f"{where}: {_cause(err)}")
@@ -394,6 +398,7 @@ class NodeWorkflow:
                 result_type=BootCheckResult, task_queue=queue,
                 schedule_to_start_timeout=spec.heartbeat_timeout,
                 start_to_close_timeout=BOOT_CHECK_TIMEOUT, retry_policy=RUN_ONCE,
+                heartbeat_timeout=WORK_HEARTBEAT_TIMEOUT,
             )
         except ActivityError as err:
             raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None, _cause(err)) from None
@@ -641,6 +646,7 @@ class NodeWorkflow:
                                      instance_id=self._instance.instance_id,
                                      node_id=st.node_id),
                     start_to_close_timeout=TERMINATE_TIMEOUT, retry_policy=TERMINATE_RETRY,
+                    heartbeat_timeout=WORK_HEARTBEAT_TIMEOUT,
                 )
             except ActivityError as err:
                 self._record(NodeState.FAILED, reason,

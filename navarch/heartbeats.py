@@ -1,0 +1,30 @@
+"""Long activity calls beat while they wait, so the workflow's heartbeat timeout (not a long
+start-to-close timeout) notices a worker or agent that died mid-call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from temporalio import activity
+
+HEARTBEAT_SECONDS = 5.0  # cloud calls beat while they wait: a dead worker shows in seconds
+
+T = TypeVar("T")
+
+
+async def with_heartbeats(work: Awaitable[T]) -> T:
+    """Await `work`, heartbeating every few seconds, so the workflow's heartbeat timeout
+    (not the long start-to-close one) notices a worker that died mid-call and retries it
+    elsewhere — safe, since every call is idempotent by node id."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
+            if done:
+                return task.result()
+            activity.heartbeat()
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
