@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,7 +48,7 @@ def simulate_validate(file: FileArg, output: OutputOpt = Output.text) -> None:
               + (" (stress block: validated, not run)" if scenario.stress else ""))
 
 
-async def _run(scenario: Scenario, folder: Path) -> dict[str, Any]:
+async def _run(scenario: Scenario, folder: Path, seed: int) -> dict[str, Any]:
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
 
@@ -71,6 +70,8 @@ async def _run(scenario: Scenario, folder: Path) -> dict[str, Any]:
         worker = asyncio.create_task(plane.run(stop))
         try:
             sim = Simulator(env.client, world, plane.task_queue, say=out.print)
+            if scenario.stress is not None:
+                return await sim.run_stress(scenario, seed)
             return await sim.run(scenario)
         finally:
             stop.set()
@@ -88,22 +89,27 @@ def simulate_run(
         "sim-runs"),
     output: OutputOpt = Output.text,
 ) -> None:
-    """Run a scenario: its fleet as real NodeWorkflows on a private Temporal dev server with
-    simulated GPU hosts; events at their times; assertions checked. Writes
+    """Run a scenario: its fleet (or the stress block's generated fleet, with chaos) as real
+    NodeWorkflows on a private Temporal dev server with simulated GPU hosts; events at their
+    times; assertions checked. Writes
     sim-runs/<timestamp>-<name>/ with the scenario, report.json and report.html."""
     from navarch import sim_report
 
     scenario = _load(file, output)
-    if scenario.stress is not None:
-        err.print("error: stress scenarios (fleet_gen, chaos) are validated but not run yet; "
-                  "`navarch simulate validate` checks them")
+    stress = scenario.stress
+    if stress is not None and (stress.fleet_gen is None or stress.unsupported()):
+        missing = stress.unsupported() or ["a stress block without fleet_gen"]
+        err.print(f"error: `simulate run` cannot run {', '.join(missing)} yet (the file is "
+                  "valid: `navarch simulate validate` checks it); remove it to run the rest")
         raise typer.Exit(2)
-    random.seed(seed if seed is not None else 0)
+    run_seed = seed if seed is not None else (stress.seed if stress else 0)
     folder = sim_report.run_dir(runs_dir, scenario.name)
     if not output.structured:
-        out.print(f"running {scenario.name} ({len(scenario.fleet)} node(s)) → {folder}")
-    report = asyncio.run(_run(scenario, folder))
-    report["seed"] = seed
+        size = stress.fleet_gen.total_nodes if stress and stress.fleet_gen else len(
+            scenario.fleet)
+        out.print(f"running {scenario.name} ({size} node(s)) → {folder}")
+    report = asyncio.run(_run(scenario, folder, run_seed))
+    report["seed"] = run_seed
     sim_report.write(folder, file.read_text(), report)
     if output.structured:
         print_data(report, output)

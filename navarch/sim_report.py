@@ -61,6 +61,10 @@ def _bars(values: dict[str, float], unit: str = "") -> str:
     return f"<table>{rows}</table>"
 
 
+def _floats(counts: dict[str, Any]) -> dict[str, float]:
+    return {str(k): float(v) for k, v in counts.items()}
+
+
 def render_html(report: dict[str, Any]) -> str:
     esc = html.escape
     verdict = ("<b style='color:#2e7d32'>PASSED</b>" if report["passed"]
@@ -84,6 +88,8 @@ text-align:left}}</style></head><body>
 {f"<ul>{failures}</ul>" if failures else ""}
 <h2>Node states over time</h2>{_states_chart(report['timeline'])}
 <h2>Fault → cordon</h2>{_bars(cordon, ' s')}
+<h2>Failures by type</h2>{_bars(_floats(report.get('failures_by_type', {})))}
+<h2>Failures by Xid</h2>{_bars(_floats(report.get('failures_by_xid', {})))}
 <h2>Policy rules that fired</h2>{_bars({k: float(v) for k, v in report['rules_fired'].items()})}
 <h2>Assertions</h2><table><tr><th>type</th><th>target</th><th>expected</th><th>actual</th>
 <th></th></tr>{assertions}</table>

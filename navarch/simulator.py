@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import re
 import time
 import uuid
@@ -28,8 +29,9 @@ from navarch.config import HealthConfig
 from navarch.fakeworld import FakeWorld
 from navarch.ids import node_workflow_id
 from navarch.lifecycle import NodeState, NodeStatus
-from navarch.scenario import Event, Scenario, go_status, matches
+from navarch.scenario import Event, FleetGen, FleetNode, Scenario, go_status, matches
 from navarch.spec import PoolSpec, ProviderChoice
+from navarch.xid import lookup
 
 DEFAULT_WAIT_TIMEOUT = timedelta(seconds=30)
 SAMPLE_SECONDS = 0.5
@@ -190,6 +192,94 @@ class Simulator:
             await sampler
         return await self._report(run)
 
+    async def run_stress(self, scenario: Scenario, seed: int) -> dict[str, Any]:
+        """A stress block: a generated fleet started by its pattern, then random failures
+        at `chaos.failure_rate` (per minute per 1000 nodes), of the weighted types and Xid
+        codes, with recoveries of non-fatal ones, until `duration`."""
+        stress = scenario.stress
+        assert stress is not None and stress.fleet_gen is not None
+        rng = random.Random(seed)
+        scenario = scenario.model_copy(update={"fleet": generate_fleet(stress.fleet_gen, rng)})
+        run = Run(scenario)
+        duration = (stress.duration or timedelta(minutes=1)).total_seconds()
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(self._sample(run, stop))
+        background: list[asyncio.Task[None]] = []
+        try:
+            from navarch.workflows.node import NodeInput
+
+            for node, offset in sorted(zip(scenario.fleet, start_offsets(stress.fleet_gen, rng),
+                                           strict=True), key=lambda x: x[1]):
+                wait = offset - (time.monotonic() - run.started)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await self.client.start_workflow(
+                    "NodeWorkflow", NodeInput(node_id=node.id, spec=node_spec(scenario, node.id)),
+                    id=node_workflow_id(node.id), task_queue=self.task_queue)
+            run.log.append({"at": run.t(), "scheduled": 0.0, "action": "start_fleet",
+                            "target": "", "outcome": f"{len(scenario.fleet)} node(s) started"})
+            self.say(f"  [{run.t():7.2f}s] {len(scenario.fleet)} node(s) started "
+                     f"({stress.fleet_gen.startup.pattern})")
+            chaos = stress.chaos
+            types = ({t.type: t.weight for t in chaos.failure_types} if chaos and
+                     chaos.failure_types else {"xid_error": 1})
+            xids = (chaos.xid_distribution if chaos and chaos.xid_distribution else {79: 1})
+            failed: set[str] = set()
+            while run.t() < duration:
+                await asyncio.sleep(1.0)
+                if int(run.t()) % 5 == 0 and run.timeline:
+                    last = {k: v for k, v in run.timeline[-1].items() if k != "t"}
+                    self.say(f"  [{run.t():7.2f}s] {last} · {len(run.injections)} failure(s) "
+                             "injected")
+                if not chaos or not chaos.enabled:
+                    continue
+                healthy = [n.id for n in scenario.fleet if n.id not in failed]
+                expected = chaos.failure_rate * len(scenario.fleet) / 1000 / 60
+                for _ in range(_poisson(rng, expected)):
+                    if not healthy:
+                        break
+                    victim = healthy.pop(rng.randrange(len(healthy)))
+                    kind = _weighted(rng, types)
+                    event = Event.model_validate({
+                        "at": f"{run.t()}s", "action": "inject_failure", "target": victim,
+                        "params": {"failure_type": kind, "xid_code": _weighted(rng, xids),
+                                   "gpu_index": rng.randrange(8)}})
+                    outcome = await self._act(run, event)
+                    failed.add(victim)
+                    run.log.append({"at": run.t(), "scheduled": run.t(), "action":
+                                    "inject_failure", "target": victim, "outcome": outcome})
+                    recovery = chaos.recovery
+                    info = lookup(event.params.xid_code or 0)
+                    fatal = kind == "xid_error" and info is not None and info.verdict == "unhealthy"
+                    if (recovery and recovery.enabled and not fatal
+                            and rng.random() < recovery.probability):
+                        mean = (recovery.mean_time or timedelta(seconds=30)).total_seconds()
+                        std = (recovery.std_dev or timedelta(0)).total_seconds()
+                        background.append(asyncio.create_task(self._recover_later(
+                            run, victim, max(0.0, rng.gauss(mean, std)), failed)))
+            for task in background:
+                task.cancel()
+        finally:
+            stop.set()
+            await sampler
+        report = await self._report(run)
+        kinds = Counter(i["type"] for i in run.injections)
+        by_xid = Counter(str(i["xid"]) for i in run.injections if i["type"] == "xid_error")
+        report.update({"stress": True, "seed": seed, "failures_by_type": dict(kinds),
+                       "failures_by_xid": dict(by_xid),
+                       "recoveries": sum(1 for e in run.log
+                                         if e["action"] == "recover_failure")})
+        return report
+
+    async def _recover_later(self, run: Run, node_id: str, after: float,
+                             failed: set[str]) -> None:
+        await asyncio.sleep(after)
+        outcome = await self._act(run, Event.model_validate(
+            {"at": f"{run.t()}s", "action": "recover_failure", "target": node_id}))
+        failed.discard(node_id)
+        run.log.append({"at": run.t(), "scheduled": run.t(), "action": "recover_failure",
+                        "target": node_id, "outcome": outcome})
+
     async def _report(self, run: Run) -> dict[str, Any]:
         scenario = run.scenario
         nodes: dict[str, NodeStatus | None] = {n.id: await self.status(n.id)
@@ -244,6 +334,55 @@ class Simulator:
                 "transitions": [t.model_dump(mode="json") for t in s.transitions]}
                 for node_id, s in nodes.items()},
         }
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """How many events happen in one interval with this mean (Knuth's method)."""
+    limit, k, product = pow(2.718281828459045, -mean), 0, rng.random()
+    while product > limit:
+        k += 1
+        product *= rng.random()
+    return k
+
+
+def _weighted(rng: random.Random, weights: dict[Any, int]) -> Any:
+    keys = list(weights)
+    return rng.choices(keys, weights=[weights[k] for k in keys])[0] if keys else None
+
+
+def generate_fleet(gen: FleetGen, rng: random.Random) -> list[FleetNode]:
+    """`stress.fleet_gen` made concrete: templates by weight, providers and regions by their
+    percentages, a zone of the region."""
+    out = []
+    templates = {i: t.weight for i, t in enumerate(gen.templates)}
+    for i in range(gen.total_nodes):
+        template = gen.templates[_weighted(rng, templates)]
+        region = _weighted(rng, gen.regions) or ""
+        zones = gen.zones.get(region, [])
+        out.append(FleetNode(
+            id=f"node-{i + 1:04d}", provider=_weighted(rng, gen.providers) or "fake",
+            region=region, zone=rng.choice(zones) if zones else "",
+            instance_type=template.instance_type, gpu_count=template.gpu_count,
+            gpu_type=template.gpu_type, labels=dict(template.labels)))
+    return out
+
+
+def start_offsets(gen: FleetGen, rng: random.Random) -> list[float]:
+    """When each generated node starts, in seconds from the run's start."""
+    n, span = gen.total_nodes, (gen.startup.duration or timedelta(0)).total_seconds()
+    pattern = gen.startup.pattern
+    if pattern == "instant" or span == 0:
+        base = [0.0] * n
+    elif pattern == "linear":
+        base = [span * i / n for i in range(n)]
+    elif pattern == "exponential":
+        base = [span * (2 ** (i / max(n - 1, 1)) - 1) for i in range(n)]
+    else:  # wave: batches at equal intervals
+        size = gen.startup.batch_size or max(1, n // 5)
+        waves = max(1, -(-n // size))
+        base = [span * (i // size) / waves for i in range(n)]
+    jitter = gen.startup.jitter_percent / 100
+    return [max(0.0, t + rng.uniform(-jitter, jitter) * (span / max(n, 1))) for t in base]
 
 
 def new_task_queue() -> str:
