@@ -9,15 +9,14 @@ from typing import TypeVar
 
 from temporalio import activity
 
-HEARTBEAT_SECONDS = 5.0  # cloud calls beat while they wait: a dead worker shows in seconds
+HEARTBEAT_SECONDS = 5.0  # well inside the 30 s heartbeat timeout the workflows set
 
 T = TypeVar("T")
 
 
 async def with_heartbeats(work: Awaitable[T]) -> T:
     """Await `work`, heartbeating every few seconds, so the workflow's heartbeat timeout
-    (not the long start-to-close one) notices a worker that died mid-call and retries it
-    elsewhere — safe, since every call is idempotent by node id."""
+    (not the long start-to-close one) notices a worker or agent that died mid-call."""
     task = asyncio.ensure_future(work)
     try:
         while True:

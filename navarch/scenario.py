@@ -12,7 +12,7 @@ it went unhealthy is both `cordoned` and `unhealthy` (reports show `unhealthy`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -81,9 +81,9 @@ class Assertion(StrictModel):
     def _expected(self) -> Assertion:
         allowed: tuple[str, ...] = ()
         if self.type == "node_status":
-            allowed = GoStatus.__args__  # type: ignore[attr-defined]
+            allowed = get_args(GoStatus)
         elif self.type == "health_status":
-            allowed = GoHealth.__args__  # type: ignore[attr-defined]
+            allowed = get_args(GoHealth)
         if allowed and self.expected not in allowed:
             raise ValueError(f"expected {self.expected!r} is not a {self.type} "
                              f"(one of {', '.join(allowed)})")
@@ -240,8 +240,7 @@ def _cross_checks(doc: YamlDocument, scenario: Scenario) -> list[Problem]:
                         "run_diagnostic needs a pool's diagnostics schedule; a scenario fleet "
                         "has no pool (use `navarch pool apply` with a diagnostics block)")
         if event.action in ("wait_for_status", "assert"):
-            go_words = tuple(dict.fromkeys(GoStatus.__args__  # type: ignore[attr-defined]
-                                           + GoHealth.__args__))  # type: ignore[attr-defined]
+            go_words = tuple(dict.fromkeys(get_args(GoStatus) + get_args(GoHealth)))
             if params.expected_status not in (*go_words, *NAVARCH_STATES):
                 problem((*base, "params", "expected_status"),
                         f"expected_status must be one of {', '.join(go_words)} (or a "
