@@ -34,8 +34,10 @@ _FAULT_TYPES = {
 
 class FakeCloudProvider:
     def __init__(self, world: FakeWorld, choice: ProviderChoice, *, boot_seconds: float = 0.5,
-                 provision_delay: float = 0.0):
+                 provision_delay: float = 0.0, agent_task_queue: str | None = None):
         self.world = world
+        # Set when the simulated hosts share one task queue (large simulations).
+        self.agent_task_queue = agent_task_queue
         self.choice = choice
         self.boot_seconds = boot_seconds
         # Seconds the call takes after the machine exists, like a cloud API still waiting
@@ -62,7 +64,7 @@ class FakeCloudProvider:
                                 f"fake cloud: {fault.kind} ({fault})") from None
         if self.provision_delay:
             await asyncio.sleep(self.provision_delay)
-        return to_instance(inst)
+        return to_instance(inst).model_copy(update={"agent_task_queue": self.agent_task_queue})
 
     async def terminate(self, instance_id: str) -> bool:
         return await asyncio.to_thread(self.world.terminate, instance_id)

@@ -8,8 +8,9 @@ import re
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from navarch.fleet_api import LIST_NODES, ListNodesInput
-from navarch.ids import SA_NODE_STATE, SA_POOL
+from navarch.fleet_api import AGENT_QUEUES, LIST_NODES, ListNodesInput
+from navarch.ids import SA_NODE_STATE, SA_POOL, node_task_queue, node_workflow_id
+from navarch.lifecycle import NodeStatus
 
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -17,13 +18,33 @@ _SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
 @activity.defn(name=LIST_NODES)
 async def list_nodes(params: ListNodesInput) -> list[str]:
     """Node ids of the pool's running node workflows (in a given state, if asked)."""
-    for value in (params.pool, params.state):
-        if value is not None and not _SAFE.match(value):
-            raise ApplicationError(f"not a pool or state name: {value!r}",
-                                   type="InvalidRequestError", non_retryable=True)
+    _check(params)
     query = (f'WorkflowType="NodeWorkflow" AND ExecutionStatus="Running" '
              f'AND {SA_POOL.name}="{params.pool}"')
     if params.state:
         query += f' AND {SA_NODE_STATE.name}="{params.state}"'
     return sorted([wf.id.removeprefix("node/")
                    async for wf in activity.client().list_workflows(query)])
+
+
+@activity.defn(name=AGENT_QUEUES)
+async def agent_queues(params: ListNodesInput) -> dict[str, str]:
+    """The nodes `list_nodes` finds, each with the task queue its agent polls (from the
+    node's own record: simulated hosts may share a queue)."""
+    queues: dict[str, str] = {}
+    client = activity.client()
+    for node_id in await list_nodes(params):
+        try:
+            status = await client.get_workflow_handle(node_workflow_id(node_id)).query(
+                "status", result_type=NodeStatus)
+            queues[node_id] = status.agent_queue()
+        except Exception:  # gone since the listing, or not answering: its own queue
+            queues[node_id] = node_task_queue(node_id)
+    return queues
+
+
+def _check(params: ListNodesInput) -> None:
+    for value in (params.pool, params.state):
+        if value is not None and not _SAFE.match(value):
+            raise ApplicationError(f"not a pool or state name: {value!r}",
+                                   type="InvalidRequestError", non_retryable=True)

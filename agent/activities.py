@@ -6,7 +6,7 @@ import asyncio
 import functools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from temporalio import activity
 
@@ -41,8 +41,15 @@ SAMPLE_SECONDS = 10.0
 
 
 class AgentActivities:
-    def __init__(self, backend: GpuBackend) -> None:
+    """`wait_change(seconds)`, if given, sleeps until the backend's events may have changed
+    (True) or the time is up (False): the health watch then sleeps a whole check interval
+    between judgements instead of polling twice a second (simulated hosts, told of new
+    faults by their feed)."""
+
+    def __init__(self, backend: GpuBackend, *,
+                 wait_change: Callable[[float], Awaitable[bool]] | None = None) -> None:
         self.backend = backend
+        self._wait_change = wait_change
         self._policies: dict[str, Policy] = {}
         # The policy's latest verdict per GPU, for the agent's metrics.
         self.gpu_health: dict[int, HealthResult] = {}
@@ -110,7 +117,7 @@ class AgentActivities:
         healthier poll resets the count."""
         policy = self._policy(params)
         interval = params.check_interval.total_seconds()
-        poll = min(interval, MAX_POLL_SECONDS)
+        poll = interval if self._wait_change else min(interval, MAX_POLL_SECONDS)
         streak = polls = 0
         counted_at = 0.0
         while True:
@@ -135,7 +142,7 @@ class AgentActivities:
             if health is not params.last_health:
                 return WatchHealthResult(health=health, rule=verdict.rule, events=notable,
                                          summary=summary)
-            await _sleep_heartbeating(poll, summary)
+            await _sleep_heartbeating(poll, summary, self._wait_change)
 
     def _remember_gpu_health(self, verdicts: tuple[EventVerdict, ...]) -> None:
         worst: dict[int, HealthResult] = {}
@@ -212,9 +219,11 @@ class AgentActivities:
                 self.run_diagnostic]
 
 
-async def _sleep_heartbeating(seconds: float, details: object) -> None:
+async def _sleep_heartbeating(seconds: float, details: object,
+                              wait: Callable[[float], Awaitable[bool]] | None = None) -> None:
     """Sleep, heartbeating often enough for the activity's heartbeat timeout whatever the
-    check interval (the SDK throttles what actually reaches the server)."""
+    check interval (the SDK throttles what actually reaches the server). With `wait`, stop
+    early when it says something changed."""
     timeout = activity.info().heartbeat_timeout
     slice_ = timeout.total_seconds() / 3 if timeout else seconds
     end = time.monotonic() + seconds
@@ -223,7 +232,10 @@ async def _sleep_heartbeating(seconds: float, details: object) -> None:
         left = end - time.monotonic()
         if left <= 0:
             return
-        await asyncio.sleep(min(left, slice_))
+        if wait is None:
+            await asyncio.sleep(min(left, slice_))
+        elif await wait(min(left, slice_)):
+            return
 
 
 def _describe(event: HealthEvent) -> str:

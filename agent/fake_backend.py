@@ -12,6 +12,7 @@ from navarch.lifecycle import CheckResult, GpuInfo
 from navarch.models import EventType, HealthEvent
 
 from .backend import BackendError, ComputeProcess
+from .world_feed import WorldFeed
 
 # Faults are read from SQLite at most this often; a check loop polls faster than that.
 _REFRESH_SECONDS = 0.05
@@ -42,8 +43,10 @@ _METRIC = {
 class FakeGpuBackend:
     name = "fake"
 
-    def __init__(self, world: FakeWorld, node_id: str, gpu_count: int, gpu_model: str) -> None:
+    def __init__(self, world: FakeWorld, node_id: str, gpu_count: int, gpu_model: str, *,
+                 feed: WorldFeed | None = None) -> None:
         self.world = world
+        self.feed = feed  # many hosts in one process read the world through one feed
         self.node_id = node_id
         self.gpu_count = gpu_count
         self.gpu_model = gpu_model
@@ -52,6 +55,8 @@ class FakeGpuBackend:
         self._recorded: list[tuple[float, HealthEvent]] = []
 
     def _current_faults(self) -> list[GpuFault]:
+        if self.feed is not None:
+            return self.feed.faults(self.node_id)
         now = time.monotonic()
         if now - self._read_at >= _REFRESH_SECONDS:
             self._faults = self.world.faults(self.node_id)
@@ -115,8 +120,9 @@ class FakeGpuBackend:
 
     def compute_processes(self) -> list[ComputeProcess]:
         self._check_driver()
-        return [ComputeProcess(p.gpu_index, p.pid, p.name)
-                for p in self.world.processes(self.node_id)]
+        processes = (self.feed.processes(self.node_id) if self.feed is not None
+                     else self.world.processes(self.node_id))
+        return [ComputeProcess(p.gpu_index, p.pid, p.name) for p in processes]
 
     def memory_check(self, gpu_index: int) -> CheckResult:
         if any(f.kind == "ecc_dbe" and f.gpu_index == gpu_index for f in self._current_faults()):

@@ -1,5 +1,7 @@
-"""Simulated GPU hosts: for each running fake-cloud instance, an agent worker on
-`navarch-node-<node_id>` serving the real agent activities over a FakeGpuBackend.
+"""Simulated GPU hosts: for each running fake-cloud instance, the real agent activities
+over a FakeGpuBackend — by default an agent worker on `navarch-node-<node_id>` per host, as
+on a real machine; with `shared_queue`, one worker on that queue serves every host (the
+fake cloud then records that queue in each instance, so node workflows send there).
 
 The fake cloud only records instances; this manager makes them come alive when their boot
 time comes, and go away when they are terminated or their agent is switched off.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +24,15 @@ from navarch.ids import node_task_queue
 
 from .activities import AgentActivities
 from .fake_backend import FakeGpuBackend
+from .shared_host import SharedHosts
+from .world_feed import DEFAULT_REFRESH_SECONDS, WorldFeed
 
 log = logging.getLogger(__name__)
+
+SHARED_HOST_QUEUE = "navarch-sim-hosts"
+# Activities one shared worker may hold: every host keeps a health watch open.
+SHARED_MAX_ACTIVITIES = 100_000
+SHARED_POLLERS = 8
 
 
 @dataclass
@@ -37,14 +47,21 @@ class FakeHostManager:
     from `world`."""
 
     def __init__(self, client: Client, world: FakeWorld, *, poll_seconds: float = 0.1,
-                 discover: Callable[[], list[FakeInstance]] | None = None) -> None:
+                 discover: Callable[[], list[FakeInstance]] | None = None,
+                 shared_queue: str | None = None) -> None:
         self.client = client
         self.world = world
         self.poll_seconds = poll_seconds
         self.discover = discover
         self.hosts: dict[str, _Host] = {}
+        self.shared_queue = shared_queue
+        self.shared = SharedHosts()
+        self.feed = WorldFeed(world)
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.shared_queue is not None:
+            await self._run_shared(stop, self.shared_queue)
+            return
         try:
             while not stop.is_set():
                 await self.sync()
@@ -52,6 +69,34 @@ class FakeHostManager:
                     await asyncio.wait_for(stop.wait(), self.poll_seconds)
         finally:
             await self.stop_all()
+
+    async def _run_shared(self, stop: asyncio.Event, queue: str) -> None:
+        worker = Worker(self.client, task_queue=queue, activities=self.shared.activities(),
+                        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(SHARED_POLLERS),
+                        max_concurrent_activities=SHARED_MAX_ACTIVITIES)
+        log.info("simulated hosts share task queue %r", queue)
+        async with worker:
+            while not stop.is_set():
+                await self.sync_shared()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), max(self.poll_seconds,
+                                                            DEFAULT_REFRESH_SECONDS))
+
+    async def sync_shared(self) -> None:
+        """Read the world once; bring up hosts whose machine runs with its agent on, silence
+        the rest."""
+        await self.feed.refresh()
+        wanted = {i.node_id: i for i in self.feed.snapshot.instances
+                  if i.state == "running" and i.agent_enabled}
+        for node_id in [n for n in self.shared.node_ids() if n not in wanted]:
+            self.shared.remove(node_id)
+            self.feed.forget(node_id)
+        for node_id, inst in wanted.items():
+            if node_id not in self.shared:
+                backend = FakeGpuBackend(self.world, node_id, inst.gpu_count, inst.gpu_model,
+                                         feed=self.feed)
+                self.shared.add(node_id, AgentActivities(
+                    backend, wait_change=functools.partial(self.feed.wait_change, node_id)))
 
     async def sync(self) -> None:
         if self.discover is not None:

@@ -63,6 +63,9 @@ class Instance(BaseModel):
     created_at: datetime | None = None
     public_ip: str | None = None
     private_ip: str | None = None
+    # The task queue this machine's agent polls, when it is not the node's own
+    # (navarch-node-<node_id>): simulated hosts may share one.
+    agent_task_queue: str | None = None
 
 
 class TerminateRequest(BaseModel):

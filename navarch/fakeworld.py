@@ -104,6 +104,15 @@ class GpuProcess:
     name: str
 
 
+@dataclass(frozen=True)
+class WorldSnapshot:
+    """The live machines with their faults and processes, read in one transaction."""
+
+    instances: list[FakeInstance]
+    faults: dict[str, list[GpuFault]]
+    processes: dict[str, list[GpuProcess]]
+
+
 class CloudFault(Exception):
     """An injected cloud failure; `kind` is one of CLOUD_FAULT_KINDS."""
 
@@ -329,6 +338,23 @@ class FakeWorld:
             rows = db.execute("SELECT node_id, gpu_index, pid, name FROM gpu_processes "
                               "WHERE node_id=? ORDER BY pid", (node_id,)).fetchall()
         return [GpuProcess(*r) for r in rows]
+
+
+    def snapshot(self) -> WorldSnapshot:
+        """Everything simulated hosts read, for all of them at once: three queries however
+        many hosts there are."""
+        faults: dict[str, list[GpuFault]] = {}
+        processes: dict[str, list[GpuProcess]] = {}
+        with self._conn() as db:
+            rows = db.execute("SELECT * FROM instances WHERE state != 'terminated' "
+                              "ORDER BY created_at").fetchall()
+            for r in db.execute("SELECT id, node_id, kind, gpu_index, value, message "
+                                "FROM gpu_faults ORDER BY id"):
+                faults.setdefault(r[1], []).append(GpuFault(*r))
+            for r in db.execute("SELECT node_id, gpu_index, pid, name FROM gpu_processes "
+                                "ORDER BY pid"):
+                processes.setdefault(r[0], []).append(GpuProcess(*r))
+        return WorldSnapshot([_instance(r) for r in rows], faults, processes)
 
 
 def _instance(row: tuple[Any, ...]) -> FakeInstance:

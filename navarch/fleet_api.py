@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 LIST_NODES = "fleet.list_nodes"
+# The same nodes with the task queue each one's agent polls: {node_id: queue}.
+AGENT_QUEUES = "fleet.agent_queues"
 
 
 class ListNodesInput(BaseModel):

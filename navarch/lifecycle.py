@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from navarch.ids import node_task_queue
 from navarch.models import HealthEvent, HealthResult
 
 
@@ -135,6 +136,12 @@ class NodeStatus(StoredModel):
     notifier_failures: int = 0
     notifier_last_error: str = ""
     replacement_of: str | None = None
+    # Where the node's GPU-local activities go: from the provisioned instance; empty means
+    # the node's own queue, navarch-node-<node_id> (a real host's agent).
+    agent_task_queue: str = ""
+
+    def agent_queue(self) -> str:
+        return self.agent_task_queue or node_task_queue(self.node_id)
 
 
 # ----------------------------------------------------------------------------- signals

@@ -65,14 +65,16 @@ class SimPlane:
 @contextlib.asynccontextmanager
 async def control_plane(client: Client, tmp_path: Path, *, boot_seconds: float = 0.1,
                         world: FakeWorld | None = None, task_queue: str | None = None,
-                        provision_delay: float = 0.0,
-                        simulate_hosts: bool = True) -> AsyncIterator[SimPlane]:
-    """A control-plane worker on its own task queue, with simulated hosts."""
+                        provision_delay: float = 0.0, simulate_hosts: bool = True,
+                        host_mode: str = "per-host") -> AsyncIterator[SimPlane]:
+    """A control-plane worker on its own task queue, with simulated hosts (each on its own
+    queue, or all on one shared queue of this plane's)."""
     world = world or FakeWorld(tmp_path / "world.db")
+    queue = task_queue or f"navarch-{uuid.uuid4().hex}"
     plane = ControlPlane(client, world=world,
                          boot_seconds=boot_seconds, provision_delay=provision_delay,
-                         simulate_hosts=simulate_hosts,
-                         task_queue=task_queue or f"navarch-{uuid.uuid4().hex}")
+                         simulate_hosts=simulate_hosts, task_queue=queue, host_mode=host_mode,
+                         shared_host_queue=f"{queue}-hosts")
     stop = asyncio.Event()
     task = asyncio.create_task(plane.run(stop))
     try:

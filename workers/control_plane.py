@@ -16,9 +16,9 @@ from temporalio.worker import Worker
 from navarch.activities.autoscale_metrics import AutoscaleMetricsActivities
 from navarch.activities.cloud import CloudActivities, ProviderFactory
 from navarch.activities.fake_cloud import FakeCloudProvider
-from navarch.activities.fleet import list_nodes
+from navarch.activities.fleet import agent_queues, list_nodes
 from navarch.activities.notifier import NOTIFIER_ACTIVITIES
-from navarch.agent.fake_host import FakeHostManager
+from navarch.agent.fake_host import SHARED_HOST_QUEUE, FakeHostManager
 from navarch.bootstrap import render_startup_script, render_user_data
 from navarch.cloud_api import ProvisionRequest
 from navarch.fakeworld import FakeWorld
@@ -40,7 +40,8 @@ def _installed(module: str) -> bool:
 def provider_factories(*, user_data: Callable[[ProvisionRequest], str] | None = None,
                        startup_script: Callable[[ProvisionRequest], str] | None = None,
                        world: FakeWorld | None = None, boot_seconds: float = 0.5,
-                       provision_delay: float = 0.0) -> dict[str, ProviderFactory]:
+                       provision_delay: float = 0.0,
+                       fake_agent_queue: str | None = None) -> dict[str, ProviderFactory]:
     """A factory per cloud whose client library is installed (and the fake cloud, given
     its world). Without `user_data` the machines get no agent bootstrap (listing types)."""
     factories: dict[str, ProviderFactory] = {}
@@ -70,7 +71,8 @@ def provider_factories(*, user_data: Callable[[ProvisionRequest], str] | None = 
 
         def fake(choice: ProviderChoice) -> FakeCloudProvider:
             return FakeCloudProvider(fake_world, choice, boot_seconds=boot_seconds,
-                                     provision_delay=provision_delay)
+                                     provision_delay=provision_delay,
+                                     agent_task_queue=fake_agent_queue)
 
         factories["fake"] = fake
     return factories
@@ -84,6 +86,10 @@ class ControlPlane:
     boot_seconds: float = 0.5
     provision_delay: float = 0.0
     task_queue: str = CONTROL_PLANE_TASK_QUEUE
+    # "per-host": each simulated host is its own worker on navarch-node-<id>, as a real
+    # agent; "shared": one worker on one queue serves them all (thousands of hosts).
+    host_mode: str = "per-host"
+    shared_host_queue: str = SHARED_HOST_QUEUE
     hosts: FakeHostManager | None = field(default=None, init=False)
 
     def _agent_address(self) -> str:
@@ -111,13 +117,15 @@ class ControlPlane:
         return provider_factories(user_data=self._user_data,
                                   startup_script=self._startup_script, world=self.world,
                                   boot_seconds=self.boot_seconds,
-                                  provision_delay=self.provision_delay)
+                                  provision_delay=self.provision_delay,
+                                  fake_agent_queue=(self.shared_host_queue
+                                                    if self.host_mode == "shared" else None))
 
     def activities(self) -> list[Callable[..., object]]:
         cloud = CloudActivities(self.provider_factories(), template_values=self._template_values)
         return [*cloud.activities(), *AutoscaleMetricsActivities(self.client).activities(),
                 *NOTIFIER_ACTIVITIES,
-                list_nodes]
+                list_nodes, agent_queues]
 
     def worker(self) -> Worker:
         return Worker(self.client, task_queue=self.task_queue, workflows=WORKFLOWS,
@@ -127,7 +135,9 @@ class ControlPlane:
         """Serve until `stop` is set."""
         host_task = None
         if self.world is not None and self.simulate_hosts:
-            self.hosts = FakeHostManager(self.client, self.world)
+            self.hosts = FakeHostManager(
+                self.client, self.world,
+                shared_queue=self.shared_host_queue if self.host_mode == "shared" else None)
             host_task = asyncio.create_task(self.hosts.run(stop))
         try:
             async with self.worker():

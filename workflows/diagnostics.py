@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from navarch.agent_api import DiagnosticInput, DiagnosticResult, WaitIdleInput, WaitIdleResult
     from navarch.config import DiagnosticCheck
     from navarch.durations import GoDuration
-    from navarch.fleet_api import LIST_NODES, ListNodesInput
+    from navarch.fleet_api import AGENT_QUEUES, LIST_NODES, ListNodesInput
     from navarch.ids import node_task_queue, node_workflow_id
     from navarch.lifecycle import StoredModel
 
@@ -68,14 +68,21 @@ class DiagnosticsWorkflow:
     @workflow.run
     async def run(self, params: DiagnosticsInput) -> DiagnosticsReport:
         report = self._report = DiagnosticsReport(pool=params.pool)
-        nodes: list[str] = await workflow.execute_activity(
-            LIST_NODES, ListNodesInput(pool=params.pool, state="ready"), result_type=list[str],
-            start_to_close_timeout=timedelta(minutes=1), retry_policy=LOOKUP_RETRY)
+        lookup = ListNodesInput(pool=params.pool, state="ready")
+        if workflow.patched("agent-queue-v1"):  # the node's record says where its agent is
+            queues: dict[str, str] = await workflow.execute_activity(
+                AGENT_QUEUES, lookup, result_type=dict[str, str],
+                start_to_close_timeout=timedelta(minutes=5), retry_policy=LOOKUP_RETRY)
+        else:
+            queues = {n: node_task_queue(n) for n in await workflow.execute_activity(
+                LIST_NODES, lookup, result_type=list[str],
+                start_to_close_timeout=timedelta(minutes=1), retry_policy=LOOKUP_RETRY)}
+        nodes = sorted(queues)
         slots = asyncio.Semaphore(params.max_parallel)
 
         async def one(node_id: str) -> None:
             async with slots:
-                report.nodes.append(await self._diagnose(node_id, params))
+                report.nodes.append(await self._diagnose(node_id, queues[node_id], params))
 
         await asyncio.gather(*(one(n) for n in nodes))
         workflow.set_current_details(", ".join(
@@ -83,8 +90,8 @@ class DiagnosticsWorkflow:
             for k in ("pass", "fail", "skipped", "busy", "unreachable")))
         return report
 
-    async def _diagnose(self, node_id: str, params: DiagnosticsInput) -> NodeDiagnostics:
-        queue = node_task_queue(node_id)
+    async def _diagnose(self, node_id: str, queue: str,
+                        params: DiagnosticsInput) -> NodeDiagnostics:
         try:
             idle = await workflow.execute_activity(
                 agent_api.WAIT_IDLE, WaitIdleInput(node_id=node_id, grace=timedelta(0)),

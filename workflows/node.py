@@ -49,7 +49,6 @@ with workflow.unsafe.imports_passed_through():
         SA_POOL,
         SA_PROVIDER,
         SA_REGION,
-        node_task_queue,
         pool_workflow_id,
     )
     from navarch.instance_types import gpu_shape
@@ -283,6 +282,7 @@ class NodeWorkflow:
             self._instance, self._provider = instance, choice
             st.provider, st.region, st.zone = choice.name, instance.region, instance.zone
             st.instance_type, st.instance_id = instance.instance_type, instance.instance_id
+            st.agent_task_queue = instance.agent_task_queue or ""
             self._record(NodeState.BOOTING, TransitionReason.PROVISIONED,
                          f"{instance.instance_id} on {choice.name}/{instance.region}"
                          + (f" after {len(tried)} refusal(s)" if tried else ""))
@@ -349,7 +349,7 @@ class NodeWorkflow:
 
     async def _boot(self) -> None:
         spec, st = self._spec_(), self._st()
-        queue = node_task_queue(st.node_id)
+        queue = st.agent_queue()
         # The deadline is a workflow timer; the activity's own schedule-to-start timeout is
         # a backstop set a little later, so the timer always decides.
         pending = workflow.start_activity(
@@ -475,7 +475,7 @@ class NodeWorkflow:
                 check_interval=spec.health_check_interval,
                 unhealthy_after=spec.health.unhealthy_after,
             ),
-            result_type=WatchHealthResult, task_queue=node_task_queue(st.node_id),
+            result_type=WatchHealthResult, task_queue=st.agent_queue(),
             schedule_to_start_timeout=spec.heartbeat_timeout,
             start_to_close_timeout=WATCH_FOREVER, heartbeat_timeout=spec.heartbeat_timeout,
             retry_policy=RUN_ONCE,
@@ -485,8 +485,12 @@ class NodeWorkflow:
         spec, st = self._spec_(), self._st()
         return workflow.start_activity(
             agent_api.GPU_INVENTORY, st.node_id, result_type=Inventory,
-            task_queue=node_task_queue(st.node_id),
+            task_queue=st.agent_queue(),
+            # Schedule-to-close as well: a host that took the probe and then went silent
+            # (a simulated host on a shared queue, a host that dies mid-call) is unreachable
+            # after the same toleration as one that never picked it up.
             schedule_to_start_timeout=spec.health.unreachable_toleration,
+            schedule_to_close_timeout=spec.health.unreachable_toleration,
             start_to_close_timeout=INVENTORY_TIMEOUT, retry_policy=RUN_ONCE,
         )
 
@@ -593,7 +597,7 @@ class NodeWorkflow:
         self._notify("drain", detail or reason.value)
         waits: list[asyncio.Future[Any]] = [workflow.start_activity(
             agent_api.WAIT_IDLE, WaitIdleInput(node_id=st.node_id, grace=grace),
-            result_type=WaitIdleResult, task_queue=node_task_queue(st.node_id),
+            result_type=WaitIdleResult, task_queue=st.agent_queue(),
             schedule_to_start_timeout=max(min(spec.heartbeat_timeout, grace),
                                           timedelta(seconds=1)),
             start_to_close_timeout=grace + timedelta(minutes=1),

@@ -1,0 +1,118 @@
+"""Simulated hosts sharing one task queue (the simulator's large fleets): the production
+node workflow sends each node's GPU-local activities to the queue in its record, and a
+shared host behaves like a real agent — it judges faults, and when its machine goes silent
+the node sees the same timeouts a dead agent causes."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+
+from temporalio.activity import _Definition
+
+from navarch.agent.activities import AgentActivities
+from navarch.agent.fake_backend import FakeGpuBackend
+from navarch.agent.shared_host import SharedHosts
+from navarch.fakeworld import FakeWorld
+from navarch.workflows.diagnostics import DiagnosticsInput, DiagnosticsReport, DiagnosticsWorkflow
+
+from lifecycle_helpers import (
+    control_plane,
+    eventually,
+    fast_spec,
+    node_status,
+    pool_status,
+    start_pool,
+    transitions,
+)
+from test_diagnostics import DIAG_PASS, tools  # noqa: F401 - fixture
+
+
+def _names(activities: Sequence[object]) -> set[str]:
+    names = set()
+    for fn in activities:
+        defn = _Definition.from_callable(fn)  # type: ignore[arg-type]
+        assert defn is not None and defn.name is not None
+        names.add(defn.name)
+    return names
+
+
+def test_shared_hosts_serve_every_agent_activity(tmp_path):
+    agent = AgentActivities(FakeGpuBackend(FakeWorld(tmp_path / "w.db"), "n1", 8, "H100"))
+    assert _names(SharedHosts().activities()) == _names(agent.activities())
+
+
+async def _ready(client, plane, **overrides):
+    spec = fast_spec(**overrides)
+    await start_pool(client, plane, spec)
+    status = await eventually(lambda: pool_status(client, spec.name),
+                              lambda s: s.ready == spec.min_nodes, what="pool ready")
+    return spec, status
+
+
+async def test_pool_on_shared_hosts_comes_up_and_replaces_a_fatal_xid(dev_env, tmp_path):
+    client = dev_env.client
+    async with control_plane(client, tmp_path, host_mode="shared") as plane:
+        spec, status = await _ready(client, plane)
+        node = await node_status(client, status.nodes[0].node_id)
+        assert node.agent_task_queue == plane.plane.shared_host_queue
+        assert len(node.gpus) == 8
+        assert [s for s, _ in transitions(node)] == [
+            "provisioning", "booting", "boot_checking", "ready"]
+        assert plane.plane.hosts is not None and len(plane.plane.hosts.shared) == 3
+        victim = status.nodes[1].node_id
+        plane.world.inject(victim, "xid", value=79, gpu_index=2)
+        node = await eventually(lambda: node_status(client, victim),
+                                lambda n: n.state.value == "terminated", what="victim terminated")
+        assert node.health_rule == "xid-needs-reset-or-reboot"
+        assert ("cordoned", "unhealthy") in transitions(node)
+        await eventually(lambda: pool_status(client, spec.name),
+                         lambda s: s.ready == 3 and s.replacements == 1, what="replaced")
+
+
+async def test_silent_shared_host_is_unreachable_then_replaced(dev_env, tmp_path):
+    client = dev_env.client
+    async with control_plane(client, tmp_path, host_mode="shared") as plane:
+        spec, status = await _ready(client, plane)
+        node_id = status.nodes[0].node_id
+        plane.world.set_agent_enabled(node_id, False)  # the network to the host is cut
+        node = await eventually(lambda: node_status(client, node_id),
+                                lambda n: n.state.is_terminal(), what="terminated")
+        assert transitions(node)[-3:] == [("unreachable", "unreachable"),
+                                          ("terminating", "unreachable"),
+                                          ("terminated", "unreachable")]
+        await eventually(lambda: pool_status(client, spec.name),
+                         lambda p: p.ready == 3 and p.replacements == 1, what="replaced")
+        assert plane.plane.hosts is not None and plane.plane.hosts.shared.silent_holds >= 1
+
+
+async def test_shared_host_back_within_toleration_is_kept(dev_env, tmp_path):
+    client = dev_env.client
+    async with control_plane(client, tmp_path, host_mode="shared") as plane:
+        spec, status = await _ready(client, plane, min_nodes=1,
+                                    health={"unreachable_toleration": "30s"})
+        node_id = status.nodes[0].node_id
+        plane.world.set_agent_enabled(node_id, False)
+        await eventually(lambda: node_status(client, node_id),
+                         lambda n: n.state.value == "unreachable", what="unreachable")
+        plane.world.set_agent_enabled(node_id, True)
+        node = await eventually(lambda: node_status(client, node_id),
+                                lambda n: n.state.value == "ready", what="back")
+        assert transitions(node)[-1] == ("ready", "reachable_again")
+        assert (await pool_status(client, spec.name)).replacements == 0
+
+
+async def test_diagnostics_reach_shared_hosts_through_the_node_record(dev_env, tmp_path,
+                                                                      tools):  # noqa: F811
+    tools("dcgmi", json.dumps(DIAG_PASS))
+    client = dev_env.client
+    async with control_plane(client, tmp_path, host_mode="shared") as plane:
+        spec, _ = await _ready(client, plane, min_nodes=2)
+        report: DiagnosticsReport = await client.execute_workflow(
+            DiagnosticsWorkflow.run,
+            DiagnosticsInput(pool=spec.name, checks=spec.diagnostics.checks,
+                             heartbeat_timeout=spec.heartbeat_timeout),
+            id=f"diagnostics/{spec.name}-{uuid.uuid4().hex[:6]}", task_queue=plane.task_queue)
+        assert {n.outcome for n in report.nodes} == {"pass"}
+        assert len(report.nodes) == 2
