@@ -45,10 +45,14 @@ def simulate_validate(file: FileArg, output: OutputOpt = Output.text) -> None:
         return
     out.print(f"{file}: valid — {scenario.name}: {len(scenario.fleet)} node(s), "
               f"{len(scenario.events)} event(s), {len(scenario.assertions)} assertion(s)"
-              + (" (stress block: validated, not run)" if scenario.stress else ""))
+              + (" and a stress block" if scenario.stress else ""))
 
 
-async def _run(scenario: Scenario, folder: Path, seed: int) -> dict[str, Any]:
+# Fleets larger than this run their simulated hosts on one shared task queue.
+SHARED_HOSTS_ABOVE = 200
+
+
+async def _run(scenario: Scenario, folder: Path, seed: int, hosts: str) -> dict[str, Any]:
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
 
@@ -64,15 +68,17 @@ async def _run(scenario: Scenario, folder: Path, seed: int) -> dict[str, Any]:
         dev_server_log_level="error")
     try:
         world = FakeWorld(folder / "fake-cloud.db")
-        plane = ControlPlane(env.client, world=world, boot_seconds=0.5,
-                             task_queue=new_task_queue())
+        queue = new_task_queue()
+        plane = ControlPlane(env.client, world=world, boot_seconds=0.5, task_queue=queue,
+                             host_mode=hosts, shared_host_queue=f"{queue}-hosts")
         stop = asyncio.Event()
         worker = asyncio.create_task(plane.run(stop))
         try:
             sim = Simulator(env.client, world, plane.task_queue, say=out.print)
-            if scenario.stress is not None:
-                return await sim.run_stress(scenario, seed)
-            return await sim.run(scenario)
+            report = (await sim.run_stress(scenario, seed) if scenario.stress is not None
+                      else await sim.run(scenario))
+            report["hosts"] = hosts
+            return report
         finally:
             stop.set()
             with contextlib.suppress(Exception):
@@ -87,6 +93,10 @@ def simulate_run(
     seed: Annotated[int | None, typer.Option(help="random seed (default: the file's)")] = None,
     runs_dir: Annotated[Path, typer.Option("--out", help="where run folders go")] = Path(
         "sim-runs"),
+    hosts: Annotated[str, typer.Option(
+        help="per-host: each simulated host its own agent worker and queue (as real "
+             "agents); shared: one worker and queue for all (large fleets); auto: shared "
+             f"above {SHARED_HOSTS_ABOVE} nodes")] = "auto",
     output: OutputOpt = Output.text,
 ) -> None:
     """Run a scenario: its fleet (or the stress block's generated fleet, with chaos) as real
@@ -97,18 +107,21 @@ def simulate_run(
 
     scenario = _load(file, output)
     stress = scenario.stress
-    if stress is not None and (stress.fleet_gen is None or stress.unsupported()):
-        missing = stress.unsupported() or ["a stress block without fleet_gen"]
-        err.print(f"error: `simulate run` cannot run {', '.join(missing)} yet (the file is "
-                  "valid: `navarch simulate validate` checks it); remove it to run the rest")
+    if stress is not None and stress.fleet_gen is None:
+        err.print(f"error: {file}: stress: a stress block needs fleet_gen to make its fleet")
+        raise typer.Exit(2)
+    if hosts not in ("auto", "per-host", "shared"):
+        err.print(f"error: --hosts {hosts!r}: one of auto, per-host, shared")
         raise typer.Exit(2)
     run_seed = seed if seed is not None else (stress.seed if stress else 0)
     folder = sim_report.run_dir(runs_dir, scenario.name)
+    size = stress.fleet_gen.total_nodes if stress and stress.fleet_gen else len(scenario.fleet)
+    if hosts == "auto":
+        hosts = "shared" if size > SHARED_HOSTS_ABOVE else "per-host"
     if not output.structured:
-        size = stress.fleet_gen.total_nodes if stress and stress.fleet_gen else len(
-            scenario.fleet)
-        out.print(f"running {scenario.name} ({size} node(s)) → {folder}")
-    report = asyncio.run(_run(scenario, folder, run_seed))
+        out.print(f"running {scenario.name} ({size} node(s), {hosts} simulated hosts) → "
+                  f"{folder}")
+    report = asyncio.run(_run(scenario, folder, run_seed, hosts))
     report["seed"] = run_seed
     sim_report.write(folder, file.read_text(), report)
     if output.structured:

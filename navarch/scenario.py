@@ -177,16 +177,6 @@ class StressConfig(StrictModel):
                              "remove it (use chaos.cascading for correlated faults)")
         return value
 
-    def unsupported(self) -> list[str]:
-        """Parts of a valid stress block that `simulate run` cannot run yet (said, not
-        ignored)."""
-        out = []
-        if self.chaos and self.chaos.cascading and self.chaos.cascading.enabled:
-            out.append("chaos.cascading")
-        if self.chaos and self.chaos.scheduled_outages:
-            out.append("chaos.scheduled_outages")
-        return out
-
 
 class Scenario(StrictModel):
     name: str = Field(min_length=1)

@@ -29,12 +29,22 @@ from navarch.config import HealthConfig
 from navarch.fakeworld import FakeWorld
 from navarch.ids import node_workflow_id
 from navarch.lifecycle import NodeState, NodeStatus
-from navarch.scenario import Event, FleetGen, FleetNode, Scenario, go_status, matches
+from navarch.scenario import (
+    ChaosConfig,
+    Event,
+    FleetGen,
+    FleetNode,
+    Scenario,
+    ScheduledOutage,
+    go_status,
+    matches,
+)
 from navarch.spec import PoolSpec, ProviderChoice
 from navarch.xid import lookup
 
 DEFAULT_WAIT_TIMEOUT = timedelta(seconds=30)
 SAMPLE_SECONDS = 0.5
+RACK_SIZE = 8  # machines per rack, where the fleet's nodes carry no `rack` label
 # Fault kinds of the fake world for each scenario failure type.
 _FAULTS = {"xid_error": "xid", "temperature": "temperature", "nvml_failure": "nvml_failure",
            "backend_error": "nvml_failure", "device_error": "pcie", "memory_error": "ecc_dbe",
@@ -101,7 +111,7 @@ class Simulator:
                 id=node_workflow_id(node.id), task_queue=self.task_queue,
                 static_summary=f"scenario {run.scenario.name} · {node.id}")
 
-    async def _act(self, run: Run, event: Event) -> str:
+    async def _act(self, run: Run, event: Event, cause: str = "scenario") -> str:
         p, target = event.params, event.target
         if event.action == "start_fleet":
             await self._start(run)
@@ -117,7 +127,7 @@ class Simulator:
             assert p.failure_type is not None
             run.injections.append({"at": run.t(), "wall": datetime.now(UTC).isoformat(),
                                    "node": target, "type": p.failure_type,
-                                   "xid": p.xid_code})
+                                   "xid": p.xid_code, "cause": cause})
             if p.failure_type in _SILENCING:
                 await asyncio.to_thread(self.world.set_agent_enabled, target, False)
                 return f"{target}: agent silenced ({p.failure_type})"
@@ -195,7 +205,8 @@ class Simulator:
     async def run_stress(self, scenario: Scenario, seed: int) -> dict[str, Any]:
         """A stress block: a generated fleet started by its pattern, then random failures
         at `chaos.failure_rate` (per minute per 1000 nodes), of the weighted types and Xid
-        codes, with recoveries of non-fatal ones, until `duration`."""
+        codes, cascades, scheduled outages and recoveries of non-fatal ones, until
+        `duration`."""
         stress = scenario.stress
         assert stress is not None and stress.fleet_gen is not None
         rng = random.Random(seed)
@@ -221,43 +232,20 @@ class Simulator:
             self.say(f"  [{run.t():7.2f}s] {len(scenario.fleet)} node(s) started "
                      f"({stress.fleet_gen.startup.pattern})")
             chaos = stress.chaos
-            types = ({t.type: t.weight for t in chaos.failure_types} if chaos and
-                     chaos.failure_types else {"xid_error": 1})
-            xids = (chaos.xid_distribution if chaos and chaos.xid_distribution else {79: 1})
-            failed: set[str] = set()
+            chaos_run = None
+            if chaos is not None and chaos.enabled:
+                chaos_run = _Chaos(self, run, chaos, rng)
+                background += [asyncio.create_task(chaos_run.outage(o))
+                               for o in chaos.scheduled_outages]
             while run.t() < duration:
                 await asyncio.sleep(1.0)
                 if int(run.t()) % 5 == 0 and run.timeline:
                     last = {k: v for k, v in run.timeline[-1].items() if k != "t"}
                     self.say(f"  [{run.t():7.2f}s] {last} · {len(run.injections)} failure(s) "
                              "injected")
-                if not chaos or not chaos.enabled:
-                    continue
-                healthy = [n.id for n in scenario.fleet if n.id not in failed]
-                expected = chaos.failure_rate * len(scenario.fleet) / 1000 / 60
-                for _ in range(_poisson(rng, expected)):
-                    if not healthy:
-                        break
-                    victim = healthy.pop(rng.randrange(len(healthy)))
-                    kind = _weighted(rng, types)
-                    event = Event.model_validate({
-                        "at": f"{run.t()}s", "action": "inject_failure", "target": victim,
-                        "params": {"failure_type": kind, "xid_code": _weighted(rng, xids),
-                                   "gpu_index": rng.randrange(8)}})
-                    outcome = await self._act(run, event)
-                    failed.add(victim)
-                    run.log.append({"at": run.t(), "scheduled": run.t(), "action":
-                                    "inject_failure", "target": victim, "outcome": outcome})
-                    recovery = chaos.recovery
-                    info = lookup(event.params.xid_code or 0)
-                    fatal = kind == "xid_error" and info is not None and info.verdict == "unhealthy"
-                    if (recovery and recovery.enabled and not fatal
-                            and rng.random() < recovery.probability):
-                        mean = (recovery.mean_time or timedelta(seconds=30)).total_seconds()
-                        std = (recovery.std_dev or timedelta(0)).total_seconds()
-                        background.append(asyncio.create_task(self._recover_later(
-                            run, victim, max(0.0, rng.gauss(mean, std)), failed)))
-            for task in background:
+                if chaos_run is not None:
+                    await chaos_run.tick()
+            for task in background + (chaos_run.tasks if chaos_run else []):
                 task.cancel()
         finally:
             stop.set()
@@ -267,18 +255,11 @@ class Simulator:
         by_xid = Counter(str(i["xid"]) for i in run.injections if i["type"] == "xid_error")
         report.update({"stress": True, "seed": seed, "failures_by_type": dict(kinds),
                        "failures_by_xid": dict(by_xid),
+                       "cascaded": sum(1 for i in run.injections if i.get("cause") == "cascade"),
+                       "outages": [e for e in run.log if e["action"] == "outage"],
                        "recoveries": sum(1 for e in run.log
                                          if e["action"] == "recover_failure")})
         return report
-
-    async def _recover_later(self, run: Run, node_id: str, after: float,
-                             failed: set[str]) -> None:
-        await asyncio.sleep(after)
-        outcome = await self._act(run, Event.model_validate(
-            {"at": f"{run.t()}s", "action": "recover_failure", "target": node_id}))
-        failed.discard(node_id)
-        run.log.append({"at": run.t(), "scheduled": run.t(), "action": "recover_failure",
-                        "target": node_id, "outcome": outcome})
 
     async def _report(self, run: Run) -> dict[str, Any]:
         scenario = run.scenario
@@ -330,10 +311,153 @@ class Simulator:
             "timeline": run.timeline,
             "nodes": {node_id: None if s is None else {
                 "status": go_status(s), "state": s.state.value, "health": s.health.value,
+                "zone": s.zone,
                 "rule": s.health_rule,
                 "transitions": [t.model_dump(mode="json") for t in s.transitions]}
                 for node_id, s in nodes.items()},
         }
+
+
+class _Chaos:
+    """A stress block's chaos: Poisson failures at `failure_rate`, each possibly cascading
+    to neighbours in its scope, scheduled outages, and recoveries of non-fatal failures."""
+
+    def __init__(self, sim: Simulator, run: Run, config: ChaosConfig,
+                 rng: random.Random) -> None:
+        self.sim, self.run, self.config, self.rng = sim, run, config, rng
+        self.types = ({t.type: t.weight for t in config.failure_types}
+                      if config.failure_types else {"xid_error": 1})
+        self.xids = config.xid_distribution or {79: 1}
+        self.failed: set[str] = set()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.nodes = {n.id: n for n in run.scenario.fleet}
+        self.racks = _racks(run.scenario.fleet)
+
+    async def tick(self) -> None:
+        """One second of random failures."""
+        expected = self.config.failure_rate * len(self.nodes) / 1000 / 60
+        for _ in range(_poisson(self.rng, expected)):
+            healthy = [n for n in self.nodes if n not in self.failed]
+            if not healthy:
+                return
+            victim = healthy[self.rng.randrange(len(healthy))]
+            await self.fail(victim, _weighted(self.rng, self.types), _weighted(self.rng, self.xids))
+
+    async def fail(self, victim: str, kind: str, xid: int | None, *, cause: str = "random",
+                   depth: int = 0, note: str = "") -> None:
+        run = self.run
+        event = Event.model_validate({
+            "at": f"{run.t()}s", "action": "inject_failure", "target": victim,
+            "params": {"failure_type": kind, "xid_code": xid,
+                       "gpu_index": self.rng.randrange(8), "message": note}})
+        outcome = await self.sim._act(run, event, cause)
+        self.failed.add(victim)
+        run.log.append({"at": run.t(), "scheduled": run.t(), "action": "inject_failure",
+                        "target": victim, "outcome": outcome + (f" ({note})" if note else "")})
+        if cause != "outage":
+            self._maybe_recover(victim, kind, xid)
+            self._maybe_cascade(victim, depth)
+
+    def _maybe_recover(self, victim: str, kind: str, xid: int | None) -> None:
+        recovery = self.config.recovery
+        info = lookup(xid or 0)
+        fatal = kind == "xid_error" and info is not None and info.verdict == "unhealthy"
+        if recovery and recovery.enabled and not fatal and self.rng.random() < recovery.probability:
+            mean = (recovery.mean_time or timedelta(seconds=30)).total_seconds()
+            std = (recovery.std_dev or timedelta(seconds=mean / 4)).total_seconds()
+            self.tasks.append(asyncio.create_task(
+                self._recover_later(victim, max(0.0, self.rng.gauss(mean, std)))))
+
+    async def _recover_later(self, node_id: str, after: float) -> None:
+        await asyncio.sleep(after)
+        await self.recover(node_id)
+
+    async def recover(self, node_id: str, note: str = "") -> None:
+        run = self.run
+        outcome = await self.sim._act(run, Event.model_validate(
+            {"at": f"{run.t()}s", "action": "recover_failure", "target": node_id}))
+        self.failed.discard(node_id)
+        run.log.append({"at": run.t(), "scheduled": run.t(), "action": "recover_failure",
+                        "target": node_id, "outcome": outcome + (f" ({note})" if note else "")})
+
+    def _maybe_cascade(self, source: str, depth: int) -> None:
+        """With `probability`, Xid failures on 1..max_affected_percent% of the nodes in
+        the source's scope, each after a delay in [min_delay, max_delay), each of which
+        may cascade again up to `max_depth`."""
+        cascade = self.config.cascading
+        if (cascade is None or not cascade.enabled or depth >= cascade.max_depth
+                or self.rng.random() >= cascade.probability):
+            return
+        candidates = [n for n in self.nodes if n != source and n not in self.failed
+                      and self._same_scope(source, n, cascade.scope)]
+        if not candidates:
+            return
+        most = max(1, int(len(candidates) * cascade.max_affected_percent / 100))
+        low = (cascade.min_delay or timedelta(0)).total_seconds()
+        high = (cascade.max_delay or timedelta(0)).total_seconds()
+        high = high if high > low else low + 1.0  # as the Go simulator: a 1 s window
+        for target in self.rng.sample(candidates, min(len(candidates),
+                                                      1 + self.rng.randrange(most))):
+            delay = self.rng.uniform(low, high)
+            xid = _weighted(self.rng, self.xids)
+            self.tasks.append(asyncio.create_task(self._cascade_later(
+                target, delay, xid, source, depth + 1)))
+
+    async def _cascade_later(self, target: str, delay: float, xid: int, source: str,
+                             depth: int) -> None:
+        await asyncio.sleep(delay)
+        if target not in self.failed:
+            await self.fail(target, "xid_error", xid, cause="cascade", depth=depth,
+                            note=f"cascade from {source}, depth {depth}")
+
+    def _same_scope(self, a: str, b: str, scope: str) -> bool:
+        x, y = self.nodes[a], self.nodes[b]
+        if scope == "rack":
+            return self.racks[a] == self.racks[b]
+        if scope == "zone":
+            return (x.provider, x.region, x.zone) == (y.provider, y.region, y.zone)
+        if scope == "region":
+            return (x.provider, x.region) == (y.provider, y.region)
+        if scope == "provider":
+            return x.provider == y.provider
+        return True  # random
+
+    async def outage(self, outage: ScheduledOutage) -> None:
+        """At `start_time`, every node in the scope gets `failure_type` (an Xid is 79);
+        after `duration` they are cleared."""
+        run = self.run
+        await asyncio.sleep(max(0.0, outage.start_time.total_seconds() - run.t()))
+        name = outage.name or f"{outage.scope} {outage.target}"
+        if outage.scope == "percentage":
+            share = float(outage.target.rstrip("%")) / 100
+            hit = [n for n in self.nodes if self.rng.random() < share]
+        else:
+            field = {"zone": "zone", "region": "region", "provider": "provider"}[outage.scope]
+            hit = [n for n, node in self.nodes.items() if getattr(node, field) == outage.target]
+        self.sim.say(f"  [{run.t():7.2f}s] outage {name}: {len(hit)} node(s), "
+                     f"{outage.failure_type} for {outage.duration}")
+        run.log.append({"at": run.t(), "scheduled": outage.start_time.total_seconds(),
+                        "action": "outage", "target": name,
+                        "outcome": f"{len(hit)} node(s): {outage.failure_type}"})
+        for node_id in hit:
+            await self.fail(node_id, outage.failure_type,
+                            79 if outage.failure_type == "xid_error" else None,
+                            cause="outage", note=f"outage {name}")
+        await asyncio.sleep(outage.duration.total_seconds())
+        for node_id in hit:
+            await self.recover(node_id, note=f"outage {name} over")
+
+
+def _racks(fleet: list[FleetNode]) -> dict[str, str]:
+    """A node's rack: its `rack` label, or else blocks of RACK_SIZE nodes of one zone in
+    fleet order."""
+    racks: dict[str, str] = {}
+    seen: Counter[tuple[str, str, str]] = Counter()
+    for node in fleet:
+        zone = (node.provider, node.region, node.zone)
+        racks[node.id] = node.labels.get("rack") or f"{'/'.join(zone)}#{seen[zone] // RACK_SIZE}"
+        seen[zone] += 1
+    return racks
 
 
 def _poisson(rng: random.Random, mean: float) -> int:

@@ -53,6 +53,7 @@ PROVISION_BACKOFF_MAX = timedelta(minutes=10)
 KEEP_FINISHED_NODES = 50
 KEEP_EVENTS = 100
 KEEP_DECISIONS = 50
+MAX_STARTS_PER_TASK = 100
 KEEP_UTILIZATION = 60  # samples; the predictive autoscaler's lookback reads the newest
 METRICS_TIMEOUT = timedelta(minutes=2)
 METRICS_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=2))
@@ -159,6 +160,7 @@ class PoolWorkflow:
         self._spec: PoolSpec | None = params.spec
         self._state = params.state or PoolState(target=params.spec.min_nodes)
         self._dirty = True
+        self._more = False  # nodes still to start after this round (batched starts)
         self._background: list[asyncio.Task[None]] = []
         self._node_gauges = metrics.GaugeSet("pool_nodes", "nodes by state, health, provider")
         self._gpu_gauges = metrics.GaugeSet("pool_gpus", "GPUs of live nodes by model")
@@ -305,7 +307,7 @@ class PoolWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 s.runs += 1
                 workflow.continue_as_new(PoolInput(spec=self._spec_(), state=s))
-            self._dirty = False
+            self._dirty = self._more
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._dirty, timeout=self._next_wake())
         await self._drain_background()
@@ -381,12 +383,17 @@ class PoolWorkflow:
 
     async def _reconcile(self) -> None:
         spec, s = self._spec_(), self._state
+        self._more = False
         if s.deleting:
             s.target = 0
         active = [n for n in s.nodes.values() if not n.state.is_terminal() and not n.retiring]
         missing = s.target - len(active)
         now = workflow.now()
         if missing > 0 and (s.next_provision_at is None or now >= s.next_provision_at):
+            # A node's input carries the pool's spec (~5 KB): hundreds of starts in one
+            # workflow task make a completion of megabytes that outlasts the task's timeout.
+            if missing > MAX_STARTS_PER_TASK and workflow.patched("start-batches-v1"):
+                missing, self._more = MAX_STARTS_PER_TASK, True  # the rest next round
             await asyncio.gather(*(self._start_node() for _ in range(missing)))
         elif missing < 0:
             reason = (TransitionReason.POOL_DELETED if s.deleting

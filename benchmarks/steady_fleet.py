@@ -1,0 +1,222 @@
+"""Benchmark 5: the largest steady fleet on this machine, with faults flowing.
+
+A dev server with its SQLite file (as `navarch up` runs it), the real `navarch-worker`
+process with the fake cloud and simulated hosts sharing one task queue, and pools of
+production NodeWorkflows at the pool defaults (60 s health checks, 90 s heartbeat timeout).
+Once every node is ready, fatal Xids are injected at a steady rate for the measuring
+window; the pools cordon, drain, terminate and replace those nodes. Prints, and writes to
+results/steady_fleet-<nodes>.json: the ramp time, CPU (% of one core) and RSS of the dev
+server and of the worker over the window, Xid → cordoned latencies, replacements made.
+
+    python benchmarks/steady_fleet.py --nodes 5000 [--pool-size 500] [--window 180]
+        [--faults-per-minute 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from harness import pool_spec, save, summary
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+
+from navarch.config import HealthConfig
+from navarch.devserver import DevServer
+from navarch.fakeworld import FakeWorld
+from navarch.ids import node_workflow_id, pool_workflow_id
+from navarch.lifecycle import NodeState, NodeStatus
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_worker(address: str, world: Path, queue: str, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "navarch.workers.main", "--task-queue", queue,
+         "--fake-world", str(world), "--simulated-hosts", "shared",
+         "--metrics-port", "0", "--log-level", "WARNING"],
+        env={**os.environ, "TEMPORAL_ADDRESS": address},
+        stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+class ProcessMeter:
+    """CPU seconds and resident memory of one process, from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+async def ready_count(client: Client, pools: list[str], seen: dict[str, int]) -> int:
+    """Ready nodes over the pools (a pool too busy to answer counts as last seen)."""
+    from navarch.workflows.pool import PoolStatus
+
+    for name in pools:
+        try:
+            status = await client.get_workflow_handle(pool_workflow_id(name)).query(
+                "status", result_type=PoolStatus)
+            seen[name] = status.ready
+        except RPCError:
+            pass
+    return sum(seen.values())
+
+
+async def main(args: argparse.Namespace) -> int:
+    from navarch.workflows.pool import PoolInput, PoolStatus
+
+    folder = Path(tempfile.mkdtemp(prefix="navarch-steady-"))
+    server = DevServer(folder / "temporal", port=free_port(), ui_port=free_port())
+    server.start()
+    assert server.process is not None
+    address = f"127.0.0.1:{server.port}"
+    world_path = folder / "world.db"
+    world = FakeWorld(world_path)
+    queue = f"steady-{uuid.uuid4().hex[:6]}"
+    worker = start_worker(address, world_path, queue, folder / "worker.log")
+    figures: dict[str, Any] = {"nodes": args.nodes, "gpus": args.nodes * 8,
+                               "pool_size": args.pool_size, "window_s": args.window,
+                               "faults_per_minute": args.faults_per_minute,
+                               "host_mode": "shared", "persistence": "dev server SQLite (WAL)"}
+    try:
+        client = await Client.connect(address, data_converter=pydantic_data_converter)
+        pools = []
+        started = time.monotonic()
+        left = args.nodes
+        while left > 0:
+            size = min(args.pool_size, left)
+            spec = pool_spec(size, health_check_interval=timedelta(seconds=60),
+                             heartbeat_timeout=timedelta(seconds=90),
+                             boot_deadline=timedelta(minutes=10),
+                             health=HealthConfig(unhealthy_after=1, drain_grace=timedelta(0)))
+            await client.start_workflow("PoolWorkflow", PoolInput(spec=spec),
+                                        id=pool_workflow_id(spec.name), task_queue=queue)
+            pools.append(spec.name)
+            left -= size
+        last_print = 0.0
+        seen: dict[str, int] = {}
+        while True:
+            ready = await ready_count(client, pools, seen)
+            now = time.monotonic() - started
+            if now - last_print >= 10:
+                print(f"  {now:6.0f} s: {ready}/{args.nodes} ready", flush=True)
+                last_print = now
+            if ready >= args.nodes:
+                break
+            if now > args.ramp_limit:
+                print(f"not all ready within {args.ramp_limit} s: {ready}/{args.nodes}")
+                figures["ramp_incomplete"] = ready
+                break
+            await asyncio.sleep(2)
+        figures["ramp_s"] = round(time.monotonic() - started, 1)
+        print(f"{ready} nodes ready in {figures['ramp_s']} s")
+        await asyncio.sleep(args.settle)
+
+        dev, wrk = ProcessMeter(server.process.pid), ProcessMeter(worker.pid)
+        cpu0 = (dev.cpu_seconds(), wrk.cpu_seconds(), *machine_busy())
+        t0 = time.monotonic()
+        rng = random.Random(1)
+        injected: list[tuple[str, datetime]] = []
+        victims = [i.node_id for i in world.instances(live_only=True)]
+        rng.shuffle(victims)
+        gap = 60.0 / args.faults_per_minute if args.faults_per_minute > 0 else float("inf")
+        next_fault = t0 + gap / 2
+        peak_dev = peak_wrk = 0.0
+        while time.monotonic() - t0 < args.window:
+            if time.monotonic() >= next_fault and victims:
+                node_id = victims.pop()
+                injected.append((node_id, datetime.now(UTC)))
+                await asyncio.to_thread(world.inject, node_id, "xid", value=79,
+                                        gpu_index=rng.randrange(8))
+                next_fault += gap
+            peak_dev, peak_wrk = max(peak_dev, dev.rss_mib()), max(peak_wrk, wrk.rss_mib())
+            await asyncio.sleep(0.5)
+        elapsed = time.monotonic() - t0
+        cpu1 = (dev.cpu_seconds(), wrk.cpu_seconds(), *machine_busy())
+        figures["dev_server"] = {"cpu_pct_of_one_core": round(100 * (cpu1[0] - cpu0[0]) /
+                                                              elapsed, 1),
+                                 "rss_mib": round(dev.rss_mib()), "peak_rss_mib": round(peak_dev)}
+        figures["worker"] = {"cpu_pct_of_one_core": round(100 * (cpu1[1] - cpu0[1]) / elapsed, 1),
+                             "rss_mib": round(wrk.rss_mib()), "peak_rss_mib": round(peak_wrk)}
+        figures["machine_busy_pct"] = round(100 * (cpu1[2] - cpu0[2]) / (cpu1[3] - cpu0[3]), 1)
+        await asyncio.sleep(15)  # let the last faults reach their nodes
+        latencies = []
+        for node_id, at in injected:
+            status: NodeStatus = await client.get_workflow_handle(
+                node_workflow_id(node_id)).query("status", result_type=NodeStatus)
+            cordoned = next((t.at for t in status.transitions
+                             if t.to_state is NodeState.CORDONED and t.at >= at), None)
+            if cordoned is not None:
+                latencies.append((cordoned - at).total_seconds())
+        figures["faults_injected"] = len(injected)
+        figures["xid_to_cordoned_s"] = summary(latencies)
+        replacements = 0
+        for name in pools:
+            pool = await client.get_workflow_handle(pool_workflow_id(name)).query(
+                "status", result_type=PoolStatus)
+            replacements += pool.replacements
+        figures["replacements"] = replacements
+        figures["ready_at_end"] = await ready_count(client, pools, seen)
+        figures["db_mib"] = round(sum(p.stat().st_size for p in (folder / "temporal").glob(
+            "temporal.db*")) / 2**20)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        server.stop()
+    print(f"steady fleet: {args.nodes} nodes ({args.nodes * 8} GPUs) in pools of "
+          f"{args.pool_size}")
+    for key in ("ramp_s", "dev_server", "worker", "machine_busy_pct", "faults_injected",
+                "xid_to_cordoned_s", "replacements", "ready_at_end", "db_mib"):
+        print(f"  {key}: {figures.get(key)}")
+    print(f"wrote {save(f'steady_fleet-{args.nodes}', figures)}")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--pool-size", type=int, default=500)
+    parser.add_argument("--window", type=float, default=180.0, help="seconds measured")
+    parser.add_argument("--settle", type=float, default=30.0,
+                        help="seconds after the ramp before measuring")
+    parser.add_argument("--faults-per-minute", type=float, default=10.0)
+    parser.add_argument("--ramp-limit", type=float, default=1800.0)
+    sys.exit(asyncio.run(main(parser.parse_args())))
