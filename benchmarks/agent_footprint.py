@@ -32,10 +32,11 @@ from navarch.fakeworld import FakeWorld
 from navarch.ids import SEARCH_ATTRIBUTES, node_workflow_id
 from navarch.instance_types import gpu_shape
 from navarch.lifecycle import NodeStatus
+from navarch.node_api import NodeInput
 from navarch.spec import PoolSpec, ProviderChoice
 from navarch.temporal_client import temporal_cli_path
 from navarch.workers.control_plane import ControlPlane
-from navarch.workflows.node import NodeInput, NodeWorkflow
+from navarch.workflows.node import NodeWorkflow
 
 
 def _rss_mib(pid: int) -> float:

@@ -42,14 +42,14 @@ class Fleet:
     env: WorkflowEnvironment
 
     async def start_pool(self, spec: PoolSpec) -> None:
-        from navarch.workflows.pool import PoolInput
+        from navarch.pool_api import PoolInput
 
         await self.client.start_workflow("PoolWorkflow", PoolInput(spec=spec),
                                          id=pool_workflow_id(spec.name),
                                          task_queue=self.plane.task_queue)
 
     async def pool(self, name: str) -> Any:
-        from navarch.workflows.pool import PoolStatus
+        from navarch.pool_api import PoolStatus
 
         return await self.client.get_workflow_handle(pool_workflow_id(name)).query(
             "status", result_type=PoolStatus)

@@ -84,7 +84,7 @@ def machine_busy() -> tuple[float, float]:
 
 async def ready_count(client: Client, pools: list[str], seen: dict[str, int]) -> int:
     """Ready nodes over the pools (a pool too busy to answer counts as last seen)."""
-    from navarch.workflows.pool import PoolStatus
+    from navarch.pool_api import PoolStatus
 
     for name in pools:
         try:
@@ -97,7 +97,7 @@ async def ready_count(client: Client, pools: list[str], seen: dict[str, int]) ->
 
 
 async def main(args: argparse.Namespace) -> int:
-    from navarch.workflows.pool import PoolInput, PoolStatus
+    from navarch.pool_api import PoolInput, PoolStatus
 
     folder = Path(tempfile.mkdtemp(prefix="navarch-steady-"))
     server = DevServer(folder / "temporal", port=free_port(), ui_port=free_port())

@@ -41,7 +41,7 @@ def start_worker(address: str, world: Path, queue: str, log: Path) -> subprocess
 
 
 async def main(nodes: int, kills: int, seed: int) -> int:
-    from navarch.workflows.pool import PoolInput, PoolStatus
+    from navarch.pool_api import PoolInput, PoolStatus
 
     rng = random.Random(seed)
     folder = Path(tempfile.mkdtemp(prefix="navarch-kill-"))

@@ -82,7 +82,7 @@ def _load_specs(file: Path) -> dict[str, PoolSpec]:
 async def apply_specs(client: Client, specs: dict[str, PoolSpec],
                       task_queue: str = CONTROL_PLANE_TASK_QUEUE) -> dict[str, str]:
     """Start a PoolWorkflow per pool, or send `update_spec` to one already running."""
-    from navarch.workflows.pool import PoolInput  # the CLI may import workflows; agents don't
+    from navarch.pool_api import PoolInput
 
     done: dict[str, str] = {}
     for name, spec in specs.items():
@@ -112,7 +112,7 @@ async def apply_specs(client: Client, specs: dict[str, PoolSpec],
 
 
 async def _pool_status(client: Client, name: str) -> Any:
-    from navarch.workflows.pool import PoolStatus
+    from navarch.pool_api import PoolStatus
 
     handle = client.get_workflow_handle(pool_workflow_id(name))
     return await handle.query("status", result_type=PoolStatus)

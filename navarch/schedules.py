@@ -22,7 +22,7 @@ def diagnostics_schedule_id(pool: str) -> str:
 
 
 def _schedule(spec: PoolSpec, task_queue: str) -> Schedule:
-    from navarch.workflows.diagnostics import DiagnosticsInput
+    from navarch.diagnostics_api import DiagnosticsInput
 
     diag = spec.diagnostics
     return Schedule(

@@ -103,7 +103,7 @@ class Simulator:
         await self.client.get_workflow_handle(node_workflow_id(node_id)).signal(name, payload)
 
     async def _start(self, run: Run) -> None:
-        from navarch.workflows.node import NodeInput  # the CLI may import workflows
+        from navarch.node_api import NodeInput
 
         for node in run.scenario.fleet:
             await self.client.start_workflow(
@@ -217,7 +217,7 @@ class Simulator:
         sampler = asyncio.create_task(self._sample(run, stop))
         background: list[asyncio.Task[None]] = []
         try:
-            from navarch.workflows.node import NodeInput
+            from navarch.node_api import NodeInput
 
             for node, offset in sorted(zip(scenario.fleet, start_offsets(stress.fleet_gen, rng),
                                            strict=True), key=lambda x: x[1]):

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
         NodeStatus,
         TransitionReason,
     )
-    from navarch.workflows.node import NodeInput, RetireInput
+    from navarch.node_api import NodeInput, RetireInput
 
 
 @workflow.defn(name="NodeWorkflow")

@@ -18,10 +18,10 @@ from navarch.config import HealthConfig
 from navarch.fakeworld import FakeWorld
 from navarch.ids import node_workflow_id, pool_workflow_id
 from navarch.lifecycle import NodeStatus
+from navarch.pool_api import PoolInput, PoolStatus
 from navarch.spec import PoolSpec, ProviderChoice
 from navarch.workers.control_plane import ControlPlane
 from navarch.workflows import PoolWorkflow
-from navarch.workflows.pool import PoolInput, PoolStatus
 
 T = TypeVar("T")
 

@@ -13,7 +13,8 @@ import urllib.request
 from pathlib import Path
 
 from navarch.ids import node_workflow_id
-from navarch.workflows.node import NodeInput, NodeWorkflow
+from navarch.node_api import NodeInput
+from navarch.workflows.node import NodeWorkflow
 
 from lifecycle_helpers import control_plane, eventually, fast_spec, node_status
 

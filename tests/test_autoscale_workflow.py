@@ -18,8 +18,9 @@ from temporalio.worker import Worker
 from navarch.config import AutoscalingConfig
 from navarch.ids import node_workflow_id, pool_workflow_id
 from navarch.lifecycle import NodeState
+from navarch.pool_api import PoolInput, PoolStatus
 from navarch.spec import PoolSpec, ProviderChoice
-from navarch.workflows.pool import PoolInput, PoolStatus, PoolWorkflow
+from navarch.workflows.pool import PoolWorkflow
 
 
 def spec(autoscaling: dict[str, Any], **kw: Any) -> PoolSpec:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import uuid
 
+from navarch.diagnostics_api import DiagnosticsInput, DiagnosticsReport
 from navarch.schedules import apply_diagnostics_schedule, diagnostics_schedule_id
-from navarch.workflows.diagnostics import DiagnosticsInput, DiagnosticsReport, DiagnosticsWorkflow
+from navarch.workflows.diagnostics import DiagnosticsWorkflow
 
 from lifecycle_helpers import (
     control_plane,

@@ -10,8 +10,9 @@ from datetime import timedelta
 from navarch.fakeworld import FakeWorld
 from navarch.ids import node_workflow_id
 from navarch.lifecycle import NodeStatus
+from navarch.node_api import NodeInput
 from navarch.temporal_client import temporal_cli_path
-from navarch.workflows.node import NodeInput, NodeWorkflow
+from navarch.workflows.node import NodeWorkflow
 
 from lifecycle_helpers import (
     control_plane,

@@ -17,8 +17,9 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from navarch.diagnostics_api import DiagnosticsInput
 from navarch.workflows import WORKFLOWS
-from navarch.workflows.diagnostics import DiagnosticsInput, DiagnosticsWorkflow
+from navarch.workflows.diagnostics import DiagnosticsWorkflow
 
 from lifecycle_helpers import (
     control_plane,

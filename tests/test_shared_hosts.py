@@ -14,8 +14,9 @@ from temporalio.activity import _Definition
 from navarch.agent.activities import AgentActivities
 from navarch.agent.fake_backend import FakeGpuBackend
 from navarch.agent.shared_host import SharedHosts
+from navarch.diagnostics_api import DiagnosticsInput, DiagnosticsReport
 from navarch.fakeworld import FakeWorld
-from navarch.workflows.diagnostics import DiagnosticsInput, DiagnosticsReport, DiagnosticsWorkflow
+from navarch.workflows.diagnostics import DiagnosticsWorkflow
 
 from lifecycle_helpers import (
     control_plane,

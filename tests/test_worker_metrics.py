@@ -16,9 +16,10 @@ from temporalio.worker import Worker
 
 from navarch.config import AutoscalingConfig
 from navarch.ids import pool_workflow_id
+from navarch.pool_api import PoolInput, PoolStatus
 from navarch.spec import PoolSpec, ProviderChoice
 from navarch.workers.main import metrics_runtime
-from navarch.workflows.pool import PoolInput, PoolStatus, PoolWorkflow
+from navarch.workflows.pool import PoolWorkflow
 
 
 def free_port() -> int:

@@ -12,48 +12,29 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from navarch import agent_api
-    from navarch.agent_api import DiagnosticInput, DiagnosticResult, WaitIdleInput, WaitIdleResult
-    from navarch.config import DiagnosticCheck
-    from navarch.durations import GoDuration
+    from navarch.agent_api import (
+        RUN_DIAGNOSTIC,
+        WAIT_IDLE,
+        DiagnosticInput,
+        DiagnosticResult,
+        WaitIdleInput,
+        WaitIdleResult,
+    )
+    from navarch.diagnostics_api import DiagnosticsInput, DiagnosticsReport, NodeDiagnostics
     from navarch.fleet_api import AGENT_QUEUES, LIST_NODES, ListNodesInput
     from navarch.ids import node_task_queue, node_workflow_id
-    from navarch.lifecycle import StoredModel
 
 RUN_ONCE = RetryPolicy(maximum_attempts=1)
 LOOKUP_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=2))
 CHECK_MARGIN = timedelta(minutes=10)
 LEVEL_TIME = {1: timedelta(minutes=5), 2: timedelta(minutes=20), 3: timedelta(hours=1),
               4: timedelta(hours=4)}
-
-
-class DiagnosticsInput(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    pool: str
-    checks: list[DiagnosticCheck] = Field(default_factory=list)
-    max_parallel: int = Field(default=1, ge=1)
-    heartbeat_timeout: GoDuration = timedelta(seconds=90)
-
-
-class NodeDiagnostics(StoredModel):
-    node_id: str
-    outcome: Literal["pass", "fail", "skipped", "busy", "unreachable"]
-    results: list[DiagnosticResult] = Field(default_factory=list)
-    detail: str = ""
-
-
-class DiagnosticsReport(StoredModel):
-    pool: str
-    nodes: list[NodeDiagnostics] = Field(default_factory=list)
 
 
 @workflow.defn(name="DiagnosticsWorkflow")
@@ -94,7 +75,7 @@ class DiagnosticsWorkflow:
                         params: DiagnosticsInput) -> NodeDiagnostics:
         try:
             idle = await workflow.execute_activity(
-                agent_api.WAIT_IDLE, WaitIdleInput(node_id=node_id, grace=timedelta(0)),
+                WAIT_IDLE, WaitIdleInput(node_id=node_id, grace=timedelta(0)),
                 result_type=WaitIdleResult, task_queue=queue,
                 schedule_to_start_timeout=params.heartbeat_timeout,
                 start_to_close_timeout=timedelta(minutes=1), retry_policy=RUN_ONCE)
@@ -111,7 +92,7 @@ class DiagnosticsWorkflow:
                      else timedelta(seconds=check.seconds)) + CHECK_MARGIN
             try:
                 results.append(await workflow.execute_activity(
-                    agent_api.RUN_DIAGNOSTIC,
+                    RUN_DIAGNOSTIC,
                     DiagnosticInput(node_id=node_id, kind=check.kind, level=check.level,
                                     seconds=check.seconds, command=check.command,
                                     min_bus_gbps=check.min_bus_gbps),

@@ -18,15 +18,17 @@ from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from navarch import agent_api, cloud_api
     from navarch.agent_api import (
+        BOOT_CHECK,
+        GPU_INVENTORY,
+        WAIT_IDLE,
+        WATCH_HEALTH,
         BootCheckInput,
         BootCheckResult,
         Inventory,
@@ -36,6 +38,9 @@ with workflow.unsafe.imports_passed_through():
         WatchHealthResult,
     )
     from navarch.cloud_api import (
+        DESCRIBE_TYPE,
+        PROVISION,
+        TERMINATE,
         CloudErrorType,
         Instance,
         InstanceTypeInfo,
@@ -58,14 +63,13 @@ with workflow.unsafe.imports_passed_through():
         NodeReport,
         NodeState,
         NodeStatus,
-        SignalModel,
-        StoredModel,
         TerminateInput,
         Transition,
         TransitionReason,
         UncordonInput,
     )
     from navarch.models import HealthResult
+    from navarch.node_api import NodeInput, NodeResume, RetireInput
     from navarch.notifier_api import (
         DRAIN_STATUS,
         NOTIFY,
@@ -120,35 +124,6 @@ _FAILED_END = {
     TransitionReason.BOOT_TIMEOUT,
     TransitionReason.BOOT_CHECK_FAILED,
 }
-
-
-class NodeResume(StoredModel):
-    """What a node carries across continue-as-new."""
-
-    status: NodeStatus
-    instance: Instance
-    provider: ProviderChoice
-    cordon_source: str | None = None
-    repair_cause: TransitionReason | None = None
-    report_seq: int = 0
-
-
-class NodeInput(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    node_id: str
-    spec: PoolSpec
-    replacement_of: str | None = None
-    resume: NodeResume | None = None
-    rotation: int = 0  # this node's turn, for round-robin placement
-    avoid: list[str] = Field(default_factory=list)  # placements recently out of capacity
-
-
-class RetireInput(SignalModel):
-    """Sent by the pool: drain and terminate this node (scale-down, pool deletion)."""
-
-    reason: TransitionReason = TransitionReason.SCALE_DOWN
-    grace_seconds: float = 600.0
 
 
 class _Leave(Exception):
@@ -266,7 +241,7 @@ class NodeWorkflow:
             where = "/".join(p for p in (choice.name, region, zone) if p) or choice.name
             try:
                 instance = await workflow.execute_activity(
-                    cloud_api.PROVISION, request, result_type=Instance,
+                    PROVISION, request, result_type=Instance,
                     start_to_close_timeout=PROVISION_TIMEOUT, retry_policy=PROVISION_RETRY,
                     heartbeat_timeout=WORK_HEARTBEAT_TIMEOUT,
                 )
@@ -301,7 +276,7 @@ class NodeWorkflow:
         """Price and capacity of the choice's type; None when the provider cannot say."""
         try:
             info: InstanceTypeInfo = await workflow.execute_activity(
-                cloud_api.DESCRIBE_TYPE, choice, result_type=InstanceTypeInfo,
+                DESCRIBE_TYPE, choice, result_type=InstanceTypeInfo,
                 start_to_close_timeout=DESCRIBE_TIMEOUT, retry_policy=DESCRIBE_RETRY)
         except ActivityError as err:
             workflow.logger.info("no type info from %s: %s", choice.name, _cause(err))
@@ -353,7 +328,7 @@ class NodeWorkflow:
         # The deadline is a workflow timer; the activity's own schedule-to-start timeout is
         # a backstop set a little later, so the timer always decides.
         pending = workflow.start_activity(
-            agent_api.GPU_INVENTORY, st.node_id, result_type=Inventory, task_queue=queue,
+            GPU_INVENTORY, st.node_id, result_type=Inventory, task_queue=queue,
             schedule_to_start_timeout=spec.boot_deadline + BOOT_DEADLINE_BACKSTOP,
             start_to_close_timeout=INVENTORY_TIMEOUT, retry_policy=RUN_ONCE,
         )
@@ -387,7 +362,7 @@ class NodeWorkflow:
                  or gpu_shape(st.instance_type) or gpu_shape(spec.instance_type))
         try:
             result = await workflow.execute_activity(
-                agent_api.BOOT_CHECK,
+                BOOT_CHECK,
                 BootCheckInput(
                     node_id=st.node_id,
                     expected_gpu_count=shape.count if shape and spec.shape_check != "off" else None,
@@ -469,7 +444,7 @@ class NodeWorkflow:
     def _start_watch(self) -> asyncio.Future[Any]:
         spec, st = self._spec_(), self._st()
         return workflow.start_activity(
-            agent_api.WATCH_HEALTH,
+            WATCH_HEALTH,
             WatchHealthInput(
                 node_id=st.node_id, policy=spec.health_policy, last_health=st.health,
                 check_interval=spec.health_check_interval,
@@ -484,7 +459,7 @@ class NodeWorkflow:
     def _start_probe(self) -> asyncio.Future[Any]:
         spec, st = self._spec_(), self._st()
         return workflow.start_activity(
-            agent_api.GPU_INVENTORY, st.node_id, result_type=Inventory,
+            GPU_INVENTORY, st.node_id, result_type=Inventory,
             task_queue=st.agent_queue(),
             # Schedule-to-close as well: a host that took the probe and then went silent
             # (a simulated host on a shared queue, a host that dies mid-call) is unreachable
@@ -596,7 +571,7 @@ class NodeWorkflow:
         self._record(NodeState.DRAINING, reason, detail)
         self._notify("drain", detail or reason.value)
         waits: list[asyncio.Future[Any]] = [workflow.start_activity(
-            agent_api.WAIT_IDLE, WaitIdleInput(node_id=st.node_id, grace=grace),
+            WAIT_IDLE, WaitIdleInput(node_id=st.node_id, grace=grace),
             result_type=WaitIdleResult, task_queue=st.agent_queue(),
             schedule_to_start_timeout=max(min(spec.heartbeat_timeout, grace),
                                           timedelta(seconds=1)),
@@ -645,7 +620,7 @@ class NodeWorkflow:
         if self._instance is not None and self._provider is not None:
             try:
                 await workflow.execute_activity(
-                    cloud_api.TERMINATE,
+                    TERMINATE,
                     TerminateRequest(provider=self._provider,
                                      instance_id=self._instance.instance_id,
                                      node_id=st.node_id),
