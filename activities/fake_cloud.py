@@ -28,6 +28,7 @@ DEFAULT_FAKE_MODEL = "H100"
 _FAULT_TYPES = {
     "capacity": CloudErrorType.CAPACITY,
     "throttle": CloudErrorType.THROTTLED,
+    "unavailable": CloudErrorType.TRANSIENT,  # a 5xx
     "invalid": CloudErrorType.INVALID_REQUEST,
 }
 

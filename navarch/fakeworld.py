@@ -8,6 +8,7 @@ Kept in a file so a worker restart forgets nothing.
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import threading
 import time
@@ -65,7 +66,8 @@ CREATE TABLE IF NOT EXISTS prices (provider TEXT PRIMARY KEY, per_hour REAL NOT 
 GPU_FAULT_KINDS = (
     "xid", "temperature", "ecc_dbe", "ecc_sbe", "nvlink", "nvml_failure", "pcie", "power",
 )
-CLOUD_FAULT_KINDS = ("capacity", "throttle", "invalid", "slow_boot", "never_boot")
+CLOUD_FAULT_KINDS = ("capacity", "throttle", "unavailable", "invalid", "slow_boot",
+                     "never_boot")
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,7 @@ class FakeWorld:
             if existing is not None:
                 return _instance(existing)
             where = {"provider": provider, "region": region, "zone": zone}
-            refused = next((k for k in ("invalid", "capacity", "throttle")
+            refused = next((k for k in ("invalid", "capacity", "throttle", "unavailable")
                             if self._take_cloud_fault(db, k, where) is not None), None)
             if refused is not None:  # raised after the commit, so the fault is used up
                 return self._refuse(refused, provider, region)
@@ -264,12 +266,20 @@ class FakeWorld:
 
     # ------------------------------------------------------------------ cloud faults
 
-    def set_cloud_fault(self, kind: str, count: int = 1, **params: Any) -> None:
-        """The next `count` provision calls hit this fault (capacity, throttle, invalid,
-        slow_boot with seconds=, never_boot). `provider=`, `region=`, `zone=` limit it to
-        calls for that provider, region or zone."""
+    def set_cloud_fault(self, kind: str, count: int = 1, *, rate: float | None = None,
+                        **params: Any) -> None:
+        """The next `count` provision calls hit this fault (capacity, throttle, unavailable
+        — a 5xx —, invalid, slow_boot with seconds=, never_boot); with `rate`, each call
+        hits it with that probability, until `count` have (count 0: without end).
+        `provider=`, `region=`, `zone=` limit it to calls for that provider, region or
+        zone."""
         if kind not in CLOUD_FAULT_KINDS:
             raise ValueError(f"unknown cloud fault {kind!r}; one of {CLOUD_FAULT_KINDS}")
+        if rate is not None:
+            if not 0 <= rate <= 1:
+                raise ValueError(f"rate {rate}: a probability between 0 and 1")
+            params["rate"] = rate
+            count = count if count > 0 else 2**62
         with self._conn() as db:
             db.execute("INSERT OR REPLACE INTO cloud_faults VALUES (?,?,?)",
                        (kind, count, json.dumps(params)))
@@ -283,6 +293,8 @@ class FakeWorld:
             return None
         params: dict[str, Any] = json.loads(row[1])
         if any(key in params and params[key] != value for key, value in where.items()):
+            return None
+        if "rate" in params and random.random() >= params["rate"]:
             return None
         db.execute("UPDATE cloud_faults SET remaining = remaining - 1 WHERE kind=?", (kind,))
         db.execute("INSERT INTO counters VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET "

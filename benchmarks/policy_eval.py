@@ -1,0 +1,70 @@
+"""Benchmark 8: health-policy evaluations per second, through Navarch's own Policy (the
+code the agent runs), for each built-in policy:
+
+- events judged per second, over a mix of Xids, thermal, ECC, NVLink and DCGM events;
+- node judgements per second (`Policy.evaluate` of a node's whole event list) for a quiet
+  node (no events), a node with one Xid, and a busy node with 8 events.
+
+Prints the figures and writes results/policy_eval.json.
+
+    python benchmarks/policy_eval.py [--seconds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+from harness import save
+
+from navarch.models import EventType, HealthEvent
+from navarch.policy import builtin_policy
+
+MIX = [
+    HealthEvent(event_type=EventType.XID, gpu_index=i % 8, metrics={"xid_code": code})
+    for i, code in enumerate([79, 13, 48, 8, 94, 31, 119, 63])
+] + [
+    HealthEvent(event_type=EventType.THERMAL, metrics={"temperature": t}) for t in (60, 86, 97)
+] + [
+    HealthEvent(event_type=EventType.ECC_SBE, metrics={"ecc_sbe_count": 150}),
+    HealthEvent(event_type=EventType.ECC_DBE, metrics={"ecc_dbe_count": 1}),
+    HealthEvent(event_type=EventType.NVLINK),
+    HealthEvent(event_type=EventType.POWER, system="DCGM_HEALTH_WATCH_POWER"),
+]
+NODES = {"quiet node (0 events)": [], "one Xid 79": MIX[:1], "busy node (8 events)": MIX[:8]}
+
+
+def rate(fn: Callable[[int], Any], seconds: float) -> float:
+    """Calls per second of fn(i), over about `seconds`."""
+    n, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        for i in range(200):
+            fn(n + i)
+        n += 200
+    return n / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    args = parser.parse_args()
+    figures: dict[str, Any] = {}
+    for name in ("default", "go-default"):
+        policy = builtin_policy(name)
+        per_event = rate(lambda i, p=policy: p.evaluate_event(MIX[i % len(MIX)]), args.seconds)
+        nodes = {label: rate(lambda _i, p=policy, ev=events: p.evaluate(ev), args.seconds)
+                 for label, events in NODES.items()}
+        figures[name] = {"rules": len(policy.rules), "events_per_s": round(per_event),
+                         "node_judgements_per_s": {k: round(v) for k, v in nodes.items()}}
+        print(f"policy {name} ({len(policy.rules)} rules)")
+        print(f"  {per_event:>12,.0f} events judged/s ({1e6 / per_event:.1f} µs/event)")
+        for label, value in nodes.items():
+            print(f"  {value:>12,.0f} node judgements/s — {label}")
+    print(f"wrote {save('policy_eval', figures)}")
+
+
+if __name__ == "__main__":
+    main()
