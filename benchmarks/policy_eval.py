@@ -20,7 +20,7 @@ from typing import Any
 from harness import save
 
 from navarch.models import EventType, HealthEvent
-from navarch.policy import builtin_policy
+from navarch.policy import Policy, builtin_policy
 
 MIX = [
     HealthEvent(event_type=EventType.XID, gpu_index=i % 8, metrics={"xid_code": code})
@@ -33,7 +33,8 @@ MIX = [
     HealthEvent(event_type=EventType.NVLINK),
     HealthEvent(event_type=EventType.POWER, system="DCGM_HEALTH_WATCH_POWER"),
 ]
-NODES = {"quiet node (0 events)": [], "one Xid 79": MIX[:1], "busy node (8 events)": MIX[:8]}
+NODES: dict[str, list[HealthEvent]] = {
+    "quiet node (0 events)": [], "one Xid 79": MIX[:1], "busy node (8 events)": MIX[:8]}
 
 
 def rate(fn: Callable[[int], Any], seconds: float) -> float:
@@ -54,9 +55,15 @@ def main() -> None:
     figures: dict[str, Any] = {}
     for name in ("default", "go-default"):
         policy = builtin_policy(name)
-        per_event = rate(lambda i, p=policy: p.evaluate_event(MIX[i % len(MIX)]), args.seconds)
-        nodes = {label: rate(lambda _i, p=policy, ev=events: p.evaluate(ev), args.seconds)
-                 for label, events in NODES.items()}
+
+        def one_event(i: int, p: Policy = policy) -> object:
+            return p.evaluate_event(MIX[i % len(MIX)])
+
+        def one_node(events: list[HealthEvent], p: Policy = policy) -> Callable[[int], object]:
+            return lambda _i: p.evaluate(events)
+
+        per_event = rate(one_event, args.seconds)
+        nodes = {label: rate(one_node(events), args.seconds) for label, events in NODES.items()}
         figures[name] = {"rules": len(policy.rules), "events_per_s": round(per_event),
                          "node_judgements_per_s": {k: round(v) for k, v in nodes.items()}}
         print(f"policy {name} ({len(policy.rules)} rules)")
