@@ -1,7 +1,8 @@
 """Runs a scenario's fleet and events on the real Navarch workflows: every fleet node is a
 production NodeWorkflow on the fake cloud, served by a simulated host (the real agent
 activities over a fake GPU backend); failures are injected into the fake world the agents
-read. Clock: the wall clock of a real Temporal dev server.
+read. Clock: the wall clock of a real Temporal dev server (a time-skipping server never
+finds an idle moment: every node's health watch is always in flight).
 
 A scenario fleet is a list of nodes, not a pool: nodes are not replaced, and an unhealthy
 node stays cordoned awaiting a repair nobody approves — which is what the Go scenarios
@@ -304,7 +305,8 @@ class Simulator:
                                  for r in results if not r["passed"]]
         return {
             "scenario": scenario.name, "description": scenario.description,
-            "clock": "wall clock of a real Temporal dev server",
+            "clock": "wall clock of a real Temporal dev server (not skipped: every node's "
+                     "health watch is always in flight)",
             "duration_s": run.t(), "passed": not failed, "failures": failed,
             "events": run.log, "assertions": results,
             "fault_to_cordon": to_cordon, "rules_fired": dict(rules),
