@@ -37,13 +37,15 @@ def _load(file: Path, fmt: Output) -> Scenario:
 def simulate_validate(file: FileArg, output: OutputOpt = Output.text) -> None:
     """Check a scenario file: every error at once, with file, line and key."""
     scenario = _load(file, output)
-    summary = {"valid": True, "name": scenario.name, "nodes": len(scenario.fleet),
+    gen = scenario.stress.fleet_gen if scenario.stress else None
+    nodes = gen.total_nodes if gen else len(scenario.fleet)
+    summary = {"valid": True, "name": scenario.name, "nodes": nodes,
                "events": len(scenario.events), "assertions": len(scenario.assertions),
                "stress": scenario.stress is not None}
     if output.structured:
         print_data(summary, output)
         return
-    out.print(f"{file}: valid — {scenario.name}: {len(scenario.fleet)} node(s), "
+    out.print(f"{file}: valid — {scenario.name}: {nodes} node(s), "
               f"{len(scenario.events)} event(s), {len(scenario.assertions)} assertion(s)"
               + (" and a stress block" if scenario.stress else ""))
 

@@ -148,6 +148,27 @@ class ScheduledOutage(StrictModel):
     failure_type: FailureType = "network"
 
 
+class CorrelatedFailure(StrictModel):
+    """When a failure matching `trigger` (an Xid code, or a failure type) happens, with
+    `probability`, `response` (a failure type, or an Xid code) follows after `delay` on the
+    same node or a node in the scope."""
+
+    name: str = ""
+    trigger: str = Field(min_length=1)
+    response: str = Field(min_length=1)
+    probability: float = Field(default=1.0, ge=0, le=1)
+    delay: GoDuration | None = None
+    scope: Literal["same_node", "same_rack", "same_zone", "random"] = "same_node"
+
+    @field_validator("trigger", "response")
+    @classmethod
+    def _failure_or_xid(cls, value: str) -> str:
+        if not value.isdigit() and value not in get_args(FailureType):
+            raise ValueError(f"{value!r} is neither an Xid code nor a failure type "
+                             f"({', '.join(get_args(FailureType))})")
+        return value
+
+
 class ChaosConfig(StrictModel):
     enabled: bool = False
     failure_rate: float = Field(default=0.0, ge=0)  # per minute per 1000 nodes
@@ -156,6 +177,10 @@ class ChaosConfig(StrictModel):
     cascading: CascadingConfig | None = None
     recovery: RecoveryConfig | None = None
     scheduled_outages: list[ScheduledOutage] = Field(default_factory=list)
+    correlated_failures: list[CorrelatedFailure] = Field(default_factory=list)
+    # Replace a node judged unhealthy: the simulator approves its repair, as a pool would,
+    # and starts a new node in its place.
+    replace_fatal: bool = False
 
 
 class StressConfig(StrictModel):
@@ -171,10 +196,10 @@ class StressConfig(StrictModel):
 
     @field_validator("correlated_failures")
     @classmethod
-    def _not_supported(cls, value: Any) -> Any:
+    def _under_chaos(cls, value: Any) -> Any:
         if value is not None:
-            raise ValueError("correlated_failures is not supported by Navarch's simulator; "
-                             "remove it (use chaos.cascading for correlated faults)")
+            raise ValueError("correlated_failures belongs under stress.chaos (as in the Go "
+                             "simulator); move it there")
         return value
 
 

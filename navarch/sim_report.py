@@ -21,7 +21,8 @@ def run_dir(base: Path, name: str) -> Path:
     return path
 
 
-def _states_chart(timeline: list[dict[str, Any]], width: int = 720, height: int = 220) -> str:
+def _states_chart(timeline: list[dict[str, Any]], width: int = 720, height: int = 220,
+                 label: str = "node states over time") -> str:
     if not timeline:
         return "<p>no samples</p>"
     keys = sorted({k for s in timeline for k in s if k != "t"})
@@ -40,7 +41,7 @@ def _states_chart(timeline: list[dict[str, Any]], width: int = 720, height: int 
     legend = " ".join(f'<tspan fill="{COLORS.get(k, "#1565c0")}">■ {html.escape(k)}</tspan>'
                       for k in keys)
     return (f'<svg width="{width}" height="{height}" role="img" '
-            f'aria-label="node states over time">'
+            f'aria-label="{html.escape(label)}">'
             f'<line x1="40" y1="{height - 30}" x2="{width - 20}" y2="{height - 30}" '
             'stroke="#999"/>'
             f'<line x1="40" y1="20" x2="40" y2="{height - 30}" stroke="#999"/>'
@@ -61,6 +62,42 @@ def _bars(values: dict[str, float], unit: str = "") -> str:
     return f"<table>{rows}</table>"
 
 
+EDGES = (0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900)
+
+
+def _distribution(seconds: list[float]) -> str:
+    """How many took how long: counts in buckets, with the median and p90."""
+    if not seconds:
+        return "<p>none</p>"
+    ordered = sorted(seconds)
+    counts: dict[str, float] = {}
+    low = 0.0
+    for edge in (*EDGES, float("inf")):
+        n = sum(1 for v in ordered if low <= v < edge)
+        if n:
+            counts[f"{low:g}–{edge:g} s" if edge != float("inf") else f"≥ {low:g} s"] = n
+        low = edge
+    p50, p90 = ordered[len(ordered) // 2], ordered[min(len(ordered) - 1,
+                                                        int(0.9 * len(ordered)))]
+    return (f"<p>{len(ordered)} · median {p50:.2f} s · p90 {p90:.2f} s · max "
+            f"{ordered[-1]:.2f} s</p>" + _bars(counts))
+
+
+def _failures_vs_recoveries(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cumulative failures injected and recovered over the run, as a chart timeline."""
+    failures = recoveries = 0
+    timeline: list[dict[str, Any]] = [{"t": 0.0, "failures": 0, "recoveries": 0}]
+    for e in sorted(events, key=lambda e: e["at"]):
+        if e["action"] == "inject_failure":
+            failures += 1
+        elif e["action"] == "recover_failure":
+            recoveries += 1
+        else:
+            continue
+        timeline.append({"t": e["at"], "failures": failures, "recoveries": recoveries})
+    return timeline
+
+
 def _floats(counts: dict[str, Any]) -> dict[str, float]:
     return {str(k): float(v) for k, v in counts.items()}
 
@@ -76,7 +113,10 @@ def render_html(report: dict[str, Any]) -> str:
     events = "".join(
         f"<tr><td>{e['at']:.2f}</td><td>{esc(e['action'])}</td><td>{esc(e['target'])}</td>"
         f"<td>{esc(str(e['outcome']))}</td></tr>" for e in report["events"])
-    cordon = {f"{c['node']} ({c['type']})": c["seconds"] for c in report["fault_to_cordon"]}
+    cordon = [c["seconds"] for c in report["fault_to_cordon"]]
+    replaced = [c["seconds"] for c in report.get("fault_to_replacement", [])]
+    recoveries = _states_chart(_failures_vs_recoveries(report["events"]),
+                               label="failures and recoveries")
     failures = "".join(f"<li>{esc(f)}</li>" for f in report["failures"])
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{esc(report['scenario'])} — Navarch simulation</title>
@@ -87,7 +127,9 @@ text-align:left}}</style></head><body>
 <p>{verdict} in {report['duration_s']:.1f} s · clock: {esc(report['clock'])}</p>
 {f"<ul>{failures}</ul>" if failures else ""}
 <h2>Node states over time</h2>{_states_chart(report['timeline'])}
-<h2>Fault → cordon</h2>{_bars(cordon, ' s')}
+<h2>Failures vs recoveries</h2>{recoveries}
+<h2>Fault → cordon</h2>{_distribution(cordon)}
+<h2>Fault → replacement ready</h2>{_distribution(replaced)}
 <h2>Failures by type</h2>{_bars(_floats(report.get('failures_by_type', {})))}
 <h2>Failures by Xid</h2>{_bars(_floats(report.get('failures_by_xid', {})))}
 <h2>Policy rules that fired</h2>{_bars({k: float(v) for k, v in report['rules_fired'].items()})}

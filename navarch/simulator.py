@@ -61,6 +61,8 @@ class Run:
     failures: list[str] = field(default_factory=list)
     injections: list[dict[str, Any]] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    latest: dict[str, NodeStatus] = field(default_factory=dict)  # the last sample
+    replacements: dict[str, str] = field(default_factory=dict)  # replacement -> replaced
 
     def t(self) -> float:
         return round(time.monotonic() - self.started, 3)
@@ -100,8 +102,12 @@ class Simulator:
             return None
         return result
 
-    async def _signal(self, node_id: str, name: str, payload: dict[str, Any]) -> None:
-        await self.client.get_workflow_handle(node_workflow_id(node_id)).signal(name, payload)
+    async def _signal(self, node_id: str, name: str, payload: dict[str, Any] | None) -> None:
+        handle = self.client.get_workflow_handle(node_workflow_id(node_id))
+        if payload is None:
+            await handle.signal(name)
+        else:
+            await handle.signal(name, payload)
 
     async def _start(self, run: Run) -> None:
         from navarch.node_api import NodeInput
@@ -175,9 +181,11 @@ class Simulator:
     async def _sample(self, run: Run, stop: asyncio.Event) -> None:
         while not stop.is_set():
             counts: Counter[str] = Counter()
-            for node in run.scenario.fleet:
+            for node in list(run.scenario.fleet):
                 status = await self.status(node.id)
                 counts[go_status(status) if status else "not started"] += 1
+                if status is not None:
+                    run.latest[node.id] = status
             run.timeline.append({"t": run.t(), **counts})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), SAMPLE_SECONDS)
@@ -296,6 +304,15 @@ class Simulator:
             if cordoned is not None:
                 to_cordon.append({"node": inj["node"], "type": inj["type"],
                                   "seconds": round((cordoned.at - at).total_seconds(), 3)})
+        to_replace = []
+        for new_id, old_id in run.replacements.items():
+            fault = next((i for i in run.injections if i["node"] == old_id), None)
+            new = nodes.get(new_id)
+            ready = next((t.at for t in (new.transitions if new else [])
+                          if t.to_state is NodeState.READY), None)
+            if fault is not None and ready is not None:
+                to_replace.append({"node": old_id, "replacement": new_id, "seconds": round(
+                    (ready - datetime.fromisoformat(fault["wall"])).total_seconds(), 3)})
         for status in nodes.values():
             for t in status.transitions if status else []:
                 if t.detail.startswith("rule "):
@@ -309,7 +326,8 @@ class Simulator:
                      "health watch is always in flight)",
             "duration_s": run.t(), "passed": not failed, "failures": failed,
             "events": run.log, "assertions": results,
-            "fault_to_cordon": to_cordon, "rules_fired": dict(rules),
+            "fault_to_cordon": to_cordon, "fault_to_replacement": to_replace,
+            "rules_fired": dict(rules),
             "timeline": run.timeline,
             "nodes": {node_id: None if s is None else {
                 "status": go_status(s), "state": s.state.value, "health": s.health.value,
@@ -334,9 +352,12 @@ class _Chaos:
         self.tasks: list[asyncio.Task[None]] = []
         self.nodes = {n.id: n for n in run.scenario.fleet}
         self.racks = _racks(run.scenario.fleet)
+        self.replaced: set[str] = set()
 
     async def tick(self) -> None:
-        """One second of random failures."""
+        """One second of random failures (and replacements, with `replace_fatal`)."""
+        if self.config.replace_fatal:
+            await self._replace_unhealthy()
         expected = self.config.failure_rate * len(self.nodes) / 1000 / 60
         for _ in range(_poisson(self.rng, expected)):
             healthy = [n for n in self.nodes if n not in self.failed]
@@ -359,6 +380,63 @@ class _Chaos:
         if cause != "outage":
             self._maybe_recover(victim, kind, xid)
             self._maybe_cascade(victim, depth)
+        if cause != "correlated":
+            self._maybe_correlate(victim, kind, xid)
+
+    def _maybe_correlate(self, victim: str, kind: str, xid: int | None) -> None:
+        """`correlated_failures` whose trigger matches this failure (its Xid code or its
+        type) follow it; their own failures trigger nothing further."""
+        for rule in self.config.correlated_failures:
+            if rule.trigger not in (kind, str(xid)) or self.rng.random() >= rule.probability:
+                continue
+            if rule.scope == "same_node":
+                target: str | None = victim
+            else:
+                scope = {"same_rack": "rack", "same_zone": "zone", "random": "random"}[rule.scope]
+                pool = [n for n in self.nodes if n != victim and n not in self.failed
+                        and self._same_scope(victim, n, scope)]
+                target = self.rng.choice(pool) if pool else None
+            if target is None:
+                continue
+            response, code = (("xid_error", int(rule.response)) if rule.response.isdigit()
+                               else (rule.response, None))
+            if response == "xid_error" and code is None:
+                code = _weighted(self.rng, self.xids)
+            self.tasks.append(asyncio.create_task(self._correlated_later(
+                target, (rule.delay or timedelta(0)).total_seconds(), response, code,
+                rule.name or f"{rule.trigger}→{rule.response}", victim)))
+
+    async def _correlated_later(self, target: str, delay: float, kind: str, xid: int | None,
+                                name: str, source: str) -> None:
+        await asyncio.sleep(delay)
+        await self.fail(target, kind, xid, cause="correlated",
+                        note=f"correlated {name} after {source}")
+
+    async def _replace_unhealthy(self) -> None:
+        """As a pool would: approve the repair of every node awaiting one, and start a new
+        node in its place (`<id>-r1`, `-r2`, ...)."""
+        from navarch.node_api import NodeInput
+
+        run = self.run
+        for node_id, status in list(run.latest.items()):
+            if not status.awaiting_repair or node_id in self.replaced:
+                continue
+            self.replaced.add(node_id)
+            await self.sim._signal(node_id, "approve_repair", None)
+            base, _, n = node_id.partition("-r")
+            new_id = f"{base}-r{int(n) + 1 if n.isdigit() else 1}"
+            old = self.nodes[node_id]
+            new = old.model_copy(update={"id": new_id})
+            run.scenario.fleet.append(new)
+            self.nodes[new_id] = new
+            self.racks[new_id] = self.racks[node_id]
+            run.replacements[new_id] = node_id
+            await self.sim.client.start_workflow(
+                "NodeWorkflow", NodeInput(node_id=new_id, spec=node_spec(run.scenario, new_id),
+                                          replacement_of=node_id),
+                id=node_workflow_id(new_id), task_queue=self.sim.task_queue)
+            run.log.append({"at": run.t(), "scheduled": run.t(), "action": "replace",
+                            "target": node_id, "outcome": f"repair approved; {new_id} started"})
 
     def _maybe_recover(self, victim: str, kind: str, xid: int | None) -> None:
         recovery = self.config.recovery

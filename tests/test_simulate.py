@@ -56,7 +56,7 @@ def test_every_error_with_its_line(tmp_path):
                      "bad.yaml:11: events[5].at", "bad.yaml:12: events[6].params.failure_type",
                      "lightning", "bad.yaml:14: assertions[0]", "happy",
                      "assertions[1]", "many", "stress.correlated_failures",
-                     "not supported by Navarch's simulator"):
+                     "belongs under stress.chaos"):
         assert expected in text, (expected, text)
     path.write_text(BAD.replace("  - {at: 1s, action: explode}\n", "")
                     .replace("  - {at: soon, action: log}\n", "")
@@ -73,6 +73,25 @@ def test_every_error_with_its_line(tmp_path):
                      "xid_code", "events[2].params.command_type", "reboot",
                      "events[3].params.expected_status", "sad"):
         assert expected in text, (expected, text)
+
+
+def test_correlated_failures_are_checked_where_go_puts_them(tmp_path):
+    path = tmp_path / "cf.yaml"
+    path.write_text("""name: cf
+stress:
+  fleet_gen: {total_nodes: 2, templates: [{name: a, weight: 1, gpu_count: 8}]}
+  chaos:
+    enabled: true
+    correlated_failures:
+      - {trigger: "79", response: nvlink_error, scope: same_zone}
+      - {trigger: meltdown, response: "48", scope: same_planet}
+""")
+    with pytest.raises(ValidationFailed) as err:
+        load_scenario(path)
+    text = str(err.value)
+    assert "cf.yaml:8" in text and "'meltdown' is neither an Xid code nor a failure type" in text
+    assert "same_planet" in text
+    assert "correlated_failures[0]" not in text
 
 
 def test_validate_command(tmp_path):
@@ -158,3 +177,23 @@ def test_scheduled_outages_and_cascades_on_the_real_workflows(tmp_path):
     # Random Xid 13s (two a second expected) cascade to the rest of their zone.
     assert report["cascaded"] >= 1, report["failures_by_type"]
     assert any("cascade from" in e["outcome"] for e in report["events"])
+
+
+def test_correlated_failures_and_replace_fatal(tmp_path):
+    result = navarch("simulate", "run", str(SCENARIOS / "stress-replace.yaml"), "--out",
+                     str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (folder,) = tmp_path.iterdir()
+    report = json.loads((folder / "report.json").read_text())
+    originals = ["node-0001", "node-0002", "node-0003"]
+    correlated = [e for e in report["events"] if "correlated xid79-nvlink" in e["outcome"]]
+    assert len(correlated) == 3  # one NVLink error after each Xid 79, on the same node
+    replaced = {r["node"]: r for r in report["fault_to_replacement"]}
+    assert set(replaced) == set(originals), report["fault_to_replacement"]
+    for node_id in originals:
+        assert report["nodes"][node_id]["state"] == "terminated"
+        new = replaced[node_id]["replacement"]
+        assert new == f"{node_id}-r1" and report["nodes"][new]["state"] == "ready"
+        assert 0 < replaced[node_id]["seconds"] < 15
+    html = (folder / "report.html").read_text()
+    assert "Fault → replacement ready" in html and "median" in html
