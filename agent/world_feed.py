@@ -13,6 +13,7 @@ import contextlib
 from navarch.fakeworld import FakeWorld, GpuFault, GpuProcess, WorldSnapshot
 
 DEFAULT_REFRESH_SECONDS = 0.25
+MACHINES_EVERY = 4  # refreshes: machines (thousands of rows) are read once a second
 
 
 class WorldFeed:
@@ -20,11 +21,18 @@ class WorldFeed:
         self.world = world
         self.snapshot = WorldSnapshot([], {}, {})
         self._changed: dict[str, asyncio.Event] = {}
+        self._refreshes = 0
 
     async def refresh(self) -> None:
-        """Bring due machines up, read the world, wake the hosts whose faults changed."""
-        await asyncio.to_thread(self.world.boot_due)
-        new = await asyncio.to_thread(self.world.snapshot)
+        """Read faults and processes (and, every MACHINES_EVERY calls, bring due machines up
+        and read them); wake the hosts whose faults changed."""
+        machines = self._refreshes % MACHINES_EVERY == 0
+        self._refreshes += 1
+        if machines:
+            await asyncio.to_thread(self.world.boot_due)
+        new = await asyncio.to_thread(self.world.snapshot, machines=machines)
+        if not machines:
+            new = WorldSnapshot(self.snapshot.instances, new.faults, new.processes)
         old, self.snapshot = self.snapshot, new
         for node_id in set(old.faults) | set(new.faults):
             if old.faults.get(node_id) != new.faults.get(node_id):

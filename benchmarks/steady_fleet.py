@@ -49,10 +49,12 @@ def free_port() -> int:
         return port
 
 
-def start_worker(address: str, world: Path, queue: str, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(address: str, world: Path, queue: str, log: Path,
+                 cache: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "navarch.workers.main", "--task-queue", queue,
          "--fake-world", str(world), "--simulated-hosts", "shared",
+         "--max-cached-workflows", str(cache),
          "--metrics-port", "0", "--log-level", "WARNING"],
         env={**os.environ, "TEMPORAL_ADDRESS": address},
         stdout=log.open("ab"), stderr=subprocess.STDOUT)
@@ -107,11 +109,13 @@ async def main(args: argparse.Namespace) -> int:
     world_path = folder / "world.db"
     world = FakeWorld(world_path)
     queue = f"steady-{uuid.uuid4().hex[:6]}"
-    worker = start_worker(address, world_path, queue, folder / "worker.log")
+    cache = args.max_cached_workflows or args.nodes + args.nodes // args.pool_size + 200
+    worker = start_worker(address, world_path, queue, folder / "worker.log", cache)
     figures: dict[str, Any] = {"nodes": args.nodes, "gpus": args.nodes * 8,
                                "pool_size": args.pool_size, "window_s": args.window,
                                "faults_per_minute": args.faults_per_minute,
-                               "host_mode": "shared", "persistence": "dev server SQLite (WAL)"}
+                               "host_mode": "shared", "persistence": "dev server SQLite (WAL)",
+                               "max_cached_workflows": cache}
     try:
         client = await Client.connect(address, data_converter=pydantic_data_converter)
         pools = []
@@ -219,4 +223,6 @@ if __name__ == "__main__":
                         help="seconds after the ramp before measuring")
     parser.add_argument("--faults-per-minute", type=float, default=10.0)
     parser.add_argument("--ramp-limit", type=float, default=1800.0)
+    parser.add_argument("--max-cached-workflows", type=int, default=0,
+                        help="the worker's workflow cache (default: every node and pool)")
     sys.exit(asyncio.run(main(parser.parse_args())))

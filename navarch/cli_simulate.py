@@ -71,8 +71,11 @@ async def _run(scenario: Scenario, folder: Path, seed: int, hosts: str) -> dict[
     try:
         world = FakeWorld(folder / "fake-cloud.db")
         queue = new_task_queue()
+        size = len(scenario.fleet) or (scenario.stress.fleet_gen.total_nodes
+                                       if scenario.stress and scenario.stress.fleet_gen else 0)
         plane = ControlPlane(env.client, world=world, boot_seconds=0.5, task_queue=queue,
-                             host_mode=hosts, shared_host_queue=f"{queue}-hosts")
+                             host_mode=hosts, shared_host_queue=f"{queue}-hosts",
+                             max_cached_workflows=max(1000, 2 * size + 100))
         stop = asyncio.Event()
         worker = asyncio.create_task(plane.run(stop))
         try:

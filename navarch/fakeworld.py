@@ -352,14 +352,14 @@ class FakeWorld:
         return [GpuProcess(*r) for r in rows]
 
 
-    def snapshot(self) -> WorldSnapshot:
+    def snapshot(self, *, machines: bool = True) -> WorldSnapshot:
         """Everything simulated hosts read, for all of them at once: three queries however
-        many hosts there are."""
+        many hosts there are (two without `machines`)."""
         faults: dict[str, list[GpuFault]] = {}
         processes: dict[str, list[GpuProcess]] = {}
         with self._conn() as db:
             rows = db.execute("SELECT * FROM instances WHERE state != 'terminated' "
-                              "ORDER BY created_at").fetchall()
+                              "ORDER BY created_at").fetchall() if machines else []
             for r in db.execute("SELECT id, node_id, kind, gpu_index, value, message "
                                 "FROM gpu_faults ORDER BY id"):
                 faults.setdefault(r[1], []).append(GpuFault(*r))

@@ -90,6 +90,10 @@ class ControlPlane:
     # agent; "shared": one worker on one queue serves them all (thousands of hosts).
     host_mode: str = "per-host"
     shared_host_queue: str = SHARED_HOST_QUEUE
+    # Workflows kept in memory between tasks (the SDK's default is 1,000). A task for one
+    # that is not re-creates it in the sandbox and replays its history: with more running
+    # workflows than this, every task pays that. ~0.5 MB each.
+    max_cached_workflows: int = 1000
     hosts: FakeHostManager | None = field(default=None, init=False)
 
     def _agent_address(self) -> str:
@@ -129,7 +133,8 @@ class ControlPlane:
 
     def worker(self) -> Worker:
         return Worker(self.client, task_queue=self.task_queue, workflows=WORKFLOWS,
-                      activities=self.activities(), max_concurrent_activities=500)
+                      activities=self.activities(), max_concurrent_activities=500,
+                      max_cached_workflows=self.max_cached_workflows)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set."""

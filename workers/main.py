@@ -39,7 +39,8 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
         log.info("metrics on :%d/metrics", args.metrics_port)
     world = None if args.no_fake_cloud else FakeWorld(args.fake_world)
     plane = ControlPlane(client, world=world, simulate_hosts=not args.no_simulated_hosts,
-                         task_queue=args.task_queue, host_mode=args.simulated_hosts)
+                         task_queue=args.task_queue, host_mode=args.simulated_hosts,
+                         max_cached_workflows=args.max_cached_workflows)
     log.info("control-plane worker polling task queue %r%s", args.task_queue,
              f" (fake cloud: {world.path})" if world else "")
     await plane.run(stop)
@@ -60,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="per-host: a worker per simulated host on its own queue, as "
                         "real agents; shared: one worker serves every host from one queue "
                         "(thousands of hosts; default %(default)s)")
+    parser.add_argument("--max-cached-workflows", type=int, default=1000,
+                        help="workflows kept in memory between tasks; set it above the "
+                        "number of nodes and pools this worker runs (~0.5 MB each; default "
+                        "%(default)s)")
     parser.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT,
                         help="Prometheus metrics port (0: off; default %(default)s)")
     parser.add_argument("--metrics-host", default="0.0.0.0",
