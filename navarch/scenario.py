@@ -287,17 +287,22 @@ def load_scenario(path: str | Path, *, text: str | None = None) -> Scenario:
 
 def go_status(status: NodeStatus) -> str:
     """A node's status in the scenario vocabulary."""
-    if status.health is HealthResult.UNHEALTHY and not status.state.is_terminal():
+    return go_word(status.state, status.health)
+
+
+def go_word(state: NodeState, health: HealthResult) -> str:
+    """The scenario word for a node state and health (what its search attributes say)."""
+    if health is HealthResult.UNHEALTHY and not state.is_terminal():
         return "unhealthy"
-    if status.state in (NodeState.READY, NodeState.DEGRADED):
+    if state in (NodeState.READY, NodeState.DEGRADED):
         return "active"
-    if status.state is NodeState.CORDONED:
+    if state is NodeState.CORDONED:
         return "cordoned"
-    if status.state is NodeState.DRAINING:
+    if state is NodeState.DRAINING:
         return "draining"
-    if status.state in (NodeState.TERMINATING, NodeState.TERMINATED, NodeState.FAILED):
+    if state in (NodeState.TERMINATING, NodeState.TERMINATED, NodeState.FAILED):
         return "terminated"
-    return status.state.value  # provisioning, booting, boot_checking, unreachable
+    return state.value  # provisioning, booting, boot_checking, unreachable
 
 
 def matches(status: NodeStatus, expected: str) -> bool:

@@ -28,8 +28,9 @@ from temporalio.service import RPCError
 
 from navarch.config import HealthConfig
 from navarch.fakeworld import FakeWorld
-from navarch.ids import node_workflow_id
+from navarch.ids import SA_HEALTH, SA_NODE_STATE, SA_POOL, node_workflow_id
 from navarch.lifecycle import NodeState, NodeStatus
+from navarch.models import HealthResult
 from navarch.scenario import (
     ChaosConfig,
     Event,
@@ -38,6 +39,7 @@ from navarch.scenario import (
     Scenario,
     ScheduledOutage,
     go_status,
+    go_word,
     matches,
 )
 from navarch.spec import PoolSpec, ProviderChoice
@@ -45,6 +47,10 @@ from navarch.xid import lookup
 
 DEFAULT_WAIT_TIMEOUT = timedelta(seconds=30)
 SAMPLE_SECONDS = 0.5
+# Above this many nodes the timeline is sampled from the nodes' search attributes (one
+# listing) every LARGE_SAMPLE_SECONDS instead of a query to every node.
+LARGE_FLEET = 200
+LARGE_SAMPLE_SECONDS = 2.0
 RACK_SIZE = 8  # machines per rack, where the fleet's nodes carry no `rack` label
 # Fault kinds of the fake world for each scenario failure type.
 _FAULTS = {"xid_error": "xid", "temperature": "temperature", "nvml_failure": "nvml_failure",
@@ -90,9 +96,13 @@ def node_spec(scenario: Scenario, node_id: str) -> PoolSpec:
 
 
 class Simulator:
+    """`by_visibility`: sample node states from search attributes (default: for fleets
+    larger than LARGE_FLEET)."""
+
     def __init__(self, client: Client, world: FakeWorld, task_queue: str,
-                 say: Callable[[str], None] = print) -> None:
+                 say: Callable[[str], None] = print, by_visibility: bool | None = None) -> None:
         self.client, self.world, self.task_queue, self.say = client, world, task_queue, say
+        self.by_visibility = by_visibility
 
     async def status(self, node_id: str) -> NodeStatus | None:
         try:
@@ -179,6 +189,11 @@ class Simulator:
         return f"{target} is {expected}"
 
     async def _sample(self, run: Run, stop: asyncio.Event) -> None:
+        large = (self.by_visibility if self.by_visibility is not None
+                 else len(run.scenario.fleet) > LARGE_FLEET)
+        if large:
+            await self._sample_visibility(run, stop)
+            return
         while not stop.is_set():
             counts: Counter[str] = Counter()
             for node in list(run.scenario.fleet):
@@ -189,6 +204,37 @@ class Simulator:
             run.timeline.append({"t": run.t(), **counts})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), SAMPLE_SECONDS)
+
+    async def _sample_visibility(self, run: Run, stop: asyncio.Event) -> None:
+        """The timeline from one listing of the scenario's node workflows and their state
+        and health search attributes; nodes awaiting a repair (cordoned and unhealthy) are
+        queried, for replace_fatal."""
+        pool = node_spec(run.scenario, run.scenario.fleet[0].id).name if run.scenario.fleet \
+            else ""
+        query = f'WorkflowType="NodeWorkflow" AND {SA_POOL.name}="{pool}"'
+        while not stop.is_set():
+            counts: Counter[str] = Counter()
+            seen = 0
+            try:
+                async for wf in self.client.list_workflows(query):
+                    attrs = wf.typed_search_attributes
+                    state, health = attrs.get(SA_NODE_STATE), attrs.get(SA_HEALTH)
+                    if state is None:
+                        continue
+                    seen += 1
+                    word = go_word(NodeState(state), HealthResult(health or "healthy"))
+                    counts[word] += 1
+                    node_id = wf.id.removeprefix("node/")
+                    if word == "unhealthy" and state == NodeState.CORDONED.value:
+                        status = await self.status(node_id)
+                        if status is not None:
+                            run.latest[node_id] = status
+            except RPCError as exc:
+                self.say(f"  [{run.t():7.2f}s] sampling failed: {exc}")
+            counts["not started"] += max(0, len(run.scenario.fleet) - seen)
+            run.timeline.append({"t": run.t(), **{k: v for k, v in counts.items() if v}})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), LARGE_SAMPLE_SECONDS)
 
     async def run(self, scenario: Scenario) -> dict[str, Any]:
         run = Run(scenario)
@@ -272,8 +318,15 @@ class Simulator:
 
     async def _report(self, run: Run) -> dict[str, Any]:
         scenario = run.scenario
-        nodes: dict[str, NodeStatus | None] = {n.id: await self.status(n.id)
-                                               for n in scenario.fleet}
+        gate = asyncio.Semaphore(32)
+
+        async def fetch(node_id: str) -> NodeStatus | None:
+            async with gate:
+                return await self.status(node_id)
+
+        ids = [n.id for n in scenario.fleet]
+        nodes: dict[str, NodeStatus | None] = dict(zip(
+            ids, await asyncio.gather(*(fetch(i) for i in ids)), strict=True))
         results = []
         for a in scenario.assertions:
             if a.type == "node_count":

@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 from navarch.scenario import load_scenario
+from navarch.simulator import Simulator
 from navarch.validation import ValidationFailed
+
+from lifecycle_helpers import control_plane
 
 SCENARIOS = Path(__file__).parent / "fixtures" / "scenarios"
 
@@ -197,3 +201,18 @@ def test_correlated_failures_and_replace_fatal(tmp_path):
         assert 0 < replaced[node_id]["seconds"] < 15
     html = (folder / "report.html").read_text()
     assert "Fault → replacement ready" in html and "median" in html
+
+
+async def test_large_fleet_sampling_reads_search_attributes(dev_env, tmp_path):
+    """The sampler for large fleets (one listing, not a query per node), here forced on a
+    small one, on shared simulated hosts; replace_fatal still finds nodes awaiting repair."""
+    scenario = load_scenario(SCENARIOS / "stress-replace.yaml")
+    scenario = scenario.model_copy(update={"name": f"visibility-{uuid.uuid4().hex[:6]}"})
+    async with control_plane(dev_env.client, tmp_path, host_mode="shared") as plane:
+        sim = Simulator(dev_env.client, plane.world, plane.task_queue, say=lambda _: None,
+                        by_visibility=True)
+        report = await sim.run_stress(scenario, seed=5)
+    words = {k for sample in report["timeline"] for k in sample if k != "t"}
+    assert {"active", "terminated"} <= words, report["timeline"]
+    assert len(report["fault_to_replacement"]) == 3, report["fault_to_replacement"]
+    assert all(report["nodes"][f"node-000{i}-r1"]["state"] == "ready" for i in (1, 2, 3))
