@@ -79,8 +79,19 @@ def _slug(name: str) -> str:
     return slug
 
 
+# Timings of scenario nodes: (health check interval, heartbeat timeout, unreachable
+# toleration, boot deadline). Small fleets react within seconds; large ones keep the
+# heartbeat traffic a 2-core dev server can carry (a heartbeat per node per 24 s).
+SMALL_TIMINGS = (timedelta(seconds=1), timedelta(seconds=6), timedelta(seconds=6),
+                 timedelta(seconds=60))
+LARGE_TIMINGS = (timedelta(seconds=10), timedelta(seconds=30), timedelta(seconds=60),
+                 timedelta(minutes=5))
+
+
 def node_spec(scenario: Scenario, node_id: str) -> PoolSpec:
     node = next(n for n in scenario.fleet if n.id == node_id)
+    check, heartbeat, toleration, boot = (LARGE_TIMINGS if len(scenario.fleet) > LARGE_FLEET
+                                          else SMALL_TIMINGS)
     choice = ProviderChoice(name=node.provider or "fake", type="fake",
                             instance_type=node.instance_type, gpu_count=node.gpu_count,
                             region=node.region or None, zone=node.zone or None)
@@ -88,9 +99,8 @@ def node_spec(scenario: Scenario, node_id: str) -> PoolSpec:
         name=f"sim-{_slug(scenario.name)}", providers=[choice], instance_type=node.instance_type,
         region=node.region or None, zones=[node.zone] if node.zone else [],
         labels=dict(node.labels), min_nodes=0, max_nodes=max(1, len(scenario.fleet)),
-        health_check_interval=timedelta(seconds=1), heartbeat_timeout=timedelta(seconds=6),
-        boot_deadline=timedelta(seconds=60),
-        health=HealthConfig(unhealthy_after=1, unreachable_toleration=timedelta(seconds=6),
+        health_check_interval=check, heartbeat_timeout=heartbeat, boot_deadline=boot,
+        health=HealthConfig(unhealthy_after=1, unreachable_toleration=toleration,
                             drain_grace=timedelta(seconds=5)),
     )
 
