@@ -217,8 +217,8 @@ class Simulator:
 
     async def _sample_visibility(self, run: Run, stop: asyncio.Event) -> None:
         """The timeline from one listing of the scenario's node workflows and their state
-        and health search attributes; nodes awaiting a repair (cordoned and unhealthy) are
-        queried, for replace_fatal."""
+        and health search attributes; nodes that may await a repair (cordoned and
+        unhealthy, or unreachable) are queried, for replace_fatal."""
         pool = node_spec(run.scenario, run.scenario.fleet[0].id).name if run.scenario.fleet \
             else ""
         query = f'WorkflowType="NodeWorkflow" AND {SA_POOL.name}="{pool}"'
@@ -235,7 +235,8 @@ class Simulator:
                     word = go_word(NodeState(state), HealthResult(health or "healthy"))
                     counts[word] += 1
                     node_id = wf.id.removeprefix("node/")
-                    if word == "unhealthy" and state == NodeState.CORDONED.value:
+                    if ((word == "unhealthy" and state == NodeState.CORDONED.value)
+                            or state == NodeState.UNREACHABLE.value):  # may await repair
                         status = await self.status(node_id)
                         if status is not None:
                             run.latest[node_id] = status
