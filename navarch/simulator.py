@@ -285,11 +285,18 @@ class Simulator:
         try:
             from navarch.node_api import NodeInput
 
-            for node, offset in sorted(zip(scenario.fleet, start_offsets(stress.fleet_gen, rng),
-                                           strict=True), key=lambda x: x[1]):
+            said = 0.0
+            order = sorted(zip(scenario.fleet, start_offsets(stress.fleet_gen, rng),
+                               strict=True), key=lambda x: x[1])
+            for started, (node, offset) in enumerate(order):
                 wait = offset - (time.monotonic() - run.started)
                 if wait > 0:
                     await asyncio.sleep(wait)
+                if run.t() - said >= 5:
+                    said = run.t()
+                    last = {k: v for k, v in run.timeline[-1].items() if k != "t"} \
+                        if run.timeline else {}
+                    self.say(f"  [{run.t():7.2f}s] starting: {started}/{len(order)} · {last}")
                 await self.client.start_workflow(
                     "NodeWorkflow", NodeInput(node_id=node.id, spec=node_spec(scenario, node.id)),
                     id=node_workflow_id(node.id), task_queue=self.task_queue)
