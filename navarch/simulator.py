@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from navarch.config import HealthConfig
@@ -118,7 +118,7 @@ class Simulator:
         try:
             result: NodeStatus = await self.client.get_workflow_handle(
                 node_workflow_id(node_id)).query("status", result_type=NodeStatus)
-        except RPCError:
+        except (RPCError, WorkflowQueryFailedError):  # not there, or too busy to answer
             return None
         return result
 
@@ -225,6 +225,7 @@ class Simulator:
         while not stop.is_set():
             counts: Counter[str] = Counter()
             seen = 0
+            suspects: list[str] = []
             try:
                 async for wf in self.client.list_workflows(query):
                     attrs = wf.typed_search_attributes
@@ -234,18 +235,28 @@ class Simulator:
                     seen += 1
                     word = go_word(NodeState(state), HealthResult(health or "healthy"))
                     counts[word] += 1
-                    node_id = wf.id.removeprefix("node/")
                     if ((word == "unhealthy" and state == NodeState.CORDONED.value)
                             or state == NodeState.UNREACHABLE.value):  # may await repair
-                        status = await self.status(node_id)
-                        if status is not None:
-                            run.latest[node_id] = status
+                        suspects.append(wf.id.removeprefix("node/"))
             except RPCError as exc:
                 self.say(f"  [{run.t():7.2f}s] sampling failed: {exc}")
             counts["not started"] += max(0, len(run.scenario.fleet) - seen)
             run.timeline.append({"t": run.t(), **{k: v for k, v in counts.items() if v}})
+            for node_id, status in zip(suspects, await self._statuses(suspects), strict=True):
+                if status is not None:
+                    run.latest[node_id] = status
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), LARGE_SAMPLE_SECONDS)
+
+    async def _statuses(self, node_ids: list[str]) -> list[NodeStatus | None]:
+        """Many nodes' statuses, 32 queries at a time."""
+        gate = asyncio.Semaphore(32)
+
+        async def fetch(node_id: str) -> NodeStatus | None:
+            async with gate:
+                return await self.status(node_id)
+
+        return list(await asyncio.gather(*(fetch(i) for i in node_ids)))
 
     async def run(self, scenario: Scenario) -> dict[str, Any]:
         run = Run(scenario)
@@ -336,15 +347,9 @@ class Simulator:
 
     async def _report(self, run: Run) -> dict[str, Any]:
         scenario = run.scenario
-        gate = asyncio.Semaphore(32)
-
-        async def fetch(node_id: str) -> NodeStatus | None:
-            async with gate:
-                return await self.status(node_id)
-
         ids = [n.id for n in scenario.fleet]
-        nodes: dict[str, NodeStatus | None] = dict(zip(
-            ids, await asyncio.gather(*(fetch(i) for i in ids)), strict=True))
+        nodes: dict[str, NodeStatus | None] = dict(zip(ids, await self._statuses(ids),
+                                                       strict=True))
         results = []
         for a in scenario.assertions:
             if a.type == "node_count":
