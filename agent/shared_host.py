@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from navarch import agent_api
 from navarch.agent_api import (
@@ -117,8 +117,9 @@ class SharedHosts:
 
     async def _silent(self, node_id: str) -> Any:
         self.silent_holds += 1
+        # Benign: expected, logged at debug; the server has failed the activity already.
         raise ApplicationError(f"simulated host {node_id} is down", type="HostDown",
-                               non_retryable=True)
+                               non_retryable=True, category=ApplicationErrorCategory.BENIGN)
 
     @activity.defn(name=agent_api.GPU_INVENTORY)
     async def gpu_inventory(self, node_id: str) -> Inventory:
