@@ -51,6 +51,7 @@ SAMPLE_SECONDS = 0.5
 # listing) every LARGE_SAMPLE_SECONDS instead of a query to every node.
 LARGE_FLEET = 200
 LARGE_SAMPLE_SECONDS = 2.0
+MAX_SUSPECTS = 100  # nodes that may await repair, queried per sample
 RACK_SIZE = 8  # machines per rack, where the fleet's nodes carry no `rack` label
 # Fault kinds of the fake world for each scenario failure type.
 _FAULTS = {"xid_error": "xid", "temperature": "temperature", "nvml_failure": "nvml_failure",
@@ -242,6 +243,9 @@ class Simulator:
                 self.say(f"  [{run.t():7.2f}s] sampling failed: {exc}")
             counts["not started"] += max(0, len(run.scenario.fleet) - seen)
             run.timeline.append({"t": run.t(), **{k: v for k, v in counts.items() if v}})
+            if len(suspects) > MAX_SUSPECTS:  # a different share each round
+                start = int(run.t()) * MAX_SUSPECTS % len(suspects)
+                suspects = (suspects + suspects)[start:start + MAX_SUSPECTS]
             for node_id, status in zip(suspects, await self._statuses(suspects), strict=True):
                 if status is not None:
                     run.latest[node_id] = status
@@ -428,7 +432,8 @@ class _Chaos:
         self.tasks: list[asyncio.Task[None]] = []
         self.nodes = {n.id: n for n in run.scenario.fleet}
         self.racks = _racks(run.scenario.fleet)
-        self.replaced: set[str] = set()
+        self.approved: set[str] = set()  # repairs approved (replace_fatal)
+        self.replaced: set[str] = set()  # ... and replaced, once the node left
 
     async def tick(self) -> None:
         """One second of random failures (and replacements, with `replace_fatal`)."""
@@ -489,20 +494,24 @@ class _Chaos:
                         note=f"correlated {name} after {source}")
 
     async def _replace_unhealthy(self) -> None:
-        """As a pool would: approve the repair of every node awaiting one, and start a new
-        node in its place (`<id>-r1`, `-r2`, ...)."""
+        """As a pool would: approve the repair of every node awaiting one and, once the
+        node has left (a node that came back in time stays, and gets no replacement),
+        start a new node in its place (`<id>-r1`, `-r2`, ...)."""
         from navarch.node_api import NodeInput
 
         run = self.run
         for node_id, status in list(run.latest.items()):
-            if not status.awaiting_repair or node_id in self.replaced:
+            if status.awaiting_repair and node_id not in self.approved:
+                self.approved.add(node_id)
+                await self.sim._signal(node_id, "approve_repair", None)
+        waiting = sorted(self.approved - self.replaced)
+        for node_id, left in zip(waiting, await self.sim._statuses(waiting), strict=True):
+            if left is None or not left.state.is_terminal():
                 continue
             self.replaced.add(node_id)
-            await self.sim._signal(node_id, "approve_repair", None)
             base, _, n = node_id.partition("-r")
             new_id = f"{base}-r{int(n) + 1 if n.isdigit() else 1}"
-            old = self.nodes[node_id]
-            new = old.model_copy(update={"id": new_id})
+            new = self.nodes[node_id].model_copy(update={"id": new_id})
             run.scenario.fleet.append(new)
             self.nodes[new_id] = new
             self.racks[new_id] = self.racks[node_id]
@@ -512,7 +521,9 @@ class _Chaos:
                                           replacement_of=node_id),
                 id=node_workflow_id(new_id), task_queue=self.sim.task_queue)
             run.log.append({"at": run.t(), "scheduled": run.t(), "action": "replace",
-                            "target": node_id, "outcome": f"repair approved; {new_id} started"})
+                            "target": node_id,
+                            "outcome": f"repair approved, {left.state.value}; {new_id} "
+                                       "started"})
 
     def _maybe_recover(self, victim: str, kind: str, xid: int | None) -> None:
         recovery = self.config.recovery
