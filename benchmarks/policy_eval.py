@@ -17,22 +17,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cel_engines import EVENTS
 from harness import save
 
 from navarch.models import EventType, HealthEvent
 from navarch.policy import Policy, builtin_policy
 
-MIX = [
-    HealthEvent(event_type=EventType.XID, gpu_index=i % 8, metrics={"xid_code": code})
-    for i, code in enumerate([79, 13, 48, 8, 94, 31, 119, 63])
-] + [
-    HealthEvent(event_type=EventType.THERMAL, metrics={"temperature": t}) for t in (60, 86, 97)
-] + [
-    HealthEvent(event_type=EventType.ECC_SBE, metrics={"ecc_sbe_count": 150}),
-    HealthEvent(event_type=EventType.ECC_DBE, metrics={"ecc_dbe_count": 1}),
-    HealthEvent(event_type=EventType.NVLINK),
-    HealthEvent(event_type=EventType.POWER, system="DCGM_HEALTH_WATCH_POWER"),
-]
+MIX = [*EVENTS, HealthEvent(event_type=EventType.ECC_DBE, metrics={"ecc_dbe_count": 1})]
 NODES: dict[str, list[HealthEvent]] = {
     "quiet node (0 events)": [], "one Xid 79": MIX[:1], "busy node (8 events)": MIX[:8]}
 

@@ -7,6 +7,8 @@ import json
 import subprocess
 from datetime import timedelta
 
+import pytest
+
 from navarch.fakeworld import FakeWorld
 from navarch.ids import node_workflow_id
 from navarch.lifecycle import NodeStatus
@@ -168,9 +170,15 @@ async def test_bad_signal_payloads_are_dropped_not_fatal(dev_env, tmp_path):
         assert desc.status is not None and desc.status.name == "RUNNING"
 
 
-async def test_silent_agent_becomes_unreachable_then_replaced(dev_env, tmp_path):
+# Both ways of hosting simulated agents: a worker per host, or one shared queue (where a
+# silent host holds its activities until the server has timed them out).
+HOST_MODES = pytest.mark.parametrize("host_mode", ["per-host", "shared"])
+
+
+@HOST_MODES
+async def test_silent_agent_becomes_unreachable_then_replaced(dev_env, tmp_path, host_mode):
     client = dev_env.client
-    async with control_plane(client, tmp_path) as plane:
+    async with control_plane(client, tmp_path, host_mode=host_mode) as plane:
         spec, status = await _ready_pool(client, plane)
         node_id = status.nodes[2].node_id
         plane.world.set_agent_enabled(node_id, False)  # the host's agent process dies
@@ -183,11 +191,14 @@ async def test_silent_agent_becomes_unreachable_then_replaced(dev_env, tmp_path)
                                           ("terminated", "unreachable")]
         await eventually(lambda: pool_status(client, spec.name),
                          lambda p: p.ready == 3 and p.replacements == 1, what="replaced")
+        if host_mode == "shared":
+            assert plane.plane.hosts is not None and plane.plane.hosts.shared.silent_holds >= 1
 
 
-async def test_agent_that_comes_back_in_time_is_kept(dev_env, tmp_path):
+@HOST_MODES
+async def test_agent_that_comes_back_in_time_is_kept(dev_env, tmp_path, host_mode):
     client = dev_env.client
-    async with control_plane(client, tmp_path) as plane:
+    async with control_plane(client, tmp_path, host_mode=host_mode) as plane:
         spec, status = await _ready_pool(client, plane, min_nodes=1,
                                          health={"unreachable_toleration": "30s"})
         node_id = status.nodes[0].node_id

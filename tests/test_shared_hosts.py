@@ -1,7 +1,8 @@
 """Simulated hosts sharing one task queue (the simulator's large fleets): the production
 node workflow sends each node's GPU-local activities to the queue in its record, and a
 shared host behaves like a real agent — it judges faults, and when its machine goes silent
-the node sees the same timeouts a dead agent causes."""
+the node sees the same timeouts a dead agent causes (those cases run in both host modes in
+test_lifecycle_e2e)."""
 
 from __future__ import annotations
 
@@ -70,38 +71,6 @@ async def test_pool_on_shared_hosts_comes_up_and_replaces_a_fatal_xid(dev_env, t
         assert ("cordoned", "unhealthy") in transitions(node)
         await eventually(lambda: pool_status(client, spec.name),
                          lambda s: s.ready == 3 and s.replacements == 1, what="replaced")
-
-
-async def test_silent_shared_host_is_unreachable_then_replaced(dev_env, tmp_path):
-    client = dev_env.client
-    async with control_plane(client, tmp_path, host_mode="shared") as plane:
-        spec, status = await _ready(client, plane)
-        node_id = status.nodes[0].node_id
-        plane.world.set_agent_enabled(node_id, False)  # the network to the host is cut
-        node = await eventually(lambda: node_status(client, node_id),
-                                lambda n: n.state.is_terminal(), what="terminated")
-        assert transitions(node)[-3:] == [("unreachable", "unreachable"),
-                                          ("terminating", "unreachable"),
-                                          ("terminated", "unreachable")]
-        await eventually(lambda: pool_status(client, spec.name),
-                         lambda p: p.ready == 3 and p.replacements == 1, what="replaced")
-        assert plane.plane.hosts is not None and plane.plane.hosts.shared.silent_holds >= 1
-
-
-async def test_shared_host_back_within_toleration_is_kept(dev_env, tmp_path):
-    client = dev_env.client
-    async with control_plane(client, tmp_path, host_mode="shared") as plane:
-        spec, status = await _ready(client, plane, min_nodes=1,
-                                    health={"unreachable_toleration": "30s"})
-        node_id = status.nodes[0].node_id
-        plane.world.set_agent_enabled(node_id, False)
-        await eventually(lambda: node_status(client, node_id),
-                         lambda n: n.state.value == "unreachable", what="unreachable")
-        plane.world.set_agent_enabled(node_id, True)
-        node = await eventually(lambda: node_status(client, node_id),
-                                lambda n: n.state.value == "ready", what="back")
-        assert transitions(node)[-1] == ("ready", "reachable_again")
-        assert (await pool_status(client, spec.name)).replacements == 0
 
 
 async def test_diagnostics_reach_shared_hosts_through_the_node_record(dev_env, tmp_path,
