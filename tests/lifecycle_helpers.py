@@ -91,6 +91,16 @@ async def start_pool(client: Client, plane: SimPlane, spec: PoolSpec) -> Workflo
     )
 
 
+async def ready_pool(client: Client, plane: SimPlane,
+                     **overrides: Any) -> tuple[PoolSpec, PoolStatus]:
+    """A pool (fast_spec with overrides) started and waited for until min_nodes are ready."""
+    spec = fast_spec(**overrides)
+    await start_pool(client, plane, spec)
+    status = await eventually(lambda: pool_status(client, spec.name),
+                              lambda s: s.ready == spec.min_nodes, what="pool ready")
+    return spec, status
+
+
 async def pool_status(client: Client, name: str) -> PoolStatus:
     handle = client.get_workflow_handle(pool_workflow_id(name))
     status: PoolStatus = await handle.query("status", result_type=PoolStatus)

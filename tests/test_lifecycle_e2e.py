@@ -22,6 +22,7 @@ from lifecycle_helpers import (
     fast_spec,
     node_status,
     pool_status,
+    ready_pool,
     start_pool,
     transitions,
 )
@@ -43,18 +44,10 @@ async def test_pool_of_three_comes_up_ready(dev_env, tmp_path):
         assert len(plane.world.instances(spec.name, live_only=True)) == 3
 
 
-async def _ready_pool(client, plane, **overrides):
-    spec = fast_spec(**overrides)
-    await start_pool(client, plane, spec)
-    status = await eventually(lambda: pool_status(client, spec.name),
-                              lambda s: s.ready == spec.min_nodes, what="pool ready")
-    return spec, status
-
-
 async def test_fatal_xid_replaces_the_node(dev_env, tmp_path):
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:
-        spec, status = await _ready_pool(client, plane)
+        spec, status = await ready_pool(client, plane)
         victim = status.nodes[0].node_id
         plane.world.inject(victim, "xid", value=79, gpu_index=3,
                            message="NVRM: Xid (PCI:0000:1b:00): 79, GPU has fallen off the bus.")
@@ -78,7 +71,7 @@ async def test_fatal_xid_replaces_the_node(dev_env, tmp_path):
 async def test_application_xid_only_degrades_and_recovers(dev_env, tmp_path):
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:
-        spec, status = await _ready_pool(client, plane)
+        spec, status = await ready_pool(client, plane)
         node_id = status.nodes[1].node_id
         plane.world.inject(node_id, "xid", value=13, message="Graphics SM Warp Exception")
         degraded = await eventually(lambda: node_status(client, node_id),
@@ -105,7 +98,7 @@ def temporal_cli(env, *args: str) -> str:
 async def test_operator_cordon_uncordon_and_drain_with_the_temporal_cli(dev_env, tmp_path):
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:
-        spec, status = await _ready_pool(client, plane)
+        spec, status = await ready_pool(client, plane)
         first, second = status.nodes[0].node_id, status.nodes[1].node_id
 
         temporal_cli(dev_env, "workflow", "signal", "--workflow-id", f"node/{first}",
@@ -149,7 +142,7 @@ async def test_operator_cordon_uncordon_and_drain_with_the_temporal_cli(dev_env,
 async def test_bad_signal_payloads_are_dropped_not_fatal(dev_env, tmp_path):
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:
-        spec, status = await _ready_pool(client, plane, min_nodes=1)
+        spec, status = await ready_pool(client, plane, min_nodes=1)
         node_id = status.nodes[0].node_id
         handle = client.get_workflow_handle(f"node/{node_id}")
         await handle.signal("cordon", {"reason": 5, "bogus": True})
@@ -179,7 +172,7 @@ HOST_MODES = pytest.mark.parametrize("host_mode", ["per-host", "shared"])
 async def test_silent_agent_becomes_unreachable_then_replaced(dev_env, tmp_path, host_mode):
     client = dev_env.client
     async with control_plane(client, tmp_path, host_mode=host_mode) as plane:
-        spec, status = await _ready_pool(client, plane)
+        spec, status = await ready_pool(client, plane)
         node_id = status.nodes[2].node_id
         plane.world.set_agent_enabled(node_id, False)  # the host's agent process dies
         await eventually(lambda: node_status(client, node_id),
@@ -199,7 +192,7 @@ async def test_silent_agent_becomes_unreachable_then_replaced(dev_env, tmp_path,
 async def test_agent_that_comes_back_in_time_is_kept(dev_env, tmp_path, host_mode):
     client = dev_env.client
     async with control_plane(client, tmp_path, host_mode=host_mode) as plane:
-        spec, status = await _ready_pool(client, plane, min_nodes=1,
+        spec, status = await ready_pool(client, plane, min_nodes=1,
                                          health={"unreachable_toleration": "30s"})
         node_id = status.nodes[0].node_id
         plane.world.set_agent_enabled(node_id, False)
@@ -215,7 +208,7 @@ async def test_agent_that_comes_back_in_time_is_kept(dev_env, tmp_path, host_mod
 async def test_nodes_are_listed_by_search_attributes(dev_env, tmp_path):
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:
-        spec, status = await _ready_pool(client, plane)
+        spec, status = await ready_pool(client, plane)
         cordoned = status.nodes[0].node_id
         await client.get_workflow_handle(f"node/{cordoned}").signal("cordon", {"reason": "x"})
         await eventually(lambda: node_status(client, cordoned),
@@ -260,7 +253,7 @@ async def test_worker_killed_during_provisioning_makes_no_duplicates(dev_env, tm
 async def test_repair_pauses_when_too_much_of_the_pool_fails(dev_env, tmp_path):
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:
-        spec, status = await _ready_pool(client, plane, min_nodes=5)
+        spec, status = await ready_pool(client, plane, min_nodes=5)
         first, second = status.nodes[0].node_id, status.nodes[1].node_id
         for node_id in (first, second):
             plane.world.inject(node_id, "xid", value=79)
@@ -290,7 +283,7 @@ async def test_repair_pauses_when_too_much_of_the_pool_fails(dev_env, tmp_path):
 async def test_pool_continues_as_new_without_losing_nodes_or_counters(dev_env, tmp_path):
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:
-        spec, status = await _ready_pool(client, plane, continue_as_new_after=50)
+        spec, status = await ready_pool(client, plane, continue_as_new_after=50)
         pool = await eventually(lambda: pool_status(client, spec.name),
                                 lambda p: p.runs >= 2, what="continued as new")
         assert pool.ready == 3 and pool.provisioned == 3
@@ -368,7 +361,7 @@ async def test_pool_started_from_the_temporal_cli_with_json_input(dev_env, tmp_p
 async def test_without_auto_replace_an_unhealthy_node_stays_cordoned(dev_env, tmp_path):
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:
-        spec, status = await _ready_pool(client, plane, min_nodes=1,
+        spec, status = await ready_pool(client, plane, min_nodes=1,
                                          health={"auto_replace": False})
         node_id = status.nodes[0].node_id
         plane.world.inject(node_id, "xid", value=79)

@@ -7,25 +7,22 @@ test_lifecycle_e2e)."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Sequence
 
 from temporalio.activity import _Definition
+from test_diagnostics_e2e import _diagnose
 
 from navarch.agent.activities import AgentActivities
 from navarch.agent.fake_backend import FakeGpuBackend
 from navarch.agent.shared_host import SharedHosts
-from navarch.diagnostics_api import DiagnosticsInput, DiagnosticsReport
 from navarch.fakeworld import FakeWorld
-from navarch.workflows.diagnostics import DiagnosticsWorkflow
 
 from lifecycle_helpers import (
     control_plane,
     eventually,
-    fast_spec,
     node_status,
     pool_status,
-    start_pool,
+    ready_pool,
     transitions,
 )
 from test_diagnostics import DIAG_PASS, tools  # noqa: F401 - fixture
@@ -45,18 +42,10 @@ def test_shared_hosts_serve_every_agent_activity(tmp_path):
     assert _names(SharedHosts().activities()) == _names(agent.activities())
 
 
-async def _ready(client, plane, **overrides):
-    spec = fast_spec(**overrides)
-    await start_pool(client, plane, spec)
-    status = await eventually(lambda: pool_status(client, spec.name),
-                              lambda s: s.ready == spec.min_nodes, what="pool ready")
-    return spec, status
-
-
 async def test_pool_on_shared_hosts_comes_up_and_replaces_a_fatal_xid(dev_env, tmp_path):
     client = dev_env.client
     async with control_plane(client, tmp_path, host_mode="shared") as plane:
-        spec, status = await _ready(client, plane)
+        spec, status = await ready_pool(client, plane)
         node = await node_status(client, status.nodes[0].node_id)
         assert node.agent_task_queue == plane.plane.shared_host_queue
         assert len(node.gpus) == 8
@@ -78,11 +67,7 @@ async def test_diagnostics_reach_shared_hosts_through_the_node_record(dev_env, t
     tools("dcgmi", json.dumps(DIAG_PASS))
     client = dev_env.client
     async with control_plane(client, tmp_path, host_mode="shared") as plane:
-        spec, _ = await _ready(client, plane, min_nodes=2)
-        report: DiagnosticsReport = await client.execute_workflow(
-            DiagnosticsWorkflow.run,
-            DiagnosticsInput(pool=spec.name, checks=spec.diagnostics.checks,
-                             heartbeat_timeout=spec.heartbeat_timeout),
-            id=f"diagnostics/{spec.name}-{uuid.uuid4().hex[:6]}", task_queue=plane.task_queue)
+        spec, _ = await ready_pool(client, plane, min_nodes=2)
+        report = await _diagnose(client, plane, spec)
         assert {n.outcome for n in report.nodes} == {"pass"}
         assert len(report.nodes) == 2
