@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,15 @@ SCENARIOS = Path(__file__).parent / "fixtures" / "scenarios"
 def navarch(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "navarch.cli", *args], capture_output=True,
                           text=True, timeout=300, cwd=cwd)
+
+
+def _run(scenario: Path, out: Path) -> tuple[subprocess.CompletedProcess[str], Path,
+                                            dict[str, Any]]:
+    """`navarch simulate run` that succeeded: its output, run folder and report."""
+    result = navarch("simulate", "run", str(scenario), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (folder,) = out.iterdir()
+    return result, folder, json.loads((folder / "report.json").read_text())
 
 
 def test_fixtures_and_a_go_stress_file_validate():
@@ -114,12 +124,8 @@ def test_validate_command(tmp_path):
 
 @pytest.mark.parametrize("name", ["xid-repair", "network-drain"])
 def test_run_on_the_real_workflows(tmp_path, name):
-    result = navarch("simulate", "run", str(SCENARIOS / f"{name}.yaml"), "--out",
-                     str(tmp_path))
-    assert result.returncode == 0, result.stdout + result.stderr
+    result, folder, report = _run(SCENARIOS / f"{name}.yaml", tmp_path)
     assert "PASSED" in result.stdout
-    (folder,) = tmp_path.iterdir()
-    report = json.loads((folder / "report.json").read_text())
     assert report["passed"] and all(a["passed"] for a in report["assertions"])
     assert (folder / "scenario.yaml").read_text() == (SCENARIOS / f"{name}.yaml").read_text()
     html = (folder / "report.html").read_text()
@@ -140,11 +146,7 @@ def test_a_run_whose_assertion_fails_exits_1(tmp_path):
 
 
 def test_stress_run_generates_the_fleet_and_injects_chaos(tmp_path):
-    result = navarch("simulate", "run", str(SCENARIOS / "stress-chaos.yaml"), "--out",
-                     str(tmp_path))
-    assert result.returncode == 0, result.stdout + result.stderr
-    (folder,) = tmp_path.iterdir()
-    report = json.loads((folder / "report.json").read_text())
+    _, _, report = _run(SCENARIOS / "stress-chaos.yaml", tmp_path)
     assert report["stress"] and report["seed"] == 7
     assert len(report["nodes"]) == 8 and "node-0008" in report["nodes"]
     injected = sum(report["failures_by_type"].values())
@@ -159,11 +161,7 @@ def test_stress_run_generates_the_fleet_and_injects_chaos(tmp_path):
 
 
 def test_scheduled_outages_and_cascades_on_the_real_workflows(tmp_path):
-    result = navarch("simulate", "run", str(SCENARIOS / "stress-outage.yaml"), "--out",
-                     str(tmp_path))
-    assert result.returncode == 0, result.stdout + result.stderr
-    (folder,) = tmp_path.iterdir()
-    report = json.loads((folder / "report.json").read_text())
+    _, _, report = _run(SCENARIOS / "stress-outage.yaml", tmp_path)
     zone = {n: v["zone"] for n, v in report["nodes"].items()}
     zone_a = [n for n, z in zone.items() if z == "us-central1-a"]
     zone_b = [n for n, z in zone.items() if z == "us-central1-b"]
@@ -184,11 +182,7 @@ def test_scheduled_outages_and_cascades_on_the_real_workflows(tmp_path):
 
 
 def test_correlated_failures_and_replace_fatal(tmp_path):
-    result = navarch("simulate", "run", str(SCENARIOS / "stress-replace.yaml"), "--out",
-                     str(tmp_path))
-    assert result.returncode == 0, result.stdout + result.stderr
-    (folder,) = tmp_path.iterdir()
-    report = json.loads((folder / "report.json").read_text())
+    _, folder, report = _run(SCENARIOS / "stress-replace.yaml", tmp_path)
     originals = ["node-0001", "node-0002", "node-0003"]
     correlated = [e for e in report["events"] if "correlated xid79-nvlink" in e["outcome"]]
     assert len(correlated) == 3  # one NVLink error after each Xid 79, on the same node
