@@ -8,7 +8,6 @@ Kept in a file so a worker restart forgets nothing.
 from __future__ import annotations
 
 import json
-import random
 import sqlite3
 import threading
 import time
@@ -270,7 +269,9 @@ class FakeWorld:
                         **params: Any) -> None:
         """The next `count` provision calls hit this fault (capacity, throttle, unavailable
         — a 5xx —, invalid, slow_boot with seconds=, never_boot); with `rate`, each call
-        hits it with that probability, until `count` have (count 0: without end).
+        hits it at that rate, until `count` have (count 0: without end). The rate is kept
+        exactly rather than drawn at random (rate 0.2: every fifth matching call, the first
+        on the third), so a run is reproducible and a short run still sees every fault.
         `provider=`, `region=`, `zone=` limit it to calls for that provider, region or
         zone."""
         if kind not in CLOUD_FAULT_KINDS:
@@ -294,8 +295,13 @@ class FakeWorld:
         params: dict[str, Any] = json.loads(row[1])
         if any(key in params and params[key] != value for key, value in where.items()):
             return None
-        if "rate" in params and random.random() >= params["rate"]:
-            return None
+        if "rate" in params:  # error diffusion: owe `rate` of a fault per matching call
+            credit = float(params.get("credit", 0.5)) + float(params["rate"])
+            params["credit"] = credit - 1 if credit >= 1 else credit
+            db.execute("UPDATE cloud_faults SET params=? WHERE kind=?",
+                       (json.dumps(params), kind))
+            if credit < 1:
+                return None
         db.execute("UPDATE cloud_faults SET remaining = remaining - 1 WHERE kind=?", (kind,))
         db.execute("INSERT INTO counters VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET "
                    "value = value + 1", (f"fault:{kind}",))

@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from navarch.devserver import DevServer
+from navarch.fakeworld import FakeWorld
 from navarch.ids import pool_workflow_id
 from navarch.spec import ProviderChoice
 
@@ -30,6 +31,22 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def test_a_fault_rate_is_kept_exactly_on_the_calls_it_matches(tmp_path):
+    world = FakeWorld(tmp_path / "w.db")
+    world.set_cloud_fault("unavailable", 0, rate=0.2, provider="a")
+    refused = []
+    for i in range(20):
+        for provider in ("a", "b"):
+            try:
+                world.provision(node_id=f"{provider}{i}", pool="p", provider=provider,
+                                instance_type="h100-8x", region="r", zone="z", gpu_count=8,
+                                gpu_model="H100")
+            except Exception:
+                refused.append(f"{provider}{i}")
+    assert refused == ["a2", "a7", "a12", "a17"]  # one in five of provider a's, from the 3rd
+    assert world.counter("fault:unavailable") == 4
 
 
 async def test_pool_converges_under_provider_faults_at_a_rate(dev_env, tmp_path):
