@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
+from navarch.abandoned import QuietAbandonment
 from navarch.fakeworld import FakeInstance, FakeWorld
 from navarch.ids import node_task_queue
 
@@ -73,7 +74,8 @@ class FakeHostManager:
     async def _run_shared(self, stop: asyncio.Event, queue: str) -> None:
         worker = Worker(self.client, task_queue=queue, activities=self.shared.activities(),
                         activity_task_poller_behavior=PollerBehaviorSimpleMaximum(SHARED_POLLERS),
-                        max_concurrent_activities=SHARED_MAX_ACTIVITIES)
+                        max_concurrent_activities=SHARED_MAX_ACTIVITIES,
+                        interceptors=[QuietAbandonment()])
         log.info("simulated hosts share task queue %r", queue)
         async with worker:
             while not stop.is_set():
@@ -119,6 +121,7 @@ class FakeHostManager:
             activities=AgentActivities(backend).activities(),
             activity_task_poller_behavior=PollerBehaviorSimpleMaximum(1),
             max_concurrent_activities=8,
+            interceptors=[QuietAbandonment()],
         )
         self.hosts[inst.node_id] = _Host(worker, asyncio.create_task(worker.run()))
         log.info("simulated host %s is up (%d× %s)", inst.node_id, inst.gpu_count,

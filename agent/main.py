@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
+from navarch.abandoned import QuietAbandonment
 from navarch.fakeworld import FakeWorld
 from navarch.ids import node_task_queue
 from navarch.process import configure_logging, run_until_signalled
@@ -80,6 +81,7 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
         log.info("metrics on :%d/metrics", args.metrics_port)
     worker = Worker(client, task_queue=queue, activities=agent.activities(),
                     activity_task_poller_behavior=PollerBehaviorSimpleMaximum(1),
+                    interceptors=[QuietAbandonment()],
                     graceful_shutdown_timeout=GRACEFUL_SHUTDOWN)
     log.info("agent for node %s%s polling task queue %r (%s backend)", args.node_id,
              f" of pool {args.pool}" if args.pool else "", queue, backend.name)

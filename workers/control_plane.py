@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from navarch.abandoned import QuietAbandonment
 from navarch.activities.autoscale_metrics import AutoscaleMetricsActivities
 from navarch.activities.cloud import CloudActivities, ProviderFactory
 from navarch.activities.fake_cloud import FakeCloudProvider
@@ -134,7 +135,8 @@ class ControlPlane:
     def worker(self) -> Worker:
         return Worker(self.client, task_queue=self.task_queue, workflows=WORKFLOWS,
                       activities=self.activities(), max_concurrent_activities=500,
-                      max_cached_workflows=self.max_cached_workflows)
+                      max_cached_workflows=self.max_cached_workflows,
+                      interceptors=[QuietAbandonment()])
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set."""
