@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from navarch.cli_output import Output, OutputOpt, err, out, print_data, print_problems
-from navarch.scenario import Scenario, load_scenario
+from navarch.scenario import Scenario, StressConfig, load_scenario
 from navarch.validation import ValidationFailed
 
 simulate_app = typer.Typer(help="Run Go Navarch scenario files on the real workflows.",
@@ -54,7 +55,8 @@ def simulate_validate(file: FileArg, output: OutputOpt = Output.text) -> None:
 SHARED_HOSTS_ABOVE = 200
 
 
-async def _run(scenario: Scenario, folder: Path, seed: int, hosts: str) -> dict[str, Any]:
+async def _run(scenario: Scenario, folder: Path, seed: int, hosts: str,
+               say: Callable[[str], None]) -> dict[str, Any]:
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
     from temporalio.testing import WorkflowEnvironment
@@ -84,7 +86,7 @@ async def _run(scenario: Scenario, folder: Path, seed: int, hosts: str) -> dict[
         stop = asyncio.Event()
         worker = asyncio.create_task(plane.run(stop))
         try:
-            sim = Simulator(env.client, world, plane.task_queue, say=out.print)
+            sim = Simulator(env.client, world, plane.task_queue, say=say)
             report = (await sim.run_stress(scenario, seed) if scenario.stress is not None
                       else await sim.run(scenario))
             report["hosts"] = hosts
@@ -95,6 +97,28 @@ async def _run(scenario: Scenario, folder: Path, seed: int, hosts: str) -> dict[
                 await worker
     finally:
         await env.shutdown()
+
+
+def _go_report_files(stress: StressConfig, folder: Path, lines: list[str]) -> list[Path]:
+    """Where a Go stress file names report_file, html_report_file or log_file (relative to
+    the working directory, as the Go simulator has them), the run's report.json,
+    report.html and console log go there too."""
+    written = []
+    for name, source in ((stress.report_file, folder / "report.json"),
+                         (stress.html_report_file, folder / "report.html"),
+                         (stress.log_file, None)):
+        if not name:
+            continue
+        target = Path(name)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(source.read_text() if source else "\n".join(lines) + "\n")
+        except OSError as exc:
+            err.print(f"error: cannot write {target}: {exc.strerror}; the run folder has "
+                      "everything")
+            continue
+        written.append(target)
+    return written
 
 
 @simulate_app.command("run")
@@ -131,9 +155,18 @@ def simulate_run(
     if not output.structured:
         out.print(f"running {scenario.name} ({size} node(s), {hosts} simulated hosts) → "
                   f"{folder}")
-    report = asyncio.run(_run(scenario, folder, run_seed, hosts))
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        lines.append(line)
+        out.print(line)
+
+    report = asyncio.run(_run(scenario, folder, run_seed, hosts, say))
     report["seed"] = run_seed
     sim_report.write(folder, file.read_text(), report)
+    lines += [*report["failures"],
+              f"{'PASSED' if report['passed'] else 'FAILED'} in {report['duration_s']:.1f} s"]
+    copies = _go_report_files(stress, folder, lines) if stress is not None else []
     if output.structured:
         print_data(report, output)
     else:
@@ -145,4 +178,6 @@ def simulate_run(
             err.print(f"[red]failed[/red]: {failure}")
         out.print(f"{'PASSED' if report['passed'] else 'FAILED'} in {report['duration_s']:.1f} s;"
                   f" report: {folder / 'report.html'}")
+        for copy in copies:
+            out.print(f"  also written: {copy}")
     raise typer.Exit(0 if report["passed"] else 1)

@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS cloud_faults (
     params TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cold_starts (node_id TEXT PRIMARY KEY, seconds REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS prices (provider TEXT PRIMARY KEY, per_hour REAL NOT NULL);
 """
 
@@ -179,6 +180,10 @@ class FakeWorld:
                 return self._refuse(refused, provider, region)
             slow = self._take_cloud_fault(db, "slow_boot", where)
             never = self._take_cloud_fault(db, "never_boot", where) is not None
+            cold = db.execute("SELECT seconds FROM cold_starts WHERE node_id=?",
+                              (node_id,)).fetchone()
+            if cold is not None:
+                boot_seconds = float(cold[0])
             now = time.time()
             boot_at = now + boot_seconds + (float(slow.get("seconds", 30)) if slow else 0.0)
             instance_id = f"fake-{node_id}"
@@ -284,6 +289,13 @@ class FakeWorld:
         with self._conn() as db:
             db.execute("INSERT OR REPLACE INTO cloud_faults VALUES (?,?,?)",
                        (kind, count, json.dumps(params)))
+
+    def set_cold_start(self, node_id: str, seconds: float) -> None:
+        """The machine made for `node_id` takes `seconds` to boot, instead of the
+        provider's usual time (a simulated cold start)."""
+        with self._conn() as db:
+            db.execute("INSERT OR REPLACE INTO cold_starts VALUES (?,?)",
+                       (node_id, max(0.0, seconds)))
 
     @staticmethod
     def _take_cloud_fault(db: sqlite3.Connection, kind: str,

@@ -106,6 +106,21 @@ class StartupConfig(StrictModel):
     duration: GoDuration | None = None
     batch_size: int = Field(default=0, ge=0)
     jitter_percent: int = Field(default=0, ge=0, le=100)
+    # How long a node's machine takes to come up once asked for: uniform between min and
+    # max, or normal around mean (stddev), clamped to min/max where given.
+    cold_start_min: GoDuration | None = None
+    cold_start_max: GoDuration | None = None
+    cold_start_mean: GoDuration | None = None
+    cold_start_stddev: GoDuration | None = None
+
+    @model_validator(mode="after")
+    def _cold_start(self) -> StartupConfig:
+        low, high = self.cold_start_min, self.cold_start_max
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"cold_start_min ({low}) is above cold_start_max ({high})")
+        if self.cold_start_stddev is not None and self.cold_start_mean is None:
+            raise ValueError("cold_start_stddev needs cold_start_mean")
+        return self
 
 
 class FleetGen(StrictModel):
@@ -129,7 +144,12 @@ class CascadingConfig(StrictModel):
     min_delay: GoDuration | None = None
     max_delay: GoDuration | None = None
     scope: Literal["rack", "zone", "region", "provider", "random"] = "zone"
+    # Up to 1 a fraction, as the Go simulator reads it (0.1 = 10%); above 1 a percentage.
     max_affected_percent: float = Field(default=0.0, ge=0, le=100)
+
+    def max_affected_share(self) -> float:
+        value = self.max_affected_percent
+        return value if value <= 1 else value / 100
 
 
 class RecoveryConfig(StrictModel):
@@ -137,6 +157,10 @@ class RecoveryConfig(StrictModel):
     probability: float = Field(default=0.0, ge=0, le=1)
     mean_time: GoDuration | None = None
     std_dev: GoDuration | None = None
+    # Where the Go simulator keeps them: replace nodes with fatal failures, and how long a
+    # replacement's machine takes to come up (default: the startup's cold start).
+    replace_fatal: bool = False
+    replace_cold_start: GoDuration | None = None
 
 
 class ScheduledOutage(StrictModel):
@@ -179,8 +203,11 @@ class ChaosConfig(StrictModel):
     scheduled_outages: list[ScheduledOutage] = Field(default_factory=list)
     correlated_failures: list[CorrelatedFailure] = Field(default_factory=list)
     # Replace a node judged unhealthy: the simulator approves its repair, as a pool would,
-    # and starts a new node in its place.
+    # and starts a new node in its place. (The Go simulator's recovery.replace_fatal too.)
     replace_fatal: bool = False
+
+    def replaces_fatal(self) -> bool:
+        return self.replace_fatal or bool(self.recovery and self.recovery.replace_fatal)
 
 
 class StressConfig(StrictModel):
@@ -266,7 +293,47 @@ def _cross_checks(doc: YamlDocument, scenario: Scenario) -> list[Problem]:
         elif assertion.type != "node_count" and known and assertion.target not in known:
             problem(("assertions", i, "target"), f"no fleet node {assertion.target!r}",
                     assertion.target)
+    out.extend(_outage_checks(doc, scenario))
     return out
+
+
+def _outage_checks(doc: YamlDocument, scenario: Scenario) -> list[Problem]:
+    """A scheduled outage whose target no generated node can have would do nothing: say so."""
+    stress = scenario.stress
+    if stress is None or stress.fleet_gen is None or stress.chaos is None:
+        return []
+    gen = stress.fleet_gen
+    choices = {
+        "zone": ("fleet_gen.zones", sorted({z for zones in gen.zones.values() for z in zones})),
+        "region": ("fleet_gen.regions", sorted(gen.regions)),
+        # without providers every generated node is on the fake cloud
+        "provider": ("fleet_gen.providers", sorted(gen.providers) or ["fake"]),
+    }
+    out = []
+    for i, outage in enumerate(stress.chaos.scheduled_outages):
+        path = ("stress", "chaos", "scheduled_outages", i, "target")
+        if outage.scope == "percentage":
+            share = outage.target.strip().removesuffix("%")
+            if not _is_percent(share):
+                out.append(Problem(doc.file, path, "a percentage such as 10 or 10% (of the "
+                                   "fleet)",
+                                   value=outage.target, line=doc.line_of(path)))
+            continue
+        where, known = choices[outage.scope]
+        if outage.target not in known:
+            listed = (", ".join(known) if known
+                      else f"none; list each region's {outage.scope}s there")
+            out.append(Problem(doc.file, path, f"no generated node is in {outage.scope} "
+                               f"{outage.target!r} ({where}: {listed})",
+                               line=doc.line_of(path)))
+    return out
+
+
+def _is_percent(text: str) -> bool:
+    try:
+        return 0 <= float(text) <= 100
+    except ValueError:
+        return False
 
 
 def load_scenario(path: str | Path, *, text: str | None = None) -> Scenario:

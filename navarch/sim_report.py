@@ -115,6 +115,7 @@ def render_html(report: dict[str, Any]) -> str:
         f"<td>{esc(str(e['outcome']))}</td></tr>" for e in report["events"])
     cordon = [c["seconds"] for c in report["fault_to_cordon"]]
     replaced = [c["seconds"] for c in report.get("fault_to_replacement", [])]
+    cold = report.get("cold_starts", [])
     recoveries = _states_chart(_failures_vs_recoveries(report["events"]),
                                label="failures and recoveries")
     failures = "".join(f"<li>{esc(f)}</li>" for f in report["failures"])
@@ -130,6 +131,7 @@ text-align:left}}</style></head><body>
 <h2>Failures vs recoveries</h2>{recoveries}
 <h2>Fault → cordon</h2>{_distribution(cordon)}
 <h2>Fault → replacement ready</h2>{_distribution(replaced)}
+{f"<h2>Cold starts drawn</h2>{_distribution(cold)}" if cold else ""}
 <h2>Failures by type</h2>{_bars(_floats(report.get('failures_by_type', {})))}
 <h2>Failures by Xid</h2>{_bars(_floats(report.get('failures_by_xid', {})))}
 <h2>Policy rules that fired</h2>{_bars({k: float(v) for k, v in report['rules_fired'].items()})}

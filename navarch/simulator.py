@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import re
 import time
@@ -38,6 +39,7 @@ from navarch.scenario import (
     FleetNode,
     Scenario,
     ScheduledOutage,
+    StartupConfig,
     go_status,
     go_word,
     matches,
@@ -70,6 +72,7 @@ class Run:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     latest: dict[str, NodeStatus] = field(default_factory=dict)  # the last sample
     replacements: dict[str, str] = field(default_factory=dict)  # replacement -> replaced
+    cold_starts: list[float] = field(default_factory=list)  # seconds, each machine drawn
 
     def t(self) -> float:
         return round(time.monotonic() - self.started, 3)
@@ -93,6 +96,7 @@ def node_spec(scenario: Scenario, node_id: str) -> PoolSpec:
     node = next(n for n in scenario.fleet if n.id == node_id)
     check, heartbeat, toleration, boot = (LARGE_TIMINGS if len(scenario.fleet) > LARGE_FLEET
                                           else SMALL_TIMINGS)
+    boot += timedelta(seconds=longest_cold_start(scenario))
     choice = ProviderChoice(name=node.provider or "fake", type="fake",
                             instance_type=node.instance_type, gpu_count=node.gpu_count,
                             region=node.region or None, zone=node.zone or None)
@@ -301,6 +305,7 @@ class Simulator:
             from navarch.node_api import NodeInput
 
             said = 0.0
+            startup = stress.fleet_gen.startup
             order = sorted(zip(scenario.fleet, start_offsets(stress.fleet_gen, rng),
                                strict=True), key=lambda x: x[1])
             for started, (node, offset) in enumerate(order):
@@ -312,6 +317,10 @@ class Simulator:
                     last = {k: v for k, v in run.timeline[-1].items() if k != "t"} \
                         if run.timeline else {}
                     self.say(f"  [{run.t():7.2f}s] starting: {started}/{len(order)} · {last}")
+                cold = cold_start(startup, rng)
+                if cold is not None:
+                    await asyncio.to_thread(self.world.set_cold_start, node.id, cold)
+                    run.cold_starts.append(cold)
                 await self.client.start_workflow(
                     "NodeWorkflow", NodeInput(node_id=node.id, spec=node_spec(scenario, node.id)),
                     id=node_workflow_id(node.id), task_queue=self.task_queue)
@@ -323,6 +332,7 @@ class Simulator:
             chaos_run = None
             if chaos is not None and chaos.enabled:
                 chaos_run = _Chaos(self, run, chaos, rng)
+                chaos_run.cold_start = functools.partial(cold_start, startup, rng)
                 background += [asyncio.create_task(chaos_run.outage(o))
                                for o in chaos.scheduled_outages]
             while run.t() < duration:
@@ -346,7 +356,8 @@ class Simulator:
                        "cascaded": sum(1 for i in run.injections if i.get("cause") == "cascade"),
                        "outages": [e for e in run.log if e["action"] == "outage"],
                        "recoveries": sum(1 for e in run.log
-                                         if e["action"] == "recover_failure")})
+                                         if e["action"] == "recover_failure"),
+                       "cold_starts": [round(c, 3) for c in run.cold_starts]})
         return report
 
     async def _report(self, run: Run) -> dict[str, Any]:
@@ -434,10 +445,11 @@ class _Chaos:
         self.racks = _racks(run.scenario.fleet)
         self.approved: set[str] = set()  # repairs approved (replace_fatal)
         self.replaced: set[str] = set()  # ... and replaced, once the node left
+        self.cold_start: Callable[[], float | None] = lambda: None  # set by run_stress
 
     async def tick(self) -> None:
         """One second of random failures (and replacements, with `replace_fatal`)."""
-        if self.config.replace_fatal:
+        if self.config.replaces_fatal():
             await self._replace_unhealthy()
         expected = self.config.failure_rate * len(self.nodes) / 1000 / 60
         for _ in range(_poisson(self.rng, expected)):
@@ -516,6 +528,13 @@ class _Chaos:
             self.nodes[new_id] = new
             self.racks[new_id] = self.racks[node_id]
             run.replacements[new_id] = node_id
+            recovery = self.config.recovery
+            cold = (recovery.replace_cold_start.total_seconds()
+                    if recovery and recovery.replace_cold_start is not None
+                    else self.cold_start())
+            if cold is not None:
+                await asyncio.to_thread(self.sim.world.set_cold_start, new_id, cold)
+                run.cold_starts.append(cold)
             await self.sim.client.start_workflow(
                 "NodeWorkflow", NodeInput(node_id=new_id, spec=node_spec(run.scenario, new_id),
                                           replacement_of=node_id),
@@ -548,7 +567,7 @@ class _Chaos:
                         "target": node_id, "outcome": outcome + (f" ({note})" if note else "")})
 
     def _maybe_cascade(self, source: str, depth: int) -> None:
-        """With `probability`, Xid failures on 1..max_affected_percent% of the nodes in
+        """With `probability`, Xid failures on 1..max_affected_percent of the nodes in
         the source's scope, each after a delay in [min_delay, max_delay), each of which
         may cascade again up to `max_depth`."""
         cascade = self.config.cascading
@@ -559,7 +578,7 @@ class _Chaos:
                       and self._same_scope(source, n, cascade.scope)]
         if not candidates:
             return
-        most = max(1, int(len(candidates) * cascade.max_affected_percent / 100))
+        most = max(1, int(len(candidates) * cascade.max_affected_share()))
         low = (cascade.min_delay or timedelta(0)).total_seconds()
         high = (cascade.max_delay or timedelta(0)).total_seconds()
         high = high if high > low else low + 1.0  # as the Go simulator: a 1 s window
@@ -674,6 +693,46 @@ def start_offsets(gen: FleetGen, rng: random.Random) -> list[float]:
         base = [span * (i // size) / waves for i in range(n)]
     jitter = gen.startup.jitter_percent / 100
     return [max(0.0, t + rng.uniform(-jitter, jitter) * (span / max(n, 1))) for t in base]
+
+
+def cold_start(startup: StartupConfig, rng: random.Random) -> float | None:
+    """Seconds a node's machine takes to come up, drawn from the startup's cold-start
+    settings (None: none set, the fake cloud's usual boot time)."""
+    low, high = startup.cold_start_min, startup.cold_start_max
+    mean, spread = startup.cold_start_mean, startup.cold_start_stddev
+    if mean is not None:
+        value = rng.gauss(mean.total_seconds(), spread.total_seconds() if spread else 0.0)
+    elif high is not None:
+        value = rng.uniform(low.total_seconds() if low else 0.0, high.total_seconds())
+    elif low is not None:
+        value = low.total_seconds()
+    else:
+        return None
+    if low is not None:
+        value = max(value, low.total_seconds())
+    if high is not None:
+        value = min(value, high.total_seconds())
+    return max(0.0, value)
+
+
+def longest_cold_start(scenario: Scenario) -> float:
+    """The longest cold start a scenario's nodes may have: their boot deadline allows it."""
+    stress = scenario.stress
+    if stress is None or stress.fleet_gen is None:
+        return 0.0
+    startup = stress.fleet_gen.startup
+    longest = 0.0
+    if startup.cold_start_max is not None:
+        longest = startup.cold_start_max.total_seconds()
+    elif startup.cold_start_mean is not None:
+        spread = startup.cold_start_stddev.total_seconds() if startup.cold_start_stddev else 0
+        longest = startup.cold_start_mean.total_seconds() + 4 * spread
+    elif startup.cold_start_min is not None:
+        longest = startup.cold_start_min.total_seconds()
+    recovery = stress.chaos.recovery if stress.chaos else None
+    if recovery is not None and recovery.replace_cold_start is not None:
+        longest = max(longest, recovery.replace_cold_start.total_seconds())
+    return longest
 
 
 def new_task_queue() -> str:

@@ -68,7 +68,7 @@ async def test_cascades_go_deeper_up_to_max_depth_and_never_hit_a_failed_node():
     chaos, run, _ = _chaos(_fleet(*"aaaaaa"), {
         "enabled": True, "xid_distribution": {13: 1},
         "cascading": {**CASCADE, "scope": "random", "max_depth": 3,
-                      "max_affected_percent": 1}})  # one neighbour per step
+                      "max_affected_percent": 0.01}})  # one neighbour per step
     await chaos.fail("n1", "xid_error", 13)
     await asyncio.sleep(0.3)
     assert len(_hit(run, "cascade")) == 3  # depth 1, 2, 3: one node each

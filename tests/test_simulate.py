@@ -4,16 +4,21 @@ located, and runs on the real workflows that check the fleet's behaviour."""
 from __future__ import annotations
 
 import json
+import random
+import statistics
 import subprocess
 import sys
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from navarch.scenario import load_scenario
-from navarch.simulator import Simulator
+from navarch.cli_simulate import _go_report_files
+from navarch.fakeworld import FakeWorld
+from navarch.scenario import FleetNode, StressConfig, load_scenario
+from navarch.simulator import Simulator, cold_start, longest_cold_start, node_spec
 from navarch.validation import ValidationFailed
 
 from lifecycle_helpers import control_plane
@@ -108,6 +113,102 @@ stress:
     assert "correlated_failures[0]" not in text
 
 
+def test_an_outage_must_hit_something_the_fleet_has(tmp_path):
+    path = tmp_path / "outage.yaml"
+    path.write_text("""name: outage
+stress:
+  fleet_gen:
+    total_nodes: 4
+    templates: [{name: a, weight: 1, gpu_count: 8}]
+    providers: {gcp: 100}
+    regions: {us-central1: 100}
+    zones: {us-central1: [us-central1-a, us-central1-b]}
+  chaos:
+    enabled: true
+    scheduled_outages:
+      - {start_time: 1s, duration: 5s, scope: zone, target: us-central1-c}
+      - {start_time: 1s, duration: 5s, scope: region, target: us-central1}
+      - {start_time: 1s, duration: 5s, scope: provider, target: aws}
+      - {start_time: 1s, duration: 5s, scope: percentage, target: lots}
+      - {start_time: 1s, duration: 5s, scope: percentage, target: 30%}
+""")
+    with pytest.raises(ValidationFailed) as err:
+        load_scenario(path)
+    text = str(err.value)
+    assert ("outage.yaml:12: stress.chaos.scheduled_outages[0].target: no generated node is "
+            "in zone 'us-central1-c' (fleet_gen.zones: us-central1-a, us-central1-b)") in text
+    assert "scheduled_outages[2].target: no generated node is in provider 'aws' " in text
+    assert "scheduled_outages[3].target: a percentage such as 10 or 10%" in text
+    assert "'lots'" in text
+    assert "scheduled_outages[1]" not in text and "scheduled_outages[4]" not in text
+    path.write_text(path.read_text().replace("    zones: {us-central1: [us-central1-a, "
+                                             "us-central1-b]}\n", ""))
+    with pytest.raises(ValidationFailed) as err:
+        load_scenario(path)
+    assert "(fleet_gen.zones: none; list each region's zones there)" in str(err.value)
+
+
+def test_go_startup_and_recovery_keys(tmp_path):
+    path = tmp_path / "go.yaml"
+    base = """name: go
+stress:
+  fleet_gen:
+    total_nodes: 2
+    templates: [{name: a, weight: 1, gpu_count: 8}]
+    startup: {pattern: wave, STARTUP}
+  chaos:
+    enabled: true
+    cascading: {enabled: true, max_affected_percent: 0.1}
+    recovery: {enabled: true, probability: 0.7, replace_fatal: true, replace_cold_start: 45s}
+"""
+    path.write_text(base.replace("STARTUP", "cold_start_min: 30s, cold_start_max: 2m"))
+    scenario = load_scenario(path)
+    assert scenario.stress and scenario.stress.chaos and scenario.stress.chaos.replaces_fatal()
+    cascading = scenario.stress.chaos.cascading
+    assert cascading and cascading.max_affected_share() == pytest.approx(0.1)  # Go: 10%
+    assert cascading.model_copy(update={"max_affected_percent": 25}).max_affected_share() \
+        == pytest.approx(0.25)
+    startup = scenario.stress.fleet_gen and scenario.stress.fleet_gen.startup
+    assert startup
+    rng = random.Random(1)
+    draws = [cold_start(startup, rng) or 0.0 for _ in range(200)]
+    assert 30 <= min(draws) < 40 and 110 < max(draws) <= 120  # uniform over 30 s..2 min
+    normal = startup.model_copy(update={"cold_start_mean": timedelta(seconds=60),
+                                        "cold_start_stddev": timedelta(seconds=40)})
+    draws = [cold_start(normal, rng) or 0.0 for _ in range(500)]
+    assert min(draws) == 30 and max(draws) == 120  # clamped to min and max
+    assert 55 < statistics.median(draws) < 65
+    assert cold_start(startup.model_copy(update={"cold_start_min": None,
+                                                 "cold_start_max": None}), rng) is None
+    assert longest_cold_start(scenario) == 120
+    assert node_spec(scenario.model_copy(update={"fleet": [FleetNode(id="n1")]}),
+                     "n1").boot_deadline == timedelta(seconds=180)  # 1 min + the longest
+    for startup_text, message in (
+            ("cold_start_min: 2m, cold_start_max: 30s", "cold_start_min (0:02:00) is above "
+                                                        "cold_start_max (0:00:30)"),
+            ("cold_start_stddev: 5s", "cold_start_stddev needs cold_start_mean")):
+        path.write_text(base.replace("STARTUP", startup_text))
+        with pytest.raises(ValidationFailed) as err:
+            load_scenario(path)
+        assert "go.yaml:6: stress.fleet_gen.startup" in str(err.value)
+        assert message in str(err.value), str(err.value)
+
+
+def test_go_report_file_keys_get_copies(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "report.json").write_text("{}")
+    (folder / "report.html").write_text("<html>")
+    stress = StressConfig(report_file="out/r.json", html_report_file="r.html",
+                          log_file="r.log")
+    written = _go_report_files(stress, folder, ["line one", "PASSED"])
+    assert written == [Path("out/r.json"), Path("r.html"), Path("r.log")]
+    assert (tmp_path / "out/r.json").read_text() == "{}"
+    assert (tmp_path / "r.html").read_text() == "<html>"
+    assert (tmp_path / "r.log").read_text() == "line one\nPASSED\n"
+
+
 def test_validate_command(tmp_path):
     ok = navarch("simulate", "validate", str(SCENARIOS / "xid-repair.yaml"), "-o", "json")
     assert ok.returncode == 0 and json.loads(ok.stdout)["nodes"] == 2
@@ -195,6 +296,13 @@ def test_correlated_failures_and_replace_fatal(tmp_path):
         assert 0 < replaced[node_id]["seconds"] < 15
     html = (folder / "report.html").read_text()
     assert "Fault → replacement ready" in html and "median" in html
+    # Cold starts: the machines took as long to come up as the file says
+    assert len(report["cold_starts"]) == 6 and "Cold starts drawn" in html
+    booted = {i.node_id: i.boot_at - i.created_at
+              for i in FakeWorld(folder / "fake-cloud.db").instances(None)}
+    for node_id in originals:
+        assert 1.0 <= booted[node_id] <= 2.0, booted
+        assert booted[f"{node_id}-r1"] == pytest.approx(2.5), booted
 
 
 async def test_large_fleet_sampling_reads_search_attributes(dev_env, tmp_path):
