@@ -73,9 +73,16 @@ class Run:
     latest: dict[str, NodeStatus] = field(default_factory=dict)  # the last sample
     replacements: dict[str, str] = field(default_factory=dict)  # replacement -> replaced
     cold_starts: list[float] = field(default_factory=list)  # seconds, each machine drawn
+    metrics_every: float = 0.0  # stress.metrics_interval: seconds between timeline points
 
     def t(self) -> float:
         return round(time.monotonic() - self.started, 3)
+
+    def record(self, counts: dict[str, int]) -> None:
+        """A point on the state timeline, at most one per `metrics_every` seconds."""
+        now = self.t()
+        if not self.timeline or now - self.timeline[-1]["t"] >= self.metrics_every:
+            self.timeline.append({"t": now, **{k: v for k, v in counts.items() if v}})
 
 
 def _slug(name: str) -> str:
@@ -216,7 +223,7 @@ class Simulator:
                 counts[go_status(status) if status else "not started"] += 1
                 if status is not None:
                     run.latest[node.id] = status
-            run.timeline.append({"t": run.t(), **counts})
+            run.record(counts)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), SAMPLE_SECONDS)
 
@@ -246,7 +253,7 @@ class Simulator:
             except RPCError as exc:
                 self.say(f"  [{run.t():7.2f}s] sampling failed: {exc}")
             counts["not started"] += max(0, len(run.scenario.fleet) - seen)
-            run.timeline.append({"t": run.t(), **{k: v for k, v in counts.items() if v}})
+            run.record(counts)
             if len(suspects) > MAX_SUSPECTS:  # a different share each round
                 start = int(run.t()) * MAX_SUSPECTS % len(suspects)
                 suspects = (suspects + suspects)[start:start + MAX_SUSPECTS]
@@ -296,7 +303,7 @@ class Simulator:
         assert stress is not None and stress.fleet_gen is not None
         rng = random.Random(seed)
         scenario = scenario.model_copy(update={"fleet": generate_fleet(stress.fleet_gen, rng)})
-        run = Run(scenario)
+        run = Run(scenario, metrics_every=(stress.metrics_interval or timedelta(0)).total_seconds())
         duration = (stress.duration or timedelta(minutes=1)).total_seconds()
         stop = asyncio.Event()
         sampler = asyncio.create_task(self._sample(run, stop))

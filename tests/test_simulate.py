@@ -259,6 +259,8 @@ def test_stress_run_generates_the_fleet_and_injects_chaos(tmp_path):
     fired = report["rules_fired"].get("xid-needs-reset-or-reboot", 0)
     assert fired <= fatal and (fired >= 1 or fatal == 0), (fired, fatal)
     assert len(report["fault_to_cordon"]) >= fired
+    times = [sample["t"] for sample in report["timeline"]]  # one per metrics_interval
+    assert len(times) >= 6 and all(b - a >= 2 for a, b in zip(times, times[1:])), times
 
 
 def test_scheduled_outages_and_cascades_on_the_real_workflows(tmp_path):
