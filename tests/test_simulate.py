@@ -3,6 +3,7 @@ located, and runs on the real workflows that check the fleet's behaviour."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import statistics
@@ -260,7 +261,7 @@ def test_stress_run_generates_the_fleet_and_injects_chaos(tmp_path):
     assert fired <= fatal and (fired >= 1 or fatal == 0), (fired, fatal)
     assert len(report["fault_to_cordon"]) >= fired
     times = [sample["t"] for sample in report["timeline"]]  # one per metrics_interval
-    assert len(times) >= 6 and all(b - a >= 2 for a, b in zip(times, times[1:])), times
+    assert len(times) >= 6 and all(b - a >= 2 for a, b in itertools.pairwise(times)), times
 
 
 def test_scheduled_outages_and_cascades_on_the_real_workflows(tmp_path):
