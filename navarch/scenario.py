@@ -273,6 +273,10 @@ def _cross_checks(doc: YamlDocument, scenario: Scenario) -> list[Problem]:
             elif params.failure_type == "xid_error" and params.xid_code is None:
                 problem((*base, "params", "xid_code"), "an xid_error needs xid_code")
         if event.action == "issue_command":
+            grace = params.command_args.get("grace_seconds")
+            if grace is not None and not (_is_number(grace) and 0 <= float(grace) <= 86400):
+                problem((*base, "params", "command_args", "grace_seconds"),
+                        "seconds the drain waits, a number from 0 to 86400", grace)
             if params.command_type not in COMMANDS:
                 problem((*base, "params", "command_type"),
                         f"command_type must be one of {', '.join(COMMANDS)}",
@@ -330,10 +334,15 @@ def _outage_checks(doc: YamlDocument, scenario: Scenario) -> list[Problem]:
 
 
 def _is_percent(text: str) -> bool:
+    return _is_number(text) and 0 <= float(text) <= 100
+
+
+def _is_number(text: str) -> bool:
     try:
-        return 0 <= float(text) <= 100
+        float(text)
     except ValueError:
         return False
+    return True
 
 
 def load_scenario(path: str | Path, *, text: str | None = None) -> Scenario:

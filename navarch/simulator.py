@@ -176,13 +176,20 @@ class Simulator:
             await asyncio.to_thread(self.world.inject, target, kind, gpu_index=p.gpu_index,
                                     value=value, message=p.message)
             return f"{target}: {p.failure_type}" + (f" {p.xid_code}" if p.xid_code else "")
-        if event.action == "recover_failure":
-            cleared = await asyncio.to_thread(self.world.clear, target)
+        if event.action == "recover_failure":  # one failure type, or all of them
+            if p.failure_type in _SILENCING:
+                await asyncio.to_thread(self.world.set_agent_enabled, target, True)
+                return f"{target}: agent on ({p.failure_type} over)"
+            kind = _FAULTS[p.failure_type] if p.failure_type else None
+            cleared = await asyncio.to_thread(self.world.clear, target, kind)
+            if kind is not None:
+                return f"{target}: {cleared} {p.failure_type} fault(s) cleared"
             await asyncio.to_thread(self.world.set_agent_enabled, target, True)
             return f"{target}: {cleared} fault(s) cleared, agent on"
         if event.action == "issue_command":
             command = p.command_type or ""
-            payload: dict[str, Any] = {"reason": f"scenario: {command}"}
+            payload: dict[str, Any] = {
+                "reason": p.command_args.get("reason") or f"scenario: {command}"}
             if command == "drain":
                 payload["grace_seconds"] = float(p.command_args.get("grace_seconds", 5))
             await self._signal(target, command, payload)

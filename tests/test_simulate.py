@@ -18,8 +18,8 @@ import pytest
 
 from navarch.cli_simulate import _go_report_files
 from navarch.fakeworld import FakeWorld
-from navarch.scenario import FleetNode, StressConfig, load_scenario
-from navarch.simulator import Simulator, cold_start, longest_cold_start, node_spec
+from navarch.scenario import Event, FleetNode, Scenario, StressConfig, load_scenario
+from navarch.simulator import Run, Simulator, cold_start, longest_cold_start, node_spec
 from navarch.validation import ValidationFailed
 
 from lifecycle_helpers import control_plane
@@ -321,3 +321,43 @@ async def test_large_fleet_sampling_reads_search_attributes(dev_env, tmp_path):
     assert {"active", "terminated"} <= words, report["timeline"]
     assert len(report["fault_to_replacement"]) == 3, report["fault_to_replacement"]
     assert all(report["nodes"][f"node-000{i}-r1"]["state"] == "ready" for i in (1, 2, 3))
+
+
+async def test_recover_failure_clears_only_the_type_it_names(tmp_path):
+    world = FakeWorld(tmp_path / "w.db")
+    world.provision(node_id="a", pool="p", provider="fake", instance_type="h100-8x",
+                    region="", zone="", gpu_count=8, gpu_model="H100")
+    sim = Simulator(None, world, "q", say=lambda _: None)  # type: ignore[arg-type]
+    run = Run(Scenario(name="r", fleet=[FleetNode(id="a")]))
+
+    async def act(action: str, **params: Any) -> str:
+        return await sim._act(run, Event.model_validate(
+            {"at": "0s", "action": action, "target": "a", "params": params}))
+
+    def agent_on() -> bool:
+        return world.instances(None)[0].agent_enabled
+
+    await act("inject_failure", failure_type="xid_error", xid_code=79)
+    await act("inject_failure", failure_type="temperature")
+    await act("inject_failure", failure_type="network")
+    assert await act("recover_failure", failure_type="xid_error") == \
+        "a: 1 xid_error fault(s) cleared"
+    assert [f.kind for f in world.faults("a")] == ["temperature"] and not agent_on()
+    assert await act("recover_failure", failure_type="network") == "a: agent on (network over)"
+    assert agent_on() and [f.kind for f in world.faults("a")] == ["temperature"]
+    await act("inject_failure", failure_type="boot_failure")
+    assert await act("recover_failure") == "a: 1 fault(s) cleared, agent on"
+    assert agent_on() and world.faults("a") == []
+
+
+def test_drain_grace_is_checked(tmp_path):
+    path = tmp_path / "d.yaml"
+    path.write_text("""name: d
+fleet: [{id: a}]
+events:
+  - {at: 0s, action: issue_command, target: a, params: {command_type: drain, command_args: {grace_seconds: soon}}}
+""")
+    with pytest.raises(ValidationFailed) as err:
+        load_scenario(path)
+    assert "d.yaml:4: events[0].params.command_args.grace_seconds: seconds the drain waits" \
+        in str(err.value) and "'soon'" in str(err.value)
