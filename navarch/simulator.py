@@ -180,9 +180,9 @@ class Simulator:
             if p.failure_type in _SILENCING:
                 await asyncio.to_thread(self.world.set_agent_enabled, target, True)
                 return f"{target}: agent on ({p.failure_type} over)"
-            kind = _FAULTS[p.failure_type] if p.failure_type else None
-            cleared = await asyncio.to_thread(self.world.clear, target, kind)
-            if kind is not None:
+            only = _FAULTS[p.failure_type] if p.failure_type else None
+            cleared = await asyncio.to_thread(self.world.clear, target, only)
+            if only is not None:
                 return f"{target}: {cleared} {p.failure_type} fault(s) cleared"
             await asyncio.to_thread(self.world.set_agent_enabled, target, True)
             return f"{target}: {cleared} fault(s) cleared, agent on"
