@@ -191,20 +191,13 @@ class AgentActivities:
     async def run_diagnostic(self, params: DiagnosticInput) -> DiagnosticResult:
         """Run one active diagnostic; a failure is also recorded as a `diagnostic` event, so
         the node's watch judges it with the pool's policy."""
-        gpus = len(self.backend.inventory().gpus)
-        if params.kind == "dcgm":
-            job = functools.partial(diagnostics.dcgm_diag, params.level)
-        elif params.kind == "gpu_burn":
-            job = functools.partial(diagnostics.gpu_burn, params.seconds,
-                                    params.command or "gpu_burn")
-        else:
-            job = functools.partial(diagnostics.nccl_all_reduce, gpus, params.min_bus_gbps,
-                                    params.command or "all_reduce_perf")
-        task = asyncio.ensure_future(asyncio.to_thread(job))
-        while not task.done():
-            activity.heartbeat({"diagnostic": params.kind})
-            await asyncio.wait({task}, timeout=DIAGNOSTIC_HEARTBEAT_SECONDS)
-        outcome = task.result()
+        outcome = self.backend.simulated_diagnostic(params)
+        if outcome is None:
+            task = asyncio.ensure_future(asyncio.to_thread(self._diagnostic_job(params)))
+            while not task.done():
+                activity.heartbeat({"diagnostic": params.kind})
+                await asyncio.wait({task}, timeout=DIAGNOSTIC_HEARTBEAT_SECONDS)
+            outcome = task.result()
         if outcome.status == "fail":
             self.backend.record(HealthEvent(
                 event_type=EventType.DIAGNOSTIC, gpu_index=-1,
@@ -213,6 +206,16 @@ class AgentActivities:
             ))
         return DiagnosticResult(kind=params.kind, status=outcome.status, detail=outcome.detail,
                                 metrics=outcome.metrics)
+
+    def _diagnostic_job(self, params: DiagnosticInput) -> Callable[[], diagnostics.Outcome]:
+        if params.kind == "dcgm":
+            return functools.partial(diagnostics.dcgm_diag, params.level)
+        if params.kind == "gpu_burn":
+            return functools.partial(diagnostics.gpu_burn, params.seconds,
+                                     params.command or "gpu_burn")
+        gpus = len(self.backend.inventory().gpus)
+        return functools.partial(diagnostics.nccl_all_reduce, gpus, params.min_bus_gbps,
+                                 params.command or "all_reduce_perf")
 
     def activities(self) -> list[Callable[..., object]]:
         return [self.gpu_inventory, self.boot_check, self.watch_health, self.wait_idle,

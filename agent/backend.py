@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from navarch.agent_api import GpuSummary, Inventory
+from navarch.agent_api import DiagnosticInput, GpuSummary, Inventory
 from navarch.lifecycle import CheckResult
 from navarch.models import HealthEvent
+
+from .diagnostics import Outcome
 
 
 class BackendError(Exception):
@@ -53,4 +55,8 @@ class GpuBackend(Protocol):
     def record(self, event: HealthEvent) -> None:
         """Keep a one-shot event (an Xid, a failed diagnostic) among the current events for
         a while, so the policy judges it."""
+        ...
+
+    def simulated_diagnostic(self, params: DiagnosticInput) -> Outcome | None:
+        """A simulated host's answer to an active diagnostic; None runs the real tools."""
         ...

@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 import time
 
-from navarch.agent_api import GpuSummary, Inventory
+from navarch.agent_api import DiagnosticInput, GpuSummary, Inventory
 from navarch.fakeworld import FakeWorld, GpuFault
 from navarch.lifecycle import CheckResult, GpuInfo
 from navarch.models import EventType, HealthEvent
+from navarch.xid import lookup
 
 from .backend import BackendError, ComputeProcess
+from .diagnostics import Outcome
 from .world_feed import WorldFeed
 
 # Faults are read from SQLite at most this often; a check loop polls faster than that.
@@ -29,6 +31,13 @@ _EVENT_TYPES = {
     "power": EventType.POWER,
     "nvml_failure": EventType.DRIVER_ERROR,
 }
+# What each simulated diagnostic finds: the fault kinds its tests exercise.
+_DIAGNOSED = {
+    "dcgm": {"xid", "ecc_dbe", "nvlink", "pcie", "power", "temperature", "nvml_failure"},
+    "gpu_burn": {"xid", "ecc_dbe", "power", "temperature", "nvml_failure"},
+    "nccl": {"nvlink", "pcie", "nvml_failure"},
+}
+_HOT_C = 90.0  # a simulated stress test fails a GPU at or above this temperature
 _METRIC = {
     "xid": "xid_code",
     "temperature": "temperature",
@@ -133,3 +142,31 @@ class FakeGpuBackend:
 
     def service_active(self, unit: str) -> CheckResult:
         return CheckResult(name=f"service:{unit}", status="pass", detail="simulated host")
+
+    def simulated_diagnostic(self, params: DiagnosticInput) -> Outcome | None:
+        """Where the world simulates diagnostics: fail on the faults the diagnostic's tests
+        would find (an Xid only if the catalog calls it unhealthy), else pass. None: run
+        the real tools."""
+        if not self.world.diagnostics_simulated():
+            return None
+        found = [f for f in self.world.faults(self.node_id) if _finds(params.kind, f)]
+        what = {"dcgm": f"dcgmi diag -r {params.level}", "gpu_burn": "gpu_burn",
+                "nccl": "all_reduce_perf"}[params.kind]
+        if not found:
+            return Outcome("pass", f"{what} (simulated): all {self.gpu_count} GPUs passed",
+                           {"simulated": True})
+        return Outcome("fail", f"{what} (simulated): " + "; ".join(
+            f"GPU {f.gpu_index} {f.kind}" + (f" {f.value:g}" if f.value is not None else "")
+            for f in found), {"simulated": True, "failed_gpus": len({f.gpu_index
+                                                                    for f in found})})
+
+
+def _finds(kind: str, fault: GpuFault) -> bool:
+    if fault.kind not in _DIAGNOSED[kind]:
+        return False
+    if fault.kind == "xid":
+        info = lookup(int(fault.value or 0))
+        return info is not None and info.verdict == "unhealthy"
+    if fault.kind == "temperature":
+        return (fault.value or 0.0) >= _HOT_C
+    return True

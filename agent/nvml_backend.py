@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from navarch.agent_api import GpuSummary, Inventory
+from navarch.agent_api import DiagnosticInput, GpuSummary, Inventory
 from navarch.kernel_log import KernelLogEvent, normalize_pci_bus_id
 from navarch.lifecycle import CheckResult, GpuInfo
 from navarch.models import EventType, HealthEvent
@@ -30,6 +30,7 @@ from navarch.models import EventType, HealthEvent
 from .backend import BackendError, ComputeProcess
 from .cuda_check import memory_check
 from .dcgm_health import DcgmHealthWatcher
+from .diagnostics import Outcome
 from .systemd import service_active
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,9 @@ class NvmlBackend:
 
     def service_active(self, unit: str) -> CheckResult:
         return service_active(unit)
+
+    def simulated_diagnostic(self, params: DiagnosticInput) -> Outcome | None:
+        return None  # a real host runs the real tools
 
     # ------------------------------------------------------------------ events
 

@@ -77,6 +77,7 @@ async def _run(scenario: Scenario, folder: Path, seed: int, hosts: str,
         dev_server_log_level="error", runtime=quiet)
     try:
         world = FakeWorld(folder / "fake-cloud.db")
+        world.simulate_diagnostics()  # run_diagnostic: answered from each host's faults
         queue = new_task_queue()
         size = len(scenario.fleet) or (scenario.stress.fleet_gen.total_nodes
                                        if scenario.stress and scenario.stress.fleet_gen else 0)

@@ -23,6 +23,8 @@ class DiagnosticsInput(BaseModel):
     checks: list[DiagnosticCheck] = Field(default_factory=list)
     max_parallel: int = Field(default=1, ge=1)
     heartbeat_timeout: GoDuration = timedelta(seconds=90)
+    # Only these nodes of the pool (empty: every ready node).
+    nodes: list[str] = Field(default_factory=list)
 
 
 class NodeDiagnostics(StoredModel):

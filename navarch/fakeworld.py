@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS cloud_faults (
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS cold_starts (node_id TEXT PRIMARY KEY, seconds REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS prices (provider TEXT PRIMARY KEY, per_hour REAL NOT NULL);
 """
 
@@ -251,6 +252,18 @@ class FakeWorld:
         with self._conn() as db:
             db.execute("UPDATE instances SET agent_enabled=? WHERE node_id=?",
                        (int(enabled), node_id))
+
+    def simulate_diagnostics(self, on: bool = True) -> None:
+        """Hosts of this world answer active diagnostics from their faults instead of
+        running dcgmi, gpu_burn and all_reduce_perf (the simulator turns this on)."""
+        with self._conn() as db:
+            db.execute("INSERT OR REPLACE INTO settings VALUES ('diagnostics', ?)",
+                       ("simulated" if on else "tools",))
+
+    def diagnostics_simulated(self) -> bool:
+        with self._conn() as db:
+            row = db.execute("SELECT value FROM settings WHERE name='diagnostics'").fetchone()
+        return row is not None and row[0] == "simulated"
 
     def set_price(self, provider: str, per_hour: float) -> None:
         """The hourly price a fake provider quotes (for the `cost` strategy)."""

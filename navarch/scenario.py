@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from navarch.config import DiagnosticCheck
 from navarch.durations import GoDuration
 from navarch.lifecycle import NodeState, NodeStatus
 from navarch.models import HealthResult
@@ -57,7 +58,7 @@ class EventParams(StrictModel):
     gpu_index: int = Field(default=0, ge=0)
     message: str = ""
     command_type: str | None = None
-    command_args: dict[str, str] = Field(default_factory=dict)
+    command_args: dict[str, str | int | float | bool] = Field(default_factory=dict)
     expected_status: str | None = None
     timeout: GoDuration | None = None
     log_message: str = ""
@@ -274,7 +275,8 @@ def _cross_checks(doc: YamlDocument, scenario: Scenario) -> list[Problem]:
                 problem((*base, "params", "xid_code"), "an xid_error needs xid_code")
         if event.action == "issue_command":
             grace = params.command_args.get("grace_seconds")
-            if grace is not None and not (_is_number(grace) and 0 <= float(grace) <= 86400):
+            if grace is not None and not (_is_number(str(grace))
+                                          and 0 <= float(grace) <= 86400):
                 problem((*base, "params", "command_args", "grace_seconds"),
                         "seconds the drain waits, a number from 0 to 86400", grace)
             if params.command_type not in COMMANDS:
@@ -282,9 +284,13 @@ def _cross_checks(doc: YamlDocument, scenario: Scenario) -> list[Problem]:
                         f"command_type must be one of {', '.join(COMMANDS)}",
                         params.command_type)
             elif params.command_type == "run_diagnostic":
-                problem((*base, "params", "command_type"),
-                        "run_diagnostic needs a pool's diagnostics schedule; a scenario fleet "
-                        "has no pool (use `navarch pool apply` with a diagnostics block)")
+                try:
+                    DiagnosticCheck.model_validate({"kind": "dcgm", "level": 1,
+                                                    **params.command_args})
+                except ValidationError as exc:
+                    for error in exc.errors():
+                        problem((*base, "params", "command_args", *error["loc"]),
+                                f"run_diagnostic: {error['msg']}", error.get("input"))
         if event.action in ("wait_for_status", "assert"):
             go_words = tuple(dict.fromkeys(get_args(GoStatus) + get_args(GoHealth)))
             if params.expected_status not in (*go_words, *NAVARCH_STATES):

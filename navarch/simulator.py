@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowFailureError, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from navarch.config import HealthConfig
+from navarch.config import DiagnosticCheck, HealthConfig
 from navarch.fakeworld import FakeWorld
 from navarch.ids import SA_HEALTH, SA_NODE_STATE, SA_POOL, node_workflow_id
 from navarch.lifecycle import NodeState, NodeStatus
@@ -48,6 +48,7 @@ from navarch.spec import PoolSpec, ProviderChoice
 from navarch.xid import lookup
 
 DEFAULT_WAIT_TIMEOUT = timedelta(seconds=30)
+DIAGNOSTIC_TIMEOUT = timedelta(minutes=2)  # a scenario's run_diagnostic, end to end
 SAMPLE_SECONDS = 0.5
 # Above this many nodes the timeline is sampled from the nodes' search attributes (one
 # listing) every LARGE_SAMPLE_SECONDS instead of a query to every node.
@@ -74,6 +75,7 @@ class Run:
     replacements: dict[str, str] = field(default_factory=dict)  # replacement -> replaced
     cold_starts: list[float] = field(default_factory=list)  # seconds, each machine drawn
     metrics_every: float = 0.0  # stress.metrics_interval: seconds between timeline points
+    diagnoses: list[asyncio.Task[None]] = field(default_factory=list)  # run_diagnostic
 
     def t(self) -> float:
         return round(time.monotonic() - self.started, 3)
@@ -186,10 +188,14 @@ class Simulator:
                 return f"{target}: {cleared} {p.failure_type} fault(s) cleared"
             await asyncio.to_thread(self.world.set_agent_enabled, target, True)
             return f"{target}: {cleared} fault(s) cleared, agent on"
+        if event.action == "issue_command" and p.command_type == "run_diagnostic":
+            check = diagnostic_check(p.command_args)
+            run.diagnoses.append(asyncio.create_task(self._diagnose(run, target, check)))
+            return f"run_diagnostic ({check.kind}) started on {target}"
         if event.action == "issue_command":
             command = p.command_type or ""
             payload: dict[str, Any] = {
-                "reason": p.command_args.get("reason") or f"scenario: {command}"}
+                "reason": str(p.command_args.get("reason") or f"scenario: {command}")}
             if command == "drain":
                 payload["grace_seconds"] = float(p.command_args.get("grace_seconds", 5))
             await self._signal(target, command, payload)
@@ -216,6 +222,28 @@ class Simulator:
             run.failures.append(f"assert at {event.at}: {target} is {seen}, not {expected}")
             return run.failures[-1]
         return f"{target} is {expected}"
+
+    async def _diagnose(self, run: Run, target: str, check: DiagnosticCheck) -> None:
+        """A DiagnosticsWorkflow for one node, as the pool's schedule would run it; its
+        outcome goes into the run's log."""
+        from navarch.diagnostics_api import DiagnosticsInput, DiagnosticsReport
+
+        spec = node_spec(run.scenario, target)
+        try:
+            report = await self.client.execute_workflow(
+                "DiagnosticsWorkflow",
+                DiagnosticsInput(pool=spec.name, checks=[check], nodes=[target],
+                                 heartbeat_timeout=spec.heartbeat_timeout),
+                id=f"diagnostics/{spec.name}/{target}-{uuid.uuid4().hex[:6]}",
+                task_queue=self.task_queue, result_type=DiagnosticsReport,
+                execution_timeout=DIAGNOSTIC_TIMEOUT)
+            outcome = "; ".join(f"{n.outcome}" + (f": {n.detail}" if n.detail else "")
+                                for n in report.nodes) or "no node diagnosed"
+        except (RPCError, WorkflowFailureError) as exc:
+            outcome = f"diagnostics did not finish: {exc}"
+        run.log.append({"at": run.t(), "scheduled": run.t(), "action": "diagnostic",
+                        "target": target, "outcome": outcome})
+        self.say(f"  [{run.t():7.2f}s] diagnostic {target}: {outcome}")
 
     async def _sample(self, run: Run, stop: asyncio.Event) -> None:
         large = (self.by_visibility if self.by_visibility is not None
@@ -295,6 +323,8 @@ class Simulator:
                                 "outcome": outcome})
                 if event.action != "log":
                     self.say(f"  [{run.t():7.2f}s] {event.action} {event.target}: {outcome}")
+            if run.diagnoses:
+                await asyncio.wait(run.diagnoses)  # each ends by its execution timeout
             await asyncio.sleep(1.0)  # let the last signals land
         finally:
             stop.set()
@@ -419,9 +449,16 @@ class Simulator:
                 to_replace.append({"node": old_id, "replacement": new_id, "seconds": round(
                     (ready - datetime.fromisoformat(fault["wall"])).total_seconds(), 3)})
         for status in nodes.values():
-            for t in status.transitions if status else []:
-                if t.detail.startswith("rule "):
-                    rules[t.detail.removeprefix("rule ")] += 1
+            if status is None:
+                continue
+            fired = [t.detail.removeprefix("rule ") for t in status.transitions
+                     if t.detail.startswith("rule ")]
+            # A node already cordoned (by an operator or a diagnostics run) that is then
+            # judged unhealthy changes no state: its verdict is only in its health.
+            if (status.health is HealthResult.UNHEALTHY and status.health_rule
+                    and status.health_rule not in fired):
+                fired.append(status.health_rule)
+            rules.update(fired)
         failed = run.failures + [f"assertion {r['type']} {r['target']}: expected "
                                  f"{r['expected']}, got {r['actual']}"
                                  for r in results if not r["passed"]]
@@ -747,6 +784,13 @@ def longest_cold_start(scenario: Scenario) -> float:
     if recovery is not None and recovery.replace_cold_start is not None:
         longest = max(longest, recovery.replace_cold_start.total_seconds())
     return longest
+
+
+def diagnostic_check(args: dict[str, str | int | float | bool]) -> DiagnosticCheck:
+    """The check a scenario's run_diagnostic asks for in `command_args` (`kind`: dcgm,
+    gpu_burn or nccl; `level` of a DCGM diag; `seconds` of a burn); default a DCGM diag at
+    level 1, the quick one."""
+    return DiagnosticCheck.model_validate({"kind": "dcgm", "level": 1, **args})
 
 
 def new_task_queue() -> str:

@@ -94,3 +94,26 @@ async def test_gpu_burn_and_nccl(tools, agent):
     assert slow.status == "fail" and slow.metrics == {"bus_bandwidth_gbps": 152.4}
     fast = await run(agent, kind="nccl", min_bus_gbps=100)
     assert fast.status == "pass"
+
+
+async def test_simulated_hosts_answer_from_their_faults(tmp_path):
+    """Where the world simulates diagnostics (the simulator), no tool runs: each kind fails
+    on the faults its tests would find — an Xid only if the catalog calls it unhealthy."""
+    world = FakeWorld(tmp_path / "w.db")
+    world.simulate_diagnostics()
+    agent = AgentActivities(FakeGpuBackend(world, "n1", 8, "H100"))
+    assert (await run(agent, kind="dcgm")).detail == \
+        "dcgmi diag -r 2 (simulated): all 8 GPUs passed"
+    world.inject("n1", "xid", gpu_index=1, value=13)  # an application's fault, not the GPU's
+    world.inject("n1", "temperature", gpu_index=2, value=80)
+    world.inject("n1", "nvlink", gpu_index=3, value=2)
+    assert (await run(agent, kind="gpu_burn")).status == "pass"
+    nccl = await run(agent, kind="nccl")
+    assert (nccl.status, nccl.detail) == ("fail", "all_reduce_perf (simulated): GPU 3 nvlink 2")
+    world.inject("n1", "xid", gpu_index=4, value=79)
+    world.inject("n1", "temperature", gpu_index=5, value=95)
+    burn = await run(agent, kind="gpu_burn")
+    assert burn.detail == "gpu_burn (simulated): GPU 4 xid 79; GPU 5 temperature 95"
+    assert burn.metrics == {"simulated": True, "failed_gpus": 2}
+    world.simulate_diagnostics(False)  # back to the real tools
+    assert not world.diagnostics_simulated()

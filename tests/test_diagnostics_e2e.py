@@ -22,11 +22,11 @@ from lifecycle_helpers import (
 from test_diagnostics import DIAG_FAIL, DIAG_PASS, tools  # noqa: F401 - fixture
 
 
-async def _diagnose(client, plane, spec) -> DiagnosticsReport:
+async def _diagnose(client, plane, spec, nodes: list[str] | None = None) -> DiagnosticsReport:
     report: DiagnosticsReport = await client.execute_workflow(
         DiagnosticsWorkflow.run,
         DiagnosticsInput(pool=spec.name, checks=spec.diagnostics.checks,
-                         heartbeat_timeout=spec.heartbeat_timeout),
+                         heartbeat_timeout=spec.heartbeat_timeout, nodes=nodes or []),
         id=f"diagnostics/{spec.name}-{uuid.uuid4().hex[:6]}", task_queue=plane.task_queue)
     return report
 
@@ -64,6 +64,30 @@ async def test_failed_diagnostic_makes_the_node_unhealthy_and_replaced(dev_env, 
         assert victim.health_rule == "diagnostic-failed"
         await eventually(lambda: pool_status(client, spec.name),
                          lambda p: p.ready == 1 and p.replacements == 1, what="replacement")
+
+
+async def test_diagnostics_of_named_nodes_include_degraded_ones(dev_env, tmp_path):
+    """As `run_diagnostic` in a scenario asks: only the nodes named, a degraded one too; on
+    simulated hosts the answer comes from the host's faults."""
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        plane.world.simulate_diagnostics()
+        spec = fast_spec(min_nodes=2)
+        await start_pool(client, plane, spec)
+        pool = await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 2)
+        flaky, other = pool.nodes[0].node_id, pool.nodes[1].node_id
+        plane.world.inject(flaky, "nvlink", gpu_index=2, value=3)
+        await eventually(lambda: node_status(client, flaky),
+                         lambda n: n.state.value == "degraded", what="degraded")
+        report = await _diagnose(client, plane, spec, nodes=[flaky, "no-such-node"])
+        outcomes = {n.node_id: (n.outcome, n.detail) for n in report.nodes}
+        assert outcomes == {
+            flaky: ("fail", "dcgmi diag -r 2 (simulated): GPU 2 nvlink 3"),
+            "no-such-node": ("skipped", "not ready or degraded in the pool")}, outcomes
+        assert other not in outcomes
+        judged = await eventually(lambda: node_status(client, flaky),
+                                  lambda n: n.health.value == "unhealthy", what="unhealthy")
+        assert judged.health_rule == "diagnostic-failed"
 
 
 async def test_schedule_is_created_updated_triggered_and_deleted(dev_env, tmp_path,

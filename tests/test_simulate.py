@@ -224,7 +224,7 @@ def test_validate_command(tmp_path):
     assert "no-fleet.yaml:1: fleet: a scenario needs `fleet`" in stress.stderr
 
 
-@pytest.mark.parametrize("name", ["xid-repair", "network-drain"])
+@pytest.mark.parametrize("name", ["xid-repair", "network-drain", "diagnostic"])
 def test_run_on_the_real_workflows(tmp_path, name):
     result, folder, report = _run(SCENARIOS / f"{name}.yaml", tmp_path)
     assert "PASSED" in result.stdout
@@ -232,6 +232,13 @@ def test_run_on_the_real_workflows(tmp_path, name):
     assert (folder / "scenario.yaml").read_text() == (SCENARIOS / f"{name}.yaml").read_text()
     html = (folder / "report.html").read_text()
     assert "<svg" in html and "Node states over time" in html
+    if name == "diagnostic":  # the policy's verdict on the failed diagnostic, not a guess
+        assert report["rules_fired"] == {"interconnect-or-power": 1,  # degraded first
+                                         "diagnostic-failed": 1}, report["rules_fired"]
+        outcomes = {e["target"]: e["outcome"] for e in report["events"]
+                    if e["action"] == "diagnostic"}
+        assert outcomes["good"].startswith("pass: ") or outcomes["good"] == "pass", outcomes
+        assert outcomes["flaky"] == "fail: dcgmi diag -r 2 (simulated): GPU 5 pcie", outcomes
     if name == "xid-repair":
         assert report["rules_fired"] == {"xid-needs-reset-or-reboot": 1}
         assert report["fault_to_cordon"][0]["node"] == "node-1"
@@ -350,14 +357,23 @@ async def test_recover_failure_clears_only_the_type_it_names(tmp_path):
     assert agent_on() and world.faults("a") == []
 
 
-def test_drain_grace_is_checked(tmp_path):
+def test_command_args_are_checked(tmp_path):
     path = tmp_path / "d.yaml"
     path.write_text("""name: d
 fleet: [{id: a}]
 events:
   - {at: 0s, action: issue_command, target: a, params: {command_type: drain, command_args: {grace_seconds: soon}}}
+  - {at: 0s, action: issue_command, target: a, params: {command_type: run_diagnostic, command_args: {kind: xray, level: 9}}}
+  - {at: 0s, action: issue_command, target: a, params: {command_type: run_diagnostic, command_args: {kind: nccl, grace_seconds: 5}}}
+  - {at: 0s, action: issue_command, target: a, params: {command_type: drain, command_args: {grace_seconds: 30}}}
 """)
     with pytest.raises(ValidationFailed) as err:
         load_scenario(path)
+    text = str(err.value)
     assert "d.yaml:4: events[0].params.command_args.grace_seconds: seconds the drain waits" \
-        in str(err.value) and "'soon'" in str(err.value)
+        in text and "'soon'" in text
+    assert "d.yaml:5: events[1].params.command_args.kind: run_diagnostic: Input should be" \
+        in text and "'xray'" in text
+    assert "events[1].params.command_args.level: run_diagnostic: Input should be less" in text
+    assert "events[2].params.command_args.grace_seconds: run_diagnostic: Extra inputs" in text
+    assert "events[3]" not in text

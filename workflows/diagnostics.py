@@ -58,6 +58,17 @@ class DiagnosticsWorkflow:
             queues = {n: node_task_queue(n) for n in await workflow.execute_activity(
                 LIST_NODES, lookup, result_type=list[str],
                 start_to_close_timeout=timedelta(minutes=1), retry_policy=LOOKUP_RETRY)}
+        if params.nodes and set(params.nodes) - set(queues):  # asked for: degraded ones too
+            queues.update(await workflow.execute_activity(
+                AGENT_QUEUES, ListNodesInput(pool=params.pool, state="degraded"),
+                result_type=dict[str, str], start_to_close_timeout=timedelta(minutes=5),
+                retry_policy=LOOKUP_RETRY))
+        if params.nodes:  # a node asked for that is neither ready nor degraded is skipped
+            report.nodes.extend(
+                NodeDiagnostics(node_id=n, outcome="skipped",
+                                detail="not ready or degraded in the pool")
+                for n in sorted(set(params.nodes) - set(queues)))
+            queues = {n: q for n, q in queues.items() if n in params.nodes}
         nodes = sorted(queues)
         slots = asyncio.Semaphore(params.max_parallel)
 
