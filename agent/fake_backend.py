@@ -121,6 +121,8 @@ class FakeGpuBackend:
 
     def record(self, event: HealthEvent) -> None:
         self._recorded.append((time.monotonic(), event))
+        if self.feed is not None:  # a shared host's watch sleeps until woken
+            self.feed.wake(self.node_id)
 
     def _recent(self) -> list[HealthEvent]:
         cutoff = time.monotonic() - RECENT_WINDOW_SECONDS

@@ -55,5 +55,10 @@ class WorldFeed:
         event.clear()
         return changed
 
+    def wake(self, node_id: str) -> None:
+        """Wake the node's watch now: its host recorded an event of its own (a diagnostic
+        that failed), which no read of the world would show."""
+        self._changed.setdefault(node_id, asyncio.Event()).set()
+
     def forget(self, node_id: str) -> None:
         self._changed.pop(node_id, None)

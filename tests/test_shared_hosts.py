@@ -7,7 +7,9 @@ test_lifecycle_e2e)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
+from datetime import timedelta
 
 from temporalio.activity import _Definition
 from test_diagnostics_e2e import _diagnose
@@ -71,3 +73,25 @@ async def test_diagnostics_reach_shared_hosts_through_the_node_record(dev_env, t
         report = await _diagnose(client, plane, spec)
         assert {n.outcome for n in report.nodes} == {"pass"}
         assert len(report.nodes) == 2
+
+
+async def test_a_failed_diagnostic_wakes_the_shared_hosts_watch(dev_env, tmp_path):
+    """The watch of a shared host sleeps a whole check interval unless woken; a diagnostic
+    that fails records an event the watch must judge now, not an interval later."""
+    client = dev_env.client
+    async with control_plane(client, tmp_path, host_mode="shared") as plane:
+        plane.world.simulate_diagnostics()
+        spec, status = await ready_pool(client, plane, min_nodes=1,
+                                        health_check_interval=timedelta(seconds=60))
+        node_id = status.nodes[0].node_id
+        plane.world.inject(node_id, "pcie", gpu_index=1, value=5)  # degraded: the watch wakes
+        await eventually(lambda: node_status(client, node_id),
+                         lambda n: n.state.value == "degraded", within=10, what="degraded")
+        started = time.monotonic()
+        report = await _diagnose(client, plane, spec, nodes=[node_id])
+        assert report.nodes[0].outcome == "fail"
+        judged = await eventually(lambda: node_status(client, node_id),
+                                  lambda n: n.health.value == "unhealthy", within=20,
+                                  what="judged unhealthy")
+        assert judged.health_rule == "diagnostic-failed"
+        assert time.monotonic() - started < 15  # well inside the 60 s check interval
