@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from navarch.cli_output import Output, OutputOpt, err, out, print_data, print_problems
 from navarch.scenario import Scenario, StressConfig, load_scenario
 from navarch.validation import ValidationFailed
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from navarch.fakeworld import FakeWorld
 
 simulate_app = typer.Typer(help="Run Go Navarch scenario files on the real workflows.",
                            no_args_is_help=True)
@@ -65,7 +74,6 @@ async def _run(scenario: Scenario, folder: Path, seed: int, hosts: str,
     from navarch.ids import SEARCH_ATTRIBUTES
     from navarch.simulator import Simulator, new_task_queue
     from navarch.temporal_client import temporal_cli_path
-    from navarch.workers.control_plane import ControlPlane
 
     # Errors only from the SDK core: a simulated host that goes silent gives up its held
     # activities after the server timed them out, and the core warns about each one.
@@ -81,23 +89,71 @@ async def _run(scenario: Scenario, folder: Path, seed: int, hosts: str,
         queue = new_task_queue()
         size = len(scenario.fleet) or (scenario.stress.fleet_gen.total_nodes
                                        if scenario.stress and scenario.stress.fleet_gen else 0)
-        plane = ControlPlane(env.client, world=world, boot_seconds=0.5, task_queue=queue,
-                             host_mode=hosts, shared_host_queue=f"{queue}-hosts",
-                             max_cached_workflows=max(1000, 2 * size + 100))
-        stop = asyncio.Event()
-        worker = asyncio.create_task(plane.run(stop))
-        try:
-            sim = Simulator(env.client, world, plane.task_queue, say=say)
-            report = (await sim.run_stress(scenario, seed) if scenario.stress is not None
-                      else await sim.run(scenario))
-            report["hosts"] = hosts
-            return report
-        finally:
-            stop.set()
-            with contextlib.suppress(Exception):
-                await worker
+        cache = max(1000, 2 * size + 100)
+        sim = Simulator(env.client, world, queue, say=say)
+        work = (sim.run_stress(scenario, seed) if scenario.stress is not None
+                else sim.run(scenario))
+        if hosts == "shared":
+            report = await _with_worker_process(
+                work, env.client.service_client.config.target_host, world, queue, cache,
+                folder / "worker.log")
+        else:
+            report = await _with_worker_here(work, env.client, world, queue, cache)
+        report["hosts"] = hosts
+        return report
     finally:
         await env.shutdown()
+
+
+async def _with_worker_here(work: Awaitable[dict[str, Any]], client: Client, world: FakeWorld,
+                            queue: str, cache: int) -> dict[str, Any]:
+    """The control-plane worker and every simulated host in this process (per-host hosts:
+    small fleets)."""
+    from navarch.workers.control_plane import ControlPlane
+
+    plane = ControlPlane(client, world=world, boot_seconds=0.5, task_queue=queue,
+                         host_mode="per-host", max_cached_workflows=cache)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(plane.run(stop))
+    try:
+        return await work
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await worker
+
+
+async def _with_worker_process(work: Awaitable[dict[str, Any]], address: str,
+                               world: FakeWorld, queue: str, cache: int,
+                               log: Path) -> dict[str, Any]:
+    """The real `navarch-worker` (workflows, fake cloud, shared simulated hosts) as its own
+    process, as steady_fleet runs it: the simulator's sampling and chaos get a core of their
+    own. Its log goes to the run folder."""
+    with log.open("ab") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "navarch.workers.main", "--task-queue", queue,
+            "--fake-world", str(world.path), "--simulated-hosts", "shared",
+            "--max-cached-workflows", str(cache), "--metrics-port", "0",
+            "--log-level", "WARNING",
+            env={**os.environ, "TEMPORAL_ADDRESS": address}, stdout=out,
+            stderr=subprocess.STDOUT)
+    exited = asyncio.ensure_future(proc.wait())
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.wait({task, exited}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            task.cancel()
+            raise RuntimeError(f"the worker process exited ({proc.returncode}) mid-run; "
+                               f"see {log}")
+        return task.result()
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(exited), 60)
+            except TimeoutError:
+                proc.kill()
+                await exited
 
 
 def _go_report_files(stress: StressConfig, folder: Path, lines: list[str]) -> list[Path]:

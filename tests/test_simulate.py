@@ -32,10 +32,10 @@ def navarch(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
                           text=True, timeout=300, cwd=cwd)
 
 
-def _run(scenario: Path, out: Path) -> tuple[subprocess.CompletedProcess[str], Path,
-                                            dict[str, Any]]:
+def _run(scenario: Path, out: Path, *options: str) -> tuple[subprocess.CompletedProcess[str],
+                                                            Path, dict[str, Any]]:
     """`navarch simulate run` that succeeded: its output, run folder and report."""
-    result = navarch("simulate", "run", str(scenario), "--out", str(out))
+    result = navarch("simulate", "run", str(scenario), "--out", str(out), *options)
     assert result.returncode == 0, result.stdout + result.stderr
     (folder,) = out.iterdir()
     return result, folder, json.loads((folder / "report.json").read_text())
@@ -293,7 +293,11 @@ def test_scheduled_outages_and_cascades_on_the_real_workflows(tmp_path):
 
 
 def test_correlated_failures_and_replace_fatal(tmp_path):
-    _, folder, report = _run(SCENARIOS / "stress-replace.yaml", tmp_path)
+    """On shared simulated hosts: the real navarch-worker runs them, as its own process."""
+    result, folder, report = _run(SCENARIOS / "stress-replace.yaml", tmp_path,
+                                  "--hosts", "shared")
+    assert "shared simulated hosts" in result.stdout and report["hosts"] == "shared"
+    assert (folder / "worker.log").exists()
     originals = ["node-0001", "node-0002", "node-0003"]
     correlated = [e for e in report["events"] if "correlated xid79-nvlink" in e["outcome"]]
     assert len(correlated) == 3  # one NVLink error after each Xid 79, on the same node
