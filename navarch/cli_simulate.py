@@ -134,7 +134,7 @@ async def _with_worker_process(work: Awaitable[dict[str, Any]], address: str,
             sys.executable, "-m", "navarch.workers.main", "--task-queue", queue,
             "--fake-world", str(world.path), "--simulated-hosts", "shared",
             "--max-cached-workflows", str(cache), "--metrics-port", "0",
-            "--log-level", "WARNING",
+            "--log-level", "ERROR",  # as in-process: silent hosts make the SDK warn a lot
             env={**os.environ, "TEMPORAL_ADDRESS": address}, stdout=out,
             stderr=subprocess.STDOUT)
     exited = asyncio.ensure_future(proc.wait())

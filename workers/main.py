@@ -9,7 +9,13 @@ import asyncio
 import logging
 from pathlib import Path
 
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 
 from navarch.fakeworld import FakeWorld
 from navarch.ids import CONTROL_PLANE_TASK_QUEUE
@@ -23,17 +29,24 @@ log = logging.getLogger("navarch.worker")
 DEFAULT_METRICS_PORT = 9400  # the agent's is 9401
 
 
-def metrics_runtime(port: int, host: str = "0.0.0.0") -> Runtime:
-    """A Temporal runtime exporting Prometheus metrics on :port — the SDK's own (workflow
-    and activity latencies, task slots, polls) and the workflows' (e.g.
-    `navarch_autoscaler_decisions`)."""
+def metrics_runtime(port: int, host: str = "0.0.0.0", *, quiet_core: bool = False) -> Runtime:
+    """A Temporal runtime exporting Prometheus metrics on :port (0: none) — the SDK's own
+    (workflow and activity latencies, task slots, polls) and the workflows' (e.g.
+    `navarch_autoscaler_decisions`). `quiet_core`: the SDK core logs errors only (it warns
+    by default, e.g. for each activity completed after the server let it go)."""
+    logging_config = (LoggingConfig(filter=TelemetryFilter(core_level="ERROR",
+                                                           other_level="ERROR"))
+                      if quiet_core else LoggingConfig.default)
     return Runtime(telemetry=TelemetryConfig(
-        metrics=PrometheusConfig(bind_address=f"{host}:{port}")))
+        logging=logging_config,
+        metrics=PrometheusConfig(bind_address=f"{host}:{port}") if port else None))
 
 
 async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
-    extra = ({"runtime": metrics_runtime(args.metrics_port, args.metrics_host)}
-             if args.metrics_port else {})
+    quiet_core = args.log_level.upper() in ("ERROR", "CRITICAL")
+    extra = ({"runtime": metrics_runtime(args.metrics_port, args.metrics_host,
+                                         quiet_core=quiet_core)}
+             if args.metrics_port or quiet_core else {})
     client = await connect(args.profile, **extra)
     if args.metrics_port:
         log.info("metrics on :%d/metrics", args.metrics_port)
@@ -69,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Prometheus metrics port (0: off; default %(default)s)")
     parser.add_argument("--metrics-host", default="0.0.0.0",
                         help="address the metrics endpoint listens on (default %(default)s)")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", default="INFO",
+                        help="ERROR also quiets the Temporal SDK core's warnings")
     return parser
 
 
