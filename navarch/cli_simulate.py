@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from navarch.cli_output import Output, OutputOpt, err, out, print_data, print_problems
+from navarch.process import configure_logging
 from navarch.scenario import Scenario, StressConfig, load_scenario
 from navarch.validation import ValidationFailed
 
@@ -65,7 +66,7 @@ SHARED_HOSTS_ABOVE = 200
 
 
 async def _run(scenario: Scenario, folder: Path, seed: int, hosts: str,
-               say: Callable[[str], None]) -> dict[str, Any]:
+               say: Callable[[str], None], log_level: str = "ERROR") -> dict[str, Any]:
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
     from temporalio.testing import WorkflowEnvironment
@@ -97,7 +98,7 @@ async def _run(scenario: Scenario, folder: Path, seed: int, hosts: str,
         if hosts == "shared":
             report = await _with_worker_process(
                 work, env.client.service_client.config.target_host, world, queue, cache,
-                folder / "worker.log")
+                folder / "worker.log", log_level)
         else:
             report = await _with_worker_here(work, env.client, world, queue, cache)
         report["hosts"] = hosts
@@ -126,7 +127,7 @@ async def _with_worker_here(work: Awaitable[dict[str, Any]], client: Client, wor
 
 async def _with_worker_process(work: Awaitable[dict[str, Any]], address: str,
                                world: FakeWorld, queue: str, cache: int,
-                               log: Path) -> dict[str, Any]:
+                               log: Path, log_level: str) -> dict[str, Any]:
     """The real `navarch-worker` (workflows, fake cloud, shared simulated hosts) as its own
     process, as steady_fleet runs it: the simulator's sampling and chaos get a core of their
     own. Its log goes to the run folder."""
@@ -135,7 +136,7 @@ async def _with_worker_process(work: Awaitable[dict[str, Any]], address: str,
             sys.executable, "-m", "navarch.workers.main", "--task-queue", queue,
             "--fake-world", str(world.path), "--simulated-hosts", "shared",
             "--max-cached-workflows", str(cache), "--metrics-port", "0",
-            "--log-level", "ERROR",  # as in-process: silent hosts make the SDK warn a lot
+            "--log-level", log_level,  # ERROR: silent hosts make the SDK warn a lot
             env={**os.environ, "TEMPORAL_ADDRESS": address}, stdout=out,
             stderr=subprocess.STDOUT)
     exited = asyncio.ensure_future(proc.wait())
@@ -185,6 +186,10 @@ def simulate_run(
     seed: Annotated[int | None, typer.Option(help="random seed (default: the file's)")] = None,
     runs_dir: Annotated[Path, typer.Option("--out", help="where run folders go")] = Path(
         "sim-runs"),
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="the control plane's and simulated hosts' logs at INFO (in "
+        "worker.log with shared hosts)")] = False,
+    debug: Annotated[bool, typer.Option(help="the same at DEBUG")] = False,
     hosts: Annotated[str, typer.Option(
         help="per-host: each simulated host its own agent worker and queue (as real "
              "agents); shared: one worker and queue for all (large fleets); auto: shared "
@@ -219,7 +224,10 @@ def simulate_run(
         lines.append(line)
         out.print(line)
 
-    report = asyncio.run(_run(scenario, folder, run_seed, hosts, say))
+    log_level = "DEBUG" if debug else "INFO" if verbose else "ERROR"
+    if log_level != "ERROR":
+        configure_logging(log_level)
+    report = asyncio.run(_run(scenario, folder, run_seed, hosts, say, log_level))
     report["seed"] = run_seed
     sim_report.write(folder, file.read_text(), report)
     lines += [*report["failures"],

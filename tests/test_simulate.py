@@ -226,7 +226,9 @@ def test_validate_command(tmp_path):
 
 @pytest.mark.parametrize("name", ["xid-repair", "network-drain", "diagnostic"])
 def test_run_on_the_real_workflows(tmp_path, name):
-    result, folder, report = _run(SCENARIOS / f"{name}.yaml", tmp_path)
+    verbose = ("-v",) if name == "network-drain" else ()  # the Go simulator's flag
+    result, folder, report = _run(SCENARIOS / f"{name}.yaml", tmp_path, *verbose)
+    assert (" INFO navarch." in result.stderr) == bool(verbose), result.stderr[-2000:]
     assert "PASSED" in result.stdout
     assert report["passed"] and all(a["passed"] for a in report["assertions"])
     assert (folder / "scenario.yaml").read_text() == (SCENARIOS / f"{name}.yaml").read_text()
