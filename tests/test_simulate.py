@@ -42,8 +42,10 @@ def _run(scenario: Path, out: Path, *options: str) -> tuple[subprocess.Completed
 
 
 def test_fixtures_and_a_go_stress_file_validate():
+    """go-*.yaml are the Go simulator's documented example scenarios, written out here."""
     for path in SCENARIOS.glob("*.yaml"):
         load_scenario(path)
+    assert len(list(SCENARIOS.glob("go-*.yaml"))) == 4
 
 
 BAD = """name: bad
@@ -224,7 +226,8 @@ def test_validate_command(tmp_path):
     assert "no-fleet.yaml:1: fleet: a scenario needs `fleet`" in stress.stderr
 
 
-@pytest.mark.parametrize("name", ["xid-repair", "network-drain", "diagnostic"])
+@pytest.mark.parametrize("name", ["xid-repair", "network-drain", "diagnostic",
+                                  "go-xid-classification"])
 def test_run_on_the_real_workflows(tmp_path, name):
     verbose = ("-v",) if name == "network-drain" else ()  # the Go simulator's flag
     result, folder, report = _run(SCENARIOS / f"{name}.yaml", tmp_path, *verbose)
