@@ -145,6 +145,8 @@ async def _with_worker_process(work: Awaitable[dict[str, Any]], address: str,
         await asyncio.wait({task, exited}, return_when=asyncio.FIRST_COMPLETED)
         if not task.done():
             task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
             raise RuntimeError(f"the worker process exited ({proc.returncode}) mid-run; "
                                f"see {log}")
         return task.result()

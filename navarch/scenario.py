@@ -331,8 +331,8 @@ def _outage_checks(doc: YamlDocument, scenario: Scenario) -> list[Problem]:
             continue
         where, known = choices[outage.scope]
         if outage.target not in known:
-            listed = (", ".join(known) if known
-                      else f"none; list each region's {outage.scope}s there")
+            listed = (", ".join(known) if known else "none; list each region's zones there"
+                      if outage.scope == "zone" else "none; list them there")
             out.append(Problem(doc.file, path, f"no generated node is in {outage.scope} "
                                f"{outage.target!r} ({where}: {listed})",
                                line=doc.line_of(path)))

@@ -3,6 +3,7 @@ located, and runs on the real workflows that check the fleet's behaviour."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import random
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from navarch.cli_simulate import _go_report_files
+from navarch.cli_simulate import _go_report_files, _with_worker_process
 from navarch.fakeworld import FakeWorld
 from navarch.scenario import Event, FleetNode, Scenario, StressConfig, load_scenario
 from navarch.simulator import Run, Simulator, cold_start, longest_cold_start, node_spec
@@ -386,3 +387,15 @@ events:
     assert "events[1].params.command_args.level: run_diagnostic: Input should be less" in text
     assert "events[2].params.command_args.grace_seconds: run_diagnostic: Extra inputs" in text
     assert "events[3]" not in text
+
+
+async def test_a_worker_process_that_dies_ends_the_run(tmp_path):
+    async def forever() -> dict[str, Any]:
+        await asyncio.sleep(120)
+        return {}
+
+    log = tmp_path / "worker.log"
+    with pytest.raises(RuntimeError, match="the worker process exited"):
+        await _with_worker_process(forever(), "127.0.0.1:1", FakeWorld(tmp_path / "w.db"),
+                                   "q", 1000, log, "ERROR")  # nothing listens on port 1
+    assert log.read_text().strip()  # why it died is in its log
