@@ -11,7 +11,18 @@ from pathlib import Path
 from typing import Any
 
 COLORS = {"active": "#2e7d32", "cordoned": "#f9a825", "draining": "#ef6c00",
-          "unhealthy": "#c62828", "terminated": "#616161", "unreachable": "#6a1b9a"}
+          "unhealthy": "#c62828", "terminated": "#616161", "unreachable": "#6a1b9a",
+          "not started": "#bdbdbd", "provisioning": "#90caf9", "booting": "#42a5f5",
+          "boot_checking": "#1565c0", "degraded": "#9e9d24", "failed": "#4e342e",
+          "failures": "#c62828", "recoveries": "#2e7d32"}
+OTHER_COLORS = ("#00838f", "#ad1457", "#5d4037", "#283593")  # keys not above, in turn
+
+
+def _color(key: str, keys: list[str]) -> str:
+    if key in COLORS:
+        return COLORS[key]
+    others = [k for k in keys if k not in COLORS]
+    return OTHER_COLORS[others.index(key) % len(OTHER_COLORS)]
 
 
 def run_dir(base: Path, name: str) -> Path:
@@ -35,10 +46,10 @@ def _states_chart(timeline: list[dict[str, Any]], width: int = 720, height: int 
     lines = []
     for k in keys:
         points = " ".join(xy(s["t"], s.get(k, 0)) for s in timeline)
-        lines.append(f'<polyline fill="none" stroke="{COLORS.get(k, "#1565c0")}" '
+        lines.append(f'<polyline fill="none" stroke="{_color(k, keys)}" '
                      f'stroke-width="2" points="{points}"><title>{html.escape(k)}</title>'
                      "</polyline>")
-    legend = " ".join(f'<tspan fill="{COLORS.get(k, "#1565c0")}">■ {html.escape(k)}</tspan>'
+    legend = " ".join(f'<tspan fill="{_color(k, keys)}">■ {html.escape(k)}</tspan>'
                       for k in keys)
     return (f'<svg width="{width}" height="{height}" role="img" '
             f'aria-label="{html.escape(label)}">'
