@@ -614,8 +614,13 @@ class _Chaos:
         outcome = await self.sim._act(run, Event.model_validate(
             {"at": f"{run.t()}s", "action": "recover_failure", "target": node_id}))
         self.failed.discard(node_id)
-        run.log.append({"at": run.t(), "scheduled": run.t(), "action": "recover_failure",
-                        "target": node_id, "outcome": outcome + (f" ({note})" if note else "")})
+        # A node replaced meanwhile is gone: its faults clear, but nothing recovered.
+        gone = node_id in self.replaced
+        run.log.append({"at": run.t(), "scheduled": run.t(),
+                        "action": "failure_cleared" if gone else "recover_failure",
+                        "target": node_id,
+                        "outcome": outcome + (f" ({note})" if note else "")
+                        + ("; already replaced" if gone else "")})
 
     def _maybe_cascade(self, source: str, depth: int) -> None:
         """With `probability`, Xid failures on 1..max_affected_percent of the nodes in

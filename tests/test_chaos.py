@@ -117,3 +117,16 @@ async def test_percentage_outage_takes_about_that_share():
     await chaos.outage(chaos.config.scheduled_outages[0])
     assert 30 <= len(_hit(run, "outage")) <= 70
     assert {i["type"] for i in run.injections} == {"network"}
+
+
+async def test_an_outage_ending_on_a_replaced_node_is_not_a_recovery():
+    chaos, run, sim = _chaos(_fleet("a", "a"), {"enabled": True, "scheduled_outages": [
+        {"name": "zone-a", "start_time": "0s", "duration": "50ms", "scope": "zone",
+         "target": "a"}]})
+    chaos.replaced.add("n1")  # approved for repair, left, a replacement started
+    await chaos.outage(chaos.config.scheduled_outages[0])
+    assert sorted(sim.recovered) == ["n1", "n2"] and not chaos.failed  # faults cleared anyway
+    recovered = [e["target"] for e in run.log if e["action"] == "recover_failure"]
+    assert recovered == ["n2"]
+    (ended,) = [e for e in run.log if e["action"] == "failure_cleared"]
+    assert ended["target"] == "n1" and "already replaced" in ended["outcome"]
