@@ -449,16 +449,9 @@ class Simulator:
                 to_replace.append({"node": old_id, "replacement": new_id, "seconds": round(
                     (ready - datetime.fromisoformat(fault["wall"])).total_seconds(), 3)})
         for status in nodes.values():
-            if status is None:
-                continue
-            fired = [t.detail.removeprefix("rule ") for t in status.transitions
-                     if t.detail.startswith("rule ")]
-            # A node already cordoned (by an operator or a diagnostics run) that is then
-            # judged unhealthy changes no state: its verdict is only in its health.
-            if (status.health is HealthResult.UNHEALTHY and status.health_rule
-                    and status.health_rule not in fired):
-                fired.append(status.health_rule)
-            rules.update(fired)
+            for t in status.transitions if status else []:
+                if t.detail.startswith("rule "):
+                    rules[t.detail.removeprefix("rule ")] += 1
         failed = run.failures + [f"assertion {r['type']} {r['target']}: expected "
                                  f"{r['expected']}, got {r['actual']}"
                                  for r in results if not r["passed"]]

@@ -499,6 +499,11 @@ class NodeWorkflow:
                 metrics.observe_seconds("fault_to_cordon_seconds",
                                         workflow.now() - self._fault_at, {"pool": st.pool},
                                         "from a GPU fault to its node's cordon")
+            elif workflow.patched("cordoned-verdict-v1"):
+                # Cordoned already (an operator, a diagnostics run): the state stays, but
+                # the verdict goes into the record and the NavarchHealth attribute.
+                self._record(NodeState.CORDONED, TransitionReason.UNHEALTHY, detail,
+                             report=False)  # the repair request below reports it
             self._request_repair(TransitionReason.UNHEALTHY, detail)
             return
         self._fault_at = None
@@ -640,7 +645,8 @@ class NodeWorkflow:
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def _record(self, state: NodeState, reason: TransitionReason, detail: str = "") -> None:
+    def _record(self, state: NodeState, reason: TransitionReason, detail: str = "", *,
+                report: bool = True) -> None:
         st = self._st()
         st.transitions.append(Transition(at=workflow.now(), from_state=st.state if
                                          st.transitions else None, to_state=state,
@@ -661,7 +667,8 @@ class NodeWorkflow:
             attrs.append(SA_REGION.value_set(st.region))
         workflow.upsert_search_attributes(attrs)
         workflow.set_current_details(self._details(reason, detail))
-        self._report(reason, detail)
+        if report:
+            self._report(reason, detail)
 
     def _details(self, reason: TransitionReason, detail: str) -> str:
         """The UI's current details: the node at a glance, with a link to its pool."""
