@@ -4,12 +4,16 @@ running workflows (non-determinism) fails here instead of in production.
 Histories live in tests/histories/. Record new ones (after a deliberate, patched change) with
 
     NAVARCH_RECORD_HISTORIES=1 .venv/bin/python -m pytest tests/test_replay.py
+
+Earlier recordings stay: they are what workflows started by earlier code look like, and
+today's code must still replay them (the old side of each `workflow.patched`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -54,7 +58,8 @@ async def test_recorded_history_replays(path):
 @pytest.mark.skipif(not RECORD, reason="set NAVARCH_RECORD_HISTORIES=1 to record histories")
 async def test_record_histories(dev_env, tmp_path):
     """A pool's life with every kind of step: boot, degraded and back, operator cordon and
-    uncordon, an unhealthy node drained, terminated and replaced, a scale-down."""
+    uncordon, diagnostics of the pool and of one named node, a node cordoned by an operator
+    then judged unhealthy, drained, terminated and replaced, a scale-down."""
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:
         spec = fast_spec(name="replay", min_nodes=2)
@@ -76,6 +81,14 @@ async def test_record_histories(dev_env, tmp_path):
             DiagnosticsInput(pool=spec.name, checks=spec.diagnostics.checks,
                              heartbeat_timeout=spec.heartbeat_timeout),
             id=diagnostics_id, task_queue=plane.task_queue)
+        await client.execute_workflow(
+            DiagnosticsWorkflow.run,
+            DiagnosticsInput(pool=spec.name, checks=spec.diagnostics.checks, nodes=[first],
+                             heartbeat_timeout=spec.heartbeat_timeout),
+            id=f"{diagnostics_id}-one", task_queue=plane.task_queue)
+        await client.get_workflow_handle(f"node/{second}").signal("cordon", {"reason": "rma"})
+        await eventually(lambda: node_status(client, second),
+                         lambda n: n.state.value == "cordoned")
         plane.world.inject(second, "xid", value=79)
         await eventually(lambda: pool_status(client, spec.name),
                          lambda p: p.replacements == 1 and p.ready == 2)
@@ -86,11 +99,12 @@ async def test_record_histories(dev_env, tmp_path):
         await pool_handle.signal("delete")
         await pool_handle.result()
         HISTORIES.mkdir(exist_ok=True)
-        for old in _files():
-            old.unlink()
-        ids = [f"pool/{spec.name}", diagnostics_id] + [f"node/{n}" for n in (first, second)]
+        stamp = datetime.now(UTC).strftime("%Y%m%d")
+        ids = [f"pool/{spec.name}", diagnostics_id, f"{diagnostics_id}-one"] + [
+            f"node/{n}" for n in (first, second)]
         for workflow_id in ids:
             history = await client.get_workflow_handle(workflow_id).fetch_history()
             kind = workflow_id.split("/")[0]
-            path = HISTORIES / f"{kind}-{workflow_id.split('/')[1][-8:]}-{len(history.events)}-events.json"
+            path = HISTORIES / (f"{stamp}-{kind}-{workflow_id.split('/')[1][-8:]}-"
+                                f"{len(history.events)}-events.json")
             path.write_text(json.dumps(history.to_json_dict(), indent=1))
