@@ -47,6 +47,10 @@ def test_fixtures_and_a_go_stress_file_validate():
     for path in SCENARIOS.glob("*.yaml"):
         load_scenario(path)
     assert len(list(SCENARIOS.glob("go-*.yaml"))) == 4
+    examples = list((Path(__file__).parents[1] / "docs" / "scenarios").glob("*.yaml"))
+    assert len(examples) >= 2
+    for path in examples:  # the large ones documented for users
+        load_scenario(path)
 
 
 BAD = """name: bad
