@@ -559,13 +559,13 @@ async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int,
         extra: dict[str, Any] = {}
         if metrics_port:
             from navarch.devserver import port_open as taken
-            from navarch.workers.main import metrics_runtime
+            from navarch.workers.main import worker_runtime
 
             if taken("127.0.0.1", metrics_port):
                 err.print(f"warning: port {metrics_port} is taken: no metrics "
                           "(use --metrics-port)")
             else:
-                extra["runtime"] = metrics_runtime(metrics_port, "127.0.0.1")
+                extra["runtime"] = worker_runtime(metrics_port, "127.0.0.1")
         client = await connect(target_host=address, **extra)
         await register_search_attributes(client)
         world = FakeWorld(fake_world_path())

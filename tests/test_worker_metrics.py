@@ -18,7 +18,7 @@ from navarch.config import AutoscalingConfig
 from navarch.ids import pool_workflow_id
 from navarch.pool_api import PoolInput, PoolStatus
 from navarch.spec import PoolSpec, ProviderChoice
-from navarch.workers.main import metrics_runtime
+from navarch.workers.main import worker_runtime
 from navarch.workflows.pool import PoolWorkflow
 
 
@@ -37,7 +37,7 @@ async def test_autoscaler_decisions_are_exported(dev_env):
     port = free_port()
     client = await Client.connect(dev_env.client.service_client.config.target_host,
                                   data_converter=pydantic_data_converter,
-                                  runtime=metrics_runtime(port, "127.0.0.1"))
+                                  runtime=worker_runtime(port, "127.0.0.1"))
     name = f"m-{uuid.uuid4().hex[:8]}"
     spec = PoolSpec(name=name, providers=[ProviderChoice(name="sim", type="fake",
                                                          instance_type="h100-8x")],
@@ -74,7 +74,7 @@ async def test_fleet_metrics_through_a_repair(dev_env, tmp_path):
     port = free_port()
     client = await Client.connect(dev_env.client.service_client.config.target_host,
                                   data_converter=pydantic_data_converter,
-                                  runtime=metrics_runtime(port, "127.0.0.1"))
+                                  runtime=worker_runtime(port, "127.0.0.1"))
     async with control_plane(client, tmp_path) as plane:
         plane.world.set_cloud_fault("capacity", 1)
         spec = fast_spec(min_nodes=2, max_nodes=2)

@@ -29,8 +29,8 @@ log = logging.getLogger("navarch.worker")
 DEFAULT_METRICS_PORT = 9400  # the agent's is 9401
 
 
-def metrics_runtime(port: int, host: str = "0.0.0.0", *, quiet_core: bool = False) -> Runtime:
-    """A Temporal runtime exporting Prometheus metrics on :port (0: none) — the SDK's own
+def worker_runtime(port: int, host: str = "0.0.0.0", *, quiet_core: bool = False) -> Runtime:
+    """The worker's Temporal runtime: Prometheus metrics on :port (0: none) — the SDK's own
     (workflow and activity latencies, task slots, polls) and the workflows' (e.g.
     `navarch_autoscaler_decisions`). `quiet_core`: the SDK core logs errors only (it warns
     by default, e.g. for each activity completed after the server let it go)."""
@@ -44,7 +44,7 @@ def metrics_runtime(port: int, host: str = "0.0.0.0", *, quiet_core: bool = Fals
 
 async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
     quiet_core = args.log_level.upper() in ("ERROR", "CRITICAL")
-    extra = ({"runtime": metrics_runtime(args.metrics_port, args.metrics_host,
+    extra = ({"runtime": worker_runtime(args.metrics_port, args.metrics_host,
                                          quiet_core=quiet_core)}
              if args.metrics_port or quiet_core else {})
     client = await connect(args.profile, **extra)
