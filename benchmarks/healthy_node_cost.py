@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import sys
 import urllib.request
 from collections import Counter
@@ -21,6 +20,7 @@ from datetime import timedelta
 from harness import Fleet, fleet, pool_spec, save, until
 
 from navarch.config import DEFAULT_HEALTH_CHECK_INTERVAL
+from navarch.devserver import free_port
 from navarch.ids import node_workflow_id
 
 DAY = 86400.0
@@ -30,11 +30,6 @@ BILLED = {"EVENT_TYPE_ACTIVITY_TASK_SCHEDULED", "EVENT_TYPE_TIMER_STARTED",
           "EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED",
           "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES", "EVENT_TYPE_MARKER_RECORDED"}
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def heartbeat_rpcs(port: int) -> dict[str, float]:
@@ -62,7 +57,7 @@ async def events(f: Fleet, node_ids: list[str]) -> Counter[str]:
 
 
 async def main(nodes: int, seconds: float) -> None:
-    port = _free_port()
+    port = free_port()
     async with fleet(metrics_port=port) as f:
         # The pool's production defaults, not the harness's fast ones.
         spec = pool_spec(nodes, heartbeat_timeout=timedelta(seconds=90),

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,19 +32,13 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from navarch.config import HealthConfig
-from navarch.devserver import DevServer
+from navarch.devserver import DevServer, free_port
 from navarch.fakeworld import FakeWorld
 from navarch.ids import SA_NODE_STATE, node_workflow_id, pool_workflow_id
 from navarch.lifecycle import NodeState, NodeStatus
 
 TICK = os.sysconf("SC_CLK_TCK")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def start_worker(address: str, world: Path, queue: str, log: Path,

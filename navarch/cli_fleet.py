@@ -566,7 +566,7 @@ async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int,
                           "(use --metrics-port)")
             else:
                 extra["runtime"] = worker_runtime(metrics_port, "127.0.0.1")
-        client = await connect(target_host=address, **extra)
+        client = await connect(target_host=address, ready_within=30, **extra)
         await register_search_attributes(client)
         world = FakeWorld(fake_world_path())
         plane = ControlPlane(client, world=world)

@@ -8,14 +8,17 @@ boot, and the Web UI on port 8233.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import signal
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from navarch.ids import search_attribute_flags
-from navarch.temporal_client import temporal_cli_path
+from navarch.temporal_client import connect, temporal_cli_path
 
 DEFAULT_PORT = 7233
 DEFAULT_UI_PORT = 8233
@@ -25,6 +28,26 @@ def port_open(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    """A port free now on 127.0.0.1, below the kernel's ephemeral range where there is room,
+    so that no other server's randomly chosen port (a dev server opens several) takes it
+    between now and its use."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    candidates = [random.randrange(20000, min(low, 30000)) for _ in range(200)] if low > 20000 \
+        else []
+    for port in [*candidates, 0]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise RuntimeError("no free port on 127.0.0.1")
 
 
 class DevServer:
@@ -69,6 +92,24 @@ class DevServer:
                 raise RuntimeError(f"the Temporal dev server did not answer on port "
                                    f"{self.port} within {ready_within:.0f} s; see {self.log_path}")
             time.sleep(0.1)
+        self._wait_serving(max(1.0, deadline - time.monotonic()), ready_within)
+
+    def _wait_serving(self, within: float, ready_within: float) -> None:
+        """The port opens before the frontend serves: until it has joined its cluster it
+        answers Unavailable ("Frontend is not healthy yet"). Connect once, in a thread of its
+        own so that this works from inside a running event loop too."""
+        async def probe() -> None:
+            await connect(target_host=f"127.0.0.1:{self.port}", namespace="default",
+                          ready_within=within)
+
+        with ThreadPoolExecutor(1) as pool:
+            try:
+                pool.submit(asyncio.run, probe()).result()
+            except RuntimeError as exc:
+                self.stop()
+                raise RuntimeError(f"the Temporal dev server on port {self.port} did not serve "
+                                   f"within {ready_within:.0f} s ({exc}); see "
+                                   f"{self.log_path}") from exc
 
     def stop(self, *, within: float = 20.0) -> None:
         proc = self.process

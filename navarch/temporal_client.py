@@ -8,8 +8,10 @@ cluster or Temporal Cloud.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +64,26 @@ def connect_config(profile: str | None = None, **overrides: Any) -> dict[str, An
     return config
 
 
-async def connect(profile: str | None = None, **overrides: Any) -> Client:
-    """A client with Navarch's data converter (pydantic models in and out)."""
-    return await Client.connect(
-        **connect_config(profile, **overrides), data_converter=pydantic_data_converter
-    )
+def _still_starting(exc: Exception) -> bool:
+    """A server that listens but whose frontend has not joined its cluster yet answers
+    Unavailable ("Frontend is not healthy yet") for a moment after its port opens."""
+    return "Unavailable" in str(exc) or "not healthy" in str(exc)
+
+
+async def connect(profile: str | None = None, *, ready_within: float = 0.0,
+                  **overrides: Any) -> Client:
+    """A client with Navarch's data converter (pydantic models in and out). With
+    `ready_within`, a server still starting up (Unavailable) is retried for that long."""
+    deadline = time.monotonic() + ready_within
+    while True:
+        try:
+            return await Client.connect(
+                **connect_config(profile, **overrides), data_converter=pydantic_data_converter
+            )
+        except RuntimeError as exc:
+            if not _still_starting(exc) or time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 async def register_search_attributes(client: Client) -> list[str]:

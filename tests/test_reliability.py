@@ -6,12 +6,11 @@ on its SQLite file mid-repair resumes every pool and node while the worker keeps
 from __future__ import annotations
 
 import asyncio
-import socket
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from navarch.devserver import DevServer
+from navarch.devserver import DevServer, free_port
 from navarch.fakeworld import FakeWorld
 from navarch.ids import pool_workflow_id
 from navarch.spec import ProviderChoice
@@ -24,13 +23,6 @@ from lifecycle_helpers import (
     pool_status,
     start_pool,
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_a_fault_rate_is_kept_exactly_on_the_calls_it_matches(tmp_path):
@@ -71,7 +63,7 @@ async def test_pool_converges_under_provider_faults_at_a_rate(dev_env, tmp_path)
 
 
 async def test_dev_server_restart_mid_repair_resumes_pools_and_nodes(tmp_path):
-    server = DevServer(tmp_path / "temporal", port=_free_port(), ui_port=_free_port())
+    server = DevServer(tmp_path / "temporal", port=free_port(), ui_port=free_port())
     server.start()
     try:
         client = await Client.connect(f"127.0.0.1:{server.port}",

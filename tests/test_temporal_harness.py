@@ -6,9 +6,13 @@ import asyncio
 import uuid
 from datetime import timedelta
 
+import pytest
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from navarch import temporal_client
+from navarch.devserver import DevServer, free_port
 from navarch.models import EventType, HealthResult
 
 from smoke_workflow import SmokeInput, SmokeOutput, SmokeWorkflow, make_event
@@ -48,3 +52,51 @@ async def test_time_skipping_server_skips_a_three_day_timer(time_env):
     _, out = await _run(time_env, SmokeInput(pool="p", sleep=timedelta(days=3)))
     assert out.slept >= timedelta(days=3)
     assert out.event.gpu_index == 3
+
+
+async def test_connect_waits_for_a_frontend_still_joining_its_cluster(monkeypatch):
+    """A dev server's port opens before its frontend serves; the first calls answer
+    Unavailable ("Frontend is not healthy yet"). `navarch up` and DevServer.start wait it out;
+    any other connection error is raised at once."""
+    calls: list[str] = []
+    starting = RuntimeError("Failed client connect: `get_system_info` call error after "
+                            "connection: Status { code: Unavailable, message: \"Frontend is not "
+                            "healthy yet\" }")
+
+    async def fake_connect(**kwargs: object) -> str:
+        calls.append(str(kwargs["target_host"]))
+        if len(calls) < 3:
+            raise starting
+        return "client"
+
+    monkeypatch.setattr(Client, "connect", fake_connect)
+    client: object = await temporal_client.connect(target_host="127.0.0.1:1", ready_within=5)
+    assert client == "client"
+    assert calls == ["127.0.0.1:1"] * 3
+
+    calls.clear()
+    with pytest.raises(RuntimeError, match="not healthy"):
+        await temporal_client.connect(target_host="127.0.0.1:1")  # no wait asked for
+    assert len(calls) == 1
+
+    async def refused(**kwargs: object) -> str:
+        calls.append("refused")
+        raise RuntimeError("Failed client connect: invalid API key")
+
+    calls.clear()
+    monkeypatch.setattr(Client, "connect", refused)
+    with pytest.raises(RuntimeError, match="API key"):
+        await temporal_client.connect(target_host="127.0.0.1:1", ready_within=5)
+    assert calls == ["refused"]
+
+
+def test_dev_server_start_returns_once_the_frontend_serves(tmp_path):
+    """Called from plain code (no event loop) as the benchmarks do: the first connection
+    without any retry succeeds."""
+    server = DevServer(tmp_path / "temporal", port=free_port(), ui_port=free_port())
+    server.start()
+    try:
+        client = asyncio.run(Client.connect(f"127.0.0.1:{server.port}"))
+        assert client.namespace == "default"
+    finally:
+        server.stop()

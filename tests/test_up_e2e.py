@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,21 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from navarch.devserver import free_port
+
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    """A free port below the kernel's ephemeral range, so no other server's random port
-    (the test dev servers open several) can take it between now and `navarch up`."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    while True:
-        port = random.randrange(20000, min(low, 30000))
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
 
 
 @pytest.fixture

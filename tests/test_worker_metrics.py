@@ -4,7 +4,6 @@ autoscaler decision is counted there, by pool and direction."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import urllib.request
 import uuid
 from datetime import timedelta
@@ -15,17 +14,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from navarch.config import AutoscalingConfig
+from navarch.devserver import free_port
 from navarch.ids import pool_workflow_id
 from navarch.pool_api import PoolInput, PoolStatus
 from navarch.spec import PoolSpec, ProviderChoice
 from navarch.workers.main import worker_runtime
 from navarch.workflows.pool import PoolWorkflow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scrape(port: int) -> str:

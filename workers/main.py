@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 from temporalio.runtime import (
     LoggingConfig,
@@ -44,7 +45,7 @@ def worker_runtime(port: int, host: str = "0.0.0.0", *, quiet_core: bool = False
 
 async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
     quiet_core = args.log_level.upper() in ("ERROR", "CRITICAL")
-    extra = ({"runtime": worker_runtime(args.metrics_port, args.metrics_host,
+    extra: dict[str, Any] = ({"runtime": worker_runtime(args.metrics_port, args.metrics_host,
                                          quiet_core=quiet_core)}
              if args.metrics_port or quiet_core else {})
     client = await connect(args.profile, **extra)
