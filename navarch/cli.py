@@ -18,7 +18,15 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from navarch import cli_fleet, cli_providers, cli_simulate, kernel_log, xid
-from navarch.cli_output import Output, OutputOpt, err, out, print_data, print_problems
+from navarch.cli_output import (
+    Output,
+    OutputOpt,
+    err,
+    out,
+    print_data,
+    print_problems,
+    print_table,
+)
 from navarch.config import load_config
 from navarch.instance_types import gpu_shape, resolve_instance_type
 from navarch.models import HealthEvent, HealthResult
@@ -256,7 +264,7 @@ def policy_test(
         style = _RESULT_STYLE[v.result]
         table.add_row(str(i), _event_label(v.event), v.rule or "(no rule matched)",
                       f"[{style}]{v.result.value}[/{style}]")
-    out.print(table)
+    print_table(table)
     for i, v in enumerate(verdict.events, start=1):
         for rule, message in v.errors:
             err.print(f"note: event {i}: rule {rule!r} could not be evaluated: {message}")
@@ -315,7 +323,7 @@ def xid_list(
         table.add_column(col)
     for i in rows:
         table.add_row(str(i.code), i.name, i.category, i.verdict)
-    out.print(table)
+    print_table(table)
 
 
 @xid_app.command("scan")

@@ -16,7 +16,15 @@ from rich.table import Table
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from navarch.cli_output import Output, OutputOpt, err, out, print_data, print_problems
+from navarch.cli_output import (
+    Output,
+    OutputOpt,
+    err,
+    out,
+    print_data,
+    print_problems,
+    print_table,
+)
 from navarch.config import load_config
 from navarch.fakeworld import FakeWorld
 from navarch.ids import (
@@ -212,7 +220,7 @@ def pool_list(output: OutputOpt = Output.table) -> None:
         table.add_row(r["pool"] + (" (deleting)" if r["deleting"] else ""),
                       f"{r['ready']}/{r['target']}", f"{r['min_nodes']}-{r['max_nodes']}",
                       str(r["nodes"]), r["autoscaler"] or "-", repair)
-    out.print(table)
+    print_table(table)
 
 
 @pool_app.command("scale")
@@ -381,7 +389,7 @@ def node_list(
                       r["instance_type"] or "", r["gpus"] or "", r["state"] or "",
                       r["health"] or "", ago(r["started_at"]),
                       f"{ago(r['last_heartbeat'])} ago" if r["last_heartbeat"] else "")
-    out.print(table)
+    print_table(table, drop=("region", "instance type", "age", "provider"))
 
 
 def _age(seconds: float) -> str:
@@ -434,7 +442,7 @@ def node_history(node_id: str, output: OutputOpt = Output.table) -> None:
     for t in status.transitions:
         table.add_row(f"{t.at:%Y-%m-%d %H:%M:%S}", t.from_state.value if t.from_state else "",
                       t.to_state.value, t.reason.value, t.detail)
-    out.print(table)
+    print_table(table)
 
 
 def _signal_node(node_id: str, name: str, payload: dict[str, Any] | None,

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
 
 from navarch.validation import Problem
 
@@ -29,6 +31,32 @@ class Output(StrEnum):
 
 
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table, json or yaml")]
+
+
+def print_table(table: Table, *, drop: Sequence[str] = (),
+                console: Console | None = None) -> None:
+    """A table whole. Piped or written to a file there is no width to fit, so every column
+    keeps its width (grep and cut see whole values); in a terminal too narrow for it, the
+    columns named in `drop` go first, in that order, until the rest fit, and rich shrinks
+    what still does not."""
+    console = console or out
+    if not console.is_terminal:
+        before = console.width  # print(width=) would not go past the console's own
+        console.width = max(before, _natural_width(console, table))
+        try:
+            console.print(table)
+        finally:
+            console.width = before
+        return
+    for name in drop:
+        if _natural_width(console, table) <= console.width:
+            break
+        table.columns[:] = [c for c in table.columns if c.header != name]
+    console.print(table)
+
+
+def _natural_width(console: Console, table: Table) -> int:
+    return Measurement.get(console, console.options.update(width=10_000), table).maximum
 
 
 def print_json(data: Any) -> None:

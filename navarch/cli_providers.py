@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from navarch.activities.cloud import CloudProvider, ProviderError
-from navarch.cli_output import Output, OutputOpt, err, out, print_data, print_problems
+from navarch.cli_output import Output, OutputOpt, err, print_data, print_problems, print_table
 from navarch.cloud_api import InstanceTypeInfo
 from navarch.config import load_config
 from navarch.fakeworld import FakeWorld
@@ -102,7 +102,7 @@ def provider_types(
                           f"{t.memory_gib:g}" if t.memory_gib else "",
                           f"{t.price_per_hour:.2f}" if t.price_per_hour is not None else "",
                           _where(t))
-        out.print(table)
+        print_table(table, drop=("where", "memory GiB", "vCPUs"))
     raise typer.Exit(1 if failed else 0)
 
 

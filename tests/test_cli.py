@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 
 import pytest
+from rich.console import Console
+from rich.table import Table
+
+from navarch.cli_output import print_table
 
 GO_EVENTS = [
     ({"event_type": "xid", "metrics": {"xid_code": 79}}, "fatal-xid", "unhealthy"),
@@ -159,3 +164,39 @@ def test_entry_points_have_help(script):
     )
     assert result.returncode == 0
     assert "--profile" in result.stdout
+
+
+def _node_table() -> Table:
+    table = Table(show_edge=False)
+    table.add_column("node id", no_wrap=True, min_width=36)
+    for col in ("pool", "provider", "region", "instance type", "GPUs", "state"):
+        table.add_column(col)
+    table.add_row("19eeb3cd-6cff-43fa-b477-26b23dc88b2b", "training", "gcp", "us-central1",
+                  "a3-highgpu-8g", "8", "ready")
+    return table
+
+
+def test_a_table_piped_or_in_a_file_keeps_every_column_whole():
+    """`navarch node list | grep ...`: no terminal, so no width to fit; before, rich squeezed
+    the table into 80 columns and the pool, provider and region columns came out empty."""
+    sink = io.StringIO()
+    print_table(_node_table(), drop=("region",), console=Console(file=sink, width=80))
+    text = sink.getvalue()
+    for word in ("19eeb3cd-6cff-43fa-b477-26b23dc88b2b", "training", "gcp", "us-central1",
+                 "a3-highgpu-8g", "ready"):
+        assert word in text, text
+
+
+def test_a_table_in_a_narrow_terminal_drops_the_columns_it_can_spare():
+    sink = io.StringIO()
+    console = Console(file=sink, width=80, force_terminal=True, color_system=None)
+    print_table(_node_table(), drop=("region", "instance type", "provider"), console=console)
+    text = sink.getvalue()
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    for word in ("19eeb3cd-6cff-43fa-b477-26b23dc88b2b", "training", "ready"):
+        assert word in text, text
+    assert "us-central1" not in text  # dropped first, the rest then fit
+    sink = io.StringIO()
+    wide = Console(file=sink, width=200, force_terminal=True, color_system=None)
+    print_table(_node_table(), drop=("region",), console=wide)
+    assert "us-central1" in sink.getvalue()  # room for everything: nothing dropped

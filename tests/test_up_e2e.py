@@ -74,6 +74,11 @@ def test_up_demo_runs_a_fleet_stops_cleanly_and_resumes(up_env):
         metrics = urllib.request.urlopen(
             f"http://127.0.0.1:{env['NAVARCH_TEST_METRICS_PORT']}/metrics", timeout=5).read()
         assert b'navarch_pool_nodes{' in metrics and b'pool="demo"' in metrics
+        # Piped (as into grep), the table keeps every column: a row per node, whole.
+        rows = navarch(env, "node", "list").stdout.splitlines()
+        for node in ready:
+            row = next(line for line in rows if node["node_id"] in line)
+            assert "demo" in row and "8x H100" in row and "ready" in row, rows
         victim = ready[0]["node_id"]
         result = navarch(env, "demo", "inject-xid", victim, "79")
         assert result.returncode == 0, result.stderr
