@@ -130,6 +130,7 @@ def render_html(report: dict[str, Any]) -> str:
     recoveries = _states_chart(_failures_vs_recoveries(report["events"]),
                                label="failures and recoveries")
     failures = "".join(f"<li>{esc(f)}</li>" for f in report["failures"])
+    notes = "".join(f"<li>note: {esc(n)}</li>" for n in report.get("notes", []))
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{esc(report['scenario'])} — Navarch simulation</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:960px}}
@@ -137,7 +138,7 @@ table{{border-collapse:collapse}}td,th{{padding:2px 8px;border-bottom:1px solid 
 text-align:left}}</style></head><body>
 <h1>{esc(report['scenario'])}</h1><p>{esc(report['description'])}</p>
 <p>{verdict} in {report['duration_s']:.1f} s · clock: {esc(report['clock'])}</p>
-{f"<ul>{failures}</ul>" if failures else ""}
+{f"<ul>{failures}</ul>" if failures else ""}{f"<ul>{notes}</ul>" if notes else ""}
 <h2>Node states over time</h2>{_states_chart(report['timeline'])}
 <h2>Failures vs recoveries</h2>{recoveries}
 <h2>Fault → cordon</h2>{_distribution(cordon)}

@@ -76,6 +76,7 @@ class Run:
     cold_starts: list[float] = field(default_factory=list)  # seconds, each machine drawn
     metrics_every: float = 0.0  # stress.metrics_interval: seconds between timeline points
     diagnoses: list[asyncio.Task[None]] = field(default_factory=list)  # run_diagnostic
+    notes: list[str] = field(default_factory=list)  # said at the start, kept in the report
 
     def t(self) -> float:
         return round(time.monotonic() - self.started, 3)
@@ -85,6 +86,24 @@ class Run:
         now = self.t()
         if not self.timeline or now - self.timeline[-1]["t"] >= self.metrics_every:
             self.timeline.append({"t": now, **{k: v for k, v in counts.items() if v}})
+
+
+def zone_notes(chaos: ChaosConfig | None, fleet: list[FleetNode]) -> list[str]:
+    """Zone-scoped chaos in a fleet whose nodes have no zone: a node's zone is then its
+    provider and region, so the blast radius is a whole region. Said, not refused: the
+    file is valid, but its author may have meant something smaller."""
+    if chaos is None or not chaos.enabled or any(n.zone for n in fleet):
+        return []
+    zonal = []
+    if chaos.cascading and chaos.cascading.enabled and chaos.cascading.scope == "zone":
+        zonal.append("chaos.cascading.scope: zone")
+    zonal += [f"chaos.correlated_failures[{i}].scope: same_zone"
+              for i, rule in enumerate(chaos.correlated_failures) if rule.scope == "same_zone"]
+    if not zonal:
+        return []
+    return [f"{'; '.join(zonal)}: no generated node has a zone (fleet_gen.zones lists none), "
+            "so these span each node's whole region; list each region's zones under "
+            "fleet_gen.zones for zone-sized failures"]
 
 
 def _slug(name: str) -> str:
@@ -342,6 +361,9 @@ class Simulator:
         scenario = scenario.model_copy(update={"fleet": generate_fleet(stress.fleet_gen, rng)})
         run = Run(scenario, metrics_every=(stress.metrics_interval or timedelta(0)).total_seconds())
         duration = (stress.duration or timedelta(minutes=1)).total_seconds()
+        for note in zone_notes(stress.chaos, scenario.fleet):
+            run.notes.append(note)
+            self.say(f"  note: {note}")
         stop = asyncio.Event()
         sampler = asyncio.create_task(self._sample(run, stop))
         background: list[asyncio.Task[None]] = []
@@ -463,6 +485,7 @@ class Simulator:
             "events": run.log, "assertions": results,
             "fault_to_cordon": to_cordon, "fault_to_replacement": to_replace,
             "rules_fired": dict(rules),
+            "notes": run.notes,
             "timeline": run.timeline,
             "nodes": {node_id: None if s is None else {
                 "status": go_status(s), "state": s.state.value, "health": s.health.value,

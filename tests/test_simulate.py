@@ -20,7 +20,16 @@ import pytest
 from navarch.cli_simulate import _go_report_files, _with_worker_process
 from navarch.fakeworld import FakeWorld
 from navarch.scenario import Event, FleetNode, Scenario, StressConfig, load_scenario
-from navarch.simulator import Run, Simulator, cold_start, longest_cold_start, node_spec
+from navarch.sim_report import render_html
+from navarch.simulator import (
+    Run,
+    Simulator,
+    cold_start,
+    generate_fleet,
+    longest_cold_start,
+    node_spec,
+    zone_notes,
+)
 from navarch.validation import ValidationFailed
 
 from lifecycle_helpers import control_plane
@@ -119,6 +128,40 @@ stress:
     assert "cf.yaml:8" in text and "'meltdown' is neither an Xid code nor a failure type" in text
     assert "same_planet" in text
     assert "correlated_failures[0]" not in text
+
+
+def test_zone_scoped_chaos_in_a_fleet_without_zones_is_said(tmp_path):
+    """Valid (Go files do this), but the blast radius is a whole region: the run says so at
+    its start and in its report; with zones listed there is nothing to say."""
+    path = tmp_path / "zones.yaml"
+    path.write_text("""name: zones
+stress:
+  fleet_gen:
+    total_nodes: 4
+    templates: [{name: a, weight: 1, gpu_count: 8}]
+    regions: {us-central1: 100}
+  chaos:
+    enabled: true
+    cascading: {enabled: true, probability: 0.5, scope: zone}
+    correlated_failures:
+      - {trigger: "79", response: nvlink_error, scope: same_node}
+      - {trigger: "48", response: "79", scope: same_zone}
+""")
+    scenario = load_scenario(path)
+    assert scenario.stress is not None and scenario.stress.fleet_gen is not None
+    fleet = generate_fleet(scenario.stress.fleet_gen, random.Random(1))
+    notes = zone_notes(scenario.stress.chaos, fleet)
+    assert len(notes) == 1
+    assert notes[0].startswith("chaos.cascading.scope: zone; "
+                               "chaos.correlated_failures[1].scope: same_zone: no generated "
+                               "node has a zone")
+    zoned = [n.model_copy(update={"zone": "us-central1-a"}) for n in fleet]
+    assert zone_notes(scenario.stress.chaos, zoned) == []
+    html = render_html({"scenario": "zones", "description": "", "passed": True,
+                        "duration_s": 1.0, "clock": "wall", "failures": [], "notes": notes,
+                        "assertions": [], "events": [], "fault_to_cordon": [],
+                        "fault_to_replacement": [], "rules_fired": {}, "timeline": []})
+    assert "note: chaos.cascading.scope: zone" in html
 
 
 def test_an_outage_must_hit_something_the_fleet_has(tmp_path):
