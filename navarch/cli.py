@@ -44,6 +44,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 config_app = typer.Typer(help="Check control-plane config files.", no_args_is_help=True)
 policy_app = typer.Typer(help="Check and try out health policies.", no_args_is_help=True)

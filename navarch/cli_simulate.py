@@ -201,7 +201,7 @@ def simulate_run(
     """Run a scenario: its fleet (or the stress block's generated fleet, with chaos) as real
     NodeWorkflows on a private Temporal dev server with simulated GPU hosts; events at their
     times; assertions checked. Writes
-    sim-runs/<timestamp>-<name>/ with the scenario, report.json and report.html."""
+    sim-runs/TIMESTAMP-NAME/ with the scenario, report.json and report.html."""
     from navarch import sim_report
 
     scenario = _load(file, output)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -164,6 +165,19 @@ def test_entry_points_have_help(script):
     )
     assert result.returncode == 0
     assert "--profile" in result.stdout
+
+
+def test_help_flows_each_docstring_as_one_paragraph():
+    """A command's help is its docstring, whose source lines end where the code's do: help
+    re-flows them to the screen (it used to keep them, mid-sentence breaks included)."""
+    result = subprocess.run([sys.executable, "-m", "navarch.cli", "--help"], text=True,
+                            capture_output=True, timeout=60, env={**os.environ, "COLUMNS": "80"})
+    lines = [line.strip(" │") for line in result.stdout.splitlines()]
+    up = next(i for i, line in enumerate(lines) if line.startswith("up "))
+    assert lines[up].endswith("(unless one"), lines[up:up + 3]
+    assert lines[up + 1].startswith("is already running), the control-plane worker"), lines
+    run_help = navarch("simulate", "run", "--help").stdout
+    assert "sim-runs/TIMESTAMP-NAME/" in run_help
 
 
 def _node_table() -> Table:
