@@ -389,7 +389,7 @@ def node_list(
                       r["instance_type"] or "", r["gpus"] or "", r["state"] or "",
                       r["health"] or "", ago(r["started_at"]),
                       f"{ago(r['last_heartbeat'])} ago" if r["last_heartbeat"] else "")
-    print_table(table, drop=("region", "instance type", "age", "provider"))
+    print_table(table, drop=("region", "instance type", "age", "provider", "heartbeat"))
 
 
 def _age(seconds: float) -> str:
