@@ -43,7 +43,7 @@ from navarch.lifecycle import NodeState, NodeStatus
 from navarch.schedules import apply_diagnostics_schedule, delete_diagnostics_schedule
 from navarch.settings import fake_world_path, navarch_home
 from navarch.spec import PoolSpec, build_pool_specs
-from navarch.temporal_client import connect, register_search_attributes
+from navarch.temporal_client import connect, connect_local, register_search_attributes
 from navarch.validation import ValidationFailed
 from navarch.xid import lookup
 
@@ -574,7 +574,8 @@ async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int,
                           "(use --metrics-port)")
             else:
                 extra["runtime"] = worker_runtime(metrics_port, "127.0.0.1")
-        client = await connect(target_host=address, ready_within=30, **extra)
+        client = await (connect_local(address, ready_within=30, **extra) if server is not None
+                        else connect(target_host=address, ready_within=30, **extra))
         await register_search_attributes(client)
         world = FakeWorld(fake_world_path())
         plane = ControlPlane(client, world=world)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,6 +18,7 @@ import typer
 from navarch.cli_output import Output, OutputOpt, err, out, print_data, print_problems
 from navarch.process import configure_logging
 from navarch.scenario import Scenario, StressConfig, load_scenario
+from navarch.temporal_client import local_environment
 from navarch.validation import ValidationFailed
 
 if TYPE_CHECKING:
@@ -67,44 +69,44 @@ SHARED_HOSTS_ABOVE = 200
 
 async def _run(scenario: Scenario, folder: Path, seed: int, hosts: str,
                say: Callable[[str], None], log_level: str = "ERROR") -> dict[str, Any]:
-    from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
-    from temporalio.testing import WorkflowEnvironment
 
+    from navarch.devserver import DevServer, free_port
     from navarch.fakeworld import FakeWorld
-    from navarch.ids import SEARCH_ATTRIBUTES
     from navarch.simulator import Simulator, new_task_queue
-    from navarch.temporal_client import temporal_cli_path
+    from navarch.temporal_client import connect_local
 
     # Errors only from the SDK core: a simulated host that goes silent gives up its held
     # activities after the server timed them out, and the core warns about each one.
     quiet = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
         filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))))
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli_path(), data_converter=pydantic_data_converter,
-        search_attributes=SEARCH_ATTRIBUTES, ip="127.0.0.1", ui=False,
-        # never: its errors are queries the simulator gave up on ("query does not exist")
-        dev_server_log_level="never", runtime=quiet)
+    # A private server in memory, no UI; its log level never: its only errors are queries
+    # the simulator gave up on ("query does not exist").
+    home = Path(tempfile.mkdtemp(prefix="navarch-sim-"))
+    server = DevServer(home, port=free_port(), ui_port=None, persist=False, log_level="never")
+    await asyncio.to_thread(server.start)
     try:
+        client = await connect_local(server.address, ready_within=30, runtime=quiet)
         world = FakeWorld(folder / "fake-cloud.db")
         world.simulate_diagnostics()  # run_diagnostic: answered from each host's faults
         queue = new_task_queue()
         size = len(scenario.fleet) or (scenario.stress.fleet_gen.total_nodes
                                        if scenario.stress and scenario.stress.fleet_gen else 0)
         cache = max(1000, 2 * size + 100)
-        sim = Simulator(env.client, world, queue, say=say)
+        sim = Simulator(client, world, queue, say=say)
         work = (sim.run_stress(scenario, seed) if scenario.stress is not None
                 else sim.run(scenario))
         if hosts == "shared":
             report = await _with_worker_process(
-                work, env.client.service_client.config.target_host, world, queue, cache,
+                work, server.address, world, queue, cache,
                 folder / "worker.log", log_level)
         else:
-            report = await _with_worker_here(work, env.client, world, queue, cache)
+            report = await _with_worker_here(work, client, world, queue, cache)
         report["hosts"] = hosts
         return report
     finally:
-        await env.shutdown()
+        await asyncio.to_thread(server.stop)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 async def _with_worker_here(work: Awaitable[dict[str, Any]], client: Client, world: FakeWorld,
@@ -137,7 +139,7 @@ async def _with_worker_process(work: Awaitable[dict[str, Any]], address: str,
             "--fake-world", str(world.path), "--simulated-hosts", "shared",
             "--max-cached-workflows", str(cache), "--metrics-port", "0",
             "--log-level", log_level,  # ERROR: silent hosts make the SDK warn a lot
-            env={**os.environ, "TEMPORAL_ADDRESS": address}, stdout=out,
+            env=local_environment(address), stdout=out,
             stderr=subprocess.STDOUT)
     exited = asyncio.ensure_future(proc.wait())
     task = asyncio.ensure_future(work)

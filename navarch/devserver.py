@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from navarch.ids import search_attribute_flags
-from navarch.temporal_client import connect, temporal_cli_path
+from navarch.temporal_client import connect_local, temporal_cli_path
 
 DEFAULT_PORT = 7233
 DEFAULT_UI_PORT = 8233
@@ -51,12 +51,22 @@ def free_port() -> int:
 
 
 class DevServer:
+    """`persist=False`: state in memory, gone when it stops (the simulator's private
+    server). `ui_port=None`: no Web UI."""
+
     def __init__(self, home: Path, *, port: int = DEFAULT_PORT,
-                 ui_port: int = DEFAULT_UI_PORT) -> None:
+                 ui_port: int | None = DEFAULT_UI_PORT, persist: bool = True,
+                 log_level: str = "warn") -> None:
         self.home = home
         self.port = port
         self.ui_port = ui_port
+        self.persist = persist
+        self.log_level = log_level
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
 
     @property
     def db_path(self) -> Path:
@@ -67,13 +77,14 @@ class DevServer:
         return self.home / "temporal.log"
 
     def command(self) -> list[str]:
+        ui = (["--ui-ip", "127.0.0.1", "--ui-port", str(self.ui_port), "--ui-disable-news-fetch"]
+              if self.ui_port is not None else ["--headless"])
+        db = (["--db-filename", str(self.db_path), "--sqlite-pragma", "journal_mode=wal",
+               "--sqlite-pragma", "synchronous=normal"] if self.persist else [])
         return [
             temporal_cli_path(), "server", "start-dev",
-            "--ip", "127.0.0.1", "--port", str(self.port),
-            "--ui-ip", "127.0.0.1", "--ui-port", str(self.ui_port), "--ui-disable-news-fetch",
-            "--db-filename", str(self.db_path),
-            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-            "--log-level", "warn",
+            "--ip", "127.0.0.1", "--port", str(self.port), *ui, *db,
+            "--log-level", self.log_level,
             *search_attribute_flags(),
         ]
 
@@ -99,8 +110,7 @@ class DevServer:
         answers Unavailable ("Frontend is not healthy yet"). Connect once, in a thread of its
         own so that this works from inside a running event loop too."""
         async def probe() -> None:
-            await connect(target_host=f"127.0.0.1:{self.port}", namespace="default",
-                          ready_within=within)
+            await connect_local(self.address, ready_within=within)
 
         with ThreadPoolExecutor(1) as pool:
             try:

@@ -9,6 +9,7 @@ cluster or Temporal Cloud.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
 import time
@@ -72,18 +73,38 @@ def _still_starting(exc: Exception) -> bool:
 
 async def connect(profile: str | None = None, *, ready_within: float = 0.0,
                   **overrides: Any) -> Client:
-    """A client with Navarch's data converter (pydantic models in and out). With
-    `ready_within`, a server still starting up (Unavailable) is retried for that long."""
+    """A client with Navarch's data converter (pydantic models in and out), configured from
+    Temporal's environment variables and profile. With `ready_within`, a server still
+    starting up (Unavailable) is retried for that long."""
+    return await _connect(connect_config(profile, **overrides), ready_within)
+
+
+async def connect_local(address: str, *, ready_within: float = 0.0, **options: Any) -> Client:
+    """A client of a dev server this process started: plain gRPC, namespace `default`, and
+    none of the environment's settings (a TEMPORAL_API_KEY meant for Temporal Cloud would
+    turn on TLS, which the dev server does not speak)."""
+    return await _connect({"target_host": address, "namespace": "default", **options},
+                          ready_within)
+
+
+async def _connect(config: dict[str, Any], ready_within: float) -> Client:
     deadline = time.monotonic() + ready_within
     while True:
         try:
-            return await Client.connect(
-                **connect_config(profile, **overrides), data_converter=pydantic_data_converter
-            )
+            return await Client.connect(**config, data_converter=pydantic_data_converter)
         except RuntimeError as exc:
             if not _still_starting(exc) or time.monotonic() >= deadline:
                 raise
             await asyncio.sleep(0.2)
+
+
+def local_environment(address: str) -> dict[str, str]:
+    """This process's environment for a child that should reach the dev server at `address`
+    and nothing the environment or a config profile pointed at before (an empty config
+    file: no profile's API key or TLS)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")}
+    return {**env, "TEMPORAL_ADDRESS": address, "TEMPORAL_NAMESPACE": "default",
+            "TEMPORAL_CONFIG_FILE": os.devnull}
 
 
 async def register_search_attributes(client: Client) -> list[str]:

@@ -90,13 +90,23 @@ async def test_connect_waits_for_a_frontend_still_joining_its_cluster(monkeypatc
     assert calls == ["refused"]
 
 
-def test_dev_server_start_returns_once_the_frontend_serves(tmp_path):
+def test_dev_server_start_returns_once_the_frontend_serves(tmp_path, monkeypatch):
     """Called from plain code (no event loop) as the benchmarks do: the first connection
-    without any retry succeeds."""
-    server = DevServer(tmp_path / "temporal", port=free_port(), ui_port=free_port())
+    without any retry succeeds. The processes that start their own server (`navarch up`,
+    `navarch simulate`) reach it whatever the environment says of Temporal Cloud: an API key
+    there would turn on TLS, which the dev server does not speak."""
+    server = DevServer(tmp_path / "temporal", port=free_port(), ui_port=None, persist=False)
     server.start()
     try:
-        client = asyncio.run(Client.connect(f"127.0.0.1:{server.port}"))
+        client = asyncio.run(Client.connect(server.address))
         assert client.namespace == "default"
+        monkeypatch.setenv("TEMPORAL_API_KEY", "cloud-key-not-for-here")
+        monkeypatch.setenv("TEMPORAL_NAMESPACE", "prod.a1b2c")
+        local = asyncio.run(temporal_client.connect_local(server.address))
+        assert local.namespace == "default"
+        child = temporal_client.local_environment(server.address)
+        assert "TEMPORAL_API_KEY" not in child and child["TEMPORAL_NAMESPACE"] == "default"
+        assert child["TEMPORAL_ADDRESS"] == server.address
+        assert not (tmp_path / "temporal" / "temporal.db").exists()  # in memory
     finally:
         server.stop()
