@@ -69,17 +69,15 @@ SHARED_HOSTS_ABOVE = 200
 
 async def _run(scenario: Scenario, folder: Path, seed: int, hosts: str,
                say: Callable[[str], None], log_level: str = "ERROR") -> dict[str, Any]:
-    from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
-
     from navarch.devserver import DevServer, free_port
     from navarch.fakeworld import FakeWorld
     from navarch.simulator import Simulator, new_task_queue
     from navarch.temporal_client import connect_local
+    from navarch.workers.main import worker_runtime
 
     # Errors only from the SDK core: a simulated host that goes silent gives up its held
     # activities after the server timed them out, and the core warns about each one.
-    quiet = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
-        filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))))
+    quiet = worker_runtime(0, quiet_core=True)
     # A private server in memory, no UI; its log level never: its only errors are queries
     # the simulator gave up on ("query does not exist").
     home = Path(tempfile.mkdtemp(prefix="navarch-sim-"))

@@ -285,8 +285,7 @@ def _cross_checks(doc: YamlDocument, scenario: Scenario) -> list[Problem]:
                         params.command_type)
             elif params.command_type == "run_diagnostic":
                 try:
-                    DiagnosticCheck.model_validate({"kind": "dcgm", "level": 1,
-                                                    **params.command_args})
+                    diagnostic_check(params.command_args)
                 except ValidationError as exc:
                     for error in exc.errors():
                         problem((*base, "params", "command_args", *error["loc"]),
@@ -349,6 +348,13 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def diagnostic_check(args: dict[str, str | int | float | bool]) -> DiagnosticCheck:
+    """The check a scenario's run_diagnostic asks for in `command_args` (`kind`: dcgm,
+    gpu_burn or nccl; `level` of a DCGM diag; `seconds` of a burn); default a DCGM diag at
+    level 1, the quick one."""
+    return DiagnosticCheck.model_validate({"kind": "dcgm", "level": 1, **args})
 
 
 def load_scenario(path: str | Path, *, text: str | None = None) -> Scenario:

@@ -40,6 +40,7 @@ from navarch.scenario import (
     Scenario,
     ScheduledOutage,
     StartupConfig,
+    diagnostic_check,
     go_status,
     go_word,
     matches,
@@ -805,13 +806,6 @@ def longest_cold_start(scenario: Scenario) -> float:
     if recovery is not None and recovery.replace_cold_start is not None:
         longest = max(longest, recovery.replace_cold_start.total_seconds())
     return longest
-
-
-def diagnostic_check(args: dict[str, str | int | float | bool]) -> DiagnosticCheck:
-    """The check a scenario's run_diagnostic asks for in `command_args` (`kind`: dcgm,
-    gpu_burn or nccl; `level` of a DCGM diag; `seconds` of a burn); default a DCGM diag at
-    level 1, the quick one."""
-    return DiagnosticCheck.model_validate({"kind": "dcgm", "level": 1, **args})
 
 
 def new_task_queue() -> str:

@@ -45,9 +45,10 @@ def worker_runtime(port: int, host: str = "0.0.0.0", *, quiet_core: bool = False
 
 async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
     quiet_core = args.log_level.upper() in ("ERROR", "CRITICAL")
-    extra: dict[str, Any] = ({"runtime": worker_runtime(args.metrics_port, args.metrics_host,
-                                         quiet_core=quiet_core)}
-             if args.metrics_port or quiet_core else {})
+    extra: dict[str, Any] = {}
+    if args.metrics_port or quiet_core:
+        extra["runtime"] = worker_runtime(args.metrics_port, args.metrics_host,
+                                          quiet_core=quiet_core)
     client = await connect(args.profile, **extra)
     if args.metrics_port:
         log.info("metrics on :%d/metrics", args.metrics_port)
