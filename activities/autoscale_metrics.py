@@ -26,11 +26,16 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from navarch import agent_api
-from navarch.agent_api import HealthSummary
-from navarch.autoscale_api import GATHER_METRICS, MAX_IDLE_REPORTED, MetricsRequest, PoolMetrics
-from navarch.config import QueueSource, UtilizationSource
-from navarch.ids import SA_POOL, node_workflow_id
+from navarch.config.schema import QueueSource, UtilizationSource
+from navarch.contracts import agent as agent_api
+from navarch.contracts.agent import HealthSummary
+from navarch.contracts.autoscale import (
+    GATHER_METRICS,
+    MAX_IDLE_REPORTED,
+    MetricsRequest,
+    PoolMetrics,
+)
+from navarch.contracts.names import SA_POOL, node_workflow_id
 
 from .notifier import expand_headers
 

@@ -15,14 +15,14 @@ import os
 from datetime import UTC
 from typing import Any
 
-from navarch.cloud_api import (
+from navarch.contracts.cloud import (
     CloudErrorType,
     Instance,
     InstanceState,
     InstanceTypeInfo,
     ProvisionRequest,
 )
-from navarch.spec import ProviderChoice
+from navarch.contracts.spec import ProviderChoice
 
 from .cloud import ProviderError
 

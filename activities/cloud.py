@@ -15,8 +15,8 @@ from typing import Protocol
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from navarch import cloud_api
-from navarch.cloud_api import (
+from navarch.contracts import cloud as cloud_api
+from navarch.contracts.cloud import (
     CloudErrorType,
     Instance,
     InstanceTypeInfo,
@@ -24,9 +24,9 @@ from navarch.cloud_api import (
     ProvisionRequest,
     TerminateRequest,
 )
-from navarch.heartbeats import with_heartbeats
-from navarch.spec import ProviderChoice
-from navarch.ssh_api import SSH_BOOTSTRAP, SshBootstrapInput, SshBootstrapResult
+from navarch.contracts.spec import ProviderChoice
+from navarch.contracts.ssh import SSH_BOOTSTRAP, SshBootstrapInput, SshBootstrapResult
+from navarch.temporal.heartbeats import with_heartbeats
 
 IP_POLL_SECONDS = 5.0
 

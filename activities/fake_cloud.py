@@ -9,16 +9,16 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from navarch.cloud_api import (
+from navarch.config.instance_types import ABSTRACT_INSTANCE_TYPES, gpu_shape
+from navarch.contracts.cloud import (
     CloudErrorType,
     Instance,
     InstanceState,
     InstanceTypeInfo,
     ProvisionRequest,
 )
-from navarch.fakeworld import CloudFault, FakeInstance, FakeWorld
-from navarch.instance_types import ABSTRACT_INSTANCE_TYPES, gpu_shape
-from navarch.spec import ProviderChoice
+from navarch.contracts.spec import ProviderChoice
+from navarch.sim.fakeworld import CloudFault, FakeInstance, FakeWorld
 
 from .cloud import ProviderError
 

@@ -17,15 +17,15 @@ import re
 import uuid
 from typing import Any
 
-from navarch.cloud_api import (
+from navarch.config.instance_types import gcp_accelerator_model
+from navarch.contracts.cloud import (
     CloudErrorType,
     Instance,
     InstanceState,
     InstanceTypeInfo,
     ProvisionRequest,
 )
-from navarch.instance_types import gcp_accelerator_model
-from navarch.spec import ProviderChoice
+from navarch.contracts.spec import ProviderChoice
 
 from .cloud import ProviderError
 

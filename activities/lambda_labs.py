@@ -12,14 +12,14 @@ import asyncio
 import os
 from typing import Any
 
-from navarch.cloud_api import (
+from navarch.contracts.cloud import (
     CloudErrorType,
     Instance,
     InstanceState,
     InstanceTypeInfo,
     ProvisionRequest,
 )
-from navarch.spec import ProviderChoice
+from navarch.contracts.spec import ProviderChoice
 
 from .cloud import ProviderError
 

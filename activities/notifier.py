@@ -22,8 +22,8 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from navarch.config import NotifierConfig
-from navarch.notifier_api import (
+from navarch.config.schema import NotifierConfig
+from navarch.contracts.notifier import (
     DRAIN_STATUS,
     NOTIFY,
     DrainStatus,

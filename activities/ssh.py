@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from navarch.setup_commands import render_command
-from navarch.ssh_api import OUTPUT_KEPT, CommandRun, SshBootstrapInput, SshBootstrapResult
+from navarch.config.setup_commands import render_command
+from navarch.contracts.ssh import OUTPUT_KEPT, CommandRun, SshBootstrapInput, SshBootstrapResult
 
 RETRY_EVERY = 5.0  # seconds between SSH connection attempts while the machine boots
 

@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 
 from temporalio import activity
 
-from navarch import agent_api
-from navarch.agent_api import (
+from navarch.contracts import agent as agent_api
+from navarch.contracts.agent import (
     BootCheckInput,
     BootCheckResult,
     DiagnosticInput,
@@ -23,10 +23,10 @@ from navarch.agent_api import (
     WatchHealthInput,
     WatchHealthResult,
 )
-from navarch.heartbeats import with_heartbeats
-from navarch.lifecycle import CheckResult
-from navarch.models import EventType, HealthEvent, HealthResult
-from navarch.policy import EventVerdict, Policy, compile_policy
+from navarch.contracts.lifecycle import CheckResult
+from navarch.health.events import EventType, HealthEvent, HealthResult
+from navarch.health.policy import EventVerdict, Policy, compile_policy
+from navarch.temporal.heartbeats import with_heartbeats
 
 from . import diagnostics
 from .backend import BackendError, GpuBackend

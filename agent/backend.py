@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from navarch.agent_api import DiagnosticInput, GpuSummary, Inventory
-from navarch.lifecycle import CheckResult
-from navarch.models import HealthEvent
+from navarch.contracts.agent import DiagnosticInput, GpuSummary, Inventory
+from navarch.contracts.lifecycle import CheckResult
+from navarch.health.events import HealthEvent
 
 from .diagnostics import Outcome
 

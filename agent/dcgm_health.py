@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from navarch.models import EventType, HealthEvent
+from navarch.health.events import EventType, HealthEvent
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import time
 
-from navarch.agent_api import DiagnosticInput, GpuSummary, Inventory
-from navarch.fakeworld import FakeWorld, GpuFault
-from navarch.lifecycle import CheckResult, GpuInfo
-from navarch.models import EventType, HealthEvent
-from navarch.xid import lookup
+from navarch.contracts.agent import DiagnosticInput, GpuSummary, Inventory
+from navarch.contracts.lifecycle import CheckResult, GpuInfo
+from navarch.health.events import EventType, HealthEvent
+from navarch.health.xid import lookup
+from navarch.sim.fakeworld import FakeWorld, GpuFault
 
 from .backend import BackendError, ComputeProcess
 from .diagnostics import Outcome

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
-from navarch.abandoned import QuietAbandonment
-from navarch.fakeworld import FakeInstance, FakeWorld
-from navarch.ids import node_task_queue
+from navarch.contracts.names import node_task_queue
+from navarch.sim.fakeworld import FakeInstance, FakeWorld
+from navarch.temporal.abandoned import QuietAbandonment
 
 from .activities import AgentActivities
 from .fake_backend import FakeGpuBackend

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from navarch.kernel_log import KernelLogEvent, parse_line
+from navarch.health.kernel_log import KernelLogEvent, parse_line
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from datetime import timedelta
 
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
-from navarch.abandoned import QuietAbandonment
-from navarch.fakeworld import FakeWorld
-from navarch.ids import node_task_queue
-from navarch.process import configure_logging, run_until_signalled
-from navarch.settings import fake_world_path
-from navarch.temporal_client import connect
+from navarch.config.settings import fake_world_path
+from navarch.contracts.names import node_task_queue
+from navarch.sim.fakeworld import FakeWorld
+from navarch.temporal.abandoned import QuietAbandonment
+from navarch.temporal.client import connect
+from navarch.temporal.process import configure_logging, run_until_signalled
 
 from .activities import AgentActivities
 from .backend import GpuBackend

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from navarch.models import EventType, HealthResult
+from navarch.health.events import EventType, HealthResult
 
 from .activities import AgentActivities
 from .backend import BackendError

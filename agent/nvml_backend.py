@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from navarch.agent_api import DiagnosticInput, GpuSummary, Inventory
-from navarch.kernel_log import KernelLogEvent, normalize_pci_bus_id
-from navarch.lifecycle import CheckResult, GpuInfo
-from navarch.models import EventType, HealthEvent
+from navarch.contracts.agent import DiagnosticInput, GpuSummary, Inventory
+from navarch.contracts.lifecycle import CheckResult, GpuInfo
+from navarch.health.events import EventType, HealthEvent
+from navarch.health.kernel_log import KernelLogEvent, normalize_pci_bus_id
 
 from .backend import BackendError, ComputeProcess
 from .cuda_check import memory_check

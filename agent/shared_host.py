@@ -19,8 +19,8 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from navarch import agent_api
-from navarch.agent_api import (
+from navarch.contracts import agent as agent_api
+from navarch.contracts.agent import (
     BootCheckInput,
     BootCheckResult,
     DiagnosticInput,

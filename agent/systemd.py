@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from navarch.lifecycle import CheckResult
+from navarch.contracts.lifecycle import CheckResult
 
 
 def service_active(unit: str) -> CheckResult:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from navarch.fakeworld import FakeWorld, GpuFault, GpuProcess, WorldSnapshot
+from navarch.sim.fakeworld import FakeWorld, GpuFault, GpuProcess, WorldSnapshot
 
 DEFAULT_REFRESH_SECONDS = 0.25
 MACHINES_EVERY = 4  # refreshes: machines (thousands of rows) are read once a second

@@ -28,13 +28,13 @@ from pathlib import Path
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from navarch.fakeworld import FakeWorld
-from navarch.ids import SEARCH_ATTRIBUTES, node_workflow_id
-from navarch.instance_types import gpu_shape
-from navarch.lifecycle import NodeStatus
-from navarch.node_api import NodeInput
-from navarch.spec import PoolSpec, ProviderChoice
-from navarch.temporal_client import temporal_cli_path
+from navarch.config.instance_types import gpu_shape
+from navarch.contracts.lifecycle import NodeStatus
+from navarch.contracts.names import SEARCH_ATTRIBUTES, node_workflow_id
+from navarch.contracts.node import NodeInput
+from navarch.contracts.spec import PoolSpec, ProviderChoice
+from navarch.sim.fakeworld import FakeWorld
+from navarch.temporal.client import temporal_cli_path
 from navarch.workers.control_plane import ControlPlane
 from navarch.workflows.node import NodeWorkflow
 

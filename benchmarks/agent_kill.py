@@ -20,8 +20,8 @@ from pathlib import Path
 
 from harness import Fleet, fleet, pool_spec, save, summary, until
 
-from navarch.config import HealthConfig
-from navarch.lifecycle import NodeState, NodeStatus
+from navarch.config.schema import HealthConfig
+from navarch.contracts.lifecycle import NodeState, NodeStatus
 
 
 def start_agent(node_id: str, world: Path, address: str) -> subprocess.Popen[bytes]:

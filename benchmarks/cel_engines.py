@@ -15,8 +15,8 @@ from typing import Any
 
 import cel
 
-from navarch.models import EventType, HealthEvent
-from navarch.policy import builtin_policy
+from navarch.health.events import EventType, HealthEvent
+from navarch.health.policy import builtin_policy
 
 EVENTS = [
     HealthEvent(event_type=EventType.XID, gpu_index=i % 8, metrics={"xid_code": code})
@@ -62,7 +62,7 @@ def main() -> None:
     reference = bench("cel (common-expression-language)", compiled,
                       lambda p, a: p.execute(a), args.events)
     expected = [policy.evaluate_event(e).rule for e in EVENTS]
-    print(f"  agrees with navarch.policy: {reference == expected}")
+    print(f"  agrees with navarch.health.policy: {reference == expected}")
 
     try:
         celpy: Any = importlib.import_module("celpy")  # optional: pip install cel-python
@@ -79,7 +79,7 @@ def main() -> None:
     got = bench("celpy (cel-python)", py_programs, run_py, max(1, args.events // 10))
     disagree = [(e.event_type.value, e.metrics, a, b)
                 for e, a, b in zip(EVENTS, expected, got, strict=True) if a != b]
-    print(f"  agrees with navarch.policy: {not disagree}")
+    print(f"  agrees with navarch.health.policy: {not disagree}")
     for item in disagree:
         print(f"    differs: {item}")
 

@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 
 from harness import Fleet, fleet, pool_spec, save, summary, until
 
-from navarch.config import HealthConfig
-from navarch.fakeworld import FakeInstance
-from navarch.lifecycle import NodeState, NodeStatus
+from navarch.config.schema import HealthConfig
+from navarch.contracts.lifecycle import NodeState, NodeStatus
+from navarch.sim.fakeworld import FakeInstance
 
 
 def _health() -> HealthConfig:

@@ -22,12 +22,12 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from navarch.config import HealthConfig
-from navarch.fakeworld import FakeWorld
-from navarch.ids import SEARCH_ATTRIBUTES, node_workflow_id, pool_workflow_id
-from navarch.lifecycle import NodeStatus
-from navarch.spec import PoolSpec, ProviderChoice
-from navarch.temporal_client import temporal_cli_path
+from navarch.config.schema import HealthConfig
+from navarch.contracts.lifecycle import NodeStatus
+from navarch.contracts.names import SEARCH_ATTRIBUTES, node_workflow_id, pool_workflow_id
+from navarch.contracts.spec import PoolSpec, ProviderChoice
+from navarch.sim.fakeworld import FakeWorld
+from navarch.temporal.client import temporal_cli_path
 from navarch.workers.control_plane import ControlPlane
 
 T = TypeVar("T")
@@ -42,14 +42,14 @@ class Fleet:
     env: WorkflowEnvironment
 
     async def start_pool(self, spec: PoolSpec) -> None:
-        from navarch.pool_api import PoolInput
+        from navarch.contracts.pool import PoolInput
 
         await self.client.start_workflow("PoolWorkflow", PoolInput(spec=spec),
                                          id=pool_workflow_id(spec.name),
                                          task_queue=self.plane.task_queue)
 
     async def pool(self, name: str) -> Any:
-        from navarch.pool_api import PoolStatus
+        from navarch.contracts.pool import PoolStatus
 
         return await self.client.get_workflow_handle(pool_workflow_id(name)).query(
             "status", result_type=PoolStatus)

@@ -19,9 +19,9 @@ from datetime import timedelta
 
 from harness import Fleet, fleet, pool_spec, save, until
 
-from navarch.config import DEFAULT_HEALTH_CHECK_INTERVAL
-from navarch.devserver import free_port
-from navarch.ids import node_workflow_id
+from navarch.config.schema import DEFAULT_HEALTH_CHECK_INTERVAL
+from navarch.contracts.names import node_workflow_id
+from navarch.temporal.devserver import free_port
 
 DAY = 86400.0
 # History events that Temporal Cloud bills as actions (the ones a healthy node can produce).

@@ -20,8 +20,8 @@ from typing import Any
 from cel_engines import EVENTS
 from harness import save
 
-from navarch.models import EventType, HealthEvent
-from navarch.policy import Policy, builtin_policy
+from navarch.health.events import EventType, HealthEvent
+from navarch.health.policy import Policy, builtin_policy
 
 MIX = [*EVENTS, HealthEvent(event_type=EventType.ECC_DBE, metrics={"ecc_dbe_count": 1})]
 NODES: dict[str, list[HealthEvent]] = {

@@ -15,7 +15,7 @@ import time
 
 from harness import fleet, pool_spec, save, summary, until
 
-from navarch.lifecycle import NodeState
+from navarch.contracts.lifecycle import NodeState
 
 
 async def main(nodes: int, boot_seconds: float) -> None:

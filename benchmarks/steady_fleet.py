@@ -31,11 +31,11 @@ from harness import pool_spec, save, summary
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from navarch.config import HealthConfig
-from navarch.devserver import DevServer, free_port
-from navarch.fakeworld import FakeWorld
-from navarch.ids import SA_NODE_STATE, node_workflow_id, pool_workflow_id
-from navarch.lifecycle import NodeState, NodeStatus
+from navarch.config.schema import HealthConfig
+from navarch.contracts.lifecycle import NodeState, NodeStatus
+from navarch.contracts.names import SA_NODE_STATE, node_workflow_id, pool_workflow_id
+from navarch.sim.fakeworld import FakeWorld
+from navarch.temporal.devserver import DevServer, free_port
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -85,7 +85,7 @@ async def ready_count(client: Client) -> int:
 
 
 async def main(args: argparse.Namespace) -> int:
-    from navarch.pool_api import PoolInput, PoolStatus
+    from navarch.contracts.pool import PoolInput, PoolStatus
 
     folder = Path(tempfile.mkdtemp(prefix="navarch-steady-"))
     server = DevServer(folder / "temporal", port=free_port(), ui_port=free_port())

@@ -27,9 +27,9 @@ from harness import pool_spec, save
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from navarch.fakeworld import FakeWorld
-from navarch.ids import SEARCH_ATTRIBUTES, pool_workflow_id
-from navarch.temporal_client import temporal_cli_path
+from navarch.contracts.names import SEARCH_ATTRIBUTES, pool_workflow_id
+from navarch.sim.fakeworld import FakeWorld
+from navarch.temporal.client import temporal_cli_path
 
 
 def start_worker(address: str, world: Path, queue: str, log: Path) -> subprocess.Popen[bytes]:
@@ -41,7 +41,7 @@ def start_worker(address: str, world: Path, queue: str, log: Path) -> subprocess
 
 
 async def main(nodes: int, kills: int, seed: int) -> int:
-    from navarch.pool_api import PoolInput, PoolStatus
+    from navarch.contracts.pool import PoolInput, PoolStatus
 
     rng = random.Random(seed)
     folder = Path(tempfile.mkdtemp(prefix="navarch-kill-"))

@@ -12,16 +12,16 @@ from datetime import timedelta
 from temporalio import activity, workflow
 
 with workflow.unsafe.imports_passed_through():
-    from navarch.autoscale_api import GATHER_METRICS, MetricsRequest, PoolMetrics
-    from navarch.ids import pool_workflow_id
-    from navarch.lifecycle import (
+    from navarch.contracts.autoscale import GATHER_METRICS, MetricsRequest, PoolMetrics
+    from navarch.contracts.lifecycle import (
         CordonInput,
         NodeReport,
         NodeState,
         NodeStatus,
         TransitionReason,
     )
-    from navarch.node_api import NodeInput, RetireInput
+    from navarch.contracts.names import pool_workflow_id
+    from navarch.contracts.node import NodeInput, RetireInput
 
 
 @workflow.defn(name="NodeWorkflow")

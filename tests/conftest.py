@@ -15,8 +15,8 @@ import pytest_asyncio
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from navarch.ids import SEARCH_ATTRIBUTES
-from navarch.temporal_client import (
+from navarch.contracts.names import SEARCH_ATTRIBUTES
+from navarch.temporal.client import (
     register_search_attributes,
     temporal_cli_path,
     test_server_path,

@@ -14,12 +14,12 @@ from typing import Any, TypeVar
 
 from temporalio.client import Client, WorkflowHandle
 
-from navarch.config import HealthConfig
-from navarch.fakeworld import FakeWorld
-from navarch.ids import node_workflow_id, pool_workflow_id
-from navarch.lifecycle import NodeStatus
-from navarch.pool_api import PoolInput, PoolStatus
-from navarch.spec import PoolSpec, ProviderChoice
+from navarch.config.schema import HealthConfig
+from navarch.contracts.lifecycle import NodeStatus
+from navarch.contracts.names import node_workflow_id, pool_workflow_id
+from navarch.contracts.pool import PoolInput, PoolStatus
+from navarch.contracts.spec import PoolSpec, ProviderChoice
+from navarch.sim.fakeworld import FakeWorld
 from navarch.workers.control_plane import ControlPlane
 from navarch.workflows import PoolWorkflow
 

@@ -8,8 +8,8 @@ from pydantic import BaseModel
 from temporalio import activity, workflow
 
 with workflow.unsafe.imports_passed_through():
-    from navarch.ids import SA_POOL
-    from navarch.models import EventType, HealthEvent, HealthResult
+    from navarch.contracts.names import SA_POOL
+    from navarch.health.events import EventType, HealthEvent, HealthResult
 
 
 class SmokeInput(BaseModel):

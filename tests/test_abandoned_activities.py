@@ -15,7 +15,7 @@ from temporalio import activity, workflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from navarch.abandoned import QuietAbandonment
+from navarch.temporal.abandoned import QuietAbandonment
 
 cancelled: dict[str, asyncio.Event] = {}
 

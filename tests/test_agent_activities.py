@@ -10,10 +10,10 @@ from temporalio.testing import ActivityEnvironment
 
 from navarch.agent.activities import AgentActivities
 from navarch.agent.fake_backend import FakeGpuBackend
-from navarch.agent_api import BootCheckInput, WaitIdleInput, WatchHealthInput
-from navarch.fakeworld import FakeWorld
-from navarch.models import HealthResult
-from navarch.policy import builtin_policy
+from navarch.contracts.agent import BootCheckInput, WaitIdleInput, WatchHealthInput
+from navarch.health.events import HealthResult
+from navarch.health.policy import builtin_policy
+from navarch.sim.fakeworld import FakeWorld
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from navarch.agent.activities import AgentActivities
 from navarch.agent.fake_backend import FakeGpuBackend
 from navarch.agent.metrics import AgentCollector
-from navarch.fakeworld import FakeWorld
-from navarch.models import HealthResult
+from navarch.health.events import HealthResult
+from navarch.sim.fakeworld import FakeWorld
 
 
 def scrape(agent: AgentActivities) -> str:

@@ -12,8 +12,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from navarch.ids import node_workflow_id
-from navarch.node_api import NodeInput
+from navarch.contracts.names import node_workflow_id
+from navarch.contracts.node import NodeInput
 from navarch.workflows.node import NodeWorkflow
 
 from lifecycle_helpers import control_plane, eventually, fast_spec, node_status

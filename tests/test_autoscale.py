@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from navarch.autoscale import PoolSnapshot, evaluate, needs, recommend, window_for
-from navarch.config import AutoscalingConfig, load_config
+from navarch.config.loader import load_config
+from navarch.config.schema import AutoscalingConfig
+from navarch.decisions.autoscale import PoolSnapshot, evaluate, needs, recommend, window_for
 from navarch.validation import ValidationFailed
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 30, tzinfo=UTC)  # a Monday

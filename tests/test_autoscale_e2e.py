@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from navarch.config import AutoscalingConfig
+from navarch.config.schema import AutoscalingConfig
 
 from lifecycle_helpers import control_plane, eventually, fast_spec, pool_status, start_pool
 

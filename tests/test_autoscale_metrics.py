@@ -10,8 +10,8 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from navarch.activities.autoscale_metrics import AutoscaleMetricsActivities
-from navarch.autoscale_api import MetricsRequest
-from navarch.config import QueueSource, UtilizationSource
+from navarch.config.schema import QueueSource, UtilizationSource
+from navarch.contracts.autoscale import MetricsRequest
 
 from local_http import JsonHandler, LocalServer
 

@@ -15,11 +15,11 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from navarch.config import AutoscalingConfig
-from navarch.ids import node_workflow_id, pool_workflow_id
-from navarch.lifecycle import NodeState
-from navarch.pool_api import PoolInput, PoolStatus
-from navarch.spec import PoolSpec, ProviderChoice
+from navarch.config.schema import AutoscalingConfig
+from navarch.contracts.lifecycle import NodeState
+from navarch.contracts.names import node_workflow_id, pool_workflow_id
+from navarch.contracts.pool import PoolInput, PoolStatus
+from navarch.contracts.spec import PoolSpec, ProviderChoice
 from navarch.workflows.pool import PoolWorkflow
 
 

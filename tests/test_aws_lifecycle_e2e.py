@@ -10,8 +10,8 @@ import uuid
 import boto3
 
 from navarch.agent.fake_host import FakeHostManager
-from navarch.fakeworld import FakeInstance, FakeWorld
-from navarch.spec import ProviderChoice
+from navarch.contracts.spec import ProviderChoice
+from navarch.sim.fakeworld import FakeInstance, FakeWorld
 from navarch.workers.control_plane import ControlPlane
 
 from lifecycle_helpers import SimPlane, eventually, fast_spec, node_status, pool_status, start_pool

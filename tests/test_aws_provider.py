@@ -16,8 +16,8 @@ from botocore.exceptions import ClientError
 
 from navarch.activities.aws import AwsProvider, classify
 from navarch.activities.cloud import ProviderError
-from navarch.cloud_api import CloudErrorType, InstanceState, ProvisionRequest
-from navarch.spec import ProviderChoice
+from navarch.contracts.cloud import CloudErrorType, InstanceState, ProvisionRequest
+from navarch.contracts.spec import ProviderChoice
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import pytest
 CHECK = "print(cel.compile('1 + 1').execute({}), compile_expression('2 > 1').execute({}))"
 
 
-@pytest.mark.parametrize("first", ["import cel", "from navarch.cel_engine import compile_expression"])
+@pytest.mark.parametrize("first", ["import cel", "from navarch.health.cel_engine import compile_expression"])
 def test_either_import_order_works(first):
-    other = ("from navarch.cel_engine import compile_expression" if first == "import cel"
+    other = ("from navarch.health.cel_engine import compile_expression" if first == "import cel"
              else "import cel")
     result = subprocess.run([sys.executable, "-c", f"{first}\n{other}\n{CHECK}"],
                             capture_output=True, text=True, timeout=60)

@@ -7,8 +7,9 @@ import asyncio
 import random
 from typing import Any
 
-from navarch.scenario import ChaosConfig, Event, FleetNode, Scenario
-from navarch.simulator import Run, _Chaos, _racks
+from navarch.sim.chaos import Chaos, racks
+from navarch.sim.run import Run
+from navarch.sim.scenario import ChaosConfig, Event, FleetNode, Scenario
 
 
 class StandIn:
@@ -21,7 +22,7 @@ class StandIn:
     def say(self, line: str) -> None:
         self.said.append(line)
 
-    async def _act(self, run: Run, event: Event, cause: str = "scenario") -> str:
+    async def act(self, run: Run, event: Event, cause: str = "scenario") -> str:
         if event.action == "inject_failure":
             run.injections.append({"node": event.target, "type": event.params.failure_type,
                                    "xid": event.params.xid_code, "cause": cause})
@@ -36,10 +37,10 @@ def _fleet(*zones: str, provider: str = "gcp") -> list[FleetNode]:
 
 
 def _chaos(fleet: list[FleetNode], config: dict[str, Any],
-           seed: int = 1) -> tuple[_Chaos, Run, StandIn]:
+           seed: int = 1) -> tuple[Chaos, Run, StandIn]:
     run = Run(Scenario(name="t", fleet=fleet))
     sim = StandIn()
-    return _Chaos(sim, run, ChaosConfig.model_validate(config), random.Random(seed)), run, sim  # type: ignore[arg-type]
+    return Chaos(sim, run, ChaosConfig.model_validate(config), random.Random(seed)), run, sim  # type: ignore[arg-type]
 
 
 def _hit(run: Run, cause: str) -> list[str]:
@@ -78,8 +79,8 @@ async def test_cascades_go_deeper_up_to_max_depth_and_never_hit_a_failed_node():
 async def test_cascade_scopes_rack_region_provider():
     fleet = [*_fleet(*"a" * 10), *_fleet("z", provider="aws")]
     fleet[-1] = fleet[-1].model_copy(update={"id": "other"})
-    racks = _racks(fleet)
-    assert racks["n1"] == racks["n8"] != racks["n9"]  # blocks of 8 in a zone
+    by_node = racks(fleet)
+    assert by_node["n1"] == by_node["n8"] != by_node["n9"]  # blocks of 8 in a zone
     chaos, run, _ = _chaos(fleet, {"enabled": True, "cascading": {**CASCADE, "scope": "rack"}})
     await chaos.fail("n9", "xid_error", 13)
     await asyncio.sleep(0.2)

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from navarch.cli_output import print_table
+from navarch.cli.output import print_table
 
 GO_EVENTS = [
     ({"event_type": "xid", "metrics": {"xid_code": 79}}, "fatal-xid", "unhealthy"),

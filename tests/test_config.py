@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from navarch.config import load_config
+from navarch.config.loader import load_config
 from navarch.validation import ValidationFailed
 
 

@@ -6,8 +6,8 @@ import json
 import stat
 
 from navarch.agent.dcgm_health import DcgmHealthWatcher, parse_health
-from navarch.models import EventType
-from navarch.policy import builtin_policy
+from navarch.health.events import EventType
+from navarch.health.policy import builtin_policy
 
 REPORT = {"body": {
     "Overall Health": {"value": "Failure"},

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from navarch.config import load_config
+from navarch.config.loader import load_config
 from navarch.workers.main import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,10 +13,10 @@ from temporalio.testing import ActivityEnvironment
 
 from navarch.agent.activities import AgentActivities
 from navarch.agent.fake_backend import FakeGpuBackend
-from navarch.agent_api import DiagnosticInput, WatchHealthInput
-from navarch.fakeworld import FakeWorld
-from navarch.models import HealthResult
-from navarch.policy import builtin_policy
+from navarch.contracts.agent import DiagnosticInput, WatchHealthInput
+from navarch.health.events import HealthResult
+from navarch.health.policy import builtin_policy
+from navarch.sim.fakeworld import FakeWorld
 
 DIAG_FAIL = {"DCGM Diagnostic": {"test_categories": [
     {"category": "Deployment", "tests": [

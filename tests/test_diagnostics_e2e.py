@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import uuid
 
-from navarch.diagnostics_api import DiagnosticsInput, DiagnosticsReport
-from navarch.schedules import apply_diagnostics_schedule, diagnostics_schedule_id
+from navarch.contracts.diagnostics import DiagnosticsInput, DiagnosticsReport
+from navarch.temporal.schedules import apply_diagnostics_schedule, diagnostics_schedule_id
 from navarch.workflows.diagnostics import DiagnosticsWorkflow
 
 from lifecycle_helpers import (

@@ -6,8 +6,8 @@ import pytest
 
 from navarch.activities.cloud import ProviderError
 from navarch.activities.gcp import GcpProvider
-from navarch.cloud_api import CloudErrorType, InstanceState, ProvisionRequest
-from navarch.spec import ProviderChoice
+from navarch.contracts.cloud import CloudErrorType, InstanceState, ProvisionRequest
+from navarch.contracts.spec import ProviderChoice
 
 from fake_gce_api import FakeGceApi
 

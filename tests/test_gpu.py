@@ -8,9 +8,9 @@ from temporalio.testing import ActivityEnvironment
 
 from navarch.agent.activities import AgentActivities
 from navarch.agent.cuda_check import memory_check
-from navarch.agent_api import BootCheckInput, WatchHealthInput
-from navarch.models import HealthResult
-from navarch.policy import builtin_policy
+from navarch.contracts.agent import BootCheckInput, WatchHealthInput
+from navarch.health.events import HealthResult
+from navarch.health.policy import builtin_policy
 
 pytestmark = pytest.mark.gpu
 

@@ -9,7 +9,7 @@ import pytest
 from temporalio import activity
 from temporalio.testing import ActivityEnvironment
 
-from navarch import heartbeats
+from navarch.temporal import heartbeats
 
 
 async def test_beats_while_waiting_and_returns_the_result(monkeypatch: pytest.MonkeyPatch):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from navarch.instance_types import GpuShape, gpu_shape, resolve_instance_type
+from navarch.config.instance_types import GpuShape, gpu_shape, resolve_instance_type
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from navarch.kernel_log import normalize_pci_bus_id, parse_line, scan
-from navarch.models import EventType
+from navarch.health.events import EventType
+from navarch.health.kernel_log import normalize_pci_bus_id, parse_line, scan
 
 XID79 = "NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python3, GPU has fallen off the bus."
 

@@ -13,7 +13,7 @@ from navarch.agent.kernel_log_follower import (
     open_kernel_log,
 )
 from navarch.agent.nvml_backend import NvmlBackend
-from navarch.models import EventType
+from navarch.health.events import EventType
 
 from fake_pynvml import FakeGpu, FakeNvml
 

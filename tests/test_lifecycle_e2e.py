@@ -9,11 +9,11 @@ from datetime import timedelta
 
 import pytest
 
-from navarch.fakeworld import FakeWorld
-from navarch.ids import node_workflow_id
-from navarch.lifecycle import NodeStatus
-from navarch.node_api import NodeInput
-from navarch.temporal_client import temporal_cli_path
+from navarch.contracts.lifecycle import NodeStatus
+from navarch.contracts.names import node_workflow_id
+from navarch.contracts.node import NodeInput
+from navarch.sim.fakeworld import FakeWorld
+from navarch.temporal.client import temporal_cli_path
 from navarch.workflows.node import NodeWorkflow
 
 from lifecycle_helpers import (

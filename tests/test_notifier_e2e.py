@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from navarch.config import NotifierConfig, WebhookConfig
+from navarch.config.schema import NotifierConfig, WebhookConfig
 
 from lifecycle_helpers import (
     control_plane,

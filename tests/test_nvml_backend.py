@@ -8,9 +8,9 @@ import time
 import pytest
 
 from navarch.agent.nvml_backend import NvmlBackend, NvmlUnavailable
-from navarch.kernel_log import parse_line
-from navarch.models import EventType
-from navarch.policy import builtin_policy
+from navarch.health.events import EventType
+from navarch.health.kernel_log import parse_line
+from navarch.health.policy import builtin_policy
 
 from fake_pynvml import FakeGpu, FakeNvml, NVMLError_GpuIsLost, NVMLError_Unknown
 

@@ -53,11 +53,11 @@ def test_wheel_installs_everything_under_navarch(tmp_path):
     assert tops == {"navarch"}, tops
     for role in ROLES:
         assert f"navarch/{role}/__init__.py" in names
-    assert "navarch/policies/default.yaml" in names
-    assert "navarch/data/xid_catalog.csv" in names
+    assert "navarch/health/policies/default.yaml" in names
+    assert "navarch/health/data/xid_catalog.csv" in names
     assert "navarch/bootstrap/cloud-init.yaml" in names
     assert "navarch/bootstrap/navarch-agent.service" in names
-    assert "navarch/demo.yaml" in names
+    assert "navarch/cli/demo.yaml" in names
     extract = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(extract)
     where = _python(["-S", "-c", IMPORT], cwd=tmp_path, env={"PYTHONPATH": str(extract)})

@@ -7,7 +7,7 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
-from navarch.spec import PoolSpec, ProviderChoice
+from navarch.contracts.spec import PoolSpec, ProviderChoice
 
 from lifecycle_helpers import control_plane, eventually, fast_spec, pool_status, start_pool
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from navarch import xid
-from navarch.models import EventType, HealthEvent, HealthResult
-from navarch.policy import builtin_policy, load_policy
+from navarch.health import xid
+from navarch.health.events import EventType, HealthEvent, HealthResult
+from navarch.health.policy import builtin_policy, load_policy
 from navarch.validation import ValidationFailed
 
 H, D, U = HealthResult.HEALTHY, HealthResult.DEGRADED, HealthResult.UNHEALTHY

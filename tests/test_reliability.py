@@ -10,10 +10,10 @@ import asyncio
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from navarch.devserver import DevServer, free_port
-from navarch.fakeworld import FakeWorld
-from navarch.ids import pool_workflow_id
-from navarch.spec import ProviderChoice
+from navarch.contracts.names import pool_workflow_id
+from navarch.contracts.spec import ProviderChoice
+from navarch.sim.fakeworld import FakeWorld
+from navarch.temporal.devserver import DevServer, free_port
 
 from lifecycle_helpers import (
     control_plane,

@@ -21,7 +21,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from navarch.diagnostics_api import DiagnosticsInput
+from navarch.contracts.diagnostics import DiagnosticsInput
 from navarch.workflows import WORKFLOWS
 from navarch.workflows.diagnostics import DiagnosticsWorkflow
 

@@ -17,7 +17,7 @@ from test_diagnostics_e2e import _diagnose
 from navarch.agent.activities import AgentActivities
 from navarch.agent.fake_backend import FakeGpuBackend
 from navarch.agent.shared_host import SharedHosts
-from navarch.fakeworld import FakeWorld
+from navarch.sim.fakeworld import FakeWorld
 
 from lifecycle_helpers import (
     control_plane,

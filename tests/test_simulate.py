@@ -17,19 +17,14 @@ from typing import Any
 
 import pytest
 
-from navarch.cli_simulate import _go_report_files, _with_worker_process
-from navarch.fakeworld import FakeWorld
-from navarch.scenario import Event, FleetNode, Scenario, StressConfig, load_scenario
-from navarch.sim_report import render_html
-from navarch.simulator import (
-    Run,
-    Simulator,
-    cold_start,
-    generate_fleet,
-    longest_cold_start,
-    node_spec,
-    zone_notes,
-)
+from navarch.cli.simulate import go_report_files, with_worker_process
+from navarch.sim.chaos import zone_notes
+from navarch.sim.fakeworld import FakeWorld
+from navarch.sim.fleet import cold_start, generate_fleet, longest_cold_start
+from navarch.sim.report import render_html
+from navarch.sim.run import Run
+from navarch.sim.runner import Simulator, node_spec
+from navarch.sim.scenario import Event, FleetNode, Scenario, StressConfig, load_scenario
 from navarch.validation import ValidationFailed
 
 from lifecycle_helpers import control_plane
@@ -253,7 +248,7 @@ def test_go_report_file_keys_get_copies(tmp_path, monkeypatch):
     (folder / "report.html").write_text("<html>")
     stress = StressConfig(report_file="out/r.json", html_report_file="r.html",
                           log_file="r.log")
-    written = _go_report_files(stress, folder, ["line one", "PASSED"])
+    written = go_report_files(stress, folder, ["line one", "PASSED"])
     assert written == [Path("out/r.json"), Path("r.html"), Path("r.log")]
     assert (tmp_path / "out/r.json").read_text() == "{}"
     assert (tmp_path / "r.html").read_text() == "<html>"
@@ -395,7 +390,7 @@ async def test_recover_failure_clears_only_the_type_it_names(tmp_path):
     run = Run(Scenario(name="r", fleet=[FleetNode(id="a")]))
 
     async def act(action: str, **params: Any) -> str:
-        return await sim._act(run, Event.model_validate(
+        return await sim.act(run, Event.model_validate(
             {"at": "0s", "action": action, "target": "a", "params": params}))
 
     def agent_on() -> bool:
@@ -443,6 +438,6 @@ async def test_a_worker_process_that_dies_ends_the_run(tmp_path):
 
     log = tmp_path / "worker.log"
     with pytest.raises(RuntimeError, match="the worker process exited"):
-        await _with_worker_process(forever(), "127.0.0.1:1", FakeWorld(tmp_path / "w.db"),
+        await with_worker_process(forever(), "127.0.0.1:1", FakeWorld(tmp_path / "w.db"),
                                    "q", 1000, log, "ERROR")  # nothing listens on port 1
     assert log.read_text().strip()  # why it died is in its log

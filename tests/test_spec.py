@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from navarch.config import load_config
-from navarch.spec import PoolSpec, build_pool_spec, build_pool_specs
+from navarch.config.loader import load_config
+from navarch.contracts.spec import PoolSpec, build_pool_spec, build_pool_specs
 
 
 def test_spec_resolves_providers_policy_and_timeouts(fixtures):

@@ -19,11 +19,11 @@ from temporalio.testing import ActivityEnvironment
 
 from navarch.activities.cloud import CloudActivities
 from navarch.activities.ssh import BootstrapFailed, run_bootstrap
-from navarch.config import load_config
-from navarch.lifecycle import NodeState
-from navarch.setup_commands import FileUpload, render_command
-from navarch.spec import ProviderChoice, build_pool_spec
-from navarch.ssh_api import SshBootstrapInput
+from navarch.config.loader import load_config
+from navarch.config.setup_commands import FileUpload, render_command
+from navarch.contracts.lifecycle import NodeState
+from navarch.contracts.spec import ProviderChoice, build_pool_spec
+from navarch.contracts.ssh import SshBootstrapInput
 from navarch.validation import ValidationFailed
 
 from lifecycle_helpers import (

@@ -11,9 +11,9 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from navarch import temporal_client
-from navarch.devserver import DevServer, free_port
-from navarch.models import EventType, HealthResult
+from navarch.health.events import EventType, HealthResult
+from navarch.temporal import client as temporal_client
+from navarch.temporal.devserver import DevServer, free_port
 
 from smoke_workflow import SmokeInput, SmokeOutput, SmokeWorkflow, make_event
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from navarch.devserver import free_port
+from navarch.temporal.devserver import free_port
 
 BIN = Path(sys.executable).parent
 

@@ -13,11 +13,11 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from navarch.config import AutoscalingConfig
-from navarch.devserver import free_port
-from navarch.ids import pool_workflow_id
-from navarch.pool_api import PoolInput, PoolStatus
-from navarch.spec import PoolSpec, ProviderChoice
+from navarch.config.schema import AutoscalingConfig
+from navarch.contracts.names import pool_workflow_id
+from navarch.contracts.pool import PoolInput, PoolStatus
+from navarch.contracts.spec import PoolSpec, ProviderChoice
+from navarch.temporal.devserver import free_port
 from navarch.workers.main import worker_runtime
 from navarch.workflows.pool import PoolWorkflow
 

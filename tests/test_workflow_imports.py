@@ -3,7 +3,7 @@
 `from navarch import agent_api` inside the sandbox re-executes agent_api there: its
 pydantic models are rebuilt for every workflow instance (most of a busy worker's CPU) and
 are different classes from the host's, so a model built on the host rejects them. Models a
-workflow takes or returns live in `navarch.*_api` modules for the same reason."""
+workflow takes or returns live in `navarch.contracts` for the same reason."""
 
 from __future__ import annotations
 
@@ -41,4 +41,4 @@ def test_no_pydantic_models_are_defined_in_workflow_modules(path):
         if isinstance(node, ast.ClassDef):
             bases = {ast.unparse(b) for b in node.bases}
             assert not bases & {"BaseModel", "StoredModel", "SignalModel"}, (
-                f"{path.name}: model {node.name} belongs in a navarch.*_api module")
+                f"{path.name}: model {node.name} belongs in navarch.contracts")

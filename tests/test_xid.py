@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from navarch import xid
+from navarch.health import xid
 
 
 def test_dictionary_covers_every_catalog_code():

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from navarch.abandoned import QuietAbandonment
 from navarch.activities.autoscale_metrics import AutoscaleMetricsActivities
 from navarch.activities.cloud import CloudActivities, ProviderFactory
 from navarch.activities.fake_cloud import FakeCloudProvider
@@ -21,10 +20,11 @@ from navarch.activities.fleet import agent_queues, list_nodes
 from navarch.activities.notifier import NOTIFIER_ACTIVITIES
 from navarch.agent.fake_host import SHARED_HOST_QUEUE, FakeHostManager
 from navarch.bootstrap import render_startup_script, render_user_data
-from navarch.cloud_api import ProvisionRequest
-from navarch.fakeworld import FakeWorld
-from navarch.ids import CONTROL_PLANE_TASK_QUEUE
-from navarch.spec import ProviderChoice
+from navarch.contracts.cloud import ProvisionRequest
+from navarch.contracts.names import CONTROL_PLANE_TASK_QUEUE
+from navarch.contracts.spec import ProviderChoice
+from navarch.sim.fakeworld import FakeWorld
+from navarch.temporal.abandoned import QuietAbandonment
 from navarch.workflows import WORKFLOWS
 
 

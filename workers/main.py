@@ -18,11 +18,11 @@ from temporalio.runtime import (
     TelemetryFilter,
 )
 
-from navarch.fakeworld import FakeWorld
-from navarch.ids import CONTROL_PLANE_TASK_QUEUE
-from navarch.process import configure_logging, run_until_signalled
-from navarch.settings import fake_world_path
-from navarch.temporal_client import connect
+from navarch.config.settings import fake_world_path
+from navarch.contracts.names import CONTROL_PLANE_TASK_QUEUE
+from navarch.sim.fakeworld import FakeWorld
+from navarch.temporal.client import connect
+from navarch.temporal.process import configure_logging, run_until_signalled
 
 from .control_plane import ControlPlane
 

@@ -18,7 +18,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from navarch.agent_api import (
+    from navarch.contracts.agent import (
         RUN_DIAGNOSTIC,
         WAIT_IDLE,
         DiagnosticInput,
@@ -26,9 +26,9 @@ with workflow.unsafe.imports_passed_through():
         WaitIdleInput,
         WaitIdleResult,
     )
-    from navarch.diagnostics_api import DiagnosticsInput, DiagnosticsReport, NodeDiagnostics
-    from navarch.fleet_api import AGENT_QUEUES, LIST_NODES, ListNodesInput
-    from navarch.ids import node_task_queue, node_workflow_id
+    from navarch.contracts.diagnostics import DiagnosticsInput, DiagnosticsReport, NodeDiagnostics
+    from navarch.contracts.fleet import AGENT_QUEUES, LIST_NODES, ListNodesInput
+    from navarch.contracts.names import node_task_queue, node_workflow_id
 
 RUN_ONCE = RetryPolicy(maximum_attempts=1)
 LOOKUP_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=2))

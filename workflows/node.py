@@ -24,7 +24,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from navarch.agent_api import (
+    from navarch.config.instance_types import gpu_shape
+    from navarch.contracts.agent import (
         BOOT_CHECK,
         GPU_INVENTORY,
         WAIT_IDLE,
@@ -37,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         WatchHealthInput,
         WatchHealthResult,
     )
-    from navarch.cloud_api import (
+    from navarch.contracts.cloud import (
         DESCRIBE_TYPE,
         PROVISION,
         TERMINATE,
@@ -47,17 +48,7 @@ with workflow.unsafe.imports_passed_through():
         ProvisionRequest,
         TerminateRequest,
     )
-    from navarch.ids import (
-        SA_HEALTH,
-        SA_INSTANCE_TYPE,
-        SA_NODE_STATE,
-        SA_POOL,
-        SA_PROVIDER,
-        SA_REGION,
-        pool_workflow_id,
-    )
-    from navarch.instance_types import gpu_shape
-    from navarch.lifecycle import (
+    from navarch.contracts.lifecycle import (
         CordonInput,
         DrainInput,
         NodeReport,
@@ -68,17 +59,26 @@ with workflow.unsafe.imports_passed_through():
         TransitionReason,
         UncordonInput,
     )
-    from navarch.models import HealthResult
-    from navarch.node_api import NodeInput, NodeResume, RetireInput
-    from navarch.notifier_api import (
+    from navarch.contracts.names import (
+        SA_HEALTH,
+        SA_INSTANCE_TYPE,
+        SA_NODE_STATE,
+        SA_POOL,
+        SA_PROVIDER,
+        SA_REGION,
+        pool_workflow_id,
+    )
+    from navarch.contracts.node import NodeInput, NodeResume, RetireInput
+    from navarch.contracts.notifier import (
         DRAIN_STATUS,
         NOTIFY,
         DrainStatus,
         DrainStatusInput,
         NotifyInput,
     )
-    from navarch.spec import PoolSpec, ProviderChoice, placement_key
-    from navarch.ssh_api import SSH_BOOTSTRAP, SshBootstrapInput, SshBootstrapResult
+    from navarch.contracts.spec import PoolSpec, ProviderChoice, placement_key
+    from navarch.contracts.ssh import SSH_BOOTSTRAP, SshBootstrapInput, SshBootstrapResult
+    from navarch.health.events import HealthResult
 
 from . import metrics
 

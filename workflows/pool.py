@@ -21,17 +21,15 @@ from temporalio.exceptions import ActivityError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from navarch.autoscale import PoolSnapshot, evaluate, needs
-    from navarch.autoscale_api import (
+    from navarch.config.schema import QueueSource, UtilizationSource
+    from navarch.contracts.autoscale import (
         GATHER_METRICS,
         MetricsRequest,
         PoolMetrics,
         QueueReport,
         ScaleDecision,
     )
-    from navarch.config import QueueSource, UtilizationSource
-    from navarch.ids import SA_POOL, node_workflow_id
-    from navarch.lifecycle import (
+    from navarch.contracts.lifecycle import (
         DrainNodeInput,
         NodeRef,
         NodeReport,
@@ -39,9 +37,11 @@ with workflow.unsafe.imports_passed_through():
         ScaleInput,
         TransitionReason,
     )
-    from navarch.node_api import NodeInput, RetireInput
-    from navarch.pool_api import PoolEvent, PoolInput, PoolNode, PoolState, PoolStatus
-    from navarch.spec import PoolSpec
+    from navarch.contracts.names import SA_POOL, node_workflow_id
+    from navarch.contracts.node import NodeInput, RetireInput
+    from navarch.contracts.pool import PoolEvent, PoolInput, PoolNode, PoolState, PoolStatus
+    from navarch.contracts.spec import PoolSpec
+    from navarch.decisions.autoscale import PoolSnapshot, evaluate, needs
 
 from . import metrics
 from .node import NodeWorkflow

@@ -1,0 +1,3 @@
+from navarch.cli.main import main
+
+main()

@@ -1,0 +1,65 @@
+"""What the `navarch` command groups share beyond printing: failing with a clear message,
+asking Temporal, loading the user's config (one loader, so every command reports a bad file
+the same way)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from navarch.cli.output import Output, err, print_data, print_problems
+from navarch.config.loader import LoadedConfig, load_config
+from navarch.contracts.spec import PoolSpec, build_pool_specs
+from navarch.temporal.client import connect
+from navarch.validation import Problem, ValidationFailed
+
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
+    err.print(f"error: {message}")
+    raise typer.Exit(code)
+
+
+def fail_with_problems(problems: list[Problem], fmt: Output = Output.text,
+                       extra: dict[str, Any] | None = None) -> NoReturn:
+    """Every problem of a file, as text on stderr or as `{"valid": false, "errors": [...]}`."""
+    if fmt.structured:
+        print_data({"valid": False, "errors": [p.to_dict() for p in problems],
+                    **(extra or {})}, fmt)
+    else:
+        print_problems(problems)
+    raise typer.Exit(EXIT_INVALID)
+
+
+def load_config_or_exit(file: Path, fmt: Output = Output.text) -> LoadedConfig:
+    try:
+        return load_config(file)
+    except ValidationFailed as exc:
+        fail_with_problems(exc.problems, fmt, {"file": str(file)})
+
+
+def load_pool_specs(file: Path) -> dict[str, PoolSpec]:
+    return build_pool_specs(load_config_or_exit(file))
+
+
+def ask(what: str, fetch: Callable[[Client], Awaitable[T]]) -> T:
+    """Connect, fetch, and fail with a clear message (`what: why`) when Temporal says no."""
+
+    async def run() -> T:
+        return await fetch(await connect())
+
+    try:
+        return asyncio.run(run())
+    except RPCError as exc:
+        fail(f"{what}: {exc.message}")

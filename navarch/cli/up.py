@@ -1,0 +1,139 @@
+"""`navarch up` (Navarch on this machine: the embedded dev server, the control-plane worker,
+simulated hosts for the fake cloud), `navarch setup` (search attributes on a cluster) and
+`navarch demo ...` (break a simulated host to watch a repair)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from temporalio.service import RPCError
+
+from navarch.cli.common import fail, load_pool_specs
+from navarch.cli.output import err, out
+from navarch.cli.pool import apply_specs
+from navarch.config.settings import fake_world_path, navarch_home
+from navarch.health.xid import lookup
+from navarch.sim.fakeworld import FakeWorld
+from navarch.temporal.client import connect, connect_local, register_search_attributes
+
+demo_app = typer.Typer(help="Break simulated hosts on the fake cloud, to watch repairs.",
+                       no_args_is_help=True)
+
+
+def _world_for(node_id: str) -> FakeWorld:
+    path = fake_world_path()
+    if not path.exists():
+        fail(f"no fake cloud at {path}; is `navarch up` running?")
+    world = FakeWorld(path)
+    if world.get_by_node(node_id) is None:
+        fail(f"node {node_id} is not a simulated host in {path}")
+    return world
+
+
+@demo_app.command("inject-xid")
+def demo_inject_xid(node_id: str, code: int,
+                    gpu: Annotated[int, typer.Option(help="GPU index")] = 0) -> None:
+    """Make a simulated host report an Xid (stays until `navarch demo clear`)."""
+    world = _world_for(node_id)
+    info = lookup(code)
+    message = (f"NVRM: Xid (PCI:0000:{0x18 + gpu:02x}:00): {code}, "
+               f"{info.summary if info else 'unknown Xid'}")
+    world.inject(node_id, "xid", gpu_index=gpu, value=code, message=message)
+    verdict = info.verdict if info else "unknown"
+    out.print(f"Xid {code} injected on GPU {gpu} of node {node_id} ({verdict} in the catalog)")
+
+
+@demo_app.command("clear")
+def demo_clear(node_id: str) -> None:
+    """Remove every injected fault from a simulated host."""
+    removed = _world_for(node_id).clear(node_id)
+    out.print(f"cleared {removed} fault(s) on node {node_id}")
+
+
+async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int,
+                 metrics_port: int = 0) -> int:
+    from navarch.temporal.devserver import DevServer, port_open
+    from navarch.workers.control_plane import ControlPlane
+
+    host, _, port_text = address.rpartition(":")
+    port = int(port_text)
+    server = None
+    if port_open(host or "127.0.0.1", port):
+        out.print(f"using the Temporal server already answering at {address}")
+    else:
+        server = DevServer(navarch_home(), port=port, ui_port=ui_port)
+        out.print(f"starting the Temporal dev server (state in {server.db_path})...")
+        await asyncio.to_thread(server.start)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        extra: dict[str, Any] = {}
+        if metrics_port:
+            from navarch.temporal.devserver import port_open as taken
+            from navarch.workers.main import worker_runtime
+
+            if taken("127.0.0.1", metrics_port):
+                err.print(f"warning: port {metrics_port} is taken: no metrics "
+                          "(use --metrics-port)")
+            else:
+                extra["runtime"] = worker_runtime(metrics_port, "127.0.0.1")
+        client = await (connect_local(address, ready_within=30, **extra) if server is not None
+                        else connect(target_host=address, ready_within=30, **extra))
+        await register_search_attributes(client)
+        world = FakeWorld(fake_world_path())
+        plane = ControlPlane(client, world=world)
+        worker = asyncio.create_task(plane.run(stop))
+        files = [config] if config else []
+        if demo:
+            files.append(Path(__file__).with_name("demo.yaml"))
+        for file in files:
+            for name, what in (await apply_specs(client, load_pool_specs(file))).items():
+                out.print(f"pool {name}: {what}")
+        out.print(f"Navarch is up. Temporal UI: http://127.0.0.1:{ui_port}/namespaces/"
+                  f"{client.namespace}/workflows  (Ctrl-C stops)")
+        if extra:
+            out.print(f"  metrics: http://127.0.0.1:{metrics_port}/metrics")
+        out.print("  navarch node list            nodes and their states")
+        out.print("  navarch demo inject-xid NODE 79   break a simulated GPU")
+        await worker
+    finally:
+        stop.set()
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+        out.print("stopped")
+    return 0
+
+
+def setup() -> None:
+    """Prepare a Temporal namespace for Navarch: create its search attributes where missing
+    (run once per cluster; `navarch up` does it for the embedded server)."""
+
+    async def run() -> list[str]:
+        return await register_search_attributes(await connect())
+
+    try:
+        added = asyncio.run(run())
+    except RPCError as exc:
+        fail(f"cannot create search attributes: {exc.message}")
+    out.print("search attributes: " + (f"created {', '.join(added)}" if added
+                                      else "all present"))
+
+
+def up(
+    demo: Annotated[bool, typer.Option("--demo", help="also start the demo pool")] = False,
+    config: Annotated[Path | None, typer.Option("--file", "-f", help="pools to apply")] = None,
+    address: Annotated[str, typer.Option(help="Temporal frontend")] = "127.0.0.1:7233",
+    ui_port: Annotated[int, typer.Option(help="Temporal UI port")] = 8233,
+    metrics_port: Annotated[int, typer.Option(
+        help="Prometheus metrics of the control-plane worker (0: off)")] = 9400,
+) -> None:
+    """Run Navarch on this machine: the Temporal dev server (unless one is already
+    running), the control-plane worker and simulated GPU hosts for the fake cloud."""
+    raise typer.Exit(asyncio.run(run_up(demo=demo, config=config, address=address,
+                                        ui_port=ui_port, metrics_port=metrics_port)))

@@ -1,0 +1,385 @@
+"""The control-plane config file's schema, in the Go Navarch's format.
+
+Top level: `server`, `providers`, `pools`, `defaults`. A file written for the Go Navarch loads
+unchanged; what it got wrong silently (unknown keys, documented-but-ignored settings) is now
+reported or given meaning. Strict models: what people write. The loader (`loader.py`) reads
+the file, runs these and the checks that span several keys, and reports every problem at once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from navarch.durations import GoDuration
+from navarch.validation import (
+    StrictModel,
+    suggest,
+)
+
+ProviderType = Literal["lambda", "gcp", "aws", "fake"]
+Strategy = Literal["priority", "cost", "availability", "round-robin"]
+AutoscalerType = Literal["reactive", "queue", "scheduled", "predictive", "composite"]
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+DEFAULT_HEARTBEAT_INTERVAL = timedelta(seconds=30)
+DEFAULT_HEALTH_CHECK_INTERVAL = timedelta(seconds=60)
+DEFAULT_AUTOSCALE_INTERVAL = timedelta(seconds=30)
+DEFAULT_COOLDOWN = timedelta(minutes=5)
+# How long a new machine may take from the provision call until its agent picks up the
+# boot check: the `instance_manager.registration_timeout` the Go version documented.
+DEFAULT_REGISTRATION_TIMEOUT = timedelta(minutes=10)
+DEFAULT_STALE_CHECK_INTERVAL = timedelta(seconds=30)
+DEFAULT_WEBHOOK_TIMEOUT = timedelta(seconds=30)
+
+
+def _scalar_to_str(value: Any) -> Any:
+    """YAML turns `tier: 1` into an int; Go's decoder kept it as the string "1"."""
+    if isinstance(value, dict):
+        return {
+            k: (str(v).lower() if isinstance(v, bool) else str(v))
+            if isinstance(v, int | float | bool)
+            else v
+            for k, v in value.items()
+        }
+    return value
+
+
+StringMap = Annotated[dict[str, str], BeforeValidator(_scalar_to_str)]
+
+
+class ProviderConfig(StrictModel):
+    type: ProviderType
+    api_key_env: str | None = Field(default=None, description="lambda: env var with the API key")
+    project: str | None = Field(default=None, description="gcp: project id")
+    zone: str | None = Field(default=None, description="gcp: default zone")
+    region: str | None = Field(default=None, description="aws: region")
+    gpu_count: int | None = Field(default=None, ge=1, le=64, description="fake: GPUs per node")
+    # Navarch additions for AWS (the Go version's AWS provider was a stub):
+    ami: str | None = Field(default=None, description="aws: AMI (default: DLAMI via SSM)")
+    subnet_id: str | None = None
+    security_group_ids: list[str] = Field(default_factory=list)
+    key_name: str | None = None
+    iam_instance_profile: str | None = None
+    spot: bool = False
+    image: str | None = Field(default=None, description="gcp: boot image (default: a DLVM)")
+    # gcp, for N1 machine types (their GPUs are attached, not built in):
+    accelerator_type: str | None = Field(default=None, pattern=r"^[a-z0-9-]+$",
+                                         description="gcp: e.g. nvidia-tesla-t4")
+    accelerator_count: int = Field(default=1, ge=1, le=16)
+
+
+class PoolProviderEntry(StrictModel):
+    name: str = Field(min_length=1)
+    priority: int = 0
+    weight: int = Field(default=0, ge=0)
+    regions: list[str] = Field(default_factory=list)
+    instance_type: str | None = None
+    # Navarch addition: this provider's own zones (else the pool's `zones`).
+    zones: list[str] = Field(default_factory=list)
+
+
+class ScheduleWindow(StrictModel):
+    days: list[str] = Field(default_factory=list)
+    start: int = Field(ge=0, le=23)
+    end: int = Field(ge=1, le=24)
+    min_nodes: int = Field(ge=0)
+    max_nodes: int = Field(ge=0)
+
+    @field_validator("days", mode="before")
+    @classmethod
+    def _days(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        out = []
+        for day in value:
+            text = str(day).strip().lower()
+            match = next((d for d in WEEKDAYS if d == text or d[:3] == text), None)
+            if match is None:
+                hint = suggest(text, WEEKDAYS)
+                raise ValueError(
+                    f"{day!r} is not a day of the week"
+                    + (f"; did you mean {hint!r}?" if hint else "; use monday ... sunday")
+                )
+            out.append(match)
+        return out
+
+    @model_validator(mode="after")
+    def _window(self) -> ScheduleWindow:
+        if self.start == self.end:
+            raise ValueError(f"start and end are both {self.start}: the window is empty")
+        if self.min_nodes > self.max_nodes:
+            raise ValueError(
+                f"min_nodes ({self.min_nodes}) is greater than max_nodes ({self.max_nodes})"
+            )
+        return self
+
+
+# Which parameters each autoscaler reads; anything else set on it is ignored (and warned).
+AUTOSCALER_PARAMETERS: dict[str, frozenset[str]] = {
+    "reactive": frozenset({"scale_up_at", "scale_down_at"}),
+    "queue": frozenset({"jobs_per_node"}),
+    "scheduled": frozenset({"schedule", "fallback"}),
+    "predictive": frozenset({"lookback_window", "growth_factor", "fallback", "scale_up_at"}),
+    "composite": frozenset({"mode", "autoscalers"}),
+}
+
+
+class UtilizationSource(StrictModel):
+    """Where GPU utilization comes from: the agents' own watch summaries (default), or a
+    Prometheus server's HTTP API with a PromQL query that gives a percentage."""
+
+    source: Literal["agents", "prometheus"] = "agents"
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> UtilizationSource:
+        if self.source == "prometheus" and not (self.url and self.query):
+            raise ValueError("a prometheus source needs `url` and `query`")
+        return self
+
+
+class QueueSource(StrictModel):
+    """Where queue depth comes from: a scheduler pushing the `report_queue_depth` signal
+    (default), an HTTP URL answering JSON, or PromQL queries."""
+
+    source: Literal["signal", "http", "prometheus"] = "signal"
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    query: str | None = None  # prometheus: queue depth
+    pending_query: str | None = None  # prometheus: jobs waiting (optional)
+    depth_field: str = "queue_depth"  # http: JSON fields (dotted paths allowed)
+    pending_field: str = "pending_jobs"
+    headers: StringMap = Field(default_factory=dict)  # http; ${VAR} resolved in the worker
+
+    @model_validator(mode="after")
+    def _complete(self) -> QueueSource:
+        if self.source == "http" and not self.url:
+            raise ValueError("an http queue source needs `url`")
+        if self.source == "prometheus" and not (self.url and self.query):
+            raise ValueError("a prometheus queue source needs `url` and `query`")
+        return self
+
+
+class AutoscaleMetrics(StrictModel):
+    utilization: UtilizationSource = Field(default_factory=UtilizationSource)
+    queue: QueueSource = Field(default_factory=QueueSource)
+
+
+class AutoscalingConfig(StrictModel):
+    type: AutoscalerType
+    scale_up_at: float | None = Field(default=None, ge=0, le=100)
+    scale_down_at: float | None = Field(default=None, ge=0, le=100)
+    jobs_per_node: int | None = Field(default=None, ge=1)
+    schedule: list[ScheduleWindow] = Field(default_factory=list)
+    fallback: AutoscalingConfig | None = None
+    lookback_window: int | None = Field(default=None, ge=2)
+    growth_factor: float | None = Field(default=None, gt=0)
+    mode: Literal["max", "min", "avg"] | None = None
+    autoscalers: list[AutoscalingConfig] = Field(default_factory=list)
+    # Navarch additions, read on the pool's top-level autoscaler: the time zone schedule
+    # windows are in (IANA name, default UTC) and where metrics come from.
+    timezone: str | None = None
+    metrics: AutoscaleMetrics | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as "
+                             "Europe/Berlin or America/New_York)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AutoscalingConfig:
+        up = self.scale_up_at if self.scale_up_at is not None else 80.0
+        down = self.scale_down_at if self.scale_down_at is not None else 20.0
+        if self.type == "reactive" and down >= up:
+            raise ValueError(
+                f"scale_down_at ({down:g}) must be below scale_up_at ({up:g}), "
+                "or the pool would flap between the two"
+            )
+        if self.type == "scheduled" and not self.schedule:
+            raise ValueError("a scheduled autoscaler needs at least one `schedule` window")
+        if self.type == "composite" and not self.autoscalers:
+            raise ValueError("a composite autoscaler needs a non-empty `autoscalers` list")
+        return self
+
+
+# A silent agent is given this long to come back before its node is replaced.
+DEFAULT_UNREACHABLE_TOLERATION = timedelta(minutes=5)
+# How long a drain waits for GPU work to end (and the workload system to agree).
+DEFAULT_DRAIN_GRACE = timedelta(minutes=10)
+# Safety valve: pause automatic repair when more than this share of a pool goes unhealthy
+# within the window (Karpenter stops at 20%). At least one repair is always allowed.
+DEFAULT_MAX_UNHEALTHY_SHARE = 0.2
+DEFAULT_UNHEALTHY_WINDOW = timedelta(minutes=10)
+
+
+class HealthConfig(StrictModel):
+    # Consecutive health checks the policy must judge unhealthy before the node is
+    # replaced; any healthier check resets the count (the Go counter never reset).
+    unhealthy_after: int = Field(default=2, ge=1)
+    auto_replace: bool = True
+    # Navarch additions (not in the Go format):
+    unreachable_toleration: GoDuration = DEFAULT_UNREACHABLE_TOLERATION
+    drain_grace: GoDuration = DEFAULT_DRAIN_GRACE
+    max_unhealthy_share: float = Field(default=DEFAULT_MAX_UNHEALTHY_SHARE, gt=0, le=1)
+    unhealthy_window: GoDuration = DEFAULT_UNHEALTHY_WINDOW
+
+
+class DiagnosticCheck(StrictModel):
+    kind: Literal["dcgm", "gpu_burn", "nccl"]
+    level: int = Field(default=2, ge=1, le=4)
+    seconds: int = Field(default=60, ge=1, le=86400)
+    command: str | None = None
+    min_bus_gbps: float | None = Field(default=None, gt=0)
+
+
+class DiagnosticsConfig(StrictModel):
+    """Navarch addition: active diagnostics on idle nodes, on a Temporal Schedule."""
+
+    enabled: bool = True
+    cron: str = "0 3 * * 0"  # Sundays 03:00 UTC
+    checks: list[DiagnosticCheck] = Field(
+        default_factory=lambda: [DiagnosticCheck(kind="dcgm", level=2)])
+    max_parallel: int = Field(default=1, ge=1)
+
+
+class BootChecksConfig(StrictModel):
+    """Navarch addition: what the boot check verifies besides the driver and GPU count."""
+
+    # systemd units that must be active, e.g. nvidia-fabricmanager on NVSwitch machines.
+    required_services: list[str] = Field(default_factory=list)
+    # Also require the GPU model of the instance type (e.g. "H100" in every GPU's name).
+    match_gpu_model: bool = False
+
+
+class FileUpload(StrictModel):
+    local: str
+    remote: str
+    mode: str = Field(default="0644", pattern=r"^0?[0-7]{3,4}$")
+
+
+class BootstrapTimeouts(StrictModel):
+    """SSH bootstrap settings (pool, else defaults, else the Go Navarch's defaults).
+    `ssh_port` is a Navarch addition; the Go version documented `ip_wait_timeout` but never
+    read it."""
+
+    ip_wait_timeout: GoDuration | None = None
+    ssh_timeout: GoDuration | None = None
+    ssh_connect_timeout: GoDuration | None = None
+    command_timeout: GoDuration | None = None
+    ssh_port: int | None = Field(default=None, ge=1, le=65535)
+
+
+class PoolConfig(BootstrapTimeouts):
+    provider: str | None = None
+    providers: list[PoolProviderEntry] | None = None
+    strategy: Strategy = "priority"
+    instance_type: str = Field(min_length=1)
+    region: str | None = None
+    zones: list[str] = Field(default_factory=list)
+    ssh_keys: list[str] | None = None
+    min_nodes: int = Field(default=0, ge=0)
+    max_nodes: int = Field(gt=0)
+    cooldown: GoDuration = DEFAULT_COOLDOWN
+    labels: StringMap = Field(default_factory=dict)
+    autoscaling: AutoscalingConfig | None = None
+    health: HealthConfig | None = None
+    diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
+    boot_checks: BootChecksConfig = Field(default_factory=BootChecksConfig)
+    setup_commands: list[str] = Field(default_factory=list)
+    file_uploads: list[FileUpload] = Field(default_factory=list)
+    ssh_user: str | None = None
+    ssh_private_key_path: str | None = None
+
+
+class DefaultsConfig(BootstrapTimeouts):
+    ssh_keys: list[str] = Field(default_factory=list)
+    health: HealthConfig | None = None
+    ssh_user: str | None = None
+    ssh_private_key_path: str | None = None
+
+
+class WebhookConfig(StrictModel):
+    cordon_url: str | None = None
+    uncordon_url: str | None = None
+    drain_url: str | None = None
+    drain_status_url: str | None = None
+    timeout: GoDuration = DEFAULT_WEBHOOK_TIMEOUT
+    # Values may hold `${ENV_VAR}` references; they are expanded by the notifier activity
+    # from the worker's environment, so a token never enters workflow history.
+    headers: StringMap = Field(default_factory=dict)
+
+
+class NotifierConfig(StrictModel):
+    type: Literal["noop", "webhook"] = "noop"
+    webhook: WebhookConfig | None = None
+
+    @model_validator(mode="after")
+    def _webhook_needs_urls(self) -> NotifierConfig:
+        if self.type == "webhook" and self.webhook is None:
+            raise ValueError("type webhook needs a `webhook:` block with its URLs")
+        return self
+
+
+class InstanceManagerConfig(StrictModel):
+    registration_timeout: GoDuration = DEFAULT_REGISTRATION_TIMEOUT
+    stale_check_interval: GoDuration = DEFAULT_STALE_CHECK_INTERVAL
+
+
+class ServerConfig(StrictModel):
+    address: str = ":50051"
+    external_address: str | None = None
+    heartbeat_interval: GoDuration = DEFAULT_HEARTBEAT_INTERVAL
+    heartbeat_timeout: GoDuration | None = None
+    health_check_interval: GoDuration = DEFAULT_HEALTH_CHECK_INTERVAL
+    autoscale_interval: GoDuration = DEFAULT_AUTOSCALE_INTERVAL
+    health_policy: str | None = None
+    notifier: NotifierConfig | None = None
+    # The Go version's docs called the notifier `coordinator`; both spellings load.
+    coordinator: NotifierConfig | None = None
+    instance_manager: InstanceManagerConfig = Field(default_factory=InstanceManagerConfig)
+
+    @property
+    def effective_heartbeat_timeout(self) -> timedelta:
+        """Three missed heartbeats, as in the Go version, unless set explicitly."""
+        return self.heartbeat_timeout or 3 * self.heartbeat_interval
+
+    @property
+    def effective_notifier(self) -> NotifierConfig:
+        return self.notifier or self.coordinator or NotifierConfig()
+
+
+class NavarchConfig(StrictModel):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    pools: dict[str, PoolConfig] = Field(default_factory=dict)
+    defaults: DefaultsConfig = Field(default_factory=DefaultsConfig)
+
+    def pool_health(self, pool: PoolConfig) -> HealthConfig:
+        return pool.health or self.defaults.health or HealthConfig()
+
+    def pool_ssh_user(self, pool: PoolConfig) -> str:
+        return pool.ssh_user or self.defaults.ssh_user or "ubuntu"
+
+    def pool_ssh_key_path(self, pool: PoolConfig) -> str | None:
+        return pool.ssh_private_key_path or self.defaults.ssh_private_key_path
+
+    def pool_bootstrap(self, pool: PoolConfig, key: str) -> Any:
+        """An SSH bootstrap setting of the pool, else of defaults, else None."""
+        value = getattr(pool, key)
+        return value if value is not None else getattr(self.defaults, key)
+
+    def pool_ssh_keys(self, pool: PoolConfig) -> list[str]:
+        return pool.ssh_keys if pool.ssh_keys is not None else list(self.defaults.ssh_keys)

@@ -1,0 +1,110 @@
+"""The contract between workflows and the node agent's activities: names and models.
+
+These activities run on the node's own task queue (`navarch-node-<node_id>`), served by
+`navarch-agent` on the GPU host.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from navarch.contracts.lifecycle import CheckResult, GpuInfo
+from navarch.durations import GoDuration
+from navarch.health.events import HealthEvent, HealthResult
+from navarch.health.policy import PolicyFile
+
+GPU_INVENTORY = "agent.gpu_inventory"
+BOOT_CHECK = "agent.boot_check"
+WATCH_HEALTH = "agent.watch_health"
+WAIT_IDLE = "agent.wait_idle"
+RUN_DIAGNOSTIC = "agent.run_diagnostic"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Inventory(_Model):
+    node_id: str
+    gpus: list[GpuInfo] = Field(default_factory=list)
+    driver_version: str = ""
+    cuda_driver_version: str = ""
+    backend: str = ""
+
+
+class BootCheckInput(_Model):
+    node_id: str
+    expected_gpu_count: int | None = None
+    expected_gpu_model: str | None = None
+    required_services: list[str] = Field(default_factory=list)
+
+
+class BootCheckResult(_Model):
+    passed: bool
+    checks: list[CheckResult] = Field(default_factory=list)
+
+
+class WatchHealthInput(_Model):
+    node_id: str
+    policy: PolicyFile
+    last_health: HealthResult = HealthResult.HEALTHY
+    check_interval: GoDuration = timedelta(seconds=60)
+    unhealthy_after: int = Field(default=1, ge=1)
+
+
+class GpuSummary(_Model):
+    index: int
+    temperature_c: float | None = None
+    utilization_pct: float | None = None
+    memory_used_mib: float | None = None
+    power_w: float | None = None
+    sm_clock_mhz: float | None = None
+
+
+class HealthSummary(_Model):
+    """What watch_health heartbeats: shown live in the UI as the activity's details."""
+
+    node_id: str
+    health: HealthResult
+    gpus: list[GpuSummary] = Field(default_factory=list)
+    last_events: list[str] = Field(default_factory=list)
+    unhealthy_streak: int = 0
+    checks: int = 0
+    processes: int | None = None  # GPU compute processes (None: the driver did not say)
+
+
+class WatchHealthResult(_Model):
+    health: HealthResult
+    rule: str | None = None
+    events: list[HealthEvent] = Field(default_factory=list)
+    summary: HealthSummary | None = None
+
+
+class WaitIdleInput(_Model):
+    node_id: str
+    grace: GoDuration = timedelta(minutes=10)
+    poll_interval: GoDuration = timedelta(seconds=2)
+
+
+class WaitIdleResult(_Model):
+    outcome: Literal["idle", "grace_expired"]
+    remaining_processes: int = 0
+
+
+class DiagnosticInput(_Model):
+    node_id: str
+    kind: Literal["dcgm", "gpu_burn", "nccl"]
+    level: int = Field(default=2, ge=1, le=4)  # dcgmi diag -r LEVEL
+    seconds: int = Field(default=60, ge=1)  # gpu_burn duration
+    command: str | None = None  # gpu_burn / all_reduce_perf binary name or path
+    min_bus_gbps: float | None = None  # NCCL all-reduce threshold for this instance type
+
+
+class DiagnosticResult(_Model):
+    kind: str
+    status: Literal["pass", "fail", "skipped"]
+    detail: str = ""
+    metrics: dict[str, float | int | str | bool] = Field(default_factory=dict)

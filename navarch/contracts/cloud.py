@@ -1,0 +1,101 @@
+"""The contract between workflows and cloud-provider activities: names, models, errors.
+
+Workflows refer to activities by these names so they never import provider code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from navarch.contracts.spec import ProviderChoice
+
+PROVISION = "cloud.provision"
+TERMINATE = "cloud.terminate"
+GET_INSTANCE = "cloud.get_instance"
+LIST_INSTANCES = "cloud.list_instances"
+DESCRIBE_TYPE = "cloud.describe_instance_type"
+LIST_TYPES = "cloud.list_instance_types"
+
+
+class CloudErrorType(StrEnum):
+    """The closed set of provider failures the workflows act on (ApplicationError types)."""
+
+    CAPACITY = "CapacityError"  # no capacity / quota for this type here: try elsewhere
+    THROTTLED = "ThrottledError"  # rate-limited: retry with back-off
+    INVALID_REQUEST = "InvalidRequestError"  # bad image, zone, credentials: don't retry
+    TRANSIENT = "TransientError"  # anything else that may pass: retry
+
+
+class InstanceState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    TERMINATED = "terminated"
+
+
+class ProvisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    node_id: str  # the idempotency key: one node id never makes two machines
+    pool: str
+    provider: ProviderChoice
+    region: str | None = None
+    zone: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    ssh_keys: list[str] = Field(default_factory=list)
+
+
+class Instance(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    instance_id: str
+    node_id: str
+    pool: str
+    provider: str
+    instance_type: str
+    region: str = ""
+    zone: str = ""
+    state: InstanceState
+    created_at: datetime | None = None
+    public_ip: str | None = None
+    private_ip: str | None = None
+    # The task queue this machine's agent polls, when it is not the node's own
+    # (navarch-node-<node_id>): simulated hosts may share one.
+    agent_task_queue: str | None = None
+
+
+class TerminateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: ProviderChoice
+    instance_id: str
+    node_id: str = ""
+
+
+class ListRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: ProviderChoice
+    pool: str
+
+
+class InstanceTypeInfo(BaseModel):
+    """What a provider says about one instance type; None where it does not say."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    gpu_count: int | None = None
+    gpu_model: str | None = None
+    price_per_hour: float | None = None  # USD, on demand
+    available_regions: list[str] | None = None  # regions with capacity now; None: unknown
+    vcpus: int | None = None
+    memory_gib: float | None = None
+    zones: list[str] | None = None  # where the type is offered (not live capacity)
+    # "accelerator": a GPU to attach to a general machine type (GCE N1), gpu_count = the
+    # most one machine takes.
+    kind: Literal["machine", "accelerator"] = "machine"
