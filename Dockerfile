@@ -17,6 +17,5 @@ RUN useradd --create-home --uid 10001 navarch
 USER navarch
 WORKDIR /home/navarch
 EXPOSE 9400
-# Real clouds only by default; add --fake-cloud settings to try it without cloud accounts.
+# Real clouds only; `--fake-cloud` adds the fake cloud, to try it without cloud accounts.
 ENTRYPOINT ["navarch-worker"]
-CMD ["--no-fake-cloud"]

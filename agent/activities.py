@@ -23,7 +23,7 @@ from navarch.contracts.agent import (
     WatchHealthInput,
     WatchHealthResult,
 )
-from navarch.contracts.lifecycle import CheckResult
+from navarch.contracts.node import CheckResult
 from navarch.health.events import EventType, HealthEvent, HealthResult
 from navarch.health.policy import EventVerdict, Policy, compile_policy
 from navarch.temporal.heartbeats import with_heartbeats

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from navarch.contracts.agent import DiagnosticInput, GpuSummary, Inventory
-from navarch.contracts.lifecycle import CheckResult
+from navarch.contracts.node import CheckResult
 from navarch.health.events import HealthEvent
 
 from .diagnostics import Outcome

@@ -7,7 +7,7 @@ import hashlib
 import time
 
 from navarch.contracts.agent import DiagnosticInput, GpuSummary, Inventory
-from navarch.contracts.lifecycle import CheckResult, GpuInfo
+from navarch.contracts.node import CheckResult, GpuInfo
 from navarch.health.events import EventType, HealthEvent
 from navarch.health.xid import lookup
 from navarch.sim.fakeworld import FakeWorld, GpuFault

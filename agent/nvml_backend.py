@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from navarch.contracts.agent import DiagnosticInput, GpuSummary, Inventory
-from navarch.contracts.lifecycle import CheckResult, GpuInfo
+from navarch.contracts.node import CheckResult, GpuInfo
 from navarch.health.events import EventType, HealthEvent
 from navarch.health.kernel_log import KernelLogEvent, normalize_pci_bus_id
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from navarch.contracts.lifecycle import CheckResult
+from navarch.contracts.node import CheckResult
 
 
 def service_active(unit: str) -> CheckResult:

@@ -25,13 +25,13 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from harness import run_and_exit
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from navarch.config.instance_types import gpu_shape
-from navarch.contracts.lifecycle import NodeStatus
 from navarch.contracts.names import SEARCH_ATTRIBUTES, node_workflow_id
-from navarch.contracts.node import NodeInput
+from navarch.contracts.node import NodeInput, NodeStatus
 from navarch.contracts.spec import PoolSpec, ProviderChoice
 from navarch.sim.fakeworld import FakeWorld
 from navarch.temporal.client import temporal_cli_path
@@ -124,6 +124,4 @@ if __name__ == "__main__":
     parser.add_argument("--real-gpus", action="store_true",
                         help="the agent reads this machine's GPUs through NVML")
     args = parser.parse_args()
-    asyncio.run(main(args.seconds, args.real_gpus))
-    sys.stdout.flush()
-    os._exit(0)
+    run_and_exit(main(args.seconds, args.real_gpus))

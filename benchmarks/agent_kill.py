@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -18,10 +17,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from harness import Fleet, fleet, pool_spec, save, summary, until
+from harness import Fleet, fleet, pool_spec, report, run_and_exit, summary, until
 
 from navarch.config.schema import HealthConfig
-from navarch.contracts.lifecycle import NodeState, NodeStatus
+from navarch.contracts.node import NodeState, NodeStatus
 
 
 def start_agent(node_id: str, world: Path, address: str) -> subprocess.Popen[bytes]:
@@ -71,9 +70,7 @@ async def main(nodes: int, heartbeat_timeout: float) -> None:
     for proc in agents.values():
         if proc.poll() is None:
             proc.kill()
-    for key, value in figures.items():
-        print(f"{key}: {value}")
-    print(f"written to {save('agent_kill', figures)}")
+    report("agent_kill", figures)
 
 
 if __name__ == "__main__":
@@ -81,6 +78,4 @@ if __name__ == "__main__":
     parser.add_argument("--nodes", type=int, default=5)
     parser.add_argument("--heartbeat-timeout", type=float, default=10.0)
     args = parser.parse_args()
-    asyncio.run(main(args.nodes, args.heartbeat_timeout))
-    sys.stdout.flush()
-    os._exit(0)
+    run_and_exit(main(args.nodes, args.heartbeat_timeout))

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from harness import Fleet, fleet, pool_spec, save, summary, until
+from harness import Fleet, fleet, pool_spec, report, run_and_exit, summary, until
 
 from navarch.config.schema import HealthConfig
-from navarch.contracts.lifecycle import NodeState, NodeStatus
+from navarch.contracts.node import NodeState, NodeStatus
 from navarch.sim.fakeworld import FakeInstance
 
 
@@ -98,9 +96,7 @@ async def main(trials: int, burst_nodes: int) -> None:
     figures.update(await single(trials))
     if burst_nodes:
         figures.update(await burst(burst_nodes))
-    for key, value in figures.items():
-        print(f"{key}: {value}")
-    print(f"written to {save('fault_latency', figures)}")
+    report("fault_latency", figures)
 
 
 if __name__ == "__main__":
@@ -108,6 +104,4 @@ if __name__ == "__main__":
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--burst", type=int, default=150)
     args = parser.parse_args()
-    asyncio.run(main(args.trials, args.burst))
-    sys.stdout.flush()
-    os._exit(0)  # the SDK's exit crash workaround (see ../shared/TOOLCHAIN.md)
+    run_and_exit(main(args.trials, args.burst))

@@ -10,21 +10,22 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from navarch.config.schema import HealthConfig
-from navarch.contracts.lifecycle import NodeStatus
 from navarch.contracts.names import SEARCH_ATTRIBUTES, node_workflow_id, pool_workflow_id
+from navarch.contracts.node import NodeStatus
 from navarch.contracts.spec import PoolSpec, ProviderChoice
 from navarch.sim.fakeworld import FakeWorld
 from navarch.temporal.client import temporal_cli_path
@@ -122,6 +123,22 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"n": len(values), "p50": percentile(values, 50), "p90": percentile(values, 90),
             "p99": percentile(values, 99), "mean": statistics.fmean(values) if values else 0.0,
             "max": max(values, default=0.0)}
+
+
+def report(name: str, figures: dict[str, Any]) -> None:
+    """Print a benchmark's figures, one per line, and keep them in results/NAME.json."""
+    for key, value in figures.items():
+        print(f"{key}: {value}")
+    print(f"written to {save(name, figures)}")
+
+
+def run_and_exit(main: Coroutine[Any, Any, int | None]) -> NoReturn:
+    """Run a benchmark's main and exit with its code through os._exit, output flushed: the
+    SDK's exit crash (sdk-python #300, ../shared/TOOLCHAIN.md) must not decide the code."""
+    code = asyncio.run(main)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 def save(name: str, figures: dict[str, Any]) -> Path:

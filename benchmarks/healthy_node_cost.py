@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import sys
 import urllib.request
 from collections import Counter
 from datetime import timedelta
 
-from harness import Fleet, fleet, pool_spec, save, until
+from harness import Fleet, fleet, pool_spec, report, run_and_exit, until
 
 from navarch.config.schema import DEFAULT_HEALTH_CHECK_INTERVAL
 from navarch.contracts.names import node_workflow_id
@@ -86,9 +84,7 @@ async def main(nodes: int, seconds: float) -> None:
         "heartbeat_requests_per_node_day_by_server_service": per_service,
         "billable_actions_per_node_day": round(billed + heartbeats, 1),
     }
-    for key, value in figures.items():
-        print(f"{key}: {value}")
-    print(f"written to {save('healthy_node_cost', figures)}")
+    report("healthy_node_cost", figures)
 
 
 if __name__ == "__main__":
@@ -96,6 +92,4 @@ if __name__ == "__main__":
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=300)
     args = parser.parse_args()
-    asyncio.run(main(args.nodes, args.seconds))
-    sys.stdout.flush()
-    os._exit(0)
+    run_and_exit(main(args.nodes, args.seconds))

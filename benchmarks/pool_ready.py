@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import sys
 import time
 
-from harness import fleet, pool_spec, save, summary, until
+from harness import fleet, pool_spec, report, run_and_exit, summary, until
 
-from navarch.contracts.lifecycle import NodeState
+from navarch.contracts.node import NodeState
 
 
 async def main(nodes: int, boot_seconds: float) -> None:
@@ -42,9 +40,7 @@ async def main(nodes: int, boot_seconds: float) -> None:
                    "first_ready_s": firsts[1], "half_ready_s": firsts[max(1, nodes // 2)],
                    "all_ready_s": firsts[nodes], "node_created_to_ready_s": summary(per_node)}
         await until(lambda: f.pool(spec.name), lambda s: s.ready == nodes, within=10)
-    for key, value in figures.items():
-        print(f"{key}: {value}")
-    print(f"written to {save('pool_ready', figures)}")
+    report("pool_ready", figures)
 
 
 if __name__ == "__main__":
@@ -53,6 +49,4 @@ if __name__ == "__main__":
     parser.add_argument("--boot-seconds", type=float, default=0.2,
                         help="the fake cloud's boot time of an instance")
     args = parser.parse_args()
-    asyncio.run(main(args.nodes, args.boot_seconds))
-    sys.stdout.flush()
-    os._exit(0)
+    run_and_exit(main(args.nodes, args.boot_seconds))

@@ -32,8 +32,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from navarch.config.schema import HealthConfig
-from navarch.contracts.lifecycle import NodeState, NodeStatus
 from navarch.contracts.names import SA_NODE_STATE, node_workflow_id, pool_workflow_id
+from navarch.contracts.node import NodeState, NodeStatus
 from navarch.sim.fakeworld import FakeWorld
 from navarch.temporal.devserver import DevServer, free_port
 
@@ -44,7 +44,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 def start_worker(address: str, world: Path, queue: str, log: Path,
                  cache: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "navarch.workers.main", "--task-queue", queue,
+        [sys.executable, "-m", "navarch.workers.main", "--fake-cloud", "--task-queue", queue,
          "--fake-world", str(world), "--simulated-hosts", "shared",
          "--max-cached-workflows", str(cache),
          "--metrics-port", "0", "--log-level", "WARNING"],

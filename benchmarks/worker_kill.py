@@ -23,7 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
-from harness import pool_spec, save
+from harness import pool_spec, report, run_and_exit
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -35,7 +35,7 @@ from navarch.temporal.client import temporal_cli_path
 def start_worker(address: str, world: Path, queue: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TEMPORAL_ADDRESS": address}
     return subprocess.Popen(
-        [sys.executable, "-m", "navarch.workers.main", "--task-queue", queue,
+        [sys.executable, "-m", "navarch.workers.main", "--fake-cloud", "--task-queue", queue,
          "--fake-world", str(world), "--metrics-port", "0", "--log-level", "WARNING"],
         env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
@@ -104,9 +104,7 @@ async def main(nodes: int, kills: int, seed: int) -> int:
         except subprocess.TimeoutExpired:
             worker.kill()
         await env.shutdown()
-    for key, value in figures.items():
-        print(f"{key}: {value}")
-    print(f"written to {save('worker_kill', figures)}")
+    report("worker_kill", figures)
     return 0 if ok else 1
 
 
@@ -116,6 +114,4 @@ if __name__ == "__main__":
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    code = asyncio.run(main(args.nodes, args.kills, args.seed))
-    sys.stdout.flush()
-    os._exit(code)
+    run_and_exit(main(args.nodes, args.kills, args.seed))

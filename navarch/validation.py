@@ -7,16 +7,24 @@ the Go Navarch silently ignored them and hid typos.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    model_validator,
+)
 
 if TYPE_CHECKING:
     import yaml
@@ -26,10 +34,35 @@ KeyPath = tuple[str | int, ...]
 _MISSING = object()
 
 
+# True while a stored model (one read back from workflow history) is being decoded.
+_LENIENT: ContextVar[bool] = ContextVar("navarch_lenient_decoding", default=False)
+
+
+@contextlib.contextmanager
+def lenient_decoding() -> Iterator[None]:
+    """Decode strict models inside as stored ones: their unknown keys are dropped, so a key
+    that a later version removed from the config never breaks an old history."""
+    token = _LENIENT.set(True)
+    try:
+        yield
+    finally:
+        _LENIENT.reset(token)
+
+
 class StrictModel(BaseModel):
-    """Base for models of what people write: unknown keys are errors."""
+    """Base for models of what people write: unknown keys are errors, except where the model
+    is read back as part of a stored one (`lenient_decoding`)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _drop_unknown_keys_when_stored(cls, data: Any,
+                                       handler: ModelWrapValidatorHandler[Any]) -> Any:
+        if _LENIENT.get() and isinstance(data, dict):
+            known = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
+            data = {k: v for k, v in data.items() if k in known}
+        return handler(data)
 
 
 def format_path(path: KeyPath) -> str:

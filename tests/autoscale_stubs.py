@@ -13,15 +13,16 @@ from temporalio import activity, workflow
 
 with workflow.unsafe.imports_passed_through():
     from navarch.contracts.autoscale import GATHER_METRICS, MetricsRequest, PoolMetrics
-    from navarch.contracts.lifecycle import (
+    from navarch.contracts.names import pool_workflow_id
+    from navarch.contracts.node import (
         CordonInput,
+        NodeInput,
         NodeReport,
         NodeState,
         NodeStatus,
+        RetireInput,
         TransitionReason,
     )
-    from navarch.contracts.names import pool_workflow_id
-    from navarch.contracts.node import NodeInput, RetireInput
 
 
 @workflow.defn(name="NodeWorkflow")

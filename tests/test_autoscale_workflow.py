@@ -10,17 +10,18 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-from autoscale_stubs import ScriptedMetrics, StubNode
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from navarch.config.schema import AutoscalingConfig
-from navarch.contracts.lifecycle import NodeState
 from navarch.contracts.names import node_workflow_id, pool_workflow_id
+from navarch.contracts.node import NodeState
 from navarch.contracts.pool import PoolInput, PoolStatus
 from navarch.contracts.spec import PoolSpec, ProviderChoice
 from navarch.workflows.pool import PoolWorkflow
+
+from autoscale_stubs import ScriptedMetrics, StubNode
 
 
 def spec(autoscaling: dict[str, Any], **kw: Any) -> PoolSpec:

@@ -15,7 +15,6 @@ from navarch.sim.fakeworld import FakeInstance, FakeWorld
 from navarch.workers.control_plane import ControlPlane
 
 from lifecycle_helpers import SimPlane, eventually, fast_spec, node_status, pool_status, start_pool
-from test_aws_provider import aws_env, moto_url  # noqa: F401 - fixtures
 
 
 def moto_hosts(endpoint: str):
@@ -40,7 +39,7 @@ def moto_hosts(endpoint: str):
     return ec2, discover
 
 
-async def test_pool_on_aws_comes_up_and_repairs(dev_env, tmp_path, aws_env):  # noqa: F811
+async def test_pool_on_aws_comes_up_and_repairs(dev_env, tmp_path, aws_env):
     client = dev_env.client
     ec2, discover = moto_hosts(aws_env)
     ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]

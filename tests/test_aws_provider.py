@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import pytest
@@ -18,37 +12,6 @@ from navarch.activities.aws import AwsProvider, classify
 from navarch.activities.cloud import ProviderError
 from navarch.contracts.cloud import CloudErrorType, InstanceState, ProvisionRequest
 from navarch.contracts.spec import ProviderChoice
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H",
-                             "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        assert time.monotonic() < deadline, "moto_server did not start"
-        time.sleep(0.1)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-@pytest.fixture
-def aws_env(monkeypatch, moto_url):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("NAVARCH_AWS_ENDPOINT_URL", moto_url)
-    return moto_url
 
 
 def provider(**kw) -> AwsProvider:

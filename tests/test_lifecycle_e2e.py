@@ -9,9 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from navarch.contracts.lifecycle import NodeStatus
 from navarch.contracts.names import node_workflow_id
-from navarch.contracts.node import NodeInput
+from navarch.contracts.node import NodeInput, NodeStatus
 from navarch.sim.fakeworld import FakeWorld
 from navarch.temporal.client import temporal_cli_path
 from navarch.workflows.node import NodeWorkflow

@@ -12,22 +12,22 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from temporalio.activity import _Definition
-from test_diagnostics_e2e import _diagnose
 
 from navarch.agent.activities import AgentActivities
 from navarch.agent.fake_backend import FakeGpuBackend
 from navarch.agent.shared_host import SharedHosts
 from navarch.sim.fakeworld import FakeWorld
 
+from diag_outputs import DIAG_PASS
 from lifecycle_helpers import (
     control_plane,
     eventually,
     node_status,
     pool_status,
     ready_pool,
+    run_diagnostics,
     transitions,
 )
-from test_diagnostics import DIAG_PASS, tools  # noqa: F401 - fixture
 
 
 def _names(activities: Sequence[object]) -> set[str]:
@@ -65,12 +65,12 @@ async def test_pool_on_shared_hosts_comes_up_and_replaces_a_fatal_xid(dev_env, t
 
 
 async def test_diagnostics_reach_shared_hosts_through_the_node_record(dev_env, tmp_path,
-                                                                      tools):  # noqa: F811
+                                                                      tools):
     tools("dcgmi", json.dumps(DIAG_PASS))
     client = dev_env.client
     async with control_plane(client, tmp_path, host_mode="shared") as plane:
         spec, _ = await ready_pool(client, plane, min_nodes=2)
-        report = await _diagnose(client, plane, spec)
+        report = await run_diagnostics(client, plane, spec)
         assert {n.outcome for n in report.nodes} == {"pass"}
         assert len(report.nodes) == 2
 
@@ -88,7 +88,7 @@ async def test_a_failed_diagnostic_wakes_the_shared_hosts_watch(dev_env, tmp_pat
         await eventually(lambda: node_status(client, node_id),
                          lambda n: n.state.value == "degraded", within=10, what="degraded")
         started = time.monotonic()
-        report = await _diagnose(client, plane, spec, nodes=[node_id])
+        report = await run_diagnostics(client, plane, spec, nodes=[node_id])
         assert report.nodes[0].outcome == "fail"
         judged = await eventually(lambda: node_status(client, node_id),
                                   lambda n: n.health.value == "unhealthy", within=20,

@@ -309,11 +309,13 @@ def test_stress_run_generates_the_fleet_and_injects_chaos(tmp_path):
     injected = sum(report["failures_by_type"].values())
     assert injected >= 3, report["failures_by_type"]
     assert set(report["failures_by_type"]) <= {"xid_error", "network"}
-    # Fatal Xids were judged by the real policy and their nodes cordoned (one that lands
-    # while its node is still booting fails the boot instead, so: at most one per Xid 79).
+    # Seed 7 injects fatal Xids; they were judged by the real policy and their nodes
+    # cordoned (one that lands while its node is still booting or silenced fails the boot
+    # or goes unjudged instead, so: at least one, at most one per Xid 79).
     fatal = report["failures_by_xid"].get("79", 0)
     fired = report["rules_fired"].get("xid-needs-reset-or-reboot", 0)
-    assert fired <= fatal and (fired >= 1 or fatal == 0), (fired, fatal)
+    assert fatal >= 1, report["failures_by_xid"]
+    assert 1 <= fired <= fatal, (fired, fatal)
     assert len(report["fault_to_cordon"]) >= fired
     times = [sample["t"] for sample in report["timeline"]]  # one per metrics_interval
     assert len(times) >= 6 and all(b - a >= 2 for a, b in itertools.pairwise(times)), times

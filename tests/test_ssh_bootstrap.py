@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from local_ssh import LocalSsh, local_ssh_server
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -21,7 +20,7 @@ from navarch.activities.cloud import CloudActivities
 from navarch.activities.ssh import BootstrapFailed, run_bootstrap
 from navarch.config.loader import load_config
 from navarch.config.setup_commands import FileUpload, render_command
-from navarch.contracts.lifecycle import NodeState
+from navarch.contracts.node import NodeState
 from navarch.contracts.spec import ProviderChoice, build_pool_spec
 from navarch.contracts.ssh import SshBootstrapInput
 from navarch.validation import ValidationFailed
@@ -35,6 +34,7 @@ from lifecycle_helpers import (
     start_pool,
     transitions,
 )
+from local_ssh import LocalSsh, local_ssh_server
 
 CHOICE = ProviderChoice(name="sim", type="fake", instance_type="h100-8x")
 

@@ -4,11 +4,11 @@ autoscaler decision is counted there, by pool and direction."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import urllib.request
 import uuid
 from datetime import timedelta
 
-from autoscale_stubs import ScriptedMetrics, StubNode
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
@@ -18,8 +18,10 @@ from navarch.contracts.names import pool_workflow_id
 from navarch.contracts.pool import PoolInput, PoolStatus
 from navarch.contracts.spec import PoolSpec, ProviderChoice
 from navarch.temporal.devserver import free_port
-from navarch.workers.main import worker_runtime
+from navarch.temporal.runtime import CORE_LOGGER, ExpectedCoreWarnings, worker_runtime
 from navarch.workflows.pool import PoolWorkflow
+
+from autoscale_stubs import ScriptedMetrics, StubNode
 
 
 def scrape(port: int) -> str:
@@ -105,3 +107,14 @@ async def test_fleet_metrics_through_a_repair(dev_env, tmp_path):
     assert gpus and gpus[0].rstrip().endswith(" 16"), gpus
     gone = lines("navarch_pool_nodes", pool, 'state="cordoned"')
     assert all(line.rstrip().endswith(" 0") for line in gone), gone  # dropped to 0, not stale
+
+
+def test_the_cores_expected_warning_is_quiet_and_others_are_not(caplog):
+    core = logging.getLogger(CORE_LOGGER)
+    core.addFilter(ExpectedCoreWarnings())
+    with caplog.at_level(logging.INFO, logger=CORE_LOGGER):
+        core.warning("[temporal_sdk_core] Activity not found on completion. This may happen "
+                     "if the activity has already been cancelled")
+        core.warning("[temporal_sdk_core] Failed to poll: connection refused")
+    assert [r.getMessage() for r in caplog.records] == [
+        "[temporal_sdk_core] Failed to poll: connection refused"]

@@ -1,6 +1,6 @@
 """`navarch-worker`: the control-plane worker. Runs every workflow and the cloud/notifier
-activities on the `navarch` task queue. Stateless: run as many as you like (with the fake
-cloud, run one: it also hosts the simulated GPU machines)."""
+activities on the `navarch` task queue. Stateless: run as many as you like (with
+--fake-cloud, run one: it also hosts the simulated GPU machines)."""
 
 from __future__ import annotations
 
@@ -10,37 +10,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from temporalio.runtime import (
-    LoggingConfig,
-    PrometheusConfig,
-    Runtime,
-    TelemetryConfig,
-    TelemetryFilter,
-)
+from temporalio.client import Client
 
 from navarch.config.settings import fake_world_path
 from navarch.contracts.names import CONTROL_PLANE_TASK_QUEUE
 from navarch.sim.fakeworld import FakeWorld
 from navarch.temporal.client import connect
 from navarch.temporal.process import configure_logging, run_until_signalled
+from navarch.temporal.runtime import worker_runtime
 
 from .control_plane import ControlPlane
 
 log = logging.getLogger("navarch.worker")
 DEFAULT_METRICS_PORT = 9400  # the agent's is 9401
-
-
-def worker_runtime(port: int, host: str = "0.0.0.0", *, quiet_core: bool = False) -> Runtime:
-    """The worker's Temporal runtime: Prometheus metrics on :port (0: none) — the SDK's own
-    (workflow and activity latencies, task slots, polls) and the workflows' (e.g.
-    `navarch_autoscaler_decisions`). `quiet_core`: the SDK core logs errors only (it warns
-    by default, e.g. for each activity completed after the server let it go)."""
-    logging_config = (LoggingConfig(filter=TelemetryFilter(core_level="ERROR",
-                                                           other_level="ERROR"))
-                      if quiet_core else LoggingConfig.default)
-    return Runtime(telemetry=TelemetryConfig(
-        logging=logging_config,
-        metrics=PrometheusConfig(bind_address=f"{host}:{port}") if port else None))
 
 
 async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
@@ -52,26 +34,34 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
     client = await connect(args.profile, **extra)
     if args.metrics_port:
         log.info("metrics on :%d/metrics", args.metrics_port)
-    world = None if args.no_fake_cloud else FakeWorld(args.fake_world)
-    plane = ControlPlane(client, world=world, simulate_hosts=not args.no_simulated_hosts,
-                         task_queue=args.task_queue, host_mode=args.simulated_hosts,
-                         max_cached_workflows=args.max_cached_workflows)
+    plane = control_plane(client, args)
     log.info("control-plane worker polling task queue %r%s", args.task_queue,
-             f" (fake cloud: {world.path})" if world else "")
+             f" (fake cloud: {plane.world.path})" if plane.world else "")
     await plane.run(stop)
     return 0
+
+
+def control_plane(client: Client, args: argparse.Namespace) -> ControlPlane:
+    """The worker's parts as the flags ask: the fake cloud and its simulated hosts only with
+    --fake-cloud, so a production worker never offers a fake provider."""
+    world = FakeWorld(args.fake_world) if args.fake_cloud else None
+    return ControlPlane(client, world=world, simulate_hosts=not args.no_simulated_hosts,
+                        task_queue=args.task_queue, host_mode=args.simulated_hosts,
+                        max_cached_workflows=args.max_cached_workflows)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="navarch-worker", description=__doc__)
     parser.add_argument("--task-queue", default=CONTROL_PLANE_TASK_QUEUE)
     parser.add_argument("--profile", default=None, help="Temporal config profile")
+    parser.add_argument("--fake-cloud", action="store_true",
+                        help="also serve the fake cloud provider and simulated GPU hosts for "
+                        "its machines (navarch up, the simulator, tests)")
     parser.add_argument("--fake-world", default=str(fake_world_path()),
                         help="SQLite file of the fake cloud (default %(default)s)")
-    parser.add_argument("--no-fake-cloud", action="store_true",
-                        help="do not serve the fake cloud provider")
     parser.add_argument("--no-simulated-hosts", action="store_true",
-                        help="do not run simulated GPU hosts for fake-cloud instances")
+                        help="with --fake-cloud: do not run simulated GPU hosts for its "
+                        "instances")
     parser.add_argument("--simulated-hosts", choices=("per-host", "shared"), default="per-host",
                         help="per-host: a worker per simulated host on its own queue, as "
                         "real agents; shared: one worker serves every host from one queue "

@@ -19,20 +19,27 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from navarch.contracts.agent import (
-        RUN_DIAGNOSTIC,
-        WAIT_IDLE,
         DiagnosticInput,
         DiagnosticResult,
         WaitIdleInput,
-        WaitIdleResult,
+        run_diagnostic,
+        wait_idle,
     )
     from navarch.contracts.diagnostics import DiagnosticsInput, DiagnosticsReport, NodeDiagnostics
-    from navarch.contracts.fleet import AGENT_QUEUES, LIST_NODES, ListNodesInput
+    from navarch.contracts.fleet import ListNodesInput, agent_queues, list_nodes
     from navarch.contracts.names import node_task_queue, node_workflow_id
+    from navarch.contracts.node import CordonInput, CordonSource, UncordonInput
 
-RUN_ONCE = RetryPolicy(maximum_attempts=1)
+from .node import RUN_ONCE, NodeWorkflow
+
+# Finding the pool's nodes: one visibility listing (and, for the agent queues, a describe of
+# each node's workflow, a few hundred per minute on a dev server).
+LIST_NODES_TIMEOUT = timedelta(minutes=1)
+AGENT_QUEUES_TIMEOUT = timedelta(minutes=5)
 LOOKUP_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=2))
-CHECK_MARGIN = timedelta(minutes=10)
+IDLE_CHECK_TIMEOUT = timedelta(minutes=1)  # one look at the GPU processes (grace 0)
+CHECK_MARGIN = timedelta(minutes=10)  # over a check's own run time: start-up, reporting
+# How long `dcgmi diag -r LEVEL` may run, by level.
 LEVEL_TIME = {1: timedelta(minutes=5), 2: timedelta(minutes=20), 3: timedelta(hours=1),
               4: timedelta(hours=4)}
 
@@ -52,17 +59,16 @@ class DiagnosticsWorkflow:
         lookup = ListNodesInput(pool=params.pool, state="ready")
         if workflow.patched("agent-queue-v1"):  # the node's record says where its agent is
             queues: dict[str, str] = await workflow.execute_activity(
-                AGENT_QUEUES, lookup, result_type=dict[str, str],
-                start_to_close_timeout=timedelta(minutes=5), retry_policy=LOOKUP_RETRY)
+                agent_queues, lookup,
+                start_to_close_timeout=AGENT_QUEUES_TIMEOUT, retry_policy=LOOKUP_RETRY)
         else:
             queues = {n: node_task_queue(n) for n in await workflow.execute_activity(
-                LIST_NODES, lookup, result_type=list[str],
-                start_to_close_timeout=timedelta(minutes=1), retry_policy=LOOKUP_RETRY)}
+                list_nodes, lookup,
+                start_to_close_timeout=LIST_NODES_TIMEOUT, retry_policy=LOOKUP_RETRY)}
         if params.nodes and set(params.nodes) - set(queues):  # asked for: degraded ones too
             queues.update(await workflow.execute_activity(
-                AGENT_QUEUES, ListNodesInput(pool=params.pool, state="degraded"),
-                result_type=dict[str, str], start_to_close_timeout=timedelta(minutes=5),
-                retry_policy=LOOKUP_RETRY))
+                agent_queues, ListNodesInput(pool=params.pool, state="degraded"),
+                start_to_close_timeout=AGENT_QUEUES_TIMEOUT, retry_policy=LOOKUP_RETRY))
         if params.nodes:  # a node asked for that is neither ready nor degraded is skipped
             report.nodes.extend(
                 NodeDiagnostics(node_id=n, outcome="skipped",
@@ -86,28 +92,29 @@ class DiagnosticsWorkflow:
                         params: DiagnosticsInput) -> NodeDiagnostics:
         try:
             idle = await workflow.execute_activity(
-                WAIT_IDLE, WaitIdleInput(node_id=node_id, grace=timedelta(0)),
-                result_type=WaitIdleResult, task_queue=queue,
+                wait_idle, WaitIdleInput(node_id=node_id, grace=timedelta(0)),
+                task_queue=queue,
                 schedule_to_start_timeout=params.heartbeat_timeout,
-                start_to_close_timeout=timedelta(minutes=1), retry_policy=RUN_ONCE)
+                start_to_close_timeout=IDLE_CHECK_TIMEOUT, retry_policy=RUN_ONCE)
         except ActivityError as err:
             return NodeDiagnostics(node_id=node_id, outcome="unreachable", detail=str(err.cause))
         if idle.outcome != "idle":
             return NodeDiagnostics(node_id=node_id, outcome="busy",
                                    detail=f"{idle.remaining_processes} GPU process(es) running")
         node = workflow.get_external_workflow_handle(node_workflow_id(node_id))
-        await node.signal("cordon", {"reason": "diagnostics", "source": "diagnostics"})
+        await node.signal(NodeWorkflow.cordon,
+                          CordonInput(reason="diagnostics", source=CordonSource.DIAGNOSTICS))
         results: list[DiagnosticResult] = []
         for check in params.checks:
             limit = (LEVEL_TIME.get(check.level, timedelta(hours=1)) if check.kind == "dcgm"
                      else timedelta(seconds=check.seconds)) + CHECK_MARGIN
             try:
                 results.append(await workflow.execute_activity(
-                    RUN_DIAGNOSTIC,
+                    run_diagnostic,
                     DiagnosticInput(node_id=node_id, kind=check.kind, level=check.level,
                                     seconds=check.seconds, command=check.command,
                                     min_bus_gbps=check.min_bus_gbps),
-                    result_type=DiagnosticResult, task_queue=queue,
+                    task_queue=queue,
                     schedule_to_start_timeout=params.heartbeat_timeout,
                     start_to_close_timeout=limit, heartbeat_timeout=params.heartbeat_timeout,
                     retry_policy=RUN_ONCE))
@@ -118,7 +125,7 @@ class DiagnosticsWorkflow:
         if failed:
             return NodeDiagnostics(node_id=node_id, outcome="fail", results=results,
                                    detail="; ".join(r.detail for r in failed))
-        await node.signal("uncordon", {"reason": "diagnostics passed"})
+        await node.signal(NodeWorkflow.uncordon, UncordonInput(reason="diagnostics passed"))
         ran = [r for r in results if r.status == "pass"]
         return NodeDiagnostics(node_id=node_id, outcome="pass" if ran else "skipped",
                                results=results)

@@ -26,38 +26,26 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 with workflow.unsafe.imports_passed_through():
     from navarch.config.instance_types import gpu_shape
     from navarch.contracts.agent import (
-        BOOT_CHECK,
-        GPU_INVENTORY,
-        WAIT_IDLE,
-        WATCH_HEALTH,
         BootCheckInput,
-        BootCheckResult,
-        Inventory,
         WaitIdleInput,
-        WaitIdleResult,
         WatchHealthInput,
         WatchHealthResult,
+        boot_check,
+        gpu_inventory,
+        wait_idle,
+        watch_health,
     )
     from navarch.contracts.cloud import (
-        DESCRIBE_TYPE,
-        PROVISION,
-        TERMINATE,
         CloudErrorType,
         Instance,
         InstanceTypeInfo,
         ProvisionRequest,
         TerminateRequest,
+        describe_instance_type,
+        provision,
     )
-    from navarch.contracts.lifecycle import (
-        CordonInput,
-        DrainInput,
-        NodeReport,
-        NodeState,
-        NodeStatus,
-        TerminateInput,
-        Transition,
-        TransitionReason,
-        UncordonInput,
+    from navarch.contracts.cloud import (
+        terminate as terminate_instance,
     )
     from navarch.contracts.names import (
         SA_HEALTH,
@@ -68,16 +56,29 @@ with workflow.unsafe.imports_passed_through():
         SA_REGION,
         pool_workflow_id,
     )
-    from navarch.contracts.node import NodeInput, NodeResume, RetireInput
+    from navarch.contracts.node import (
+        CordonInput,
+        CordonSource,
+        DrainInput,
+        NodeInput,
+        NodeReport,
+        NodeResume,
+        NodeState,
+        NodeStatus,
+        RetireInput,
+        TerminateInput,
+        Transition,
+        TransitionReason,
+        UncordonInput,
+    )
     from navarch.contracts.notifier import (
-        DRAIN_STATUS,
-        NOTIFY,
-        DrainStatus,
         DrainStatusInput,
         NotifyInput,
+        drain_status,
+        notify,
     )
     from navarch.contracts.spec import PoolSpec, ProviderChoice, placement_key
-    from navarch.contracts.ssh import SSH_BOOTSTRAP, SshBootstrapInput, SshBootstrapResult
+    from navarch.contracts.ssh import SshBootstrapInput, ssh_bootstrap
     from navarch.health.events import HealthResult
 
 from . import metrics
@@ -142,7 +143,7 @@ class NodeWorkflow:
         self._background: list[asyncio.Task[None]] = []
         self._instance: Instance | None = None
         self._provider: ProviderChoice | None = None
-        self._cordon_source: str | None = None  # "operator" | "unhealthy" | "diagnostics"
+        self._cordon_source: CordonSource | None = None
         self._fault_at: datetime | None = None  # the current unhealthy episode's first event
         self._repair_cause: TransitionReason | None = None
         self._report_seq = 0
@@ -241,7 +242,7 @@ class NodeWorkflow:
             where = "/".join(p for p in (choice.name, region, zone) if p) or choice.name
             try:
                 instance = await workflow.execute_activity(
-                    PROVISION, request, result_type=Instance,
+                    provision, request,
                     start_to_close_timeout=PROVISION_TIMEOUT, retry_policy=PROVISION_RETRY,
                     heartbeat_timeout=WORK_HEARTBEAT_TIMEOUT,
                 )
@@ -276,7 +277,7 @@ class NodeWorkflow:
         """Price and capacity of the choice's type; None when the provider cannot say."""
         try:
             info: InstanceTypeInfo = await workflow.execute_activity(
-                DESCRIBE_TYPE, choice, result_type=InstanceTypeInfo,
+                describe_instance_type, choice,
                 start_to_close_timeout=DESCRIBE_TIMEOUT, retry_policy=DESCRIBE_RETRY)
         except ActivityError as err:
             workflow.logger.info("no type info from %s: %s", choice.name, _cause(err))
@@ -303,7 +304,7 @@ class NodeWorkflow:
             ip_wait_timeout=spec.ip_wait_timeout, ssh_timeout=spec.ssh_timeout,
             connect_timeout=spec.ssh_connect_timeout, command_timeout=spec.command_timeout)
         pending = workflow.start_activity(
-            SSH_BOOTSTRAP, params, result_type=SshBootstrapResult,
+            ssh_bootstrap, params,
             start_to_close_timeout=params.deadline(), heartbeat_timeout=SSH_HEARTBEAT_TIMEOUT,
             retry_policy=RUN_ONCE)
         await workflow.wait_condition(
@@ -328,7 +329,7 @@ class NodeWorkflow:
         # The deadline is a workflow timer; the activity's own schedule-to-start timeout is
         # a backstop set a little later, so the timer always decides.
         pending = workflow.start_activity(
-            GPU_INVENTORY, st.node_id, result_type=Inventory, task_queue=queue,
+            gpu_inventory, st.node_id, task_queue=queue,
             schedule_to_start_timeout=spec.boot_deadline + BOOT_DEADLINE_BACKSTOP,
             start_to_close_timeout=INVENTORY_TIMEOUT, retry_policy=RUN_ONCE,
         )
@@ -362,7 +363,7 @@ class NodeWorkflow:
                  or gpu_shape(st.instance_type) or gpu_shape(spec.instance_type))
         try:
             result = await workflow.execute_activity(
-                BOOT_CHECK,
+                boot_check,
                 BootCheckInput(
                     node_id=st.node_id,
                     expected_gpu_count=shape.count if shape and spec.shape_check != "off" else None,
@@ -370,7 +371,7 @@ class NodeWorkflow:
                     else None,
                     required_services=spec.required_services,
                 ),
-                result_type=BootCheckResult, task_queue=queue,
+                task_queue=queue,
                 schedule_to_start_timeout=spec.heartbeat_timeout,
                 start_to_close_timeout=BOOT_CHECK_TIMEOUT, retry_policy=RUN_ONCE,
                 heartbeat_timeout=WORK_HEARTBEAT_TIMEOUT,
@@ -444,13 +445,13 @@ class NodeWorkflow:
     def _start_watch(self) -> asyncio.Future[Any]:
         spec, st = self._spec_(), self._st()
         return workflow.start_activity(
-            WATCH_HEALTH,
+            watch_health,
             WatchHealthInput(
                 node_id=st.node_id, policy=spec.health_policy, last_health=st.health,
                 check_interval=spec.health_check_interval,
                 unhealthy_after=spec.health.unhealthy_after,
             ),
-            result_type=WatchHealthResult, task_queue=st.agent_queue(),
+            task_queue=st.agent_queue(),
             schedule_to_start_timeout=spec.heartbeat_timeout,
             start_to_close_timeout=WATCH_FOREVER, heartbeat_timeout=spec.heartbeat_timeout,
             retry_policy=RUN_ONCE,
@@ -459,7 +460,7 @@ class NodeWorkflow:
     def _start_probe(self) -> asyncio.Future[Any]:
         spec, st = self._spec_(), self._st()
         return workflow.start_activity(
-            GPU_INVENTORY, st.node_id, result_type=Inventory,
+            gpu_inventory, st.node_id,
             task_queue=st.agent_queue(),
             # Schedule-to-close as well: a host that took the probe and then went silent
             # (a simulated host on a shared queue, a host that dies mid-call) is unreachable
@@ -493,7 +494,7 @@ class NodeWorkflow:
                                       if e.timestamp.tzinfo is not None and e.timestamp <= now],
                                      default=now)
             if not st.cordoned:
-                st.cordoned, self._cordon_source = True, "unhealthy"
+                st.cordoned, self._cordon_source = True, CordonSource.UNHEALTHY
                 self._record(NodeState.CORDONED, TransitionReason.UNHEALTHY, detail)
                 self._notify("cordon", f"unhealthy: {detail}")
                 metrics.observe_seconds("fault_to_cordon_seconds",
@@ -507,7 +508,7 @@ class NodeWorkflow:
             self._request_repair(TransitionReason.UNHEALTHY, detail)
             return
         self._fault_at = None
-        if self._cordon_source == "unhealthy":
+        if self._cordon_source == CordonSource.UNHEALTHY:
             # Recovered before its repair was approved: back into service.
             st.cordoned, self._cordon_source = False, None
             st.awaiting_repair, self._repair_cause = False, None
@@ -576,8 +577,8 @@ class NodeWorkflow:
         self._record(NodeState.DRAINING, reason, detail)
         self._notify("drain", detail or reason.value)
         waits: list[asyncio.Future[Any]] = [workflow.start_activity(
-            WAIT_IDLE, WaitIdleInput(node_id=st.node_id, grace=grace),
-            result_type=WaitIdleResult, task_queue=st.agent_queue(),
+            wait_idle, WaitIdleInput(node_id=st.node_id, grace=grace),
+            task_queue=st.agent_queue(),
             schedule_to_start_timeout=max(min(spec.heartbeat_timeout, grace),
                                           timedelta(seconds=1)),
             start_to_close_timeout=grace + timedelta(minutes=1),
@@ -608,8 +609,8 @@ class NodeWorkflow:
         while True:
             try:
                 answer = await workflow.execute_activity(
-                    DRAIN_STATUS, DrainStatusInput(notifier=spec.notifier, node_id=st.node_id),
-                    result_type=DrainStatus, start_to_close_timeout=spec.notifier.webhook.timeout
+                    drain_status, DrainStatusInput(notifier=spec.notifier, node_id=st.node_id),
+                    start_to_close_timeout=spec.notifier.webhook.timeout
                     + NOTIFY_TIMEOUT_MARGIN if spec.notifier.webhook else NOTIFY_TIMEOUT_MARGIN,
                     retry_policy=NOTIFY_RETRY,
                 )
@@ -625,7 +626,7 @@ class NodeWorkflow:
         if self._instance is not None and self._provider is not None:
             try:
                 await workflow.execute_activity(
-                    TERMINATE,
+                    terminate_instance,
                     TerminateRequest(provider=self._provider,
                                      instance_id=self._instance.instance_id,
                                      node_id=st.node_id),
@@ -724,7 +725,7 @@ class NodeWorkflow:
         assert spec.notifier.webhook is not None
         try:
             await workflow.execute_activity(
-                NOTIFY,
+                notify,
                 NotifyInput(notifier=spec.notifier, event=event, node_id=st.node_id,
                             reason=reason, timestamp=workflow.now()),
                 start_to_close_timeout=spec.notifier.webhook.timeout + NOTIFY_TIMEOUT_MARGIN,

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -23,23 +23,35 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from navarch.config.schema import QueueSource, UtilizationSource
     from navarch.contracts.autoscale import (
-        GATHER_METRICS,
         MetricsRequest,
         PoolMetrics,
         QueueReport,
         ScaleDecision,
+        gather_metrics,
     )
-    from navarch.contracts.lifecycle import (
-        DrainNodeInput,
-        NodeRef,
+    from navarch.contracts.base import SignalModel
+    from navarch.contracts.names import SA_POOL, node_workflow_id
+    from navarch.contracts.node import (
+        CordonInput,
+        CordonSource,
+        DrainInput,
+        NodeInput,
         NodeReport,
         NodeState,
-        ScaleInput,
+        RetireInput,
         TransitionReason,
+        UncordonInput,
     )
-    from navarch.contracts.names import SA_POOL, node_workflow_id
-    from navarch.contracts.node import NodeInput, RetireInput
-    from navarch.contracts.pool import PoolEvent, PoolInput, PoolNode, PoolState, PoolStatus
+    from navarch.contracts.pool import (
+        DrainNodeInput,
+        NodeRef,
+        PoolEvent,
+        PoolInput,
+        PoolNode,
+        PoolState,
+        PoolStatus,
+        ScaleInput,
+    )
     from navarch.contracts.spec import PoolSpec
     from navarch.decisions.autoscale import PoolSnapshot, evaluate, needs
 
@@ -173,16 +185,17 @@ class PoolWorkflow:
 
     @workflow.signal(name="cordon_node")
     def cordon_node(self, params: NodeRef) -> None:
-        self._forward(params.node_id, "cordon", {"reason": params.reason})
+        self._forward(params.node_id, NodeWorkflow.cordon, CordonInput(reason=params.reason))
 
     @workflow.signal(name="uncordon_node")
     def uncordon_node(self, params: NodeRef) -> None:
-        self._forward(params.node_id, "uncordon", {"reason": params.reason})
+        self._forward(params.node_id, NodeWorkflow.uncordon,
+                      UncordonInput(reason=params.reason))
 
     @workflow.signal(name="drain_node")
     def drain_node(self, params: DrainNodeInput) -> None:
-        self._forward(params.node_id, "drain",
-                      {"reason": params.reason, "grace_seconds": params.grace_seconds})
+        self._forward(params.node_id, NodeWorkflow.drain,
+                      DrainInput(reason=params.reason, grace_seconds=params.grace_seconds))
 
     @workflow.signal(name="resume_repair")
     def resume_repair(self) -> None:
@@ -256,9 +269,9 @@ class PoolWorkflow:
                 # so an evaluation costs one marker event instead of an activity's three
                 # and a second workflow task.
                 gathered = await workflow.execute_local_activity(
-                    GATHER_METRICS, MetricsRequest(pool=spec.name, utilization=util_source,
+                    gather_metrics, MetricsRequest(pool=spec.name, utilization=util_source,
                                                    queue=fetch_queue),
-                    result_type=PoolMetrics, start_to_close_timeout=METRICS_TIMEOUT,
+                    start_to_close_timeout=METRICS_TIMEOUT,
                     retry_policy=METRICS_RETRY)
             except ActivityError as err:
                 gathered.errors.append(f"metrics: {err.cause or err}")
@@ -275,7 +288,7 @@ class PoolWorkflow:
         live = [n for n in s.nodes.values() if not n.state.is_terminal() and not n.retiring]
         # A node cordoned for diagnostics comes back within minutes: still capacity.
         not_serving = sum(1 for n in live if n.state in _NOT_SERVING
-                          and n.cordon_source != "diagnostics")
+                          and n.cordon_source != CordonSource.DIAGNOSTICS)
         snapshot = PoolSnapshot(
             current=s.target, serving=max(0, s.target - not_serving),
             min_nodes=spec.min_nodes, max_nodes=spec.max_nodes,
@@ -315,10 +328,8 @@ class PoolWorkflow:
             for node in self._pick_for_removal(active, -missing):
                 node.retiring = True
                 self._event("retire", f"{node.node_id} ({reason.value})")
-                self._forward(node.node_id, "retire", {
-                    "reason": reason.value,
-                    "grace_seconds": spec.health.drain_grace.total_seconds(),
-                })
+                self._forward(node.node_id, NodeWorkflow.retire, RetireInput(
+                    reason=reason, grace_seconds=spec.health.drain_grace.total_seconds()))
         self._prune()
 
     async def _start_node(self) -> None:
@@ -374,7 +385,7 @@ class PoolWorkflow:
                 order = 4
             return order, -n.created_at.timestamp()
 
-        candidates = [n for n in active if n.cordon_source != "diagnostics"]
+        candidates = [n for n in active if n.cordon_source != CordonSource.DIAGNOSTICS]
         return sorted(candidates, key=rank)[:count]
 
     def _node_left(self, node: PoolNode) -> None:
@@ -419,7 +430,7 @@ class PoolWorkflow:
         for node_id in list(s.pending_repairs):
             s.pending_repairs.remove(node_id)
             self._event("repair_approved", node_id)
-            self._forward(node_id, "approve_repair", None)
+            self._forward(node_id, NodeWorkflow.approve_repair)
 
     # ------------------------------------------------------------------ helpers
 
@@ -434,26 +445,27 @@ class PoolWorkflow:
             s.last_scale_at = workflow.now()
         self._dirty = True
 
-    def _forward(self, node_id: str, signal: str, payload: dict[str, Any] | None) -> None:
+    def _forward(self, node_id: str, signal: Callable[..., None],
+                 payload: SignalModel | None = None) -> None:
+        """Send one of NodeWorkflow's signals (by its handler) to a node of this pool."""
         if node_id not in self._state.nodes:
-            workflow.logger.warning("%s ignored: node %s is not in pool %s", signal, node_id,
-                                    self._spec_().name)
+            workflow.logger.warning("%s ignored: node %s is not in pool %s", signal.__name__,
+                                    node_id, self._spec_().name)
             return
         self._background.append(asyncio.ensure_future(self._signal_node(node_id, signal,
                                                                        payload)))
 
-    async def _signal_node(self, node_id: str, signal: str,
-                           payload: dict[str, Any] | None) -> None:
+    async def _signal_node(self, node_id: str, signal: Callable[..., None],
+                           payload: SignalModel | None) -> None:
         handle = workflow.get_external_workflow_handle(node_workflow_id(node_id))
         try:
             if payload is None:
                 await handle.signal(signal)
-            elif signal == "retire":
-                await handle.signal(signal, RetireInput.model_validate(payload))
             else:
                 await handle.signal(signal, payload)
         except Exception as exc:  # the node's workflow may already have ended
-            workflow.logger.info("signal %s to node %s failed: %s", signal, node_id, exc)
+            workflow.logger.info("signal %s to node %s failed: %s", signal.__name__, node_id,
+                                 exc)
 
     async def _drain_background(self) -> None:
         while self._background:

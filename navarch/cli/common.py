@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
+from pydantic import BaseModel
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -27,7 +28,7 @@ EXIT_USAGE = 2
 
 
 def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
-    err.print(f"error: {message}")
+    err.print(f"error: {message}", markup=False)
     raise typer.Exit(code)
 
 
@@ -63,3 +64,16 @@ def ask(what: str, fetch: Callable[[Client], Awaitable[T]]) -> T:
         return asyncio.run(run())
     except RPCError as exc:
         fail(f"{what}: {exc.message}")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def show(what: str, fetch: Callable[[Client], Awaitable[M]], output: Output) -> M | None:
+    """Ask for a status; with -o json|yaml print it whole and return None, else return it
+    for the command's own table or text."""
+    status = ask(what, fetch)
+    if output.structured:
+        print_data(status.model_dump(mode="json"), output)
+        return None
+    return status

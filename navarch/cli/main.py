@@ -13,8 +13,10 @@ import typer
 
 from navarch.cli import checks, node, pool, providers, simulate, up
 from navarch.cli.common import EXIT_INVALID, EXIT_OK
-from navarch.cli.output import err
+from navarch.cli.output import err, help_like_other_clis
+from navarch.temporal.client import BinaryNotFound
 
+help_like_other_clis()
 app = typer.Typer(
     name="navarch",
     help="Navarch: a GPU fleet manager on Temporal.",
@@ -47,6 +49,9 @@ def main() -> None:
         elif exc.code is not None:
             err.print(str(exc.code))
             code = EXIT_INVALID
+    except BinaryNotFound as exc:  # e.g. `navarch up` without the dev server: say so, no trace
+        err.print(f"error: {exc}", markup=False)
+        code = EXIT_INVALID
     except KeyboardInterrupt:
         code = 130
     sys.stdout.flush()

@@ -11,10 +11,10 @@ from rich.table import Table
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from navarch.cli.common import ask, fail
+from navarch.cli.common import ask, fail, show
 from navarch.cli.output import Output, OutputOpt, err, out, print_data, print_table
 from navarch.config.instance_types import gpu_shape
-from navarch.contracts.lifecycle import NodeState, NodeStatus
+from navarch.contracts.base import SignalModel
 from navarch.contracts.names import (
     SA_HEALTH,
     SA_INSTANCE_TYPE,
@@ -23,6 +23,14 @@ from navarch.contracts.names import (
     SA_PROVIDER,
     SA_REGION,
     node_workflow_id,
+)
+from navarch.contracts.node import (
+    CordonInput,
+    DrainInput,
+    NodeState,
+    NodeStatus,
+    TerminateInput,
+    UncordonInput,
 )
 from navarch.temporal.client import connect
 
@@ -136,9 +144,8 @@ async def fetch_node_status(client: Client, node_id: str) -> NodeStatus:
 @node_app.command("get")
 def node_get(node_id: str, output: OutputOpt = Output.table) -> None:
     """A node's state, GPUs, boot checks and transition history."""
-    status = ask(f"node {node_id}", lambda client: fetch_node_status(client, node_id))
-    if output.structured:
-        print_data(status.model_dump(mode="json"), output)
+    status = show(f"node {node_id}", lambda client: fetch_node_status(client, node_id), output)
+    if status is None:
         return
     out.print(f"node {status.node_id} (pool {status.pool}): {status.state.value}, "
               f"health {status.health.value}")
@@ -173,7 +180,7 @@ def node_history(node_id: str, output: OutputOpt = Output.table) -> None:
     print_table(table)
 
 
-def _signal_node(node_id: str, name: str, payload: dict[str, Any] | None,
+def _signal_node(node_id: str, name: str, payload: SignalModel,
                  expect: set[NodeState]) -> None:
     async def run() -> NodeStatus:
         client = await connect()
@@ -186,10 +193,7 @@ def _signal_node(node_id: str, name: str, payload: dict[str, Any] | None,
                       "the command is recorded and applies when it can")
         elif silent is not None and silent > SILENT_AFTER_SECONDS:
             err.print(f"warning: node {node_id}'s agent has been silent for {_age(silent)}")
-        if payload is None:
-            await handle.signal(name)
-        else:
-            await handle.signal(name, payload)
+        await handle.signal(name, payload)
         status = before
         for _ in range(50):
             status = await fetch_node_status(client, node_id)
@@ -211,13 +215,13 @@ Reason = Annotated[str, typer.Option(help="why; recorded in the node's history")
 @node_app.command("cordon")
 def node_cordon(node_id: str, reason: Reason = "") -> None:
     """Stop scheduling work on a node (it keeps running)."""
-    _signal_node(node_id, "cordon", {"reason": reason}, {NodeState.CORDONED})
+    _signal_node(node_id, "cordon", CordonInput(reason=reason), {NodeState.CORDONED})
 
 
 @node_app.command("uncordon")
 def node_uncordon(node_id: str, reason: Reason = "") -> None:
     """Return a cordoned node to service (if healthy)."""
-    _signal_node(node_id, "uncordon", {"reason": reason},
+    _signal_node(node_id, "uncordon", UncordonInput(reason=reason),
                  {NodeState.READY, NodeState.DEGRADED})
 
 
@@ -226,12 +230,12 @@ def node_drain(node_id: str, reason: Reason = "",
                grace: Annotated[float, typer.Option(help="seconds to wait for GPU work")] = 600,
                ) -> None:
     """Drain (wait for GPU work to end, up to the grace), terminate, replace."""
-    _signal_node(node_id, "drain", {"reason": reason, "grace_seconds": grace},
+    _signal_node(node_id, "drain", DrainInput(reason=reason, grace_seconds=grace),
                  {NodeState.DRAINING, NodeState.TERMINATING, NodeState.TERMINATED})
 
 
 @node_app.command("terminate")
 def node_terminate(node_id: str, reason: Reason = "") -> None:
     """Terminate now (no drain); the pool replaces it."""
-    _signal_node(node_id, "terminate", {"reason": reason},
+    _signal_node(node_id, "terminate", TerminateInput(reason=reason),
                  {NodeState.TERMINATING, NodeState.TERMINATED})

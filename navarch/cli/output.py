@@ -79,3 +79,39 @@ def print_problems(problems: Sequence[Problem]) -> None:
     for p in problems:
         err.print(f"[red]error[/red] {p}", markup=True, highlight=False)
     err.print(f"{len(problems)} error{'s' if len(problems) != 1 else ''}")
+
+
+# Click's names for parameter types, as most CLIs show them.
+_TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "path": "PATH",
+               "bool": "BOOLEAN", "datetime": "DATETIME"}
+
+
+def _plain_type(label: str | None) -> str | None:
+    if not label:
+        return label
+    bare = label.strip("<>")
+    return bare if "|" in bare else _TYPE_NAMES.get(bare, bare.upper())
+
+
+def help_like_other_clis() -> None:
+    """typer 0.29 labels each parameter in `--help` with its Python type (`--no-wait <bool>`,
+    `--reason <str>`) and shows a required argument as `{node_id}`. Show what other CLIs do:
+    no type for a flag, click's type names (TEXT, INTEGER, PATH) for values, NODE_ID."""
+    from typer.core import TyperArgument, TyperOption
+
+    option_type = TyperOption.display_type_rich
+    argument_type = TyperArgument.display_type_rich
+
+    def option_display(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else _plain_type(option_type(self, ctx))
+
+    def argument_display(self: TyperArgument, ctx: Any) -> str | None:
+        return _plain_type(argument_type(self, ctx))
+
+    def usage_name(self: TyperArgument) -> str:
+        name = self.display_name_raw.upper()
+        return (name if self.required else f"[{name}]") + ("..." if self.nargs != 1 else "")
+
+    TyperOption.display_type_rich = option_display  # type: ignore[method-assign]
+    TyperArgument.display_type_rich = argument_display  # type: ignore[method-assign,assignment]
+    TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]

@@ -12,10 +12,10 @@ from rich.table import Table
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from navarch.cli.common import ask, fail, load_pool_specs
+from navarch.cli.common import fail, load_pool_specs, show
 from navarch.cli.output import Output, OutputOpt, err, out, print_data, print_table
 from navarch.contracts.names import CONTROL_PLANE_TASK_QUEUE, pool_workflow_id
-from navarch.contracts.pool import PoolInput, PoolStatus
+from navarch.contracts.pool import PoolInput, PoolStatus, ScaleInput
 from navarch.contracts.spec import PoolSpec
 from navarch.temporal.client import connect
 from navarch.temporal.schedules import apply_diagnostics_schedule, delete_diagnostics_schedule
@@ -95,9 +95,8 @@ def pool_apply(
 @pool_app.command("status")
 def pool_status(name: str, output: OutputOpt = Output.table) -> None:
     """Nodes by state, recent events, whether repair is paused."""
-    status = ask(f"pool {name}", lambda client: fetch_pool_status(client, name))
-    if output.structured:
-        print_data(status.model_dump(mode="json"), output)
+    status = show(f"pool {name}", lambda client: fetch_pool_status(client, name), output)
+    if status is None:
         return
     out.print(f"pool {status.name}: target {status.target} "
               f"(min {status.min_nodes}, max {status.max_nodes}), {status.ready} ready, "
@@ -172,12 +171,8 @@ def pool_scale(
     async def run() -> tuple[Any, Any]:
         client = await connect()
         before = await fetch_pool_status(client, name)
-        payload: dict[str, Any] = {"target": target}
-        if min_nodes is not None:
-            payload["min_nodes"] = min_nodes
-        if max_nodes is not None:
-            payload["max_nodes"] = max_nodes
-        await client.get_workflow_handle(pool_workflow_id(name)).signal("scale", payload)
+        await client.get_workflow_handle(pool_workflow_id(name)).signal(
+            "scale", ScaleInput(target=target, min_nodes=min_nodes, max_nodes=max_nodes))
         after = before
         for _ in range(50):
             after = await fetch_pool_status(client, name)

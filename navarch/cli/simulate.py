@@ -73,7 +73,7 @@ async def _run(scenario: Scenario, folder: Path, seed: int, hosts: str,
     from navarch.sim.runner import Simulator, new_task_queue
     from navarch.temporal.client import connect_local
     from navarch.temporal.devserver import DevServer, free_port
-    from navarch.workers.main import worker_runtime
+    from navarch.temporal.runtime import worker_runtime
 
     # Errors only from the SDK core: a simulated host that goes silent gives up its held
     # activities after the server timed them out, and the core warns about each one.
@@ -133,7 +133,7 @@ async def with_worker_process(work: Awaitable[dict[str, Any]], address: str,
     own. Its log goes to the run folder."""
     with log.open("ab") as out:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "navarch.workers.main", "--task-queue", queue,
+            sys.executable, "-m", "navarch.workers.main", "--fake-cloud", "--task-queue", queue,
             "--fake-world", str(world.path), "--simulated-hosts", "shared",
             "--max-cached-workflows", str(cache), "--metrics-port", "0",
             "--log-level", log_level,  # ERROR: silent hosts make the SDK warn a lot

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from temporalio.service import RPCError
@@ -19,6 +19,7 @@ from navarch.config.settings import fake_world_path, navarch_home
 from navarch.health.xid import lookup
 from navarch.sim.fakeworld import FakeWorld
 from navarch.temporal.client import connect, connect_local, register_search_attributes
+from navarch.temporal.runtime import worker_runtime
 
 demo_app = typer.Typer(help="Break simulated hosts on the fake cloud, to watch repairs.",
                        no_args_is_help=True)
@@ -73,18 +74,13 @@ async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int,
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        extra: dict[str, Any] = {}
-        if metrics_port:
-            from navarch.temporal.devserver import port_open as taken
-            from navarch.workers.main import worker_runtime
-
-            if taken("127.0.0.1", metrics_port):
-                err.print(f"warning: port {metrics_port} is taken: no metrics "
-                          "(use --metrics-port)")
-            else:
-                extra["runtime"] = worker_runtime(metrics_port, "127.0.0.1")
-        client = await (connect_local(address, ready_within=30, **extra) if server is not None
-                        else connect(target_host=address, ready_within=30, **extra))
+        if metrics_port and port_open("127.0.0.1", metrics_port):
+            err.print(f"warning: port {metrics_port} is taken: no metrics (use --metrics-port)")
+            metrics_port = 0
+        runtime = worker_runtime(metrics_port, "127.0.0.1")
+        client = await (connect_local(address, ready_within=30, runtime=runtime)
+                        if server is not None
+                        else connect(target_host=address, ready_within=30, runtime=runtime))
         await register_search_attributes(client)
         world = FakeWorld(fake_world_path())
         plane = ControlPlane(client, world=world)
@@ -97,7 +93,7 @@ async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int,
                 out.print(f"pool {name}: {what}")
         out.print(f"Navarch is up. Temporal UI: http://127.0.0.1:{ui_port}/namespaces/"
                   f"{client.namespace}/workflows  (Ctrl-C stops)")
-        if extra:
+        if metrics_port:
             out.print(f"  metrics: http://127.0.0.1:{metrics_port}/metrics")
         out.print("  navarch node list            nodes and their states")
         out.print("  navarch demo inject-xid NODE 79   break a simulated GPU")

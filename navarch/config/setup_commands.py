@@ -14,7 +14,7 @@ import re
 import shlex
 from datetime import timedelta
 
-from pydantic import BaseModel, ConfigDict
+from navarch.validation import StrictModel
 
 TEMPLATE_VARS = ("ControlPlane", "Pool", "NodeID", "Provider", "Region", "InstanceType",
                  "Namespace")
@@ -53,11 +53,9 @@ def render_command(command: str, values: dict[str, str]) -> str:
     return _FIELD.sub(lambda m: shlex.quote(values.get(m.group(1), "")), command)
 
 
-class FileUpload(BaseModel):
+class FileUpload(StrictModel):
     """A file copied from the control-plane worker's host to the machine before the setup
     commands run."""
-
-    model_config = ConfigDict(extra="forbid")
 
     local: str
     remote: str

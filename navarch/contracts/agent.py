@@ -9,9 +9,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+from temporalio import activity
 
-from navarch.contracts.lifecycle import CheckResult, GpuInfo
+from navarch.contracts.base import StoredModel
+from navarch.contracts.node import CheckResult, GpuInfo
 from navarch.durations import GoDuration
 from navarch.health.events import HealthEvent, HealthResult
 from navarch.health.policy import PolicyFile
@@ -23,11 +25,7 @@ WAIT_IDLE = "agent.wait_idle"
 RUN_DIAGNOSTIC = "agent.run_diagnostic"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class Inventory(_Model):
+class Inventory(StoredModel):
     node_id: str
     gpus: list[GpuInfo] = Field(default_factory=list)
     driver_version: str = ""
@@ -35,19 +33,19 @@ class Inventory(_Model):
     backend: str = ""
 
 
-class BootCheckInput(_Model):
+class BootCheckInput(StoredModel):
     node_id: str
     expected_gpu_count: int | None = None
     expected_gpu_model: str | None = None
     required_services: list[str] = Field(default_factory=list)
 
 
-class BootCheckResult(_Model):
+class BootCheckResult(StoredModel):
     passed: bool
     checks: list[CheckResult] = Field(default_factory=list)
 
 
-class WatchHealthInput(_Model):
+class WatchHealthInput(StoredModel):
     node_id: str
     policy: PolicyFile
     last_health: HealthResult = HealthResult.HEALTHY
@@ -55,7 +53,7 @@ class WatchHealthInput(_Model):
     unhealthy_after: int = Field(default=1, ge=1)
 
 
-class GpuSummary(_Model):
+class GpuSummary(StoredModel):
     index: int
     temperature_c: float | None = None
     utilization_pct: float | None = None
@@ -64,7 +62,7 @@ class GpuSummary(_Model):
     sm_clock_mhz: float | None = None
 
 
-class HealthSummary(_Model):
+class HealthSummary(StoredModel):
     """What watch_health heartbeats: shown live in the UI as the activity's details."""
 
     node_id: str
@@ -76,25 +74,25 @@ class HealthSummary(_Model):
     processes: int | None = None  # GPU compute processes (None: the driver did not say)
 
 
-class WatchHealthResult(_Model):
+class WatchHealthResult(StoredModel):
     health: HealthResult
     rule: str | None = None
     events: list[HealthEvent] = Field(default_factory=list)
     summary: HealthSummary | None = None
 
 
-class WaitIdleInput(_Model):
+class WaitIdleInput(StoredModel):
     node_id: str
     grace: GoDuration = timedelta(minutes=10)
     poll_interval: GoDuration = timedelta(seconds=2)
 
 
-class WaitIdleResult(_Model):
+class WaitIdleResult(StoredModel):
     outcome: Literal["idle", "grace_expired"]
     remaining_processes: int = 0
 
 
-class DiagnosticInput(_Model):
+class DiagnosticInput(StoredModel):
     node_id: str
     kind: Literal["dcgm", "gpu_burn", "nccl"]
     level: int = Field(default=2, ge=1, le=4)  # dcgmi diag -r LEVEL
@@ -103,8 +101,44 @@ class DiagnosticInput(_Model):
     min_bus_gbps: float | None = None  # NCCL all-reduce threshold for this instance type
 
 
-class DiagnosticResult(_Model):
+class DiagnosticResult(StoredModel):
     kind: str
     status: Literal["pass", "fail", "skipped"]
     detail: str = ""
     metrics: dict[str, float | int | str | bool] = Field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------ activities
+# Each activity's signature, declared once under its stable name: workflows call these stubs
+# (so mypy checks every call), workers register implementations under the same names; a
+# stub itself never runs.
+
+
+@activity.defn(name=GPU_INVENTORY)
+async def gpu_inventory(node_id: str) -> Inventory:
+    """The host's GPUs and driver: the agent's first answer proves it is there."""
+    raise NotImplementedError
+
+
+@activity.defn(name=BOOT_CHECK)
+async def boot_check(params: BootCheckInput) -> BootCheckResult:
+    """The light checks a new machine passes before it takes work."""
+    raise NotImplementedError
+
+
+@activity.defn(name=WATCH_HEALTH)
+async def watch_health(params: WatchHealthInput) -> WatchHealthResult:
+    """Judge the node with the pool's policy; return only when its health changes."""
+    raise NotImplementedError
+
+
+@activity.defn(name=WAIT_IDLE)
+async def wait_idle(params: WaitIdleInput) -> WaitIdleResult:
+    """Return when no GPU compute processes remain, or when the grace ends."""
+    raise NotImplementedError
+
+
+@activity.defn(name=RUN_DIAGNOSTIC)
+async def run_diagnostic(params: DiagnosticInput) -> DiagnosticResult:
+    """One active diagnostic (DCGM, GPU burn, NCCL all-reduce)."""
+    raise NotImplementedError

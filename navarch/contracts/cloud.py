@@ -9,8 +9,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+from temporalio import activity
 
+from navarch.contracts.base import StoredModel
 from navarch.contracts.spec import ProviderChoice
 
 PROVISION = "cloud.provision"
@@ -37,9 +39,7 @@ class InstanceState(StrEnum):
     TERMINATED = "terminated"
 
 
-class ProvisionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProvisionRequest(StoredModel):
     node_id: str  # the idempotency key: one node id never makes two machines
     pool: str
     provider: ProviderChoice
@@ -49,9 +49,7 @@ class ProvisionRequest(BaseModel):
     ssh_keys: list[str] = Field(default_factory=list)
 
 
-class Instance(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class Instance(StoredModel):
     instance_id: str
     node_id: str
     pool: str
@@ -68,25 +66,19 @@ class Instance(BaseModel):
     agent_task_queue: str | None = None
 
 
-class TerminateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TerminateRequest(StoredModel):
     provider: ProviderChoice
     instance_id: str
     node_id: str = ""
 
 
-class ListRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ListRequest(StoredModel):
     provider: ProviderChoice
     pool: str
 
 
-class InstanceTypeInfo(BaseModel):
+class InstanceTypeInfo(StoredModel):
     """What a provider says about one instance type; None where it does not say."""
-
-    model_config = ConfigDict(extra="ignore")
 
     name: str
     gpu_count: int | None = None
@@ -99,3 +91,45 @@ class InstanceTypeInfo(BaseModel):
     # "accelerator": a GPU to attach to a general machine type (GCE N1), gpu_count = the
     # most one machine takes.
     kind: Literal["machine", "accelerator"] = "machine"
+
+
+# ------------------------------------------------------------------------ activities
+# Each activity's signature, declared once under its stable name: workflows call these stubs
+# (so mypy checks every call), workers register implementations under the same names; a
+# stub itself never runs.
+
+
+@activity.defn(name=PROVISION)
+async def provision(request: ProvisionRequest) -> Instance:
+    """Launch one machine for a node (idempotent on the node id)."""
+    raise NotImplementedError
+
+
+@activity.defn(name=TERMINATE)
+async def terminate(request: TerminateRequest) -> bool:
+    """Terminate a machine; True once it is gone."""
+    raise NotImplementedError
+
+
+@activity.defn(name=GET_INSTANCE)
+async def get_instance(request: TerminateRequest) -> Instance | None:
+    """One machine as the cloud sees it now (None: the cloud does not know it)."""
+    raise NotImplementedError
+
+
+@activity.defn(name=LIST_INSTANCES)
+async def list_instances(request: ListRequest) -> list[Instance]:
+    """The machines of a pool at one provider."""
+    raise NotImplementedError
+
+
+@activity.defn(name=DESCRIBE_TYPE)
+async def describe_instance_type(choice: ProviderChoice) -> InstanceTypeInfo:
+    """What a provider says about the instance type a choice names."""
+    raise NotImplementedError
+
+
+@activity.defn(name=LIST_TYPES)
+async def list_instance_types(choice: ProviderChoice) -> list[InstanceTypeInfo]:
+    """Every instance type a provider sells."""
+    raise NotImplementedError

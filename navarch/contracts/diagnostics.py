@@ -8,17 +8,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from navarch.config.schema import DiagnosticCheck
 from navarch.contracts.agent import DiagnosticResult
-from navarch.contracts.lifecycle import StoredModel
+from navarch.contracts.base import StoredModel
 from navarch.durations import GoDuration
 
 
-class DiagnosticsInput(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class DiagnosticsInput(StoredModel):
     pool: str
     checks: list[DiagnosticCheck] = Field(default_factory=list)
     max_parallel: int = Field(default=1, ge=1)

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from temporalio import activity
+
+from navarch.contracts.base import StoredModel
 
 LIST_NODES = "fleet.list_nodes"
 # The same nodes with the task queue each one's agent polls: {node_id: queue}.
 AGENT_QUEUES = "fleet.agent_queues"
 
 
-class ListNodesInput(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class ListNodesInput(StoredModel):
     pool: str
     state: str | None = None  # a NodeState value; None: every running node
+
+
+# ------------------------------------------------------------------------ activities
+# Each activity's signature, declared once under its stable name: workflows call these stubs
+# (so mypy checks every call), workers register implementations under the same names; a
+# stub itself never runs.
+
+
+@activity.defn(name=LIST_NODES)
+async def list_nodes(params: ListNodesInput) -> list[str]:
+    """The running nodes of a pool (from visibility), optionally in one state."""
+    raise NotImplementedError
+
+
+@activity.defn(name=AGENT_QUEUES)
+async def agent_queues(params: ListNodesInput) -> dict[str, str]:
+    """The same nodes with the task queue each one's agent polls."""
+    raise NotImplementedError

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from navarch.contracts.autoscale import ScaleDecision
-from navarch.contracts.lifecycle import NodeState, StoredModel, TransitionReason
+from navarch.contracts.base import SignalModel, StoredModel
+from navarch.contracts.node import CordonSource, NodeState, TransitionReason
 from navarch.contracts.spec import PoolSpec
 from navarch.health.events import HealthResult
 
@@ -26,7 +27,7 @@ class PoolNode(StoredModel):
     created_at: datetime
     seq: int = 0
     awaiting_repair: bool = False
-    cordon_source: str | None = None
+    cordon_source: CordonSource | None = None
     fault_at: datetime | None = None  # when it first asked for repair
     replaced_ready: bool = False  # (a replacement) its fault-to-ready time was measured
     retiring: bool = False
@@ -67,9 +68,7 @@ class PoolState(StoredModel):
     metrics_errors: list[str] = Field(default_factory=list)
 
 
-class PoolInput(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class PoolInput(StoredModel):
     spec: PoolSpec
     state: PoolState | None = None
 
@@ -98,3 +97,21 @@ class PoolStatus(StoredModel):
     last_evaluation: str = ""
     decisions: list[ScaleDecision] = Field(default_factory=list)
     metrics_errors: list[str] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- signals
+
+
+class NodeRef(SignalModel):
+    node_id: str = Field(min_length=1)
+    reason: str = ""
+
+
+class DrainNodeInput(NodeRef):
+    grace_seconds: float = Field(default=600.0, ge=0)
+
+
+class ScaleInput(SignalModel):
+    target: int | None = Field(default=None, ge=0)
+    min_nodes: int | None = Field(default=None, ge=0)
+    max_nodes: int | None = Field(default=None, ge=1)

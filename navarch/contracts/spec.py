@@ -8,10 +8,11 @@ activities inside the worker.
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from navarch.config.instance_types import (
     GpuShape,
@@ -40,6 +41,7 @@ from navarch.config.setup_commands import (
     DEFAULT_SSH_TIMEOUT,
     FileUpload,
 )
+from navarch.contracts.base import StoredModel
 from navarch.durations import GoDuration
 from navarch.health.policy import PolicyFile, builtin_policy, load_policy
 
@@ -47,17 +49,19 @@ POOL_NAME_PATTERN = r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
 
 # Parsed once, at import: a spec without a policy is decoded inside workflows, where
 # reading and parsing a YAML file would be I/O in the sandbox.
-_DEFAULT_POLICY = builtin_policy("default").source
+@functools.cache
+def _builtin_default() -> PolicyFile:
+    """Parsed on first use, not at import: the node agent imports this module's neighbours
+    and never reads YAML."""
+    return builtin_policy("default").source
 
 
 def _default_policy() -> PolicyFile:
-    return _DEFAULT_POLICY.model_copy(deep=True)
+    return _builtin_default().model_copy(deep=True)
 
 
-class ProviderChoice(BaseModel):
+class ProviderChoice(StoredModel):
     """One provider a pool may provision from, resolved against the config's providers."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str
     type: ProviderType
@@ -88,10 +92,8 @@ class ProviderChoice(BaseModel):
         return gpu_shape(self.instance_type)
 
 
-class PoolSpec(BaseModel):
+class PoolSpec(StoredModel):
     """Everything a pool's workflows need, JSON-friendly and secret-free."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=POOL_NAME_PATTERN)
     providers: list[ProviderChoice] = Field(min_length=1)

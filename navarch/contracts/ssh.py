@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+from temporalio import activity
 
 from navarch.config.setup_commands import (
     DEFAULT_COMMAND_TIMEOUT,
@@ -18,6 +19,7 @@ from navarch.config.setup_commands import (
     DEFAULT_SSH_TIMEOUT,
     FileUpload,
 )
+from navarch.contracts.base import StoredModel
 from navarch.contracts.spec import ProviderChoice
 from navarch.durations import GoDuration
 
@@ -25,9 +27,7 @@ SSH_BOOTSTRAP = "cloud.ssh_bootstrap"
 OUTPUT_KEPT = 2000  # characters of each command's output kept in the result (and history)
 
 
-class SshBootstrapInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SshBootstrapInput(StoredModel):
     node_id: str
     pool: str
     provider: ProviderChoice
@@ -51,20 +51,28 @@ class SshBootstrapInput(BaseModel):
         return self.ip_wait_timeout + self.ssh_timeout + per_step + timedelta(minutes=1)
 
 
-class CommandRun(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class CommandRun(StoredModel):
     command: str  # as written in the config (the template, not the rendered text)
     exit_status: int | None
     seconds: float
     output: str = ""  # the last OUTPUT_KEPT characters of stdout and stderr
 
 
-class SshBootstrapResult(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class SshBootstrapResult(StoredModel):
     host: str
     host_key: str = ""  # the server's key fingerprint, trusted on first use
     ssh_wait_seconds: float = 0.0
     commands: list[CommandRun] = Field(default_factory=list)
     uploaded: list[str] = Field(default_factory=list)
+
+
+# ------------------------------------------------------------------------ activities
+# Each activity's signature, declared once under its stable name: workflows call these stubs
+# (so mypy checks every call), workers register implementations under the same names; a
+# stub itself never runs.
+
+
+@activity.defn(name=SSH_BOOTSTRAP)
+async def ssh_bootstrap(params: SshBootstrapInput) -> SshBootstrapResult:
+    """Upload files and run the setup commands on a new machine over SSH."""
+    raise NotImplementedError

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from navarch.validation import StrictModel
 
 
 class EventType(StrEnum):
@@ -58,10 +60,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class HealthEvent(BaseModel):
+class HealthEvent(StrictModel):
     """One observation about a node's GPUs, from NVML, the kernel log, DCGM or a diagnostic."""
-
-    model_config = ConfigDict(extra="forbid")
 
     event_type: EventType
     system: str = Field(default="", description="DCGM health-watch system name, if any")

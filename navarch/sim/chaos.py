@@ -9,9 +9,10 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
-from navarch.contracts.lifecycle import NodeStatus
+from navarch.contracts.base import SignalModel
+from navarch.contracts.node import NodeStatus
 from navarch.health.xid import lookup
 from navarch.sim.fakeworld import FakeWorld
 from navarch.sim.fleet import weighted
@@ -31,7 +32,7 @@ class Actions(Protocol):
     async def act(self, run: Run, event: Event, cause: str = "scenario") -> str: ...
 
     async def signal(self, node_id: str, name: str,
-                     payload: dict[str, Any] | None) -> None: ...
+                     payload: SignalModel | None = None) -> None: ...
 
     async def statuses(self, node_ids: list[str]) -> list[NodeStatus | None]: ...
 
@@ -141,7 +142,7 @@ class Chaos:
         for node_id, status in list(run.latest.items()):
             if status.awaiting_repair and node_id not in self.approved:
                 self.approved.add(node_id)
-                await self.sim.signal(node_id, "approve_repair", None)
+                await self.sim.signal(node_id, "approve_repair")
         waiting = sorted(self.approved - self.replaced)
         for node_id, left in zip(waiting, await self.sim.statuses(waiting), strict=True):
             if left is None or not left.state.is_terminal():

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from navarch.contracts.lifecycle import NodeStatus
+from navarch.contracts.node import NodeStatus
 from navarch.sim.scenario import Scenario
 
 

@@ -27,9 +27,16 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowQueryFailedE
 from temporalio.service import RPCError
 
 from navarch.config.schema import DiagnosticCheck, HealthConfig
-from navarch.contracts.lifecycle import NodeState, NodeStatus
+from navarch.contracts.base import SignalModel
 from navarch.contracts.names import SA_HEALTH, SA_NODE_STATE, SA_POOL, node_workflow_id
-from navarch.contracts.node import NodeInput
+from navarch.contracts.node import (
+    CordonInput,
+    DrainInput,
+    NodeInput,
+    NodeState,
+    NodeStatus,
+    TerminateInput,
+)
 from navarch.contracts.spec import PoolSpec, ProviderChoice
 from navarch.health.events import HealthResult
 from navarch.sim.chaos import Chaos, zone_notes
@@ -109,7 +116,7 @@ class Simulator:
             return None
         return result
 
-    async def signal(self, node_id: str, name: str, payload: dict[str, Any] | None) -> None:
+    async def signal(self, node_id: str, name: str, payload: SignalModel | None = None) -> None:
         handle = self.client.get_workflow_handle(node_workflow_id(node_id))
         if payload is None:
             await handle.signal(name)
@@ -136,7 +143,8 @@ class Simulator:
             return f"started {len(run.scenario.fleet)} node(s)"
         if event.action == "stop_fleet":
             for node in run.scenario.fleet:
-                await self.signal(node.id, "terminate", {"reason": "scenario: stop_fleet"})
+                await self.signal(node.id, "terminate",
+                                  TerminateInput(reason="scenario: stop_fleet"))
             return "terminate sent to every node"
         if event.action == "log":
             self.say(f"  [{run.t():7.2f}s] {p.log_message or p.message}")
@@ -171,10 +179,13 @@ class Simulator:
             return f"run_diagnostic ({check.kind}) started on {target}"
         if event.action == "issue_command":
             command = p.command_type or ""
-            payload: dict[str, Any] = {
-                "reason": str(p.command_args.get("reason") or f"scenario: {command}")}
-            if command == "drain":
-                payload["grace_seconds"] = float(p.command_args.get("grace_seconds", 5))
+            reason = str(p.command_args.get("reason") or f"scenario: {command}")
+            payload: SignalModel = (
+                DrainInput(reason=reason,
+                           grace_seconds=float(p.command_args.get("grace_seconds", 5)))
+                if command == "drain" else
+                CordonInput(reason=reason) if command == "cordon" else
+                TerminateInput(reason=reason))
             await self.signal(target, command, payload)
             return f"{command} sent to {target}"
         if event.action == "wait":

