@@ -6,15 +6,15 @@ import sys
 
 import pytest
 
-from navarch.workers.control_plane import ControlPlane, _installed
+from navarch.workers.control_plane import ControlPlane, installed
 
 
 def test_installed_is_false_when_a_parent_package_is_missing():
     # `google` is present (protobuf brings it) while `google.cloud` may not be: the probe
     # must answer False, not raise, so the worker starts without the gcp extra.
-    assert _installed("json")
-    assert not _installed("navarch_absent_pkg")
-    assert not _installed("google.navarch_absent_pkg.compute_v1")
+    assert installed("json")
+    assert not installed("navarch_absent_pkg")
+    assert not installed("google.navarch_absent_pkg.compute_v1")
 
 
 def test_worker_starts_without_the_gcp_extra(monkeypatch: pytest.MonkeyPatch):

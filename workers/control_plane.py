@@ -28,7 +28,7 @@ from navarch.temporal.abandoned import QuietAbandonment
 from navarch.workflows import WORKFLOWS
 
 
-def _installed(module: str) -> bool:
+def installed(module: str) -> bool:
     """Whether an optional cloud client is importable. `find_spec` of a dotted name imports
     its parents and raises when one is missing (`google` exists through protobuf, but
     `google.cloud` only with the gcp extra)."""
@@ -46,21 +46,21 @@ def provider_factories(*, user_data: Callable[[ProvisionRequest], str] | None = 
     """A factory per cloud whose client library is installed (and the fake cloud, given
     its world). Without `user_data` the machines get no agent bootstrap (listing types)."""
     factories: dict[str, ProviderFactory] = {}
-    if _installed("boto3"):
+    if installed("boto3"):
         from navarch.activities.aws import AwsProvider
 
         def aws(choice: ProviderChoice) -> AwsProvider:
             return AwsProvider(choice, user_data=user_data)
 
         factories["aws"] = aws
-    if _installed("requests"):
+    if installed("requests"):
         from navarch.activities.lambda_labs import LambdaProvider
 
         def lambda_labs(choice: ProviderChoice) -> LambdaProvider:
             return LambdaProvider(choice, user_data=user_data)
 
         factories["lambda"] = lambda_labs
-    if _installed("google.cloud.compute_v1"):
+    if installed("google.cloud.compute_v1"):
         from navarch.activities.gcp import GcpProvider
 
         def gcp(choice: ProviderChoice) -> GcpProvider:
