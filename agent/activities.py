@@ -14,6 +14,7 @@ from navarch.contracts import agent as agent_api
 from navarch.contracts.agent import (
     BootCheckInput,
     BootCheckResult,
+    CheckResult,
     DiagnosticInput,
     DiagnosticResult,
     HealthSummary,
@@ -23,7 +24,6 @@ from navarch.contracts.agent import (
     WatchHealthInput,
     WatchHealthResult,
 )
-from navarch.contracts.node import CheckResult
 from navarch.health.events import EventType, HealthEvent, HealthResult
 from navarch.health.policy import EventVerdict, Policy, compile_policy
 from navarch.temporal.heartbeats import with_heartbeats

@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from navarch.contracts.agent import DiagnosticInput, GpuSummary, Inventory
-from navarch.contracts.node import CheckResult
+from navarch.contracts.agent import CheckResult, DiagnosticInput, GpuSummary, Inventory
 from navarch.health.events import HealthEvent
 
 from .diagnostics import Outcome

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from typing import Any
 
-from navarch.contracts.node import CheckResult
+from navarch.contracts.agent import CheckResult
 
 TEST_BYTES = 64 * 1024 * 1024
 CHECK_TIMEOUT_S = 120.0

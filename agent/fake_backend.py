@@ -6,8 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-from navarch.contracts.agent import DiagnosticInput, GpuSummary, Inventory
-from navarch.contracts.node import CheckResult, GpuInfo
+from navarch.contracts.agent import CheckResult, DiagnosticInput, GpuInfo, GpuSummary, Inventory
 from navarch.health.events import EventType, HealthEvent
 from navarch.health.xid import lookup
 from navarch.sim.fakeworld import FakeWorld, GpuFault

@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from navarch.contracts.agent import DiagnosticInput, GpuSummary, Inventory
-from navarch.contracts.node import CheckResult, GpuInfo
+from navarch.contracts.agent import CheckResult, DiagnosticInput, GpuInfo, GpuSummary, Inventory
 from navarch.health.events import EventType, HealthEvent
 from navarch.health.kernel_log import KernelLogEvent, normalize_pci_bus_id
 

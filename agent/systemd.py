@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from navarch.contracts.node import CheckResult
+from navarch.contracts.agent import CheckResult
 
 
 def service_active(unit: str) -> CheckResult:

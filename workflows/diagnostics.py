@@ -32,8 +32,8 @@ with workflow.unsafe.imports_passed_through():
 
 from .node import RUN_ONCE, NodeWorkflow
 
-# Finding the pool's nodes: one visibility listing (and, for the agent queues, a describe of
-# each node's workflow, a few hundred per minute on a dev server).
+# Finding the pool's nodes: one visibility listing; the agent queues add a `status` query
+# to each node, one after another, hence the longer allowance.
 LIST_NODES_TIMEOUT = timedelta(minutes=1)
 AGENT_QUEUES_TIMEOUT = timedelta(minutes=5)
 LOOKUP_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=2))

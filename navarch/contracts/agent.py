@@ -13,7 +13,6 @@ from pydantic import Field
 from temporalio import activity
 
 from navarch.contracts.base import StoredModel
-from navarch.contracts.node import CheckResult, GpuInfo
 from navarch.durations import GoDuration
 from navarch.health.events import HealthEvent, HealthResult
 from navarch.health.policy import PolicyFile
@@ -23,6 +22,26 @@ BOOT_CHECK = "agent.boot_check"
 WATCH_HEALTH = "agent.watch_health"
 WAIT_IDLE = "agent.wait_idle"
 RUN_DIAGNOSTIC = "agent.run_diagnostic"
+
+
+class GpuInfo(StoredModel):
+    """One GPU as the agent finds it."""
+
+
+    index: int
+    name: str = ""
+    uuid: str = ""
+    pci_bus_id: str = ""
+    memory_total_mib: int = 0
+
+
+class CheckResult(StoredModel):
+    """One boot check's outcome."""
+
+
+    name: str
+    status: str  # pass | fail | skipped
+    detail: str = ""
 
 
 class Inventory(StoredModel):

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from navarch.contracts.agent import CheckResult, GpuInfo
 from navarch.contracts.base import SignalModel, StoredModel
 from navarch.contracts.cloud import Instance
 from navarch.contracts.names import node_task_queue
@@ -96,20 +97,6 @@ class Transition(StoredModel):
     from_state: NodeState | None = None
     to_state: NodeState
     reason: TransitionReason
-    detail: str = ""
-
-
-class GpuInfo(StoredModel):
-    index: int
-    name: str = ""
-    uuid: str = ""
-    pci_bus_id: str = ""
-    memory_total_mib: int = 0
-
-
-class CheckResult(StoredModel):
-    name: str
-    status: str  # pass | fail | skipped
     detail: str = ""
 
 

@@ -8,7 +8,6 @@ activities inside the worker.
 
 from __future__ import annotations
 
-import functools
 from datetime import timedelta
 from typing import Literal
 
@@ -49,15 +48,11 @@ POOL_NAME_PATTERN = r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
 
 # Parsed once, at import: a spec without a policy is decoded inside workflows, where
 # reading and parsing a YAML file would be I/O in the sandbox.
-@functools.cache
-def _builtin_default() -> PolicyFile:
-    """Parsed on first use, not at import: the node agent imports this module's neighbours
-    and never reads YAML."""
-    return builtin_policy("default").source
+_DEFAULT_POLICY = builtin_policy("default").source
 
 
 def _default_policy() -> PolicyFile:
-    return _builtin_default().model_copy(deep=True)
+    return _DEFAULT_POLICY.model_copy(deep=True)
 
 
 class ProviderChoice(StoredModel):
