@@ -20,6 +20,7 @@ from navarch.contracts.cloud import (
     ProvisionRequest,
 )
 from navarch.contracts.spec import ProviderChoice
+from navarch.redact import excerpt
 
 from .cloud import ProviderError
 
@@ -77,7 +78,7 @@ class LambdaProvider:
         if resp.status_code >= 400:
             error = payload.get("error", {}) if isinstance(payload, dict) else {}
             code = str(error.get("code", f"http/{resp.status_code}"))
-            message = str(error.get("message", resp.text[:200]))
+            message = excerpt(str(error.get("message", resp.text)), [self._key()])
             raise ProviderError(classify(resp.status_code, code),
                                 f"Lambda {code}: {message}", code)
         return payload.get("data") if isinstance(payload, dict) else None

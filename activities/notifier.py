@@ -30,6 +30,7 @@ from navarch.contracts.notifier import (
     DrainStatusInput,
     NotifyInput,
 )
+from navarch.redact import excerpt, scrub
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -59,7 +60,8 @@ def _request(method: str, url: str, headers: dict[str, str], body: bytes | None,
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read()
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise ApplicationError(f"{method} {url}: {exc}", type="NotifierUnreachable") from None
+        raise ApplicationError(f"{method} {scrub(url)}: {excerpt(str(exc), headers.values())}",
+                               type="NotifierUnreachable") from None
 
 
 async def _call(method: str, url: str, cfg: NotifierConfig, payload: Any = None) -> bytes:
@@ -71,8 +73,10 @@ async def _call(method: str, url: str, cfg: NotifierConfig, payload: Any = None)
         _request, method, url, headers, body, webhook.timeout.total_seconds()
     )
     if status >= 400:
+        # The answer may echo what it was sent (a 401 quoting the Authorization header): only
+        # a scrubbed excerpt reaches the failure, and so history and the worker's log.
         raise ApplicationError(
-            f"{method} {url} answered {status}: {data[:200].decode(errors='replace')}",
+            f"{method} {scrub(url)} answered {status}: {excerpt(data, headers.values())}",
             type="NotifierHTTPError",
         )
     return data
@@ -110,7 +114,8 @@ async def drain_status(params: DrainStatusInput) -> DrainStatus:
         return DrainStatus.model_validate_json(data)
     except ValueError:
         raise ApplicationError(
-            f"GET {url}: expected JSON like {{\"drained\": true}}, got {data[:200]!r}",
+            f"GET {scrub(url)}: expected JSON like {{\"drained\": true}}, got "
+            f"{excerpt(data, expand_headers(cfg.webhook.headers).values())!r}",
             type="NotifierBadResponse",
         ) from None
 

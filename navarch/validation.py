@@ -16,10 +16,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     ModelWrapValidatorHandler,
     ValidationError,
@@ -92,7 +93,7 @@ class Problem:
         if self.value is not _MISSING and not (
             isinstance(self.value, str) and repr(self.value) in self.message
         ):
-            text += f" (got {_short(self.value)})"
+            text += f" (got {shorten(self.value)})"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,9 +109,32 @@ class Problem:
         return out
 
 
-def _short(value: Any) -> str:
+def shorten(value: Any, limit: int = 80) -> str:
+    """A value's repr, cut to `limit` characters, for an error message."""
     text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+# Free text that people send or remote services answer (reasons, details, error messages)
+# is kept to this many characters, so a node's or pool's state stays far below Temporal's
+# payload limits whatever is sent.
+MAX_TEXT = 1024
+
+
+def truncate_text(text: str, limit: int = MAX_TEXT) -> str:
+    """`text`, or its first characters and a marker saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    keep = max(0, limit - 40)  # room for the marker
+    return f"{text[:keep]}... [{len(text) - keep} more characters cut]"
+
+
+def _bounded(value: Any) -> Any:
+    return truncate_text(value) if isinstance(value, str) else value
+
+
+# A str field that truncates instead of refusing: a long reason is kept, cut, with a marker.
+BoundedText = Annotated[str, BeforeValidator(_bounded)]
 
 
 def _jsonable(value: Any) -> Any:
@@ -148,21 +172,44 @@ class YamlDocument:
         return self.lines.get((), None)
 
 
+# Limits on what a YAML file may make the loader do: a config, policy or scenario is far
+# below each, and a hostile or broken file meets one in well under a second.
+MAX_YAML_BYTES = 8 * 1024 * 1024
+MAX_YAML_DEPTH = 64  # nested mappings and lists
+MAX_YAML_VALUES = 200_000  # values once aliases are expanded (an "alias bomb" is billions)
+
+
 def load_yaml(path: str | Path, *, text: str | None = None) -> YamlDocument:
-    """Parse a YAML file; a syntax error becomes a Problem with its line and column."""
+    """Parse a YAML file; a syntax error, a duplicate key, or a file too large, too deep or
+    expanding too far through aliases becomes a Problem with its line."""
     import yaml  # not at module level: the node agent never reads YAML
 
     name = str(path)
     if text is None:
         try:
+            size = Path(path).stat().st_size
+            if size > MAX_YAML_BYTES:
+                raise ValidationFailed([Problem(name, (), f"file is {size} bytes; the "
+                                                f"limit is {MAX_YAML_BYTES} bytes")])
             text = Path(path).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ValidationFailed([Problem(name, (), "file not found")]) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ValidationFailed([Problem(name, (), f"cannot read file: {exc}")]) from None
+    if len(text) > MAX_YAML_BYTES:
+        raise ValidationFailed([Problem(name, (), f"text is {len(text)} characters; the "
+                                        f"limit is {MAX_YAML_BYTES}")])
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        _check_shape(name, text)
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            duplicates = _duplicate_keys(name, node) if node is not None else []
+            if duplicates:
+                raise ValidationFailed(duplicates)
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -177,19 +224,103 @@ def load_yaml(path: str | Path, *, text: str | None = None) -> YamlDocument:
     return YamlDocument(name, data, lines)
 
 
-def _index_lines(node: yaml.Node, path: KeyPath, out: dict[KeyPath, int]) -> None:
+def _check_shape(name: str, text: str) -> None:
+    """One streaming pass over the parser's events, before anything is built: refuse
+    nesting deeper than MAX_YAML_DEPTH and aliases that expand past MAX_YAML_VALUES."""
     import yaml
 
+    sizes: dict[str, int] = {}  # anchor -> values it stands for, expanded
+    open_counts: list[tuple[str | None, int]] = []  # (anchor, values so far) per open node
+    total = 0
+
+    def add(count: int, mark: Any) -> None:
+        nonlocal total
+        total += count
+        if open_counts:
+            anchor, so_far = open_counts[-1]
+            open_counts[-1] = (anchor, so_far + count)
+        if total > MAX_YAML_VALUES:
+            raise ValidationFailed([Problem(
+                name, (), f"expands to more than {MAX_YAML_VALUES} values through aliases "
+                "(an alias bomb?); write the values out or use fewer aliases",
+                line=mark.line + 1 if mark else None)])
+
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(open_counts) >= MAX_YAML_DEPTH:
+                raise ValidationFailed([Problem(
+                    name, (), f"nested more than {MAX_YAML_DEPTH} levels deep",
+                    line=event.start_mark.line + 1 if event.start_mark else None)])
+            open_counts.append((event.anchor, 1))
+            total += 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, count = open_counts.pop()
+            if anchor:
+                sizes[anchor] = count
+            if open_counts:
+                parent, so_far = open_counts[-1]
+                open_counts[-1] = (parent, so_far + count)
+        elif isinstance(event, yaml.ScalarEvent):
+            if event.anchor:
+                sizes[event.anchor] = 1
+            add(1, event.start_mark)
+        elif isinstance(event, yaml.AliasEvent):
+            add(sizes.get(event.anchor or "", 1), event.start_mark)
+
+
+def _duplicate_keys(name: str, root: yaml.Node) -> list[Problem]:
+    """Every key written twice in one mapping, with the lines of both: YAML would keep the
+    last silently, and a pool written twice would lose the first."""
+    import yaml
+
+    problems: list[Problem] = []
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, KeyPath]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue  # an alias: checked where its anchor is
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    key, line = key_node.value, key_node.start_mark.line + 1
+                    if key in first and key != "<<":
+                        problems.append(Problem(
+                            name, (*path, key), f"duplicate key {key!r} (first at line "
+                            f"{first[key]}, again at line {line}); the first would be lost",
+                            line=line))
+                    first.setdefault(key, line)
+                    stack.append((value_node, (*path, key)))
+                else:
+                    stack.append((value_node, path))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*path, i)) for i, item in enumerate(node.value))
+    problems.sort(key=lambda p: p.line or 0)
+    return problems
+
+
+def _index_lines(node: yaml.Node, path: KeyPath, out: dict[KeyPath, int],
+                 seen: set[int] | None = None) -> None:
+    """The line of every key path. An aliased node is indexed once, where its anchor is:
+    following aliases again would walk the expanded tree."""
+    import yaml
+
+    seen = set() if seen is None else seen
     out.setdefault(path, node.start_mark.line + 1)
+    if id(node) in seen:
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
             child = (*path, key)
             out[child] = key_node.start_mark.line + 1
-            _index_lines(value_node, child, out)
+            _index_lines(value_node, child, out, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index_lines(item, (*path, i), out)
+            _index_lines(item, (*path, i), out, seen)
 
 
 def suggest(word: str, choices: Iterable[str]) -> str | None:

@@ -46,7 +46,8 @@ class StubNode:
         await workflow.get_external_workflow_handle(pool_workflow_id(params.spec.name)).signal(
             "node_state_changed", NodeReport(
                 node_id=params.node_id, state=state, reason=reason, at=workflow.now(),
-                seq=self._seq, cordon_source=source))
+                seq=self._seq, cordon_source=source,
+                run_chain=workflow.info().first_execution_run_id))
 
     @workflow.run
     async def run(self, params: NodeInput) -> NodeStatus:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from navarch.contracts.node import NodeStatus
 from navarch.contracts.pool import PoolInput, PoolStatus
 from navarch.contracts.spec import PoolSpec, ProviderChoice
 from navarch.sim.fakeworld import FakeWorld
+from navarch.temporal.client import temporal_cli_path
 from navarch.workers.control_plane import ControlPlane
 from navarch.workflows import DiagnosticsWorkflow, PoolWorkflow
 
@@ -148,3 +150,16 @@ async def run_diagnostics(client, plane, spec,
                          heartbeat_timeout=spec.heartbeat_timeout, nodes=nodes or []),
         id=f"diagnostics/{spec.name}-{uuid.uuid4().hex[:6]}", task_queue=plane.task_queue)
     return report
+
+
+def run_temporal_cli(env: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `temporal` CLI against the test's server, as an operator runs it."""
+    address = env.client.service_client.config.target_host
+    return subprocess.run([temporal_cli_path(), *args, "--address", address],
+                          capture_output=True, text=True, timeout=60)
+
+
+def temporal_cli(env: Any, *args: str) -> str:
+    result = run_temporal_cli(env, *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LEAVES = {"durations", "validation", "bootstrap", ""}  # "" is `navarch` itself (__version__)
+LEAVES = {"durations", "validation", "redact", "bootstrap", ""}  # "" is `navarch` itself (__version__)
 ROLES = ("workflows", "activities", "workers", "agent")
 BELOW = {
     "health": set(),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from datetime import timedelta
 
 import pytest
@@ -12,7 +11,6 @@ import pytest
 from navarch.contracts.names import node_workflow_id
 from navarch.contracts.node import NodeInput, NodeStatus
 from navarch.sim.fakeworld import FakeWorld
-from navarch.temporal.client import temporal_cli_path
 from navarch.workflows.node import NodeWorkflow
 
 from lifecycle_helpers import (
@@ -23,6 +21,7 @@ from lifecycle_helpers import (
     pool_status,
     ready_pool,
     start_pool,
+    temporal_cli,
     transitions,
 )
 
@@ -84,14 +83,6 @@ async def test_application_xid_only_degrades_and_recovers(dev_env, tmp_path):
                                  lambda n: n.state.value == "ready", what="ready again")
         assert transitions(ready)[-2:] == [("degraded", "degraded"), ("ready", "healthy")]
         assert (await pool_status(client, spec.name)).replacements == 0
-
-
-def temporal_cli(env, *args: str) -> str:
-    address = env.client.service_client.config.target_host
-    result = subprocess.run([temporal_cli_path(), *args, "--address", address],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 async def test_operator_cordon_uncordon_and_drain_with_the_temporal_cli(dev_env, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -39,8 +40,10 @@ class Scheduler(LocalServer):
             def do_POST(self):
                 self._record(self.read_json())
                 if scheduler.fail_cordon and self.path.endswith("/cordon"):
-                    self.send_response(503)
-                    self.end_headers()
+                    # A careless server: its refusal echoes the credential it was sent.
+                    self.send_json(401, {"error": "unauthorized",
+                                         "you_sent": {"Authorization":
+                                                      self.headers["Authorization"]}})
                     return
                 self.send_response(200)
                 self.end_headers()
@@ -120,7 +123,14 @@ async def test_failing_notifier_shows_in_status_and_never_loses_the_cordon(
                                 lambda n: n.notifier_failures >= 1, within=60,
                                 what="notifier failure recorded")
         assert node.state.value == "cordoned"
-        assert "503" in node.notifier_last_error
+        assert node.notifier_last_error.startswith(
+            f"NotifierHTTPError: POST {scheduler.url}/cordon answered 401: "
+            '{"error": "unauthorized", "you_sent": {"Authorization": "[redacted]"}}')
+        history = (await client.get_workflow_handle(f"node/{node_id}").fetch_history()
+                   ).to_json_dict()
+        raw = json.dumps(history)  # failures (the activity's included) are not payloads
+        assert '\\"you_sent\\": {\\"Authorization\\": \\"[redacted]\\"}' in raw
+        assert TOKEN not in raw and TOKEN not in _decoded_payloads(history)
 
 
 def _decoded_payloads(node) -> str:

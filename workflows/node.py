@@ -35,6 +35,12 @@ with workflow.unsafe.imports_passed_through():
         wait_idle,
         watch_health,
     )
+    from navarch.contracts.base import (
+        InvalidPayload,
+        SignalModel,
+        decode_payload,
+        expect_no_payload,
+    )
     from navarch.contracts.cloud import (
         CloudErrorType,
         Instance,
@@ -57,14 +63,17 @@ with workflow.unsafe.imports_passed_through():
         pool_workflow_id,
     )
     from navarch.contracts.node import (
+        KEEP_REJECTED,
         CordonInput,
         CordonSource,
         DrainInput,
         NodeInput,
+        NodeOperationResult,
         NodeReport,
         NodeResume,
         NodeState,
         NodeStatus,
+        Rejected,
         RetireInput,
         TerminateInput,
         Transition,
@@ -139,7 +148,14 @@ class NodeWorkflow:
     @workflow.init
     def __init__(self, params: NodeInput) -> None:
         spec = self._spec = params.spec
-        self._commands: deque[tuple[str, Any]] = deque()
+        # Commands from signals and updates, each with a ticket; an update waits for its
+        # ticket's outcome.
+        self._commands: deque[tuple[str, Any, int]] = deque()
+        self._tickets = 0
+        self._waiting: set[int] = set()  # tickets an update waits on
+        self._outcomes: dict[int, str] = {}
+        self._monitoring = False  # commands are applied as they come (not queued for later)
+        self._closing = False
         self._background: list[asyncio.Task[None]] = []
         self._instance: Instance | None = None
         self._provider: ProviderChoice | None = None
@@ -167,29 +183,133 @@ class NodeWorkflow:
     def status(self) -> NodeStatus:
         return self._status
 
+    # Signals are fire-and-forget: a payload that does not validate is refused with one
+    # warning and a line in the status's `rejected`, and can never fail a workflow task.
+
     @workflow.signal(name="cordon")
-    def cordon(self, params: CordonInput | None = None) -> None:
-        self._commands.append(("cordon", params or CordonInput()))
+    def cordon(self, *payloads: Any) -> None:
+        self._queue("cordon", CordonInput, payloads)
 
     @workflow.signal(name="uncordon")
-    def uncordon(self, params: UncordonInput | None = None) -> None:
-        self._commands.append(("uncordon", params or UncordonInput()))
+    def uncordon(self, *payloads: Any) -> None:
+        self._queue("uncordon", UncordonInput, payloads)
 
     @workflow.signal(name="drain")
-    def drain(self, params: DrainInput | None = None) -> None:
-        self._commands.append(("drain", params or DrainInput()))
+    def drain(self, *payloads: Any) -> None:
+        self._queue("drain", DrainInput, payloads)
 
     @workflow.signal(name="terminate")
-    def terminate(self, params: TerminateInput | None = None) -> None:
-        self._commands.append(("terminate", params or TerminateInput()))
+    def terminate(self, *payloads: Any) -> None:
+        self._queue("terminate", TerminateInput, payloads)
 
     @workflow.signal(name="retire")
-    def retire(self, params: RetireInput | None = None) -> None:
-        self._commands.append(("retire", params or RetireInput()))
+    def retire(self, *payloads: Any) -> None:
+        self._queue("retire", RetireInput, payloads)
 
     @workflow.signal(name="approve_repair")
-    def approve_repair(self) -> None:
-        self._commands.append(("approve_repair", None))
+    def approve_repair(self, *payloads: Any) -> None:
+        try:
+            expect_no_payload(payloads)
+        except InvalidPayload as exc:
+            self._reject("approve_repair", str(exc))
+            return
+        self._enqueue("approve_repair", None)
+
+    def _queue(self, name: str, model: type[SignalModel], payloads: tuple[Any, ...]) -> None:
+        try:
+            params = decode_payload(model, payloads)
+        except InvalidPayload as exc:
+            self._reject(name, str(exc))
+            return
+        self._enqueue(name, params)
+
+    def _enqueue(self, name: str, params: Any) -> int:
+        self._tickets += 1
+        self._commands.append((name, params, self._tickets))
+        return self._tickets
+
+    def _reject(self, signal: str, problem: str) -> None:
+        st = self._st()
+        workflow.logger.warning("%s: %s refused: %s", workflow.info().workflow_id, signal,
+                                problem)
+        st.rejected.append(Rejected(at=workflow.now(), signal=signal, problem=problem))
+        del st.rejected[:-KEEP_REJECTED]
+
+    # Updates: the same four operations, confirmed. The validator refuses a malformed or
+    # impossible request before it enters history, with the reason; the caller gets the
+    # outcome (`NodeOperationResult`).
+
+    @workflow.update(name="cordon")
+    async def cordon_op(self, *payloads: Any) -> NodeOperationResult:
+        return await self._operate("cordon", decode_payload(CordonInput, payloads))
+
+    @cordon_op.validator
+    def _validate_cordon(self, *payloads: Any) -> None:
+        self._validate("cordon", CordonInput, payloads)
+
+    @workflow.update(name="uncordon")
+    async def uncordon_op(self, *payloads: Any) -> NodeOperationResult:
+        return await self._operate("uncordon", decode_payload(UncordonInput, payloads))
+
+    @uncordon_op.validator
+    def _validate_uncordon(self, *payloads: Any) -> None:
+        self._validate("uncordon", UncordonInput, payloads)
+
+    @workflow.update(name="drain")
+    async def drain_op(self, *payloads: Any) -> NodeOperationResult:
+        return await self._operate("drain", decode_payload(DrainInput, payloads))
+
+    @drain_op.validator
+    def _validate_drain(self, *payloads: Any) -> None:
+        self._validate("drain", DrainInput, payloads)
+
+    @workflow.update(name="terminate")
+    async def terminate_op(self, *payloads: Any) -> NodeOperationResult:
+        return await self._operate("terminate", decode_payload(TerminateInput, payloads))
+
+    @terminate_op.validator
+    def _validate_terminate(self, *payloads: Any) -> None:
+        self._validate("terminate", TerminateInput, payloads)
+
+    def _validate(self, name: str, model: type[SignalModel], payloads: tuple[Any, ...]) -> None:
+        try:
+            decode_payload(model, payloads)
+        except InvalidPayload as exc:
+            raise ApplicationError(f"invalid {name} request: {exc}", type="InvalidRequest",
+                                   non_retryable=True) from None
+        refusal = self._refusal(name)
+        if refusal:
+            raise ApplicationError(f"{name} refused: {refusal}", type="Refused",
+                                   non_retryable=True)
+
+    def _refusal(self, name: str) -> str | None:
+        """Why the node cannot do `name` now; None when it can."""
+        st = self._st()
+        if st.state.is_terminal() or self._closing:
+            return f"node is {st.state.value}"
+        if st.state in (NodeState.DRAINING, NodeState.TERMINATING):
+            return f"node is already {st.state.value}"
+        if name == "uncordon" and st.cordoned and st.health is HealthResult.UNHEALTHY:
+            return "node is unhealthy" + (f" (rule {st.health_rule})" if st.health_rule else "")
+        return None
+
+    def _answer(self, ticket: int, outcome: str) -> None:
+        if ticket in self._waiting:
+            self._outcomes[ticket] = outcome
+
+    async def _operate(self, name: str, params: Any) -> NodeOperationResult:
+        ticket = self._enqueue(name, params)
+        if self._monitoring:
+            self._waiting.add(ticket)
+            await workflow.wait_condition(lambda: ticket in self._outcomes or self._closing)
+            self._waiting.discard(ticket)
+        st = self._st()
+        outcome = self._outcomes.pop(ticket, None)
+        return NodeOperationResult(
+            node_id=st.node_id, operation=name, applied=outcome is not None, state=st.state,
+            cordoned=st.cordoned,
+            detail=outcome if outcome is not None else
+            f"queued: applies once the node is past {st.state.value}")
 
     # ------------------------------------------------------------------ main
 
@@ -206,6 +326,7 @@ class NodeWorkflow:
                 await self._boot()
             if await self._monitor():
                 await self._finish_background()
+                await self._close_handlers()
                 workflow.continue_as_new(NodeInput(
                     node_id=params.node_id, spec=spec, resume=NodeResume(
                         status=self._status, instance=self._instance, provider=self._provider,
@@ -216,7 +337,13 @@ class NodeWorkflow:
         except _Leave as leave:
             await self._leave(leave)
         await self._finish_background()
+        await self._close_handlers()
         return self._status
+
+    async def _close_handlers(self) -> None:
+        """Updates still waiting answer now (refusing new ones) before this run ends."""
+        self._closing = True
+        await workflow.wait_condition(workflow.all_handlers_finished)
 
     # ------------------------------------------------------------------ provisioning
 
@@ -386,8 +513,8 @@ class NodeWorkflow:
         self._take_early_commands()
         self._record(NodeState.READY, TransitionReason.BOOT_CHECK_PASSED)
 
-    def _leave_requested(self) -> tuple[str, Any] | None:
-        return next(((k, p) for k, p in self._commands if k in ("terminate", "drain", "retire")),
+    def _leave_requested(self) -> tuple[str, Any, int] | None:
+        return next((c for c in self._commands if c[0] in ("terminate", "drain", "retire")),
                     None)
 
     def _take_early_commands(self) -> None:
@@ -396,8 +523,9 @@ class NodeWorkflow:
         request = self._leave_requested()
         if request is not None:
             self._commands.remove(request)
-            kind, payload = request
+            kind, payload, ticket = request
             leave = self._leave_for(kind, payload)
+            self._answer(ticket, f"{kind}: leaving before it served (no drain needed)")
             raise _Leave(leave.reason, None, leave.detail)
 
     # ------------------------------------------------------------------ monitoring
@@ -406,6 +534,7 @@ class NodeWorkflow:
         """Watch until the node leaves (raises _Leave) or history asks for a new run (True)."""
         act: asyncio.Future[Any] | None = None
         kind = ""
+        self._monitoring = True
         while True:
             st = self._st()
             if act is None:
@@ -416,10 +545,12 @@ class NodeWorkflow:
                 lambda c=current: c.done() or bool(self._commands)  # type: ignore[misc]
             )
             if self._commands:
-                command, payload = self._commands.popleft()
+                command, payload, ticket = self._commands.popleft()
                 try:
-                    self._apply_command(command, payload)
+                    self._answer(ticket, self._apply_command(command, payload))
                 except _Leave:
+                    self._answer(ticket, f"{command}: leaving")
+                    self._monitoring = False
                     current.cancel()
                     await _settle(current)
                     raise
@@ -440,6 +571,7 @@ class NodeWorkflow:
             else:
                 self._apply_health(outcome)
             if workflow.info().is_continue_as_new_suggested():
+                self._monitoring = False
                 return True
 
     def _start_watch(self) -> asyncio.Future[Any]:
@@ -522,33 +654,38 @@ class NodeWorkflow:
         st.awaiting_repair, self._repair_cause = True, cause
         self._report(cause, f"repair requested: {detail}")
 
-    def _apply_command(self, command: str, payload: Any) -> None:
+    def _apply_command(self, command: str, payload: Any) -> str:
+        """Apply one command; what happened, in words (an update's answer)."""
         st = self._st()
         if command == "cordon":
             if st.state.is_leaving():
-                return
+                return f"not cordoned: node is {st.state.value}"
+            if st.cordoned:
+                return "already cordoned" + (f" ({self._cordon_source.value})"
+                                             if self._cordon_source else "")
+            st.cordoned, self._cordon_source = True, payload.source
+            self._record(NodeState.CORDONED, TransitionReason.OPERATOR, payload.reason)
+            self._notify("cordon", payload.reason or "operator")
+            return "cordoned"
+        if command == "uncordon":
             if not st.cordoned:
-                st.cordoned, self._cordon_source = True, payload.source
-                self._record(NodeState.CORDONED, TransitionReason.OPERATOR, payload.reason)
-                self._notify("cordon", payload.reason or "operator")
-        elif command == "uncordon":
-            if not st.cordoned:
-                return
+                return "not cordoned; nothing to do"
             if st.health is HealthResult.UNHEALTHY:
                 workflow.logger.warning("uncordon refused: node %s is unhealthy", st.node_id)
-                return
+                return "refused: node is unhealthy"
             st.cordoned, self._cordon_source = False, None
             st.awaiting_repair, self._repair_cause = False, None
             self._record(self._resting_state(), TransitionReason.OPERATOR, payload.reason)
             self._notify("uncordon", payload.reason or "operator")
-        elif command == "approve_repair":
+            return "uncordoned"
+        if command == "approve_repair":
             if st.awaiting_repair and self._repair_cause is not None:
                 st.awaiting_repair = False
                 unreachable = self._repair_cause is TransitionReason.UNREACHABLE
                 raise _Leave(self._repair_cause,
                              None if unreachable else self._spec_().health.drain_grace)
-        else:
-            raise self._leave_for(command, payload)
+            return "no repair pending"
+        raise self._leave_for(command, payload)
 
     def _leave_for(self, command: str, payload: Any) -> _Leave:
         if command == "drain":
@@ -691,6 +828,7 @@ class NodeWorkflow:
             at=workflow.now(), awaiting_repair=st.awaiting_repair, provider=st.provider,
             region=st.region, detail=detail, seq=self._next_report_seq(),
             capacity_misses=list(self._capacity_misses), cordon_source=self._cordon_source,
+            run_chain=workflow.info().first_execution_run_id,
         )
         self._background.append(asyncio.ensure_future(self._send_report(report)))
 

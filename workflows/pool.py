@@ -14,13 +14,16 @@ import contextlib
 import math
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+
     from navarch.config.schema import QueueSource, UtilizationSource
     from navarch.contracts.autoscale import (
         MetricsRequest,
@@ -29,8 +32,14 @@ with workflow.unsafe.imports_passed_through():
         ScaleDecision,
         gather_metrics,
     )
-    from navarch.contracts.base import SignalModel
-    from navarch.contracts.names import SA_POOL, node_workflow_id
+    from navarch.contracts.base import (
+        FORBID_UNKNOWN,
+        InvalidPayload,
+        SignalModel,
+        decode_payload,
+        expect_no_payload,
+    )
+    from navarch.contracts.names import SA_POOL, node_workflow_id, pool_workflow_id
     from navarch.contracts.node import (
         CordonInput,
         CordonSource,
@@ -50,13 +59,17 @@ with workflow.unsafe.imports_passed_through():
         PoolNode,
         PoolState,
         PoolStatus,
+        PoolUpdateResult,
         ScaleInput,
+        invalid_pool_input,
     )
     from navarch.contracts.spec import PoolSpec
     from navarch.decisions.autoscale import PoolSnapshot, evaluate, needs
 
 from . import metrics
 from .node import NodeWorkflow
+
+M = TypeVar("M", bound=BaseModel)
 
 # After repeated provision/boot failures, wait before trying again: 10 s doubling to 10 min.
 PROVISION_BACKOFF_BASE = timedelta(seconds=10)
@@ -115,15 +128,20 @@ class PoolWorkflow:
             decisions=s.decisions[-20:], metrics_errors=list(s.metrics_errors),
         )
 
+    # Signals are fire-and-forget: a payload that does not validate is refused with one
+    # warning and a `signal_rejected` event, and can never fail a workflow task.
+
     @workflow.signal(name="node_state_changed")
-    def node_state_changed(self, report: NodeReport) -> None:
+    def node_state_changed(self, *payloads: Any) -> None:
+        report = self._decode("node_state_changed", NodeReport, payloads)
+        if report is None or not self._from_own_node(report):
+            return
         s = self._state
-        node = s.nodes.get(report.node_id)
-        if node is None:
-            node = s.nodes[report.node_id] = PoolNode(
-                node_id=report.node_id, state=report.state, since=report.at, created_at=report.at)
-        elif report.seq <= node.seq:
+        node = s.nodes[report.node_id]
+        if report.seq <= node.seq:
             return  # an older report arriving late
+        if not node.run_chain:
+            node.run_chain = report.run_chain
         if node.state is not report.state:
             node.since = report.at
         node.state, node.health, node.reason = report.state, report.health, report.reason
@@ -153,52 +171,142 @@ class PoolWorkflow:
             self._node_left(node)
         self._dirty = True
 
+    def _from_own_node(self, report: NodeReport) -> bool:
+        """A report counts only from a node this pool started, sent by the run chain it
+        started under that id: a made-up report can neither add a node nor move one."""
+        s = self._state
+        node = s.nodes.get(report.node_id)
+        if not workflow.patched("verified-reports-v1"):
+            # Histories from before: any report was taken, an unknown node added.
+            if node is None:
+                s.nodes[report.node_id] = PoolNode(node_id=report.node_id, state=report.state,
+                                                   since=report.at, created_at=report.at)
+            return True
+        if node is None:
+            self._reject("node_state_changed", f"node {report.node_id!r} is not one of "
+                         "this pool's nodes")
+            return False
+        if node.run_chain and report.run_chain != node.run_chain:
+            self._reject("node_state_changed", f"report for node {report.node_id} does not "
+                         f"come from its workflow (run chain {report.run_chain!r})")
+            return False
+        return True
+
     @workflow.signal(name="scale")
-    def scale(self, params: ScaleInput | None = None) -> None:
+    def scale(self, *payloads: Any) -> None:
+        params = self._decode("scale", ScaleInput, payloads)
         if params is None:
             return
+        try:
+            self._apply_scale(params)
+        except InvalidPayload as exc:
+            self._reject("scale", str(exc))
+
+    def _apply_scale(self, params: ScaleInput) -> None:
         spec = self._spec_()
         lo = params.min_nodes if params.min_nodes is not None else spec.min_nodes
         hi = params.max_nodes if params.max_nodes is not None else spec.max_nodes
         if lo > hi:
-            workflow.logger.warning("scale ignored: min_nodes %d > max_nodes %d", lo, hi)
-            return
+            raise InvalidPayload(f"min_nodes {lo} > max_nodes {hi}")
         spec.min_nodes, spec.max_nodes = lo, hi
         target = params.target if params.target is not None else self._state.target
         self._set_target(target, "scale signal")
 
+    # Updates: `scale` and `update_spec`, confirmed. The validator refuses a malformed or
+    # impossible request before it enters history; the caller gets the bounds and target.
+
+    @workflow.update(name="scale")
+    def scale_op(self, *payloads: Any) -> PoolUpdateResult:
+        self._apply_scale(decode_payload(ScaleInput, payloads))
+        return self._update_result("scaled")
+
+    @scale_op.validator
+    def _validate_scale(self, *payloads: Any) -> None:
+        params = self._valid("scale", ScaleInput, payloads)
+        spec = self._spec_()
+        lo = params.min_nodes if params.min_nodes is not None else spec.min_nodes
+        hi = params.max_nodes if params.max_nodes is not None else spec.max_nodes
+        if lo > hi:
+            raise _refused("scale", f"min_nodes {lo} would exceed max_nodes {hi}")
+
+    @workflow.update(name="update_spec")
+    def update_spec_op(self, *payloads: Any) -> PoolUpdateResult:
+        spec = decode_payload(PoolSpec, payloads, optional=False, context=FORBID_UNKNOWN)
+        if spec == self._spec_():
+            return self._update_result("unchanged")
+        self._set_spec(spec)
+        return self._update_result("updated")
+
+    @update_spec_op.validator
+    def _validate_update_spec(self, *payloads: Any) -> None:
+        spec = self._valid("update_spec", PoolSpec, payloads, context=FORBID_UNKNOWN)
+        if spec.name != self._spec_().name:
+            raise _refused("update_spec", f"the spec is for pool {spec.name!r}, "
+                           f"not {self._spec_().name!r}")
+
+    def _valid(self, name: str, model: type[M], payloads: tuple[Any, ...],
+               context: dict[str, Any] | None = None) -> M:
+        try:
+            params = decode_payload(model, payloads, optional=False, context=context)
+        except InvalidPayload as exc:
+            raise ApplicationError(f"invalid {name} request: {exc}", type="InvalidRequest",
+                                   non_retryable=True) from None
+        if self._state.deleting:
+            raise _refused(name, "the pool is being deleted")
+        return params
+
+    def _update_result(self, detail: str) -> PoolUpdateResult:
+        spec = self._spec_()
+        return PoolUpdateResult(name=spec.name, target=self._state.target,
+                                min_nodes=spec.min_nodes, max_nodes=spec.max_nodes,
+                                detail=detail)
+
     @workflow.signal(name="report_queue_depth")
-    def report_queue_depth(self, report: QueueReport) -> None:
+    def report_queue_depth(self, *payloads: Any) -> None:
         """A workload scheduler's queue, for a `queue` autoscaler (source: signal)."""
+        report = self._decode("report_queue_depth", QueueReport, payloads)
+        if report is None:
+            return
         s = self._state
         s.queue_depth, s.pending_jobs = report.queue_depth, report.pending_jobs
         s.queue_reported_at = workflow.now()
 
     @workflow.signal(name="update_spec")
-    def update_spec(self, spec: PoolSpec) -> None:
-        if spec.name != self._spec_().name:
-            workflow.logger.warning("update_spec ignored: spec is for pool %r", spec.name)
+    def update_spec(self, *payloads: Any) -> None:
+        spec = self._decode("update_spec", PoolSpec, payloads, optional=False)
+        if spec is None:
             return
+        if spec.name != self._spec_().name:
+            self._reject("update_spec", f"the spec is for pool {spec.name!r}")
+            return
+        self._set_spec(spec)
+
+    def _set_spec(self, spec: PoolSpec) -> None:
         self._spec = spec
         self._event("spec_updated", f"min {spec.min_nodes}, max {spec.max_nodes}")
         self._set_target(self._state.target, "spec updated")
 
     @workflow.signal(name="cordon_node")
-    def cordon_node(self, params: NodeRef) -> None:
-        self._forward(params.node_id, NodeWorkflow.cordon, CordonInput(reason=params.reason))
+    def cordon_node(self, *payloads: Any) -> None:
+        if params := self._decode("cordon_node", NodeRef, payloads, optional=False):
+            self._forward(params.node_id, NodeWorkflow.cordon, CordonInput(reason=params.reason))
 
     @workflow.signal(name="uncordon_node")
-    def uncordon_node(self, params: NodeRef) -> None:
-        self._forward(params.node_id, NodeWorkflow.uncordon,
-                      UncordonInput(reason=params.reason))
+    def uncordon_node(self, *payloads: Any) -> None:
+        if params := self._decode("uncordon_node", NodeRef, payloads, optional=False):
+            self._forward(params.node_id, NodeWorkflow.uncordon,
+                          UncordonInput(reason=params.reason))
 
     @workflow.signal(name="drain_node")
-    def drain_node(self, params: DrainNodeInput) -> None:
-        self._forward(params.node_id, NodeWorkflow.drain,
-                      DrainInput(reason=params.reason, grace_seconds=params.grace_seconds))
+    def drain_node(self, *payloads: Any) -> None:
+        if params := self._decode("drain_node", DrainNodeInput, payloads, optional=False):
+            self._forward(params.node_id, NodeWorkflow.drain,
+                          DrainInput(reason=params.reason, grace_seconds=params.grace_seconds))
 
     @workflow.signal(name="resume_repair")
-    def resume_repair(self) -> None:
+    def resume_repair(self, *payloads: Any) -> None:
+        if not self._no_payload("resume_repair", payloads):
+            return
         s = self._state
         if s.repair_paused:
             s.repair_paused, s.repair_paused_reason = False, ""
@@ -208,16 +316,45 @@ class PoolWorkflow:
         self._dirty = True
 
     @workflow.signal(name="delete")
-    def delete(self) -> None:
+    def delete(self, *payloads: Any) -> None:
+        if not self._no_payload("delete", payloads):
+            return
         if not self._state.deleting:
             self._state.deleting = True
             self._event("deleting", "draining and terminating every node")
         self._dirty = True
 
+    def _decode(self, signal: str, model: type[M], payloads: tuple[Any, ...], *,
+                optional: bool = True) -> M | None:
+        try:
+            return decode_payload(model, payloads, optional=optional)
+        except InvalidPayload as exc:
+            self._reject(signal, str(exc))
+            return None
+
+    def _no_payload(self, signal: str, payloads: tuple[Any, ...]) -> bool:
+        try:
+            expect_no_payload(payloads)
+        except InvalidPayload as exc:
+            self._reject(signal, str(exc))
+            return False
+        return True
+
+    def _reject(self, signal: str, problem: str) -> None:
+        workflow.logger.warning("%s: %s refused: %s", workflow.info().workflow_id, signal,
+                                problem)
+        self._event("signal_rejected", f"{signal}: {problem}")
+
     # ------------------------------------------------------------------ main loop
 
     @workflow.run
     async def run(self, params: PoolInput) -> PoolStatus:
+        wanted = pool_workflow_id(params.spec.name)
+        if workflow.info().workflow_id != wanted and workflow.patched("pool-id-check-v1"):
+            # Its nodes would report to `wanted`, and this pool would never hear from them.
+            raise invalid_pool_input(
+                f"workflow id {workflow.info().workflow_id!r} does not match the spec's "
+                f"name {params.spec.name!r}; start the pool as {wanted!r}")
         if params.state is None:
             self._event("created", f"target {self._state.target}")
         workflow.upsert_search_attributes([SA_POOL.value_set(params.spec.name)])
@@ -344,7 +481,7 @@ class PoolWorkflow:
             s.replacements += 1
             self._event("replacement", f"{node_id} replaces {replaced}")
         s.capacity_misses = {k: v for k, v in s.capacity_misses.items() if v > now}
-        await workflow.start_child_workflow(
+        child = await workflow.start_child_workflow(
             NodeWorkflow.run,
             NodeInput(node_id=node_id, spec=spec, replacement_of=replaced,
                       rotation=s.provisioned - 1, avoid=sorted(s.capacity_misses)),
@@ -354,6 +491,9 @@ class PoolWorkflow:
             static_summary=f"node {node_id[:8]} · pool {spec.name} · {spec.instance_type}"
                            + (f" · replaces {replaced[:8]}" if replaced else ""),
         )
+        node = s.nodes.get(node_id)
+        if node is not None and not node.run_chain:
+            node.run_chain = child.first_execution_run_id or ""
 
     def _next_replaced(self) -> str | None:
         """The most recent node that left for a reason that calls for a replacement and has
@@ -537,3 +677,7 @@ class PoolWorkflow:
     def _spec_(self) -> PoolSpec:
         assert self._spec is not None
         return self._spec
+
+
+def _refused(name: str, why: str) -> ApplicationError:
+    return ApplicationError(f"{name} refused: {why}", type="Refused", non_retryable=True)

@@ -11,7 +11,8 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from navarch.cli.output import Output, err, print_data, print_problems
@@ -77,3 +78,9 @@ def show(what: str, fetch: Callable[[Client], Awaitable[M]], output: Output) -> 
         print_data(status.model_dump(mode="json"), output)
         return None
     return status
+
+
+def refusal(exc: WorkflowUpdateFailedError) -> str:
+    """What a workflow said when it refused an update (its message, without the type)."""
+    cause = exc.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(cause or exc)

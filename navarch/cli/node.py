@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from navarch.cli.common import ask, fail, show
+from navarch.cli.common import ask, fail, refusal, show
 from navarch.cli.output import Output, OutputOpt, err, out, print_data, print_table
 from navarch.config.instance_types import gpu_shape
 from navarch.contracts.base import SignalModel
@@ -27,12 +27,14 @@ from navarch.contracts.names import (
 from navarch.contracts.node import (
     CordonInput,
     DrainInput,
+    NodeOperationResult,
     NodeState,
     NodeStatus,
     TerminateInput,
     UncordonInput,
 )
 from navarch.temporal.client import connect
+from navarch.workflows.node import NodeWorkflow
 
 node_app = typer.Typer(help="List nodes and cordon, uncordon, drain or terminate them.",
                        no_args_is_help=True)
@@ -180,33 +182,28 @@ def node_history(node_id: str, output: OutputOpt = Output.table) -> None:
     print_table(table)
 
 
-def _signal_node(node_id: str, name: str, payload: SignalModel,
-                 expect: set[NodeState]) -> None:
-    async def run() -> NodeStatus:
+def _operate_node(node_id: str, update: Any, payload: SignalModel) -> None:
+    """Run one of the node's updates: the node answers what it did, or refuses and why."""
+    async def run() -> NodeOperationResult:
         client = await connect()
         handle = client.get_workflow_handle(node_workflow_id(node_id))
-        before = await fetch_node_status(client, node_id)
         seen = await last_heartbeat(client, node_id)
         silent = (datetime.now(UTC) - seen).total_seconds() if seen else None
-        if before.state is NodeState.UNREACHABLE:
+        result: NodeOperationResult = await handle.execute_update(update, payload)
+        if result.state is NodeState.UNREACHABLE:
             err.print(f"warning: node {node_id}'s agent is silent (unreachable); "
                       "the command is recorded and applies when it can")
         elif silent is not None and silent > SILENT_AFTER_SECONDS:
             err.print(f"warning: node {node_id}'s agent has been silent for {_age(silent)}")
-        await handle.signal(name, payload)
-        status = before
-        for _ in range(50):
-            status = await fetch_node_status(client, node_id)
-            if status.state in expect:
-                break
-            await asyncio.sleep(0.1)
-        return status
+        return result
 
     try:
-        status = asyncio.run(run())
+        result = asyncio.run(run())
+    except WorkflowUpdateFailedError as exc:
+        fail(f"node {node_id}: {refusal(exc)}")
     except RPCError as exc:
         fail(f"node {node_id}: {exc.message}")
-    out.print(f"node {node_id}: {name} sent; now {status.state.value}")
+    out.print(f"node {node_id}: {result.detail}; now {result.state.value}", markup=False)
 
 
 Reason = Annotated[str, typer.Option(help="why; recorded in the node's history")]
@@ -215,14 +212,13 @@ Reason = Annotated[str, typer.Option(help="why; recorded in the node's history")
 @node_app.command("cordon")
 def node_cordon(node_id: str, reason: Reason = "") -> None:
     """Stop scheduling work on a node (it keeps running)."""
-    _signal_node(node_id, "cordon", CordonInput(reason=reason), {NodeState.CORDONED})
+    _operate_node(node_id, NodeWorkflow.cordon_op, CordonInput(reason=reason))
 
 
 @node_app.command("uncordon")
 def node_uncordon(node_id: str, reason: Reason = "") -> None:
     """Return a cordoned node to service (if healthy)."""
-    _signal_node(node_id, "uncordon", UncordonInput(reason=reason),
-                 {NodeState.READY, NodeState.DEGRADED})
+    _operate_node(node_id, NodeWorkflow.uncordon_op, UncordonInput(reason=reason))
 
 
 @node_app.command("drain")
@@ -230,12 +226,10 @@ def node_drain(node_id: str, reason: Reason = "",
                grace: Annotated[float, typer.Option(help="seconds to wait for GPU work")] = 600,
                ) -> None:
     """Drain (wait for GPU work to end, up to the grace), terminate, replace."""
-    _signal_node(node_id, "drain", DrainInput(reason=reason, grace_seconds=grace),
-                 {NodeState.DRAINING, NodeState.TERMINATING, NodeState.TERMINATED})
+    _operate_node(node_id, NodeWorkflow.drain_op, DrainInput(reason=reason, grace_seconds=grace))
 
 
 @node_app.command("terminate")
 def node_terminate(node_id: str, reason: Reason = "") -> None:
     """Terminate now (no drain); the pool replaces it."""
-    _signal_node(node_id, "terminate", TerminateInput(reason=reason),
-                 {NodeState.TERMINATING, NodeState.TERMINATED})
+    _operate_node(node_id, NodeWorkflow.terminate_op, TerminateInput(reason=reason))

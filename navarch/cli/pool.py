@@ -9,48 +9,62 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from navarch.cli.common import fail, load_pool_specs, show
+from navarch.cli.common import fail, load_pool_specs, refusal, show
 from navarch.cli.output import Output, OutputOpt, err, out, print_data, print_table
 from navarch.contracts.names import CONTROL_PLANE_TASK_QUEUE, pool_workflow_id
-from navarch.contracts.pool import PoolInput, PoolStatus, ScaleInput
+from navarch.contracts.pool import PoolInput, PoolStatus, PoolUpdateResult, ScaleInput
 from navarch.contracts.spec import PoolSpec
 from navarch.temporal.client import connect
 from navarch.temporal.schedules import apply_diagnostics_schedule, delete_diagnostics_schedule
+from navarch.workflows.pool import PoolWorkflow
 
 pool_app = typer.Typer(help="Start, update and inspect pools.", no_args_is_help=True)
 
 
 async def apply_specs(client: Client, specs: dict[str, PoolSpec],
                       task_queue: str = CONTROL_PLANE_TASK_QUEUE) -> dict[str, str]:
-    """Start a PoolWorkflow per pool, or send `update_spec` to one already running."""
+    """Start each pool, or update the one already running: one update-with-start call per
+    pool, so two people applying at once can neither start a pool twice nor lose an update.
+    The pool validates the spec and answers whether it changed."""
     done: dict[str, str] = {}
     for name, spec in specs.items():
-        handle = client.get_workflow_handle(pool_workflow_id(name))
-        running = False
-        try:
-            running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-        except RPCError as exc:
-            if exc.status is not RPCStatusCode.NOT_FOUND:
-                raise
-        if running:
-            await handle.signal("update_spec", spec)
-            done[name] = "updated"
-        else:
-            await client.start_workflow(
-                "PoolWorkflow", PoolInput(spec=spec), id=pool_workflow_id(name),
-                task_queue=task_queue,
-                static_summary=f"pool {name} · {spec.instance_type} · "
-                               f"{spec.min_nodes}-{spec.max_nodes} nodes"
-                               + (f" · {spec.autoscaling.type} autoscaler"
-                                  if spec.autoscaling else ""))
-            done[name] = "started"
+        running = await _running(client.get_workflow_handle(pool_workflow_id(name)))
+        start = WithStartWorkflowOperation(
+            PoolWorkflow.run, PoolInput(spec=spec), id=pool_workflow_id(name),
+            task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"pool {name} · {spec.instance_type} · "
+                           f"{spec.min_nodes}-{spec.max_nodes} nodes"
+                           + (f" · {spec.autoscaling.type} autoscaler"
+                              if spec.autoscaling else ""))
+        result: PoolUpdateResult = await client.execute_update_with_start_workflow(
+            PoolWorkflow.update_spec_op, spec, start_workflow_operation=start)
+        # Whether it ran before is only for the message: the start-or-update is one call.
+        done[name] = result.detail if running else "started"
         schedule = await apply_diagnostics_schedule(client, spec, task_queue)
         if schedule != "none":
             done[name] += f", diagnostics schedule {schedule}"
     return done
+
+
+
+
+async def _running(handle: WorkflowHandle[Any, Any]) -> bool:
+    try:
+        return (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        return False
 
 
 async def fetch_pool_status(client: Client, name: str) -> PoolStatus:
@@ -168,22 +182,19 @@ def pool_scale(
         err.print(f"error: --min {min_nodes} is above --max {max_nodes}")
         raise typer.Exit(2)
 
-    async def run() -> tuple[Any, Any]:
+    async def run() -> tuple[PoolStatus, PoolUpdateResult]:
         client = await connect()
         before = await fetch_pool_status(client, name)
-        await client.get_workflow_handle(pool_workflow_id(name)).signal(
-            "scale", ScaleInput(target=target, min_nodes=min_nodes, max_nodes=max_nodes))
-        after = before
-        for _ in range(50):
-            after = await fetch_pool_status(client, name)
-            if after.target != before.target or (after.min_nodes, after.max_nodes) != (
-                    before.min_nodes, before.max_nodes) or after.target == target:
-                break
-            await asyncio.sleep(0.1)
+        after: PoolUpdateResult = await client.get_workflow_handle(
+            pool_workflow_id(name)).execute_update(
+            PoolWorkflow.scale_op,
+            ScaleInput(target=target, min_nodes=min_nodes, max_nodes=max_nodes))
         return before, after
 
     try:
         before, after = asyncio.run(run())
+    except WorkflowUpdateFailedError as exc:
+        fail(f"pool {name}: {refusal(exc)}")
     except RPCError as exc:
         fail(f"pool {name}: {exc.message}")
     out.print(f"pool {name}: target {before.target} → {after.target} "

@@ -16,6 +16,7 @@ from navarch.contracts.base import StoredModel
 from navarch.durations import GoDuration
 from navarch.health.events import HealthEvent, HealthResult
 from navarch.health.policy import PolicyFile
+from navarch.validation import BoundedText
 
 GPU_INVENTORY = "agent.gpu_inventory"
 BOOT_CHECK = "agent.boot_check"
@@ -41,7 +42,7 @@ class CheckResult(StoredModel):
 
     name: str
     status: str  # pass | fail | skipped
-    detail: str = ""
+    detail: BoundedText = ""
 
 
 class Inventory(StoredModel):

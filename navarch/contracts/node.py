@@ -20,6 +20,7 @@ from navarch.contracts.cloud import Instance
 from navarch.contracts.names import node_task_queue
 from navarch.contracts.spec import PoolSpec, ProviderChoice
 from navarch.health.events import HealthEvent, HealthResult
+from navarch.validation import BoundedText
 
 
 class NodeState(StrEnum):
@@ -97,7 +98,7 @@ class Transition(StoredModel):
     from_state: NodeState | None = None
     to_state: NodeState
     reason: TransitionReason
-    detail: str = ""
+    detail: BoundedText = ""
 
 
 class NodeStatus(StoredModel):
@@ -120,8 +121,9 @@ class NodeStatus(StoredModel):
     cordoned: bool = False
     awaiting_repair: bool = False
     notifier_failures: int = 0
-    notifier_last_error: str = ""
+    notifier_last_error: BoundedText = ""
     replacement_of: str | None = None
+    rejected: list[Rejected] = Field(default_factory=list)  # the latest, newest last
     # Where the node's GPU-local activities go: from the provisioned instance; empty means
     # the node's own queue, navarch-node-<node_id> (a real host's agent).
     agent_task_queue: str = ""
@@ -132,25 +134,48 @@ class NodeStatus(StoredModel):
 
 # ----------------------------------------------------------------------------- signals
 
+MAX_GRACE_SECONDS = 7 * 24 * 3600.0  # a drain grace longer than a week is a mistake
+MAX_NODE_ID = 128
+KEEP_REJECTED = 10  # the latest refused signals a node's status shows
+
+
+class Rejected(StoredModel):
+    """A signal a workflow refused: when, which, and why (the sender is told nothing else)."""
+
+    at: datetime
+    signal: str
+    problem: BoundedText
+
 
 class CordonInput(SignalModel):
-    reason: str = ""
+    reason: BoundedText = ""
     # Who cordons: an operator (default), or a diagnostics run (the pool will not pick such a
     # node for scale-down while it is being checked). Health automation cordons from inside.
     source: Literal[CordonSource.OPERATOR, CordonSource.DIAGNOSTICS] = CordonSource.OPERATOR
 
 
 class UncordonInput(SignalModel):
-    reason: str = ""
+    reason: BoundedText = ""
 
 
 class DrainInput(SignalModel):
-    grace_seconds: float = Field(default=600.0, ge=0)
-    reason: str = ""
+    grace_seconds: float = Field(default=600.0, ge=0, le=MAX_GRACE_SECONDS)
+    reason: BoundedText = ""
 
 
 class TerminateInput(SignalModel):
-    reason: str = ""
+    reason: BoundedText = ""
+
+
+class NodeOperationResult(StoredModel):
+    """What the `cordon`, `uncordon`, `drain` and `terminate` updates answer."""
+
+    node_id: str
+    operation: str
+    applied: bool  # False: queued, applies once the node has booted
+    state: NodeState
+    cordoned: bool = False
+    detail: BoundedText = ""
 
 
 class NodeReport(StoredModel):
@@ -164,11 +189,14 @@ class NodeReport(StoredModel):
     awaiting_repair: bool = False
     provider: str = ""
     region: str = ""
-    detail: str = ""
+    detail: BoundedText = ""
     seq: int = 0  # increases with every report: a later report supersedes an earlier one
     # "provider/region/instance_type" keys that answered "no capacity" while provisioning.
     capacity_misses: list[str] = Field(default_factory=list)
     cordon_source: CordonSource | None = None
+    # The node workflow's first run id (kept across continue-as-new): the pool accepts a
+    # report only from the run chain it started for that node id.
+    run_chain: str = ""
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -198,4 +226,4 @@ class RetireInput(SignalModel):
     """Sent by the pool: drain and terminate this node (scale-down, pool deletion)."""
 
     reason: TransitionReason = TransitionReason.SCALE_DOWN
-    grace_seconds: float = 600.0
+    grace_seconds: float = Field(default=600.0, ge=0, le=MAX_GRACE_SECONDS)

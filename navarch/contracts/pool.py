@@ -6,14 +6,26 @@ for every workflow it runs."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field, ValidationError, model_validator
+from temporalio.exceptions import ApplicationError
 
 from navarch.contracts.autoscale import ScaleDecision
-from navarch.contracts.base import SignalModel, StoredModel
-from navarch.contracts.node import CordonSource, NodeState, TransitionReason
+from navarch.contracts.base import FORBID_UNKNOWN, SignalModel, StoredModel, describe_errors
+from navarch.contracts.node import (
+    MAX_GRACE_SECONDS,
+    MAX_NODE_ID,
+    CordonSource,
+    NodeState,
+    TransitionReason,
+)
 from navarch.contracts.spec import PoolSpec
 from navarch.health.events import HealthResult
+from navarch.validation import BoundedText, shorten
+
+# The failure type of a pool started with input that does not validate.
+INVALID_POOL_INPUT = "InvalidPoolInput"
 
 
 class PoolNode(StoredModel):
@@ -32,12 +44,13 @@ class PoolNode(StoredModel):
     replaced_ready: bool = False  # (a replacement) its fault-to-ready time was measured
     retiring: bool = False
     replacement_of: str | None = None
+    run_chain: str = ""  # the node workflow's first run id, from its start
 
 
 class PoolEvent(StoredModel):
     at: datetime
     kind: str
-    detail: str = ""
+    detail: BoundedText = ""
 
 
 class PoolState(StoredModel):
@@ -70,7 +83,31 @@ class PoolState(StoredModel):
 
 class PoolInput(StoredModel):
     spec: PoolSpec
-    state: PoolState | None = None
+    state: PoolState | None = None  # None: a first start; else carried by continue-as-new
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_start_fails_loudly(cls, data: Any) -> Any:
+        """A pool's first input comes from a person (`navarch pool apply`, `temporal
+        workflow start`, a script). One that does not validate, or whose spec has keys the
+        spec does not know, fails the workflow at once with the errors as its message
+        (ApplicationError passes through decoding), instead of failing its first workflow
+        task forever while the pool shows Running."""
+        if isinstance(data, BaseModel):
+            return data
+        if not isinstance(data, dict):
+            raise invalid_pool_input(f"expected {{\"spec\": {{...}}}}, got {shorten(data)}")
+        if data.get("state") is None and not isinstance(data.get("spec"), PoolSpec):
+            try:
+                PoolSpec.model_validate(data.get("spec"), context=FORBID_UNKNOWN)
+            except ValidationError as exc:
+                raise invalid_pool_input(describe_errors(exc, limit=10, prefix="spec")) from None
+        return data
+
+
+def invalid_pool_input(problem: str) -> ApplicationError:
+    return ApplicationError(f"invalid pool input: {problem}", type=INVALID_POOL_INPUT,
+                            non_retryable=True)
 
 
 class PoolStatus(StoredModel):
@@ -103,15 +140,25 @@ class PoolStatus(StoredModel):
 
 
 class NodeRef(SignalModel):
-    node_id: str = Field(min_length=1)
-    reason: str = ""
+    node_id: str = Field(min_length=1, max_length=MAX_NODE_ID)
+    reason: BoundedText = ""
 
 
 class DrainNodeInput(NodeRef):
-    grace_seconds: float = Field(default=600.0, ge=0)
+    grace_seconds: float = Field(default=600.0, ge=0, le=MAX_GRACE_SECONDS)
 
 
 class ScaleInput(SignalModel):
     target: int | None = Field(default=None, ge=0)
     min_nodes: int | None = Field(default=None, ge=0)
     max_nodes: int | None = Field(default=None, ge=1)
+
+
+class PoolUpdateResult(StoredModel):
+    """What the `scale` and `update_spec` updates answer: the pool's bounds and target now."""
+
+    name: str
+    target: int
+    min_nodes: int
+    max_nodes: int
+    detail: BoundedText = ""

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import Field
 
-from navarch.validation import StrictModel
+from navarch.validation import BoundedText, StrictModel
 
 
 class EventType(StrEnum):
@@ -68,7 +68,7 @@ class HealthEvent(StrictModel):
     gpu_index: int = Field(default=-1, description="GPU index; -1 for node-level events")
     gpu_uuid: str = ""
     metrics: dict[str, MetricValue] = Field(default_factory=dict)
-    message: str = ""
+    message: BoundedText = ""
     timestamp: datetime = Field(default_factory=_now)
 
     def cel_activation(self) -> dict[str, Any]:

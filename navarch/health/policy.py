@@ -13,7 +13,10 @@ It was chosen by measurement; see docs/architecture.md.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -23,7 +26,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from navarch.health.cel_engine import compile_expression
-from navarch.health.events import HealthEvent, HealthResult
+from navarch.health.events import EventType, HealthEvent, HealthResult
 from navarch.validation import (
     Problem,
     StrictModel,
@@ -50,10 +53,23 @@ BUILTIN_POLICIES = {
 }
 
 
+# What one condition may cost. The CEL engine has no cost limit, and its evaluation holds
+# the interpreter (a thread would not keep the agent's event loop free), so the cost is
+# bounded before a rule is accepted: its length, how deeply its macros nest, and its time on
+# a sample event; a rule that still runs over its budget on a real event is skipped.
+MAX_CONDITION_CHARS = 4096
+MAX_MACRO_NESTING = 2
+RULE_BUDGET_SECONDS = 0.05  # one evaluation of one rule, on the sample event
+RUNTIME_BUDGET_SECONDS = 0.2  # one evaluation on a real event, before the rule is skipped
+
+_MACRO = re.compile(
+    r"\.\s*(all|exists_one|exists|map|filter|existsOne|transformList|transformMap)\s*\(")
+
+
 class PolicyRule(StrictModel):
     name: str = Field(min_length=1)
     description: str = ""
-    condition: str = Field(min_length=1)
+    condition: str = Field(min_length=1, max_length=MAX_CONDITION_CHARS)
     result: HealthResult
 
 
@@ -98,6 +114,7 @@ class NodeVerdict:
 class CompiledRule:
     rule: PolicyRule
     program: Any
+    over_budget: str = ""  # why it is skipped from now on; empty while it runs
 
 
 @dataclass
@@ -117,11 +134,21 @@ class Policy:
         activation = {"event": event.cel_activation()}
         errors: list[tuple[str, str]] = []
         for compiled in self.rules:
+            if compiled.over_budget:
+                errors.append((compiled.rule.name, compiled.over_budget))
+                continue
+            started = time.perf_counter()
             try:
                 outcome = compiled.program.execute(activation)
             except Exception as exc:  # CEL raises KeyError/TypeError/ValueError/RuntimeError
                 errors.append((compiled.rule.name, _describe_eval_error(exc)))
                 continue
+            finally:
+                spent = time.perf_counter() - started
+                if spent > RUNTIME_BUDGET_SECONDS:
+                    compiled.over_budget = (
+                        f"took {spent * 1000:.0f} ms on one event, over the "
+                        f"{RUNTIME_BUDGET_SECONDS * 1000:.0f} ms budget: skipped from now on")
             if outcome is True:
                 self.evaluation_errors += len(errors)
                 return EventVerdict(event, compiled.rule.result, compiled.rule.name, tuple(errors))
@@ -173,7 +200,8 @@ def compile_rule(rule: PolicyRule) -> Any:
                 f"CEL syntax error at line {line}, column {col} of the condition: {what}"
             ) from None
         raise ValueError(f"CEL error: {text.splitlines()[0]}") from None
-    unknown = [v for v in program.variables() if v != "event"]
+    bound = _macro_variables(rule.condition)
+    unknown = [v for v in program.variables() if v != "event" and v not in bound]
     if unknown:
         raise ValueError(
             f"unknown variable {unknown[0]!r} in the condition; conditions see only `event`"
@@ -187,7 +215,94 @@ def compile_rule(rule: PolicyRule) -> Any:
                 f"event has no field {name!r}"
                 + (f"; did you mean {hint!r}?" if hint else f"; fields: {', '.join(EVENT_FIELDS)}")
             )
+    nesting, iterations = _macro_cost(without_strings)
+    if nesting > MAX_MACRO_NESTING:
+        raise ValueError(f"macros nest {nesting} deep (all/exists/map/filter inside one "
+                         f"another); at most {MAX_MACRO_NESTING} are allowed, since each "
+                         "level multiplies the work")
+    if iterations > MAX_MACRO_ITERATIONS:
+        raise ValueError(f"the macros can make {iterations} iterations per event; the "
+                         f"budget is {MAX_MACRO_ITERATIONS}")
+    spent = _time_on_sample(program)
+    if spent > RULE_BUDGET_SECONDS:
+        raise ValueError(f"evaluating the condition took {spent * 1000:.0f} ms on a sample "
+                         f"event; the budget is {RULE_BUDGET_SECONDS * 1000:.0f} ms")
     return program
+
+
+def _macro_variables(condition: str) -> set[str]:
+    """The names CEL macros bind (`c` in `[48, 79].exists(c, c == ...)`; both in the
+    two-variable forms)."""
+    names: set[str] = set()
+    for m in _MACRO.finditer(_STRING_LITERAL.sub('""', condition)):
+        args = re.match(r"\s*([A-Za-z_]\w*)\s*,(?:\s*([A-Za-z_]\w*)\s*,)?",
+                        _STRING_LITERAL.sub('""', condition)[m.end():])
+        if args:
+            names.update(n for n in args.groups() if n)
+    return names
+
+
+def _macro_cost(condition: str) -> tuple[int, int]:
+    """How deeply macro calls nest in a condition (string literals already blanked), and
+    the most iterations they can make: the product of the sizes of the lists they walk (a
+    list written out counts its items; anything else, such as `event.metrics`, counts
+    UNKNOWN_SIZE)."""
+    sizes = {m.end() - 1: _receiver_size(condition, m.start())
+             for m in _MACRO.finditer(condition)}  # by the position of their "("
+    stack: list[int] = []  # per open parenthesis: the list size it walks, 1 if no macro
+    deepest, cost = 0, 1
+    for i, ch in enumerate(condition):
+        if ch == "(":
+            stack.append(sizes.get(i, 0))
+            walking = [n for n in stack if n]
+            deepest = max(deepest, len(walking))
+            cost = max(cost, math.prod(walking))
+        elif ch == ")" and stack:
+            stack.pop()
+    return deepest, cost
+
+
+UNKNOWN_SIZE = 16  # an event's lists and maps hold a handful of items
+MAX_MACRO_ITERATIONS = 10_000
+
+
+def _receiver_size(condition: str, dot: int) -> int:
+    """The number of items in the list literal that ends just before `dot`, else
+    UNKNOWN_SIZE."""
+    end = dot - 1
+    while end >= 0 and condition[end].isspace():
+        end -= 1
+    if end < 0 or condition[end] != "]":
+        return UNKNOWN_SIZE
+    depth, items = 0, 1
+    for i in range(end, -1, -1):
+        ch = condition[i]
+        if ch in ")]}":
+            depth += 1
+        elif ch in "([{":
+            depth -= 1
+            if depth == 0:
+                return items if condition[i + 1:end].strip() else 0
+        elif ch == "," and depth == 1:
+            items += 1
+    return UNKNOWN_SIZE
+
+
+_SAMPLE_EVENT = HealthEvent(
+    event_type=EventType.XID, system="SYSTEM_PCIE", gpu_index=3,
+    gpu_uuid="GPU-00000000-0000-0000-0000-000000000000",
+    metrics={"xid_code": 79, "temperature": 85, "power_watts": 700.0, "ecc_dbe": 1,
+             "nvlink_errors": 2, "severity": "fatal", "pid": 1234},
+    message="NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, GPU has fallen off the bus.",
+)
+
+
+def _time_on_sample(program: Any) -> float:
+    activation = {"event": _SAMPLE_EVENT.cel_activation()}
+    started = time.perf_counter()
+    with contextlib.suppress(Exception):  # one that fails on the sample may suit others
+        program.execute(activation)
+    return time.perf_counter() - started
 
 
 def _compile_all(doc: YamlDocument, source: PolicyFile) -> Policy:

@@ -1,0 +1,44 @@
+"""Remote answers, scrubbed before they reach history or a log.
+
+What a webhook, a cloud API or a scheduler answers may echo what it was sent: an
+Authorization header in a 401, a token in a URL. `excerpt` removes anything that looks like
+a credential (and every secret the caller names) and keeps a short, one-line excerpt.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+REDACTED = "[redacted]"
+EXCERPT_CHARS = 200
+
+_PATTERNS = [
+    # "Authorization: Bearer abc", "proxy-authorization=Basic abc"
+    (re.compile(r"(?i)\b((?:proxy-)?authorization)([\"']?\s*[:=]\s*[\"']?)"
+                r"(?:(?:bearer|basic|token|digest)\s+)?[^\s\"',;}&]+"), r"\1\2" + REDACTED),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
+    # token=..., "api_key": "...", password: ..., X-Api-Key: ...
+    (re.compile(r"(?i)\b([\w-]*(?:token|api[_-]?key|secret|password|passwd|signature|"
+                r"access[_-]?key|credential)s?)([\"']?\s*[:=]\s*[\"']?)[^\s\"',;}&]+"),
+     r"\1\2" + REDACTED),
+    (re.compile(r"://[^/\s:@]+:[^/\s@]+@"), "://" + REDACTED + "@"),  # user:pass@host
+    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), REDACTED),  # AWS access key ids
+    (re.compile(r"\b[A-Za-z0-9+/_-]{40,}={0,2}"), REDACTED),  # long opaque strings
+]
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` without the given secrets and without anything that looks like one."""
+    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def excerpt(data: bytes | str, secrets: Iterable[str] = (), limit: int = EXCERPT_CHARS) -> str:
+    """A short, one-line, scrubbed excerpt of what a remote service answered."""
+    text = data.decode(errors="replace") if isinstance(data, bytes) else data
+    text = " ".join(scrub(text[: limit * 20], secrets).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
