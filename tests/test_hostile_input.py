@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 
 from navarch.cli.pool import apply_specs
 from navarch.config.loader import load_config
@@ -34,7 +34,7 @@ from navarch.contracts.node import (
     TerminateInput,
     UncordonInput,
 )
-from navarch.contracts.pool import DrainNodeInput, NodeRef, ScaleInput
+from navarch.contracts.pool import DrainNodeInput, NodeRef, PoolUpdateResult, ScaleInput
 from navarch.contracts.spec import PoolSpec
 from navarch.health.cel_engine import compile_expression
 from navarch.health.events import EventType, HealthEvent, HealthResult
@@ -190,10 +190,30 @@ async def test_malformed_signals_never_wedge_a_node(dev_env, tmp_path):
         for args in _sample(payload_args, 60):
             for name in NODE_SIGNALS[:2] + NODE_SIGNALS[5:]:
                 await handle.signal(name, args=args)
+        # And to every update: what does not decode is refused to the caller.
+        for args in _sample(payload_args, 40):
+            for name, model in (("cordon", CordonInput), ("uncordon", UncordonInput),
+                                ("drain", DrainInput), ("terminate", TerminateInput)):
+                if _valid(model, args):
+                    if name in ("cordon", "uncordon"):
+                        await handle.execute_update(name, args=args,
+                                                    result_type=NodeOperationResult)
+                    continue
+                with pytest.raises(WorkflowUpdateFailedError):
+                    await handle.execute_update(name, args=args,
+                                                result_type=NodeOperationResult)
         node = await node_status(client, node_id)
         assert node.state.value in ("ready", "cordoned")
         await handle.signal("uncordon", UncordonInput())
         await _cordon_round_trip(client, node_id)
+
+
+def _valid(model: type[BaseModel], args: list[Any]) -> bool:
+    try:
+        decode_payload(model, args)
+    except InvalidPayload:
+        return False
+    return True
 
 
 async def test_malformed_signals_and_ghost_reports_never_wedge_a_pool(dev_env, tmp_path):
@@ -235,6 +255,13 @@ async def test_malformed_signals_and_ghost_reports_never_wedge_a_pool(dev_env, t
         for args in _sample(payload_args, 40):
             for name in POOL_SIGNALS[:-1]:  # not `delete`
                 await handle.signal(name, args=args)
+        for args in _sample(payload_args, 40):
+            for name, model in (("scale", ScaleInput), ("update_spec", PoolSpec)):
+                if args and _valid(model, args):
+                    continue
+                with pytest.raises(WorkflowUpdateFailedError):
+                    await handle.execute_update(name, args=args,
+                                                result_type=PoolUpdateResult)
         pool = await pool_status(client, spec.name)
         assert pool.deleting is False
         # Scale down by one: exactly one real machine goes, none for a ghost.
