@@ -22,6 +22,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from navarch.contracts.diagnostics import DiagnosticsInput
+from navarch.contracts.node import NodeOperationResult
+from navarch.contracts.pool import PoolUpdateResult
 from navarch.workflows import WORKFLOWS
 from navarch.workflows.diagnostics import DiagnosticsWorkflow
 
@@ -75,6 +77,10 @@ async def test_record_histories(dev_env, tmp_path):
         await eventually(lambda: node_status(client, first), lambda n: n.state.value == "cordoned")
         await node.signal("uncordon")
         await eventually(lambda: node_status(client, first), lambda n: n.state.value == "ready")
+        # The same as confirmed updates, and one signal refused (it stays in history).
+        await node.execute_update("cordon", {"reason": "replay"}, result_type=NodeOperationResult)
+        await node.execute_update("uncordon", {}, result_type=NodeOperationResult)
+        await node.signal("drain", {"grace_seconds": "soon"})
         diagnostics_id = "diagnostics/replay"
         await client.execute_workflow(
             DiagnosticsWorkflow.run,
@@ -93,13 +99,15 @@ async def test_record_histories(dev_env, tmp_path):
         await eventually(lambda: pool_status(client, spec.name),
                          lambda p: p.replacements == 1 and p.ready == 2)
         pool_handle = client.get_workflow_handle(f"pool/{spec.name}")
-        await pool_handle.signal("scale", {"target": 1, "min_nodes": 1})
+        await pool_handle.execute_update("scale", {"target": 1, "min_nodes": 1},
+                                         result_type=PoolUpdateResult)
+        await pool_handle.signal("node_state_changed", {"node_id": "ghost"})
         await eventually(lambda: pool_status(client, spec.name),
                          lambda p: sum(1 for n in p.nodes if not n.state.is_terminal()) == 1)
         await pool_handle.signal("delete")
         await pool_handle.result()
         HISTORIES.mkdir(exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%d")
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")  # never over an older generation
         ids = [f"pool/{spec.name}", diagnostics_id, f"{diagnostics_id}-one"] + [
             f"node/{n}" for n in (first, second)]
         for workflow_id in ids:
