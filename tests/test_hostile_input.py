@@ -186,6 +186,10 @@ async def test_malformed_signals_never_wedge_a_node(dev_env, tmp_path):
             "c more characters cut]", "u more characters cut]"]
         assert all(len(t.detail) <= MAX_TEXT for t in node.transitions)
         assert len(node.model_dump_json()) < 100_000
+        shown = (await _navarch(dev_env, "node", "get", node_id)).stdout
+        assert "more characters cut]" in shown
+        assert ("refused signal drain: field 'grace_seconds': Input should be a finite "
+                "number (got inf)") in shown
         # A fuzzed set of payloads to every signal; the node keeps answering and working.
         for args in _sample(payload_args, 60):
             for name in NODE_SIGNALS[:2] + NODE_SIGNALS[5:]:

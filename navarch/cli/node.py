@@ -160,7 +160,10 @@ def node_get(node_id: str, output: OutputOpt = Output.table) -> None:
         out.print(f"  boot check {check.name}: {check.status} {check.detail}", markup=False)
     for t in status.transitions:
         out.print(f"  {t.at:%Y-%m-%d %H:%M:%S} → {t.to_state.value} ({t.reason.value})"
-                  + (f": {t.detail}" if t.detail else ""))
+                  + (f": {t.detail}" if t.detail else ""), markup=False)
+    for r in status.rejected:
+        out.print(f"  {r.at:%Y-%m-%d %H:%M:%S} refused signal {r.signal}: {r.problem}",
+                  markup=False)
 
 
 @node_app.command("history")

@@ -125,12 +125,12 @@ def pool_status(name: str, output: OutputOpt = Output.table) -> None:
         out.print(f"autoscaler {status.autoscaler}: {status.last_evaluation or 'not run yet'}"
                   + (f" ({', '.join(x for x in seen if x)})" if any(seen) else ""))
         for error in status.metrics_errors:
-            out.print(f"  [yellow]metrics: {error}[/yellow]")
+            out.print(f"  metrics: {error}", style="yellow", markup=False)
         for d in status.decisions[-5:]:
             out.print(f"  {d.at:%H:%M:%S} {d.from_target} → {d.to_target}  {d.reason}")
     out.print("recent events:")
     for event in status.events[-10:]:
-        out.print(f"  {event.at:%H:%M:%S} {event.kind} {event.detail}")
+        out.print(f"  {event.at:%H:%M:%S} {event.kind} {event.detail}", markup=False)
 
 
 async def _running_pools(client: Client) -> list[str]:
