@@ -123,6 +123,7 @@ class AgentActivities:
         while True:
             events = self.backend.current_events()
             verdict = policy.evaluate(events)
+            _report_skipped_rules(policy)
             polls += 1
             now = time.monotonic()
             if verdict.result is not HealthResult.UNHEALTHY:
@@ -247,3 +248,12 @@ def _describe(event: HealthEvent) -> str:
         return f"{gpu}xid {event.metrics['xid_code']}"
     metrics = ",".join(f"{k}={v}" for k, v in event.metrics.items())
     return f"{gpu}{event.event_type.value}" + (f" {metrics}" if metrics else "")
+
+
+def _report_skipped_rules(policy: Policy) -> None:
+    """Say once, in the agent's log, that a rule went over its time budget and is skipped."""
+    for compiled in policy.rules:
+        if compiled.over_budget and not compiled.reported:
+            compiled.reported = True
+            activity.logger.warning("health rule %r %s", compiled.rule.name,
+                                    compiled.over_budget)

@@ -117,3 +117,23 @@ async def test_boot_check_runs_required_services(world):
     result = await ActivityEnvironment().run(agent(world).boot_check, BootCheckInput(
         node_id="n1", required_services=["nvidia-fabricmanager"]))
     assert ("service:nvidia-fabricmanager", "pass") in [(c.name, c.status) for c in result.checks]
+
+
+async def test_a_rule_over_its_time_budget_is_skipped_and_logged_once(world, monkeypatch,
+                                                                      caplog):
+    """A rule that runs over its budget on a real event does not stall the watch: it is
+    skipped from then on (here every rule is over a negative budget), and said once."""
+    monkeypatch.setattr("navarch.health.policy.RUNTIME_BUDGET_SECONDS", -1.0)
+    env = ActivityEnvironment()
+    activities = agent(world)
+    world.inject("n1", "xid", value=79, gpu_index=2)
+    first = await asyncio.wait_for(env.run(activities.watch_health, watch_input()), 5)
+    assert (first.health, first.rule) == (HealthResult.UNHEALTHY, "xid-needs-reset-or-reboot")
+    # That rule ran once, over budget: skipped from now on, so the same event no longer
+    # matches it, and the agent says so once.
+    second = await asyncio.wait_for(env.run(activities.watch_health, watch_input(
+        last_health=HealthResult.UNHEALTHY)), 5)
+    assert second.rule != "xid-needs-reset-or-reboot"
+    said = [r.getMessage() for r in caplog.records if "skipped from now on" in r.getMessage()]
+    assert [m.split(" took ")[0] for m in said].count(
+        "health rule 'xid-needs-reset-or-reboot'") == 1

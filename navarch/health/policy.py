@@ -115,6 +115,7 @@ class CompiledRule:
     rule: PolicyRule
     program: Any
     over_budget: str = ""  # why it is skipped from now on; empty while it runs
+    reported: bool = False  # the skip was logged
 
 
 @dataclass
