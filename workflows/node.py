@@ -40,6 +40,8 @@ with workflow.unsafe.imports_passed_through():
         SignalModel,
         decode_payload,
         expect_no_payload,
+        invalid_request,
+        refused,
     )
     from navarch.contracts.cloud import (
         CloudErrorType,
@@ -275,12 +277,10 @@ class NodeWorkflow:
         try:
             decode_payload(model, payloads)
         except InvalidPayload as exc:
-            raise ApplicationError(f"invalid {name} request: {exc}", type="InvalidRequest",
-                                   non_retryable=True) from None
+            raise invalid_request(name, exc) from None
         refusal = self._refusal(name)
         if refusal:
-            raise ApplicationError(f"{name} refused: {refusal}", type="Refused",
-                                   non_retryable=True)
+            raise refused(name, refusal)
 
     def _refusal(self, name: str) -> str | None:
         """Why the node cannot do `name` now; None when it can."""

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -38,6 +38,8 @@ with workflow.unsafe.imports_passed_through():
         SignalModel,
         decode_payload,
         expect_no_payload,
+        invalid_request,
+        refused,
     )
     from navarch.contracts.names import SA_POOL, node_workflow_id, pool_workflow_id
     from navarch.contracts.node import (
@@ -227,7 +229,7 @@ class PoolWorkflow:
         lo = params.min_nodes if params.min_nodes is not None else spec.min_nodes
         hi = params.max_nodes if params.max_nodes is not None else spec.max_nodes
         if lo > hi:
-            raise _refused("scale", f"min_nodes {lo} would exceed max_nodes {hi}")
+            raise refused("scale", f"min_nodes {lo} would exceed max_nodes {hi}")
 
     @workflow.update(name="update_spec")
     def update_spec_op(self, *payloads: Any) -> PoolUpdateResult:
@@ -241,7 +243,7 @@ class PoolWorkflow:
     def _validate_update_spec(self, *payloads: Any) -> None:
         spec = self._valid("update_spec", PoolSpec, payloads, context=FORBID_UNKNOWN)
         if spec.name != self._spec_().name:
-            raise _refused("update_spec", f"the spec is for pool {spec.name!r}, "
+            raise refused("update_spec", f"the spec is for pool {spec.name!r}, "
                            f"not {self._spec_().name!r}")
 
     def _valid(self, name: str, model: type[M], payloads: tuple[Any, ...],
@@ -249,10 +251,9 @@ class PoolWorkflow:
         try:
             params = decode_payload(model, payloads, optional=False, context=context)
         except InvalidPayload as exc:
-            raise ApplicationError(f"invalid {name} request: {exc}", type="InvalidRequest",
-                                   non_retryable=True) from None
+            raise invalid_request(name, exc) from None
         if self._state.deleting:
-            raise _refused(name, "the pool is being deleted")
+            raise refused(name, "the pool is being deleted")
         return params
 
     def _update_result(self, detail: str) -> PoolUpdateResult:
@@ -677,7 +678,3 @@ class PoolWorkflow:
     def _spec_(self) -> PoolSpec:
         assert self._spec is not None
         return self._spec
-
-
-def _refused(name: str, why: str) -> ApplicationError:
-    return ApplicationError(f"{name} refused: {why}", type="Refused", non_retryable=True)

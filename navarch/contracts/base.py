@@ -23,6 +23,7 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
+from temporalio.exceptions import ApplicationError
 
 from navarch.validation import lenient_decoding, shorten, suggest
 
@@ -67,6 +68,17 @@ class SignalModel(BaseModel):
 
 class InvalidPayload(ValueError):
     """A signal's or update's payload that does not validate; the text says why."""
+
+
+def invalid_request(update: str, problem: InvalidPayload) -> ApplicationError:
+    """What an update's validator raises for a payload that does not decode."""
+    return ApplicationError(f"invalid {update} request: {problem}", type="InvalidRequest",
+                            non_retryable=True)
+
+
+def refused(update: str, why: str) -> ApplicationError:
+    """What an update's validator raises for a request the workflow cannot carry out now."""
+    return ApplicationError(f"{update} refused: {why}", type="Refused", non_retryable=True)
 
 
 M = TypeVar("M", bound=BaseModel)
