@@ -285,8 +285,10 @@ class NodeWorkflow:
     def _refusal(self, name: str) -> str | None:
         """Why the node cannot do `name` now; None when it can."""
         st = self._st()
-        if st.state.is_terminal() or self._closing:
+        if st.state.is_terminal():
             return f"node is {st.state.value}"
+        if self._closing:
+            return "the node's workflow is ending this run; send it again in a moment"
         if st.state in (NodeState.DRAINING, NodeState.TERMINATING):
             return f"node is already {st.state.value}"
         if name == "uncordon" and st.cordoned and st.health is HealthResult.UNHEALTHY:
@@ -308,8 +310,9 @@ class NodeWorkflow:
         return NodeOperationResult(
             node_id=st.node_id, operation=name, applied=outcome is not None, state=st.state,
             cordoned=st.cordoned,
-            detail=outcome if outcome is not None else
-            f"queued: applies once the node is past {st.state.value}")
+            detail=outcome if outcome is not None
+            else "not applied: the node's run ended first; send it again" if self._closing
+            else f"queued: applies once the node is past {st.state.value}")
 
     # ------------------------------------------------------------------ main
 
@@ -325,6 +328,7 @@ class NodeWorkflow:
                 await self._ssh_bootstrap()
                 await self._boot()
             if await self._monitor():
+                self._closing = True  # refuse new updates: the queue does not carry over
                 await self._finish_background()
                 await self._close_handlers()
                 workflow.continue_as_new(NodeInput(

@@ -56,8 +56,6 @@ async def apply_specs(client: Client, specs: dict[str, PoolSpec],
     return done
 
 
-
-
 async def _running(handle: WorkflowHandle[Any, Any]) -> bool:
     try:
         return (await handle.describe()).status == WorkflowExecutionStatus.RUNNING

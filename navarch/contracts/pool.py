@@ -99,9 +99,10 @@ class PoolInput(StoredModel):
             raise invalid_pool_input(f"expected {{\"spec\": {{...}}}}, got {shorten(data)}")
         if data.get("state") is None and not isinstance(data.get("spec"), PoolSpec):
             try:
-                PoolSpec.model_validate(data.get("spec"), context=FORBID_UNKNOWN)
+                spec = PoolSpec.model_validate(data.get("spec"), context=FORBID_UNKNOWN)
             except ValidationError as exc:
                 raise invalid_pool_input(describe_errors(exc, limit=10, prefix="spec")) from None
+            return {**data, "spec": spec}  # validated once: the instance is taken as is
         return data
 
 

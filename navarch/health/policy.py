@@ -62,6 +62,7 @@ MAX_MACRO_NESTING = 2
 RULE_BUDGET_SECONDS = 0.05  # one evaluation of one rule, on the sample event
 RUNTIME_BUDGET_SECONDS = 0.2  # one evaluation on a real event, before the rule is skipped
 
+_MACRO_ARGS = re.compile(r"\s*([A-Za-z_]\w*)\s*,(?:\s*([A-Za-z_]\w*)\s*,)?")
 _MACRO = re.compile(
     r"\.\s*(all|exists_one|exists|map|filter|existsOne|transformList|transformMap)\s*\(")
 
@@ -201,14 +202,14 @@ def compile_rule(rule: PolicyRule) -> Any:
                 f"CEL syntax error at line {line}, column {col} of the condition: {what}"
             ) from None
         raise ValueError(f"CEL error: {text.splitlines()[0]}") from None
-    bound = _macro_variables(rule.condition)
+    without_strings = _STRING_LITERAL.sub('""', rule.condition)
+    bound = _macro_variables(without_strings)
     unknown = [v for v in program.variables() if v != "event" and v not in bound]
     if unknown:
         raise ValueError(
             f"unknown variable {unknown[0]!r} in the condition; conditions see only `event`"
             + ("; did you mean 'event'?" if suggest(unknown[0], ["event"]) else "")
         )
-    without_strings = _STRING_LITERAL.sub('""', rule.condition)
     for name in _EVENT_FIELD_REF.findall(without_strings):
         if name not in EVENT_FIELDS:
             hint = suggest(name, EVENT_FIELDS)
@@ -233,11 +234,10 @@ def compile_rule(rule: PolicyRule) -> Any:
 
 def _macro_variables(condition: str) -> set[str]:
     """The names CEL macros bind (`c` in `[48, 79].exists(c, c == ...)`; both in the
-    two-variable forms)."""
+    two-variable forms), in a condition whose string literals are already blanked."""
     names: set[str] = set()
-    for m in _MACRO.finditer(_STRING_LITERAL.sub('""', condition)):
-        args = re.match(r"\s*([A-Za-z_]\w*)\s*,(?:\s*([A-Za-z_]\w*)\s*,)?",
-                        _STRING_LITERAL.sub('""', condition)[m.end():])
+    for m in _MACRO.finditer(condition):
+        args = _MACRO_ARGS.match(condition, m.end())
         if args:
             names.update(n for n in args.groups() if n)
     return names
