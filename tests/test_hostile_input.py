@@ -7,6 +7,7 @@ End to end on the dev server, with the real worker and the `temporal` CLI."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import math
 import os
@@ -322,6 +323,26 @@ async def test_a_pool_started_with_a_bad_spec_or_id_fails_at_once(dev_env, tmp_p
 # ------------------------------------------------------------------ confirmed operations
 
 
+def _payload_bytes(history_json: str) -> bytes:
+    """Every payload in a `temporal workflow show --output json` history, decoded: the CLI
+    prints payload data as base64, so a plain text search would never see it."""
+    found: list[bytes] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            data = value.get("data")
+            if isinstance(data, str) and isinstance(value.get("metadata"), dict):
+                found.append(base64.b64decode(data))
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(json.loads(history_json))
+    return b"\n".join(found)
+
+
 async def _navarch(env, *args: str) -> subprocess.CompletedProcess[str]:
     """The `navarch` CLI against the test's server, as an operator runs it (in a thread:
     the worker answering it runs on this event loop)."""
@@ -365,7 +386,9 @@ async def test_node_operations_are_confirmed_or_refused_with_the_reason(dev_env,
                 "number (got inf)") in bad.stderr, bad.stderr
         history = temporal_cli(dev_env, "workflow", "show", "-w", wid, "--output", "json")
         assert history.count("EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED") == 3  # the three above
-        assert "1e400" not in history and "grace_seconds" not in history
+        payloads = _payload_bytes(history)
+        assert b"bad fan" in payloads  # the accepted cordon's payload, decoded
+        assert b"1e400" not in payloads and b"grace_seconds" not in payloads
         node = await node_status(client, node_id)
         assert (node.state.value, node.rejected) == ("cordoned", [])
         # Terminate by update: the answer says it is leaving; a second one is refused.
