@@ -121,7 +121,10 @@ async def test_schedule_window_raises_min_at_its_hour(time_env):
         assert st.last_evaluation == "utilization 50.0% within 20-80%"
 
 
-async def test_scale_down_retires_cordoned_then_idle_never_under_diagnostics(time_env):
+async def test_scale_down_never_retires_held_nodes_and_the_pool_keeps_serving(time_env):
+    """An operator's hold takes a node out of the pool's count: the pool starts another to
+    keep its size, and a scale-down retires idle nodes first, then the newest, but never
+    the held node nor one a diagnostics run is checking."""
     metrics = ScriptedMetrics(utilization=50.0)
     pool_spec = spec({"type": "reactive"}, cooldown=timedelta(minutes=1))
     async with pool(time_env, pool_spec, metrics) as handle:
@@ -129,18 +132,24 @@ async def test_scale_down_retires_cordoned_then_idle_never_under_diagnostics(tim
         await time_env.sleep(timedelta(seconds=20))
         st = await status(handle)
         assert st.ready == 4
-        cordoned, idle, checked, busy = [n.node_id for n in st.nodes]
-        await handle.signal("cordon_node", {"node_id": cordoned, "reason": "bad fan"})
+        held, idle, checked, busy = [n.node_id for n in st.nodes]
+        await handle.signal("cordon_node", {"node_id": held, "reason": "bad fan"})
         await time_env.client.get_workflow_handle(node_workflow_id(checked)).signal(
             "cordon", {"reason": "diagnostics", "source": "diagnostics"})
+        await time_env.sleep(timedelta(seconds=20))
+        st = await status(handle)
+        assert (st.ready, len(st.nodes)) == (3, 5)  # a fifth serves for the held one (and one
+        # is under diagnostics)
+        fifth = st.nodes[-1].node_id
         metrics.idle_nodes = [idle]
         metrics.utilization = 5.0
         await time_env.sleep(timedelta(minutes=6))
         st = await status(handle)
         left = {n.node_id: n.state for n in st.nodes}
         retired = [e.detail.split(" ")[0] for e in st.events if e.kind == "retire"]
-        assert retired == [cordoned, idle, busy]
+        assert retired == [idle, fifth, busy]
         assert left[checked] is NodeState.CORDONED  # under diagnostics: kept
+        assert left[held] is NodeState.CORDONED  # held by an operator: kept, not counted
         assert st.target == 1
         assert [(d.from_target, d.to_target) for d in st.decisions] == [(4, 3), (3, 2), (2, 1)]
 

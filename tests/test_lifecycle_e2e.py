@@ -370,13 +370,12 @@ async def test_without_auto_replace_an_unhealthy_node_stays_cordoned(dev_env, tm
 
 async def test_a_verdict_on_a_node_already_cordoned_is_recorded_and_searchable(dev_env,
                                                                                tmp_path):
-    """Cordoned by an operator (or a diagnostics run), then its GPU fails: the state stays
-    cordoned, but the verdict is in its transitions and its NavarchHealth attribute, so the
-    UI and `NavarchHealth="unhealthy"` show it."""
+    """Cordoned by an operator, then its GPU fails: the state stays cordoned, the verdict is
+    in its transitions and its NavarchVerdict and NavarchHealth attributes, and the repair
+    waits for the operator (who holds the node) instead of going on by itself."""
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:
-        spec, status = await ready_pool(client, plane, min_nodes=1,
-                                        health={"auto_replace": False})
+        spec, status = await ready_pool(client, plane, min_nodes=1)
         node_id = status.nodes[0].node_id
         await client.get_workflow_handle(f"node/{node_id}").signal("cordon", {"reason": "x"})
         await eventually(lambda: node_status(client, node_id),
@@ -384,15 +383,23 @@ async def test_a_verdict_on_a_node_already_cordoned_is_recorded_and_searchable(d
         plane.world.inject(node_id, "xid", value=79)
         node = await eventually(lambda: node_status(client, node_id),
                                 lambda n: n.health.value == "unhealthy", what="unhealthy")
-        assert node.state.value == "cordoned" and node.awaiting_repair
+        assert node.state.value == "cordoned" and not node.awaiting_repair
+        assert (node.verdict.value, node.verdict_rule) == ("unhealthy",
+                                                           "xid-needs-reset-or-reboot")
+        assert [h.owner.value for h in node.holds] == ["operator", "unhealthy"]
         assert transitions(node)[-2:] == [("cordoned", "operator"), ("cordoned", "unhealthy")]
-        assert node.transitions[-1].detail == "rule xid-needs-reset-or-reboot"
-        query = f'NavarchPool="{spec.name}" AND NavarchHealth="unhealthy"'
+        assert node.transitions[-1].detail == ("rule xid-needs-reset-or-reboot; held by the "
+                                               "operator, repair waits for them")
+        for attribute in ("NavarchVerdict", "NavarchHealth"):
+            query = f'NavarchPool="{spec.name}" AND {attribute}="unhealthy"'
 
-        async def found() -> set[str]:
-            return {w.id async for w in client.list_workflows(query)}
+            async def found(query: str = query) -> set[str]:
+                return {w.id async for w in client.list_workflows(query)}
 
-        await eventually(found, lambda ids: ids == {f"node/{node_id}"}, what="searchable")
+            await eventually(found, lambda ids: ids == {f"node/{node_id}"}, what=attribute)
+        # auto_replace is on, yet nothing is repaired while the operator holds the node.
+        pool = await pool_status(client, spec.name)
+        assert pool.awaiting_repair == [] and pool.replacements == 0
 
 
 async def test_terminate_while_booting_does_not_wait_for_the_boot(dev_env, tmp_path):

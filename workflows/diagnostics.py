@@ -125,7 +125,8 @@ class DiagnosticsWorkflow:
         if failed:
             return NodeDiagnostics(node_id=node_id, outcome="fail", results=results,
                                    detail="; ".join(r.detail for r in failed))
-        await node.signal(NodeWorkflow.uncordon, UncordonInput(reason="diagnostics passed"))
+        await node.signal(NodeWorkflow.uncordon, UncordonInput(reason="diagnostics passed",
+                                                            source=CordonSource.DIAGNOSTICS))
         ran = [r for r in results if r.status == "pass"]
         return NodeDiagnostics(node_id=node_id, outcome="pass" if ran else "skipped",
                                results=results)

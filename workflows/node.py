@@ -62,21 +62,27 @@ with workflow.unsafe.imports_passed_through():
         SA_POOL,
         SA_PROVIDER,
         SA_REGION,
+        SA_VERDICT,
         pool_workflow_id,
     )
     from navarch.contracts.node import (
         KEEP_REJECTED,
+        ApproveRepair,
+        ClearInput,
         CordonInput,
         CordonSource,
         DrainInput,
+        Hold,
+        NodeCommand,
         NodeInput,
         NodeOperationResult,
+        NodeRecord,
         NodeReport,
-        NodeResume,
         NodeState,
         NodeStatus,
         Rejected,
         RetireInput,
+        SpecUpdate,
         TerminateInput,
         Transition,
         TransitionReason,
@@ -90,6 +96,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from navarch.contracts.spec import PoolSpec, ProviderChoice, placement_key
     from navarch.contracts.ssh import SshBootstrapInput, ssh_bootstrap
+    from navarch.decisions import node as decide
     from navarch.health.events import HealthResult
 
 from . import metrics
@@ -109,6 +116,12 @@ NOTIFY_TIMEOUT_MARGIN = timedelta(seconds=10)
 MAX_TRANSITIONS = 200  # history of transitions kept in state (first one always kept)
 REPORT_ATTEMPTS = 4  # tries to tell the pool of a change (1 s, 2 s, 4 s apart)
 REPORT_RETRY_DELAY = timedelta(seconds=1)
+# A node's run continues as new at least this often, so every node runs current code and
+# a patch marker can be retired once no run older than this remains.
+RUN_CADENCE = timedelta(days=1)
+# The patch that gave cordons their owners and made unhealthy verdicts stick (issue 15).
+# Runs started before it keep the old rules until their next continue-as-new.
+OWNERSHIP_PATCH = "ownership-v1"
 
 RUN_ONCE = RetryPolicy(maximum_attempts=1)
 SSH_HEARTBEAT_TIMEOUT = timedelta(minutes=1)  # the SSH activity beats every few seconds
@@ -152,7 +165,7 @@ class NodeWorkflow:
         spec = self._spec = params.spec
         # Commands from signals and updates, each with a ticket; an update waits for its
         # ticket's outcome.
-        self._commands: deque[tuple[str, Any, int]] = deque()
+        self._commands: deque[tuple[NodeCommand, int]] = deque()
         self._tickets = 0
         self._waiting: set[int] = set()  # tickets an update waits on
         self._outcomes: dict[int, str] = {}
@@ -161,18 +174,21 @@ class NodeWorkflow:
         self._background: list[asyncio.Task[None]] = []
         self._instance: Instance | None = None
         self._provider: ProviderChoice | None = None
-        self._cordon_source: CordonSource | None = None
         self._fault_at: datetime | None = None  # the current unhealthy episode's first event
         self._repair_cause: TransitionReason | None = None
         self._report_seq = 0
         self._rotation, self._avoid = params.rotation, list(params.avoid)
         self._capacity_misses: list[str] = []
+        self._owned = True  # the ownership rules (False: a run from before OWNERSHIP_PATCH)
         resume = params.resume
         if resume is not None:
             self._status = resume.status
             self._instance, self._provider = resume.instance, resume.provider
-            self._cordon_source, self._repair_cause = resume.cordon_source, resume.repair_cause
+            self._repair_cause = resume.repair_cause
             self._report_seq = resume.report_seq
+            self._fault_at, self._capacity_misses = resume.fault_at, list(resume.capacity_misses)
+            for command in resume.pending:
+                self._enqueue(command)
         else:
             self._status = NodeStatus(
                 node_id=params.node_id, pool=spec.name, state=NodeState.PROVISIONING,
@@ -208,6 +224,23 @@ class NodeWorkflow:
     def retire(self, *payloads: Any) -> None:
         self._queue("retire", RetireInput, payloads)
 
+    @workflow.signal(name="clear")
+    def clear(self, *payloads: Any) -> None:
+        self._queue("clear", ClearInput, payloads)
+
+    @workflow.signal(name="update_spec")
+    def update_spec(self, *payloads: Any) -> None:
+        """From the pool: its spec changed; adopt what can change on a running machine."""
+        try:
+            params = decode_payload(SpecUpdate, payloads, optional=False)
+        except InvalidPayload as exc:
+            self._reject("update_spec", str(exc))
+            return
+        if params.spec.name != self._st().pool:
+            self._reject("update_spec", f"the spec is for pool {params.spec.name!r}")
+            return
+        self._enqueue(params)
+
     @workflow.signal(name="approve_repair")
     def approve_repair(self, *payloads: Any) -> None:
         try:
@@ -215,7 +248,7 @@ class NodeWorkflow:
         except InvalidPayload as exc:
             self._reject("approve_repair", str(exc))
             return
-        self._enqueue("approve_repair", None)
+        self._enqueue(ApproveRepair())
 
     def _queue(self, name: str, model: type[SignalModel], payloads: tuple[Any, ...]) -> None:
         try:
@@ -223,11 +256,11 @@ class NodeWorkflow:
         except InvalidPayload as exc:
             self._reject(name, str(exc))
             return
-        self._enqueue(name, params)
+        self._enqueue(params)
 
-    def _enqueue(self, name: str, params: Any) -> int:
+    def _enqueue(self, command: NodeCommand) -> int:
         self._tickets += 1
-        self._commands.append((name, params, self._tickets))
+        self._commands.append((command, self._tickets))
         return self._tickets
 
     def _reject(self, signal: str, problem: str) -> None:
@@ -273,17 +306,25 @@ class NodeWorkflow:
     def _validate_terminate(self, *payloads: Any) -> None:
         self._validate("terminate", TerminateInput, payloads)
 
+    @workflow.update(name="clear")
+    async def clear_op(self, *payloads: Any) -> NodeOperationResult:
+        return await self._operate("clear", decode_payload(ClearInput, payloads))
+
+    @clear_op.validator
+    def _validate_clear(self, *payloads: Any) -> None:
+        self._validate("clear", ClearInput, payloads)
+
     def _validate(self, name: str, model: type[SignalModel], payloads: tuple[Any, ...]) -> None:
         try:
-            decode_payload(model, payloads)
+            params = decode_payload(model, payloads)
         except InvalidPayload as exc:
             raise invalid_request(name, exc) from None
-        refusal = self._refusal(name)
+        refusal = self._refusal(params)
         if refusal:
             raise refused(name, refusal)
 
-    def _refusal(self, name: str) -> str | None:
-        """Why the node cannot do `name` now; None when it can."""
+    def _refusal(self, command: NodeCommand) -> str | None:
+        """Why the node cannot apply `command` now; None when it can."""
         st = self._st()
         if st.state.is_terminal():
             return f"node is {st.state.value}"
@@ -291,16 +332,18 @@ class NodeWorkflow:
             return "the node's workflow is ending this run; send it again in a moment"
         if st.state in (NodeState.DRAINING, NodeState.TERMINATING):
             return f"node is already {st.state.value}"
-        if name == "uncordon" and st.cordoned and st.health is HealthResult.UNHEALTHY:
-            return "node is unhealthy" + (f" (rule {st.health_rule})" if st.health_rule else "")
+        if isinstance(command, UncordonInput):
+            return decide.uncordon_refusal(st, command)
+        if isinstance(command, ClearInput):
+            return decide.clear_refusal(st)
         return None
 
     def _answer(self, ticket: int, outcome: str) -> None:
         if ticket in self._waiting:
             self._outcomes[ticket] = outcome
 
-    async def _operate(self, name: str, params: Any) -> NodeOperationResult:
-        ticket = self._enqueue(name, params)
+    async def _operate(self, name: str, params: NodeCommand) -> NodeOperationResult:
+        ticket = self._enqueue(params)
         if self._monitoring:
             self._waiting.add(ticket)
             await workflow.wait_condition(lambda: ticket in self._outcomes or self._closing)
@@ -318,7 +361,7 @@ class NodeWorkflow:
 
     @workflow.run
     async def run(self, params: NodeInput) -> NodeStatus:
-        spec = self._spec_()
+        self._owned = workflow.patched(OWNERSHIP_PATCH)
         if params.resume is None:
             self._record(NodeState.PROVISIONING, TransitionReason.CREATED,
                          f"replaces {params.replacement_of}" if params.replacement_of else "")
@@ -328,16 +371,11 @@ class NodeWorkflow:
                 await self._ssh_bootstrap()
                 await self._boot()
             if await self._monitor():
-                self._closing = True  # refuse new updates: the queue does not carry over
+                self._closing = True  # refuse new updates; queued signals carry over
                 await self._finish_background()
                 await self._close_handlers()
                 workflow.continue_as_new(NodeInput(
-                    node_id=params.node_id, spec=spec, resume=NodeResume(
-                        status=self._status, instance=self._instance, provider=self._provider,
-                        cordon_source=self._cordon_source, repair_cause=self._repair_cause,
-                        report_seq=self._report_seq,
-                    ),
-                ))
+                    node_id=params.node_id, spec=self._spec_(), resume=self._record_for_next()))
         except _Leave as leave:
             await self._leave(leave)
         await self._finish_background()
@@ -348,6 +386,19 @@ class NodeWorkflow:
         """Updates still waiting answer now (refusing new ones) before this run ends."""
         self._closing = True
         await workflow.wait_condition(workflow.all_handlers_finished)
+
+    def _record_for_next(self) -> NodeRecord:
+        """Everything the next run needs, commands not yet applied included (a waiting
+        update was told "not applied", so its command does not carry over)."""
+        assert self._instance is not None and self._provider is not None
+        answered = set(self._waiting) | set(self._outcomes)
+        return NodeRecord(
+            status=self._status, instance=self._instance, provider=self._provider,
+            cordon_source=self._st().cordon_source(), repair_cause=self._repair_cause,
+            report_seq=self._report_seq, fault_at=self._fault_at,
+            capacity_misses=list(self._capacity_misses),
+            pending=[c for c, ticket in self._commands if ticket not in answered],
+        )
 
     # ------------------------------------------------------------------ provisioning
 
@@ -517,9 +568,9 @@ class NodeWorkflow:
         self._take_early_commands()
         self._record(NodeState.READY, TransitionReason.BOOT_CHECK_PASSED)
 
-    def _leave_requested(self) -> tuple[str, Any, int] | None:
-        return next((c for c in self._commands if c[0] in ("terminate", "drain", "retire")),
-                    None)
+    def _leave_requested(self) -> tuple[NodeCommand, int] | None:
+        return next((c for c in self._commands
+                     if isinstance(c[0], TerminateInput | DrainInput | RetireInput)), None)
 
     def _take_early_commands(self) -> None:
         """Commands that arrived before the node was ready: a terminate, drain or retire
@@ -527,16 +578,18 @@ class NodeWorkflow:
         request = self._leave_requested()
         if request is not None:
             self._commands.remove(request)
-            kind, payload, ticket = request
-            leave = self._leave_for(kind, payload)
-            self._answer(ticket, f"{kind}: leaving before it served (no drain needed)")
+            command, ticket = request
+            leave = self._leave_for(command)
+            self._answer(ticket, f"{command.kind}: leaving before it served (no drain needed)")
             raise _Leave(leave.reason, None, leave.detail)
 
     # ------------------------------------------------------------------ monitoring
 
     async def _monitor(self) -> bool:
-        """Watch until the node leaves (raises _Leave) or history asks for a new run (True)."""
+        """Watch until the node leaves (raises _Leave) or a new run is due (True): history
+        grew long, the run is a day old, or the node adopted a changed pool spec."""
         act: asyncio.Future[Any] | None = None
+        cadence: asyncio.Future[None] | None = None
         kind = ""
         self._monitoring = True
         while True:
@@ -545,19 +598,25 @@ class NodeWorkflow:
                 kind = "probe" if st.state is NodeState.UNREACHABLE else "watch"
                 act = self._start_probe() if kind == "probe" else self._start_watch()
             current = act
+            if self._owned and cadence is None:  # one timer for the whole run
+                cadence = asyncio.ensure_future(workflow.sleep(RUN_CADENCE))
             await workflow.wait_condition(
-                lambda c=current: c.done() or bool(self._commands)  # type: ignore[misc]
-            )
+                lambda c=current, t=cadence: (  # type: ignore[misc]
+                    c.done() or bool(self._commands) or (t is not None and t.done())))
+            if cadence is not None and cadence.done() and not self._commands:
+                await self._stop_watching(current)
+                return True
             if self._commands:
-                command, payload, ticket = self._commands.popleft()
+                command, ticket = self._commands.popleft()
                 try:
-                    self._answer(ticket, self._apply_command(command, payload))
+                    self._answer(ticket, self._apply_command(command))
                 except _Leave:
-                    self._answer(ticket, f"{command}: leaving")
-                    self._monitoring = False
-                    current.cancel()
-                    await _settle(current)
+                    self._answer(ticket, f"{command.kind}: leaving")
+                    await self._stop_watching(current)
                     raise
+                if isinstance(command, SpecUpdate) and self._owned:
+                    await self._stop_watching(current)  # the next run watches by the new spec
+                    return True
                 continue
             act = None
             try:
@@ -572,11 +631,18 @@ class NodeWorkflow:
                 continue
             if kind == "probe":
                 self._reachable_again()
-            else:
+            elif self._owned:
                 self._apply_health(outcome)
+            else:
+                self._apply_health_before_ownership(outcome)
             if workflow.info().is_continue_as_new_suggested():
                 self._monitoring = False
                 return True
+
+    async def _stop_watching(self, current: asyncio.Future[Any]) -> None:
+        self._monitoring = False
+        current.cancel()
+        await _settle(current)
 
     def _start_watch(self) -> asyncio.Future[Any]:
         spec, st = self._spec_(), self._st()
@@ -610,94 +676,128 @@ class NodeWorkflow:
         st = self._st()
         if st.awaiting_repair and self._repair_cause is TransitionReason.UNREACHABLE:
             st.awaiting_repair, self._repair_cause = False, None
-        self._record(self._resting_state(), TransitionReason.REACHABLE_AGAIN)
-
-    def _resting_state(self) -> NodeState:
-        st = self._st()
-        if st.cordoned:
-            return NodeState.CORDONED
-        return NodeState.DEGRADED if st.health is HealthResult.DEGRADED else NodeState.READY
+        self._record(decide.resting_state(st), TransitionReason.REACHABLE_AGAIN)
 
     def _apply_health(self, result: WatchHealthResult) -> None:
         st = self._st()
+        st.last_events = result.events[-10:]
+        decision = decide.apply_health(st, result.health, result.rule, workflow.now())
+        if decision.fault_started:  # when the fault happened: its earliest event
+            now = workflow.now()
+            self._fault_at = min([e.timestamp for e in result.events
+                                  if e.timestamp.tzinfo is not None and e.timestamp <= now],
+                                 default=now)
+        was_cordoned = st.state is NodeState.CORDONED
+        self._carry_out(decision, TransitionReason.UNHEALTHY)
+        if (result.health is HealthResult.UNHEALTHY and not was_cordoned
+                and self._fault_at is not None):
+            metrics.observe_seconds("fault_to_cordon_seconds", workflow.now() - self._fault_at,
+                                    {"pool": st.pool}, "from a GPU fault to its node's cordon")
+        if self._st().verdict is not HealthResult.UNHEALTHY:
+            self._fault_at = None
+
+    def _carry_out(self, decision: decide.Decision,
+                   cause: TransitionReason = TransitionReason.UNHEALTHY) -> str:
+        """Do what a decision says: take its status, record its steps, send its
+        notifications, ask for its repair. Returns its answer."""
+        self._status = decision.status
+        if not self._status.awaiting_repair and self._repair_cause is not None \
+                and decision.request_repair is None and not self._status.holds:
+            self._repair_cause = None
+        for step in decision.steps:
+            self._record(step.state, step.reason, step.detail, report=step.report)
+        for event, reason in decision.notify:
+            self._notify(event, reason)
+        if decision.request_repair is not None:
+            self._request_repair(cause, decision.request_repair)
+        return decision.answer
+
+    def _apply_health_before_ownership(self, result: WatchHealthResult) -> None:
+        """The rules of runs started before OWNERSHIP_PATCH (one cordon owner, a verdict that
+        lifts when the hardware recovers), kept so those runs replay; they end at the run's
+        next continue-as-new. Remove when no such run remains."""
+        st = self._st()
         st.health, st.health_rule = result.health, result.rule
+        st.verdict, st.verdict_rule = result.health, result.rule
         st.last_events = result.events[-10:]
         detail = f"rule {result.rule}" if result.rule else ""
+        now = workflow.now()
         if result.health is HealthResult.UNHEALTHY:
-            if self._fault_at is None:  # when the fault happened: its earliest event
-                now = workflow.now()
+            if self._fault_at is None:
                 self._fault_at = min([e.timestamp for e in result.events
                                       if e.timestamp.tzinfo is not None and e.timestamp <= now],
                                      default=now)
             if not st.cordoned:
-                st.cordoned, self._cordon_source = True, CordonSource.UNHEALTHY
+                st.cordoned, st.holds = True, [Hold(owner=CordonSource.UNHEALTHY, at=now)]
                 self._record(NodeState.CORDONED, TransitionReason.UNHEALTHY, detail)
                 self._notify("cordon", f"unhealthy: {detail}")
-                metrics.observe_seconds("fault_to_cordon_seconds",
-                                        workflow.now() - self._fault_at, {"pool": st.pool},
+                metrics.observe_seconds("fault_to_cordon_seconds", now - self._fault_at,
+                                        {"pool": st.pool},
                                         "from a GPU fault to its node's cordon")
             elif workflow.patched("cordoned-verdict-v1"):
-                # Cordoned already (an operator, a diagnostics run): the state stays, but
-                # the verdict goes into the record and the NavarchHealth attribute.
                 self._record(NodeState.CORDONED, TransitionReason.UNHEALTHY, detail,
                              report=False)  # the repair request below reports it
             self._request_repair(TransitionReason.UNHEALTHY, detail)
             return
         self._fault_at = None
-        if self._cordon_source == CordonSource.UNHEALTHY:
-            # Recovered before its repair was approved: back into service.
-            st.cordoned, self._cordon_source = False, None
+        if st.cordon_source() is CordonSource.UNHEALTHY:
+            st.cordoned, st.holds = False, []
             st.awaiting_repair, self._repair_cause = False, None
             self._notify("uncordon", "recovered")
         reason = (TransitionReason.DEGRADED if result.health is HealthResult.DEGRADED
                   else TransitionReason.HEALTHY)
-        self._record(self._resting_state(), reason, detail)
+        self._record(decide.resting_state(st), reason, detail)
 
     def _request_repair(self, cause: TransitionReason, detail: str) -> None:
         st = self._st()
         st.awaiting_repair, self._repair_cause = True, cause
         self._report(cause, f"repair requested: {detail}")
 
-    def _apply_command(self, command: str, payload: Any) -> str:
+    def _apply_command(self, command: NodeCommand) -> str:
         """Apply one command; what happened, in words (an update's answer)."""
-        st = self._st()
-        if command == "cordon":
-            if st.state.is_leaving():
-                return f"not cordoned: node is {st.state.value}"
-            if st.cordoned:
-                return "already cordoned" + (f" ({self._cordon_source.value})"
-                                             if self._cordon_source else "")
-            st.cordoned, self._cordon_source = True, payload.source
-            self._record(NodeState.CORDONED, TransitionReason.OPERATOR, payload.reason)
-            self._notify("cordon", payload.reason or "operator")
-            return "cordoned"
-        if command == "uncordon":
-            if not st.cordoned:
-                return "not cordoned; nothing to do"
-            if st.health is HealthResult.UNHEALTHY:
-                workflow.logger.warning("uncordon refused: node %s is unhealthy", st.node_id)
-                return "refused: node is unhealthy"
-            st.cordoned, self._cordon_source = False, None
-            st.awaiting_repair, self._repair_cause = False, None
-            self._record(self._resting_state(), TransitionReason.OPERATOR, payload.reason)
-            self._notify("uncordon", payload.reason or "operator")
-            return "uncordoned"
-        if command == "approve_repair":
+        st, now = self._st(), workflow.now()
+        if isinstance(command, CordonInput):
+            if not self._owned and st.cordoned:  # before OWNERSHIP_PATCH: nothing recorded
+                return f"already cordoned ({st.cordon_source() or 'leaving'})"
+            return self._carry_out(decide.cordon(st, command, now))
+        if isinstance(command, UncordonInput):
+            answer = self._carry_out(decide.uncordon(st, command, now))
+            if answer.startswith("refused"):
+                workflow.logger.warning("uncordon %s: %s", st.node_id, answer)
+            return answer
+        if isinstance(command, ClearInput):
+            return self._carry_out(decide.clear(st, command, now))
+        if isinstance(command, SpecUpdate):
+            return self._adopt(command.spec)
+        if isinstance(command, ApproveRepair):
             if st.awaiting_repair and self._repair_cause is not None:
                 st.awaiting_repair = False
                 unreachable = self._repair_cause is TransitionReason.UNREACHABLE
                 raise _Leave(self._repair_cause,
                              None if unreachable else self._spec_().health.drain_grace)
             return "no repair pending"
-        raise self._leave_for(command, payload)
+        raise self._leave_for(command)
 
-    def _leave_for(self, command: str, payload: Any) -> _Leave:
-        if command == "drain":
-            return _Leave(TransitionReason.OPERATOR, timedelta(seconds=payload.grace_seconds),
-                          payload.reason)
-        if command == "retire":
-            return _Leave(payload.reason, timedelta(seconds=payload.grace_seconds))
-        return _Leave(TransitionReason.OPERATOR, None, getattr(payload, "reason", ""))
+    def _adopt(self, spec: PoolSpec) -> str:
+        """Take the pool's changed spec at a safe point (between checks). What cannot change
+        on a running machine (its instance type, provider, region) stays as it is."""
+        changed, _ = decide.spec_changes(self._spec_(), spec)
+        self._spec = spec
+        if not changed:
+            return "spec unchanged for this node"
+        detail = "adopted the pool's spec: " + ", ".join(changed) + " changed"
+        self._record(self._st().state, TransitionReason.SPEC_ADOPTED, detail, report=False)
+        return detail
+
+    def _leave_for(self, command: NodeCommand) -> _Leave:
+        if isinstance(command, DrainInput):
+            return _Leave(TransitionReason.OPERATOR, timedelta(seconds=command.grace_seconds),
+                          _by(command.reason, command.by))
+        if isinstance(command, RetireInput):
+            return _Leave(command.reason, timedelta(seconds=command.grace_seconds))
+        if isinstance(command, TerminateInput):
+            return _Leave(TransitionReason.OPERATOR, None, _by(command.reason, command.by))
+        raise ValueError(f"{command.kind} is not a way to leave")  # not reached
 
     # ------------------------------------------------------------------ leaving
 
@@ -803,6 +903,8 @@ class NodeWorkflow:
         attrs = [SA_POOL.value_set(st.pool), SA_NODE_STATE.value_set(state.value),
                  SA_HEALTH.value_set(st.health.value),
                  SA_INSTANCE_TYPE.value_set(st.instance_type)]
+        if self._owned:
+            attrs.append(SA_VERDICT.value_set(st.verdict.value))
         if st.provider:
             attrs.append(SA_PROVIDER.value_set(st.provider))
         if st.region:
@@ -831,7 +933,8 @@ class NodeWorkflow:
             node_id=st.node_id, state=st.state, health=st.health, reason=reason,
             at=workflow.now(), awaiting_repair=st.awaiting_repair, provider=st.provider,
             region=st.region, detail=detail, seq=self._next_report_seq(),
-            capacity_misses=list(self._capacity_misses), cordon_source=self._cordon_source,
+            capacity_misses=list(self._capacity_misses), cordon_source=st.cordon_source(),
+            holds=st.owners(), verdict=st.verdict,
             run_chain=workflow.info().first_execution_run_id,
         )
         self._background.append(asyncio.ensure_future(self._send_report(report)))
@@ -908,6 +1011,10 @@ def _cause(err: ActivityError) -> str:
         return str(err)
     kind = getattr(cause, "type", None) or getattr(cause, "timeout_type", None) or ""
     return f"{kind}: {cause}" if kind and str(kind) not in str(cause) else str(cause)
+
+
+def _by(reason: str, by: str) -> str:
+    return reason + (f" (by {by})" if by else "")
 
 
 def _error_type(err: ActivityError) -> str | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -50,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         NodeReport,
         NodeState,
         RetireInput,
+        SpecUpdate,
         TransitionReason,
         UncordonInput,
     )
@@ -66,16 +66,18 @@ with workflow.unsafe.imports_passed_through():
         invalid_pool_input,
     )
     from navarch.contracts.spec import PoolSpec
+    from navarch.decisions import pool as decide
     from navarch.decisions.autoscale import PoolSnapshot, evaluate, needs
+    from navarch.decisions.node import spec_changes
 
 from . import metrics
 from .node import NodeWorkflow
 
 M = TypeVar("M", bound=BaseModel)
 
-# After repeated provision/boot failures, wait before trying again: 10 s doubling to 10 min.
-PROVISION_BACKOFF_BASE = timedelta(seconds=10)
-PROVISION_BACKOFF_MAX = timedelta(minutes=10)
+# The patch after which operator-held nodes sit outside the pool's count, and running nodes
+# hear of spec changes (issue 15).
+HOLDS_PATCH = "holds-v1"
 KEEP_FINISHED_NODES = 50
 KEEP_EVENTS = 100
 KEEP_DECISIONS = 50
@@ -86,7 +88,7 @@ METRICS_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(secon
 # Queue depth pushed by a scheduler counts for this many evaluation intervals.
 QUEUE_REPORT_INTERVALS = 10
 _NOT_SERVING = {NodeState.CORDONED, NodeState.DRAINING, NodeState.UNREACHABLE,
-                NodeState.TERMINATING}
+                NodeState.TERMINATING}  # runs before HOLDS_PATCH
 _BOOT_FAILURES = {TransitionReason.PROVISION_FAILED, TransitionReason.BOOTSTRAP_FAILED,
                   TransitionReason.BOOT_TIMEOUT,
                   TransitionReason.BOOT_CHECK_FAILED}
@@ -101,6 +103,7 @@ class PoolWorkflow:
         self._spec: PoolSpec | None = params.spec
         self._state = params.state or PoolState(target=params.spec.min_nodes)
         self._dirty = True
+        self._holds = True  # False: a run from before HOLDS_PATCH
         self._more = False  # nodes still to start after this round (batched starts)
         self._background: list[asyncio.Task[None]] = []
         self._node_gauges = metrics.GaugeSet("pool_nodes", "nodes by state, health, provider")
@@ -149,6 +152,7 @@ class PoolWorkflow:
         node.state, node.health, node.reason = report.state, report.health, report.reason
         node.provider, node.region, node.seq = report.provider, report.region, report.seq
         node.cordon_source = report.cordon_source
+        node.holds, node.verdict = list(report.holds), report.verdict
         was_awaiting = node.awaiting_repair
         node.awaiting_repair = report.awaiting_repair and not report.state.is_terminal()
         if node.awaiting_repair and not was_awaiting:
@@ -236,8 +240,14 @@ class PoolWorkflow:
         spec = decode_payload(PoolSpec, payloads, optional=False, context=FORBID_UNKNOWN)
         if spec == self._spec_():
             return self._update_result("unchanged")
-        self._set_spec(spec)
-        return self._update_result("updated")
+        running, new_only = spec_changes(self._spec_(), spec)
+        live = self._set_spec(spec)
+        parts = ["updated"]
+        if running:
+            parts.append(f"{', '.join(running)} reach {live} running node(s)")
+        if new_only:
+            parts.append(f"{', '.join(new_only)} apply to new nodes only")
+        return self._update_result("; ".join(parts))
 
     @update_spec_op.validator
     def _validate_update_spec(self, *payloads: Any) -> None:
@@ -282,10 +292,22 @@ class PoolWorkflow:
             return
         self._set_spec(spec)
 
-    def _set_spec(self, spec: PoolSpec) -> None:
-        self._spec = spec
-        self._event("spec_updated", f"min {spec.min_nodes}, max {spec.max_nodes}")
+    def _set_spec(self, spec: PoolSpec) -> int:
+        """Take a new spec; forward it to every live node when it changes what running
+        nodes use. Returns how many nodes it was forwarded to."""
+        old, self._spec = self._spec_(), spec
+        running, new_only = spec_changes(old, spec)
+        self._event("spec_updated", f"min {spec.min_nodes}, max {spec.max_nodes}"
+                    + (f"; running nodes adopt {', '.join(running)}" if running else "")
+                    + (f"; new nodes only: {', '.join(new_only)}" if new_only else ""))
+        forwarded = 0
+        if running and self._holds:
+            for node in self._state.nodes.values():
+                if not node.state.is_terminal():
+                    self._forward(node.node_id, NodeWorkflow.update_spec, SpecUpdate(spec=spec))
+                    forwarded += 1
         self._set_target(self._state.target, "spec updated")
+        return forwarded
 
     @workflow.signal(name="cordon_node")
     def cordon_node(self, *payloads: Any) -> None:
@@ -356,6 +378,7 @@ class PoolWorkflow:
             raise invalid_pool_input(
                 f"workflow id {workflow.info().workflow_id!r} does not match the spec's "
                 f"name {params.spec.name!r}; start the pool as {wanted!r}")
+        self._holds = workflow.patched(HOLDS_PATCH)
         if params.state is None:
             self._event("created", f"target {self._state.target}")
         workflow.upsert_search_attributes([SA_POOL.value_set(params.spec.name)])
@@ -424,9 +447,11 @@ class PoolWorkflow:
               and now - s.queue_reported_at > spec.autoscale_interval * QUEUE_REPORT_INTERVALS):
             s.queue_depth = s.pending_jobs = None  # a stale push is no evidence
         live = [n for n in s.nodes.values() if not n.state.is_terminal() and not n.retiring]
-        # A node cordoned for diagnostics comes back within minutes: still capacity.
-        not_serving = sum(1 for n in live if n.state in _NOT_SERVING
-                          and n.cordon_source != CordonSource.DIAGNOSTICS)
+        if self._holds:
+            not_serving = decide.not_serving(live)
+        else:  # A node cordoned for diagnostics comes back within minutes: still capacity.
+            not_serving = sum(1 for n in live if n.state in _NOT_SERVING
+                              and n.cordon_source != CordonSource.DIAGNOSTICS)
         snapshot = PoolSnapshot(
             current=s.target, serving=max(0, s.target - not_serving),
             min_nodes=spec.min_nodes, max_nodes=spec.max_nodes,
@@ -452,6 +477,8 @@ class PoolWorkflow:
         if s.deleting:
             s.target = 0
         active = [n for n in s.nodes.values() if not n.state.is_terminal() and not n.retiring]
+        if self._holds and not s.deleting:
+            active = [n for n in active if decide.in_count(n)]  # held nodes sit outside
         missing = s.target - len(active)
         now = workflow.now()
         if missing > 0 and (s.next_provision_at is None or now >= s.next_provision_at):
@@ -463,7 +490,10 @@ class PoolWorkflow:
         elif missing < 0:
             reason = (TransitionReason.POOL_DELETED if s.deleting
                       else TransitionReason.SCALE_DOWN)
-            for node in self._pick_for_removal(active, -missing):
+            chosen = (self._pick_for_removal(active, -missing) if not self._holds
+                      else active if s.deleting
+                      else decide.removal_order(active, set(s.idle_nodes), -missing))
+            for node in chosen:
                 node.retiring = True
                 self._event("retire", f"{node.node_id} ({reason.value})")
                 self._forward(node.node_id, NodeWorkflow.retire, RetireInput(
@@ -507,10 +537,8 @@ class PoolWorkflow:
         return gone[-1].node_id if gone else None
 
     def _pick_for_removal(self, active: list[PoolNode], count: int) -> list[PoolNode]:
-        """Which nodes a shrinking pool retires: cordoned or unreachable ones, then those
-        still booting (nothing runs there yet), then idle ones (no GPU processes at the last
-        evaluation), then degraded, then the rest — newest first within each. A node that a
-        diagnostics run has cordoned is never picked while it is being checked."""
+        """Runs before HOLDS_PATCH: `decisions.pool.removal_order` without its rule for
+        operator holds. Remove when no such run remains."""
         idle = set(self._state.idle_nodes)
 
         def rank(n: PoolNode) -> tuple[int, float]:
@@ -536,9 +564,8 @@ class PoolWorkflow:
         self._event("node_left", f"{node.node_id}: {node.state.value} ({node.reason.value})")
         if node.reason in _BOOT_FAILURES and not node.retiring:
             s.boot_failure_streak += 1
-            delay = min(PROVISION_BACKOFF_BASE * 2 ** (s.boot_failure_streak - 1),
-                        PROVISION_BACKOFF_MAX)
-            s.next_provision_at = workflow.now() + delay
+            s.next_provision_at = workflow.now() + decide.provision_backoff(
+                s.boot_failure_streak)
 
     # ------------------------------------------------------------------ repair valve
 
@@ -550,11 +577,11 @@ class PoolWorkflow:
         self._event("repair_requested", f"{node.node_id}: {report.reason.value} {report.detail}")
         if not spec.health.auto_replace:
             return
-        cutoff = workflow.now() - spec.health.unhealthy_window
-        s.repair_requests = {k: v for k, v in s.repair_requests.items() if v >= cutoff}
         size = max(s.target, len([n for n in s.nodes.values() if not n.state.is_terminal()]))
-        allowed = max(1, math.floor(spec.health.max_unhealthy_share * size))
-        if not s.repair_paused and len(s.repair_requests) > allowed:
+        s.repair_requests, too_many = decide.valve_closes(
+            s.repair_requests, workflow.now(), spec.health.unhealthy_window, size,
+            spec.health.max_unhealthy_share)
+        if not s.repair_paused and too_many:
             s.repair_paused = True
             s.repair_paused_reason = (
                 f"{len(s.repair_requests)} of {size} nodes needed repair within "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
+import socket
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -22,9 +24,11 @@ from navarch.contracts.names import (
     SA_POOL,
     SA_PROVIDER,
     SA_REGION,
+    SA_VERDICT,
     node_workflow_id,
 )
 from navarch.contracts.node import (
+    ClearInput,
     CordonInput,
     DrainInput,
     NodeOperationResult,
@@ -36,7 +40,7 @@ from navarch.contracts.node import (
 from navarch.temporal.client import connect
 from navarch.workflows.node import NodeWorkflow
 
-node_app = typer.Typer(help="List nodes and cordon, uncordon, drain or terminate them.",
+node_app = typer.Typer(help="List nodes; cordon, uncordon, clear, drain or terminate them.",
                        no_args_is_help=True)
 
 # The Go CLI's warning: a node whose agent has not been heard from for this long.
@@ -45,10 +49,11 @@ SILENT_AFTER_SECONDS = 120
 
 async def list_nodes(client: Client, *, pool: str | None = None, provider: str | None = None,
                      region: str | None = None, state: str | None = None,
-                     health: str | None = None) -> list[dict[str, Any]]:
+                     health: str | None = None,
+                     verdict: str | None = None) -> list[dict[str, Any]]:
     query = ['WorkflowType="NodeWorkflow"']
     for key, value in ((SA_POOL, pool), (SA_PROVIDER, provider), (SA_REGION, region),
-                       (SA_NODE_STATE, state), (SA_HEALTH, health)):
+                       (SA_NODE_STATE, state), (SA_HEALTH, health), (SA_VERDICT, verdict)):
         if value:
             query.append(f'{key.name}="{value}"')
     rows = []
@@ -63,6 +68,7 @@ async def list_nodes(client: Client, *, pool: str | None = None, provider: str |
             "instance_type": sa.get(SA_INSTANCE_TYPE),
             "state": sa.get(SA_NODE_STATE),
             "health": sa.get(SA_HEALTH),
+            "verdict": sa.get(SA_VERDICT),
             "gpus": f"{shape.count}x {shape.model}" if shape else None,
             "started_at": wf.start_time.astimezone(UTC).isoformat() if wf.start_time else None,
             "closed_at": wf.close_time.astimezone(UTC).isoformat() if wf.close_time else None,
@@ -98,14 +104,17 @@ def node_list(
     provider: Annotated[str | None, typer.Option()] = None,
     region: Annotated[str | None, typer.Option()] = None,
     status: Annotated[str | None, typer.Option(help="node state, e.g. ready")] = None,
-    health: Annotated[str | None, typer.Option()] = None,
+    health: Annotated[str | None, typer.Option(
+        help="what the latest check says about the hardware now")] = None,
+    verdict: Annotated[str | None, typer.Option(
+        help="the sticky decision: unhealthy until repaired or cleared")] = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """Nodes from Temporal's visibility store (search attributes), live ones first."""
 
     async def run() -> list[dict[str, Any]]:
         return await list_nodes(await connect(), pool=pool, provider=provider, region=region,
-                                state=status, health=health)
+                                state=status, health=health, verdict=verdict)
 
     rows = asyncio.run(run())
     if output.structured:
@@ -115,7 +124,7 @@ def node_list(
     table.add_column("node id", no_wrap=True, min_width=36)  # whole, so it can be copied
     for col in ("pool", "provider", "region", "instance type", "GPUs"):
         table.add_column(col)
-    for col in ("state", "health", "age", "heartbeat"):
+    for col in ("state", "health", "verdict", "age", "heartbeat"):
         table.add_column(col, no_wrap=True)
     now = datetime.now(UTC)
 
@@ -125,7 +134,7 @@ def node_list(
     for r in rows:
         table.add_row(r["node_id"], r["pool"] or "", r["provider"] or "", r["region"] or "",
                       r["instance_type"] or "", r["gpus"] or "", r["state"] or "",
-                      r["health"] or "", ago(r["started_at"]),
+                      r["health"] or "", r["verdict"] or "", ago(r["started_at"]),
                       f"{ago(r['last_heartbeat'])} ago" if r["last_heartbeat"] else "")
     print_table(table, drop=("region", "instance type", "age", "provider", "heartbeat"))
 
@@ -150,7 +159,12 @@ def node_get(node_id: str, output: OutputOpt = Output.table) -> None:
     if status is None:
         return
     out.print(f"node {status.node_id} (pool {status.pool}): {status.state.value}, "
-              f"health {status.health.value}")
+              f"health {status.health.value}, verdict {status.verdict.value}"
+              + (f" (rule {status.verdict_rule})" if status.verdict_rule else ""), markup=False)
+    for hold in status.holds:
+        out.print(f"  held by {hold.owner.value} since {hold.at:%Y-%m-%d %H:%M:%S}"
+                  + (f": {hold.reason}" if hold.reason else "")
+                  + (f" (by {hold.by})" if hold.by else ""), markup=False)
     out.print(f"  {status.provider}/{status.region} {status.instance_type} "
               f"{status.instance_id}, {len(status.gpus)} GPU(s)")
     for gpu in status.gpus:
@@ -210,29 +224,51 @@ def _operate_node(node_id: str, update: Any, payload: SignalModel) -> None:
 
 
 Reason = Annotated[str, typer.Option(help="why; recorded in the node's history")]
+By = Annotated[str | None, typer.Option(
+    help="who asks, for the audit trail (default: your user@host)")]
+
+
+def _by(by: str | None) -> str:
+    if by:
+        return by
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except (KeyError, OSError):  # no user name (a container without an /etc/passwd entry)
+        return socket.gethostname()
 
 
 @node_app.command("cordon")
-def node_cordon(node_id: str, reason: Reason = "") -> None:
-    """Stop scheduling work on a node (it keeps running)."""
-    _operate_node(node_id, NodeWorkflow.cordon_op, CordonInput(reason=reason))
+def node_cordon(node_id: str, reason: Reason = "", by: By = None) -> None:
+    """Hold a node out of service (it keeps running). Only an operator's uncordon lifts it:
+    no recovery, diagnostic or pool change does."""
+    _operate_node(node_id, NodeWorkflow.cordon_op, CordonInput(reason=reason, by=_by(by)))
 
 
 @node_app.command("uncordon")
-def node_uncordon(node_id: str, reason: Reason = "") -> None:
-    """Return a cordoned node to service (if healthy)."""
-    _operate_node(node_id, NodeWorkflow.uncordon_op, UncordonInput(reason=reason))
+def node_uncordon(node_id: str, reason: Reason = "", by: By = None) -> None:
+    """Lift the operator's hold. A node under an unhealthy verdict stays held (its repair
+    goes on); clear the verdict first to return it to service."""
+    _operate_node(node_id, NodeWorkflow.uncordon_op, UncordonInput(reason=reason, by=_by(by)))
+
+
+@node_app.command("clear")
+def node_clear(node_id: str, reason: Reason = "", by: By = None) -> None:
+    """Clear an unhealthy verdict (the machine was checked or fixed). The node returns to
+    service unless an operator still holds it."""
+    _operate_node(node_id, NodeWorkflow.clear_op, ClearInput(reason=reason, by=_by(by)))
 
 
 @node_app.command("drain")
 def node_drain(node_id: str, reason: Reason = "",
                grace: Annotated[float, typer.Option(help="seconds to wait for GPU work")] = 600,
-               ) -> None:
+               by: By = None) -> None:
     """Drain (wait for GPU work to end, up to the grace), terminate, replace."""
-    _operate_node(node_id, NodeWorkflow.drain_op, DrainInput(reason=reason, grace_seconds=grace))
+    _operate_node(node_id, NodeWorkflow.drain_op,
+                  DrainInput(reason=reason, grace_seconds=grace, by=_by(by)))
 
 
 @node_app.command("terminate")
-def node_terminate(node_id: str, reason: Reason = "") -> None:
+def node_terminate(node_id: str, reason: Reason = "", by: By = None) -> None:
     """Terminate now (no drain); the pool replaces it."""
-    _operate_node(node_id, NodeWorkflow.terminate_op, TerminateInput(reason=reason))
+    _operate_node(node_id, NodeWorkflow.terminate_op,
+                  TerminateInput(reason=reason, by=_by(by)))

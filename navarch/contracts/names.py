@@ -27,8 +27,12 @@ SA_HEALTH = SearchAttributeKey.for_keyword("NavarchHealth")
 SA_PROVIDER = SearchAttributeKey.for_keyword("NavarchProvider")
 SA_INSTANCE_TYPE = SearchAttributeKey.for_keyword("NavarchInstanceType")
 SA_REGION = SearchAttributeKey.for_keyword("NavarchRegion")
+# The sticky lifecycle decision (unhealthy until repaired or cleared); NavarchHealth is what
+# the node's latest check says about its hardware now.
+SA_VERDICT = SearchAttributeKey.for_keyword("NavarchVerdict")
 
-SEARCH_ATTRIBUTES = (SA_POOL, SA_NODE_STATE, SA_HEALTH, SA_PROVIDER, SA_INSTANCE_TYPE, SA_REGION)
+SEARCH_ATTRIBUTES = (SA_POOL, SA_NODE_STATE, SA_HEALTH, SA_PROVIDER, SA_INSTANCE_TYPE, SA_REGION,
+                     SA_VERDICT)
 
 
 def search_attribute_flags() -> list[str]:

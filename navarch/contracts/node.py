@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -70,14 +70,25 @@ class TransitionReason(StrEnum):
     DRAINED = "drained"
     DRAIN_GRACE_EXPIRED = "drain_grace_expired"
     INSTANCE_GONE = "instance_gone"
+    VERDICT_CLEARED = "verdict_cleared"  # an operator cleared an unhealthy verdict
+    SPEC_ADOPTED = "spec_adopted"  # the node took its pool's changed spec
 
 
 class CordonSource(StrEnum):
-    """Who holds a node's cordon."""
+    """Who holds a node's cordon (its owners: a node is schedulable only when none does)."""
 
-    OPERATOR = "operator"  # a person, through the CLI or a signal
+    OPERATOR = "operator"  # a person, through the CLI or a signal: only a person lifts it
     DIAGNOSTICS = "diagnostics"  # a diagnostics run checking the node (it lifts it after)
-    UNHEALTHY = "unhealthy"  # the health policy's verdict
+    UNHEALTHY = "unhealthy"  # the health policy's verdict: lifted by a repair or a clear
+
+
+class Hold(StoredModel):
+    """One owner's cordon on a node: who, why, and since when."""
+
+    owner: CordonSource
+    reason: BoundedText = ""
+    by: BoundedText = ""  # who asked (an operator's identity), when known
+    at: datetime
 
 
 # Reasons a node left the pool that call for a replacement (unless the pool shrank).
@@ -117,8 +128,14 @@ class NodeStatus(StoredModel):
     boot_checks: list[CheckResult] = Field(default_factory=list)
     transitions: list[Transition] = Field(default_factory=list)
     last_events: list[HealthEvent] = Field(default_factory=list)
-    health_rule: str | None = None
-    cordoned: bool = False
+    health_rule: str | None = None  # the rule behind `health` (what the hardware says now)
+    # The sticky lifecycle decision: once the policy judges the node unhealthy it stays so,
+    # whatever later checks say, until the machine is repaired or an operator clears it.
+    verdict: HealthResult = HealthResult.HEALTHY
+    verdict_rule: str | None = None
+    verdict_at: datetime | None = None
+    holds: list[Hold] = Field(default_factory=list)  # who holds the cordon, oldest first
+    cordoned: bool = False  # any hold, or leaving
     awaiting_repair: bool = False
     notifier_failures: int = 0
     notifier_last_error: BoundedText = ""
@@ -130,6 +147,19 @@ class NodeStatus(StoredModel):
 
     def agent_queue(self) -> str:
         return self.agent_task_queue or node_task_queue(self.node_id)
+
+    def held_by(self, owner: CordonSource) -> Hold | None:
+        return next((h for h in self.holds if h.owner is owner), None)
+
+    def owners(self) -> list[CordonSource]:
+        return [h.owner for h in self.holds]
+
+    def cordon_source(self) -> CordonSource | None:
+        """The hold that matters most: an operator's, then a verdict's, then diagnostics'."""
+        for owner in (CordonSource.OPERATOR, CordonSource.UNHEALTHY, CordonSource.DIAGNOSTICS):
+            if self.held_by(owner):
+                return owner
+        return None
 
 
 # ----------------------------------------------------------------------------- signals
@@ -147,24 +177,64 @@ class Rejected(StoredModel):
     problem: BoundedText
 
 
+# Commands: what signals and updates ask of a node, one typed union (`kind` tells them
+# apart; a sender never needs to give it). A node queues them, carries the queue across
+# continue-as-new, and applies them in order.
+
+_BY = "who asks (an operator's name or identity); the CLI fills in its own"
+
+
 class CordonInput(SignalModel):
+    kind: Literal["cordon"] = "cordon"
     reason: BoundedText = ""
     # Who cordons: an operator (default), or a diagnostics run (the pool will not pick such a
     # node for scale-down while it is being checked). Health automation cordons from inside.
     source: Literal[CordonSource.OPERATOR, CordonSource.DIAGNOSTICS] = CordonSource.OPERATOR
+    by: BoundedText = Field(default="", description=_BY)
 
 
 class UncordonInput(SignalModel):
+    kind: Literal["uncordon"] = "uncordon"
     reason: BoundedText = ""
+    # Whose hold to lift: an operator's uncordon lifts the operator's and diagnostics' holds;
+    # a diagnostics run lifts only its own. Neither lifts an unhealthy verdict's hold.
+    source: Literal[CordonSource.OPERATOR, CordonSource.DIAGNOSTICS] = CordonSource.OPERATOR
+    by: BoundedText = Field(default="", description=_BY)
 
 
 class DrainInput(SignalModel):
+    kind: Literal["drain"] = "drain"
     grace_seconds: float = Field(default=600.0, ge=0, le=MAX_GRACE_SECONDS)
     reason: BoundedText = ""
+    by: BoundedText = Field(default="", description=_BY)
 
 
 class TerminateInput(SignalModel):
+    kind: Literal["terminate"] = "terminate"
     reason: BoundedText = ""
+    by: BoundedText = Field(default="", description=_BY)
+
+
+class ClearInput(SignalModel):
+    """An operator clears a node's unhealthy verdict (the hardware was checked, or fixed)."""
+
+    kind: Literal["clear"] = "clear"
+    reason: BoundedText = ""
+    by: BoundedText = Field(default="", description=_BY)
+
+
+class ApproveRepair(SignalModel):
+    """Sent by the pool: the repair the node asked for may go on."""
+
+    kind: Literal["approve_repair"] = "approve_repair"
+
+
+class SpecUpdate(SignalModel):
+    """Sent by the pool when its spec changed: the node adopts what can change on a running
+    machine (health policy and thresholds, timeouts, notifier, diagnostics, labels)."""
+
+    kind: Literal["update_spec"] = "update_spec"
+    spec: PoolSpec
 
 
 class NodeOperationResult(StoredModel):
@@ -194,23 +264,52 @@ class NodeReport(StoredModel):
     # "provider/region/instance_type" keys that answered "no capacity" while provisioning.
     capacity_misses: list[str] = Field(default_factory=list)
     cordon_source: CordonSource | None = None
+    holds: list[CordonSource] = Field(default_factory=list)  # every owner holding it
+    verdict: HealthResult = HealthResult.HEALTHY
     # The node workflow's first run id (kept across continue-as-new): the pool accepts a
     # report only from the run chain it started for that node id.
     run_chain: str = ""
 
 
+class RetireInput(SignalModel):
+    """Sent by the pool: drain and terminate this node (scale-down, pool deletion)."""
+
+    kind: Literal["retire"] = "retire"
+    reason: TransitionReason = TransitionReason.SCALE_DOWN
+    grace_seconds: float = Field(default=600.0, ge=0, le=MAX_GRACE_SECONDS)
+
+
+NodeCommand = Annotated[
+    CordonInput | UncordonInput | DrainInput | TerminateInput | RetireInput | ClearInput
+    | ApproveRepair | SpecUpdate,
+    Field(discriminator="kind"),
+]
+
+
 # ----------------------------------------------------------------------------- inputs
 
 
-class NodeResume(StoredModel):
-    """What a node carries across continue-as-new."""
+class NodeRecord(StoredModel):
+    """All of a node's state but its spec: what continue-as-new carries, whole."""
 
     status: NodeStatus
     instance: Instance
     provider: ProviderChoice
-    cordon_source: CordonSource | None = None
+    cordon_source: CordonSource | None = None  # runs before holds: the one hold there was
     repair_cause: TransitionReason | None = None
     report_seq: int = 0
+    fault_at: datetime | None = None  # the current fault episode's first event
+    capacity_misses: list[str] = Field(default_factory=list)
+    pending: list[NodeCommand] = Field(default_factory=list)  # commands not yet applied
+
+    def model_post_init(self, _context: object) -> None:
+        st = self.status
+        if st.cordoned and not st.holds and self.cordon_source is not None:
+            st.holds = [Hold(owner=self.cordon_source, at=st.transitions[-1].at
+                             if st.transitions else datetime.min)]
+
+
+NodeResume = NodeRecord  # the name runs before issue 15 knew it by
 
 
 class NodeInput(StoredModel):
@@ -220,10 +319,3 @@ class NodeInput(StoredModel):
     resume: NodeResume | None = None
     rotation: int = 0  # this node's turn, for round-robin placement
     avoid: list[str] = Field(default_factory=list)  # placements recently out of capacity
-
-
-class RetireInput(SignalModel):
-    """Sent by the pool: drain and terminate this node (scale-down, pool deletion)."""
-
-    reason: TransitionReason = TransitionReason.SCALE_DOWN
-    grace_seconds: float = Field(default=600.0, ge=0, le=MAX_GRACE_SECONDS)

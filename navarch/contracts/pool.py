@@ -40,6 +40,8 @@ class PoolNode(StoredModel):
     seq: int = 0
     awaiting_repair: bool = False
     cordon_source: CordonSource | None = None
+    holds: list[CordonSource] = Field(default_factory=list)  # every owner holding it
+    verdict: HealthResult = HealthResult.HEALTHY
     fault_at: datetime | None = None  # when it first asked for repair
     replaced_ready: bool = False  # (a replacement) its fault-to-ready time was measured
     retiring: bool = False

@@ -1,0 +1,250 @@
+"""A node's decisions: who holds its cordon, what a health result or a command does to it.
+
+Each function takes the node's status (and the time, and the command or health result) and
+returns a `Decision`: the status as it should be after, the transitions to record, the
+notifications to send, whether to ask the pool for a repair, whether the node leaves, and
+the answer for whoever asked. `NodeWorkflow` only carries a decision out. The rules:
+
+- A cordon has owners (`Hold`s). A node is schedulable only when no owner holds it.
+- An operator's hold is lifted only by an operator's uncordon: not by a recovery, a passing
+  diagnostic, or a pool update. A node an operator holds is never repaired automatically:
+  an unhealthy verdict on it is recorded and alerted on, and the repair waits until the
+  operator releases the hold (or drains or terminates the node).
+- An unhealthy verdict sticks: later checks that say the hardware is fine change the node's
+  `health` (what the hardware says now), never its `verdict`, until the machine is repaired
+  or an operator clears the verdict. An uncordon under a verdict is refused with its rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from navarch.contracts.node import (
+    ClearInput,
+    CordonInput,
+    CordonSource,
+    Hold,
+    NodeState,
+    NodeStatus,
+    TransitionReason,
+    UncordonInput,
+)
+from navarch.contracts.spec import PoolSpec
+from navarch.health.events import HealthResult
+
+
+@dataclass(frozen=True)
+class Step:
+    """One transition to record (the same state again records an event in the node's story)."""
+
+    state: NodeState
+    reason: TransitionReason
+    detail: str = ""
+    report: bool = True  # tell the pool (a repair request reports on its own)
+
+
+@dataclass
+class Decision:
+    status: NodeStatus
+    steps: list[Step] = field(default_factory=list)
+    notify: list[tuple[str, str]] = field(default_factory=list)  # (event, reason)
+    request_repair: str | None = None  # ask the pool to approve a repair, with this detail
+    answer: str = ""
+    fault_started: bool = False  # a new fault episode began (the cordon metric starts here)
+
+
+def resting_state(st: NodeStatus) -> NodeState:
+    """Where a node in service sits: cordoned while anyone holds it, else by its health."""
+    if st.holds:
+        return NodeState.CORDONED
+    return NodeState.DEGRADED if st.health is HealthResult.DEGRADED else NodeState.READY
+
+
+def _who(by: str) -> str:
+    return f" (by {by})" if by else ""
+
+
+def _held(st: NodeStatus, owner: CordonSource, reason: str, by: str, now: datetime) -> None:
+    st.holds = [h for h in st.holds if h.owner is not owner]
+    st.holds.append(Hold(owner=owner, reason=reason, by=by, at=now))
+    st.cordoned = True
+
+
+def _release(st: NodeStatus, *owners: CordonSource) -> None:
+    st.holds = [h for h in st.holds if h.owner not in owners]
+    st.cordoned = bool(st.holds)
+
+
+def _others(st: NodeStatus) -> str:
+    return ", ".join(h.owner.value for h in st.holds)
+
+
+def uncordon_refusal(st: NodeStatus, params: UncordonInput) -> str | None:
+    """Why an uncordon cannot be done at all (the update refuses it before history)."""
+    if (st.verdict is HealthResult.UNHEALTHY and st.holds
+            and params.source is CordonSource.OPERATOR
+            and st.held_by(CordonSource.OPERATOR) is None):
+        return "node is unhealthy" + (f" (rule {st.verdict_rule})" if st.verdict_rule else "")
+    return None
+
+
+def clear_refusal(st: NodeStatus) -> str | None:
+    """Why a verdict cannot be cleared now."""
+    if st.verdict is not HealthResult.UNHEALTHY:
+        return "the node has no unhealthy verdict to clear"
+    if st.health is HealthResult.UNHEALTHY:
+        return ("the hardware still reports unhealthy"
+                + (f" (rule {st.health_rule})" if st.health_rule else "")
+                + "; clear it once the fault is gone, or drain or terminate the node")
+    return None
+
+
+def cordon(status: NodeStatus, params: CordonInput, now: datetime) -> Decision:
+    st = status.model_copy(deep=True)
+    d = Decision(st)
+    if st.state.is_leaving():
+        d.answer = f"not cordoned: node is {st.state.value}"
+        return d
+    if st.held_by(params.source) is not None:
+        d.answer = f"already cordoned ({params.source.value})"
+        return d
+    before = list(st.holds)
+    _held(st, params.source, params.reason, params.by, now)
+    detail = params.reason + _who(params.by)
+    if before:
+        # Held already (a verdict, a diagnostics run): the new owner's hold is recorded too.
+        detail = (detail + "; " if detail else "") + "also held by " + ", ".join(
+            h.owner.value for h in before)
+    else:
+        d.notify.append(("cordon", params.reason or params.source.value))
+    d.steps.append(Step(NodeState.CORDONED, TransitionReason.OPERATOR, detail))
+    d.answer = "cordoned" + (f"; also held by {', '.join(h.owner.value for h in before)}"
+                             if before else "")
+    return d
+
+
+def uncordon(status: NodeStatus, params: UncordonInput, now: datetime) -> Decision:
+    st = status.model_copy(deep=True)
+    d = Decision(st)
+    if not st.holds:
+        d.answer = "not cordoned; nothing to do"
+        return d
+    refusal = uncordon_refusal(st, params)
+    if refusal:
+        d.answer = f"refused: {refusal}"
+        return d
+    if params.source is CordonSource.DIAGNOSTICS:
+        if st.held_by(CordonSource.DIAGNOSTICS) is None:
+            d.answer = "no diagnostics hold; nothing to do"
+            return d
+        _release(st, CordonSource.DIAGNOSTICS)
+    else:
+        had_operator = st.held_by(CordonSource.OPERATOR) is not None
+        _release(st, CordonSource.OPERATOR, CordonSource.DIAGNOSTICS)
+        if (had_operator and st.verdict is HealthResult.UNHEALTHY
+                and not st.awaiting_repair):
+            # The operator lets the repair that waited on their hold go on.
+            st.awaiting_repair = True
+            d.request_repair = (f"released by the operator{_who(params.by)}: "
+                                f"rule {st.verdict_rule}")
+    detail = params.reason + _who(params.by)
+    if st.holds:
+        d.steps.append(Step(NodeState.CORDONED, TransitionReason.OPERATOR,
+                            (detail + "; " if detail else "") + f"still held by {_others(st)}",
+                            report=d.request_repair is None))
+        d.answer = f"hold lifted; still held by {_others(st)}"
+        return d
+    d.steps.append(Step(resting_state(st), TransitionReason.OPERATOR, detail))
+    d.notify.append(("uncordon", params.reason or params.source.value))
+    d.answer = "uncordoned"
+    return d
+
+
+def clear(status: NodeStatus, params: ClearInput, now: datetime) -> Decision:
+    st = status.model_copy(deep=True)
+    d = Decision(st)
+    refusal = clear_refusal(st)
+    if refusal:
+        d.answer = f"refused: {refusal}"
+        return d
+    rule = st.verdict_rule
+    st.verdict, st.verdict_rule, st.verdict_at = HealthResult.HEALTHY, None, None
+    st.awaiting_repair = False
+    _release(st, CordonSource.UNHEALTHY)
+    detail = f"rule {rule} cleared" + (f": {params.reason}" if params.reason else "") + _who(
+        params.by)
+    if st.holds:
+        detail += f"; still held by {_others(st)}"
+    else:
+        d.notify.append(("uncordon", f"verdict cleared: {params.reason or 'operator'}"))
+    d.steps.append(Step(resting_state(st), TransitionReason.VERDICT_CLEARED, detail))
+    d.answer = "verdict cleared" + (f"; still held by {_others(st)}" if st.holds else "")
+    return d
+
+
+def apply_health(status: NodeStatus, health: HealthResult, rule: str | None,
+                 now: datetime, *, repairs_allowed: bool = True) -> Decision:
+    """A health check's result (what the hardware says now) on the node's record."""
+    st = status.model_copy(deep=True)
+    d = Decision(st)
+    st.health, st.health_rule = health, rule
+    detail = f"rule {rule}" if rule else ""
+    if health is HealthResult.UNHEALTHY:
+        new_verdict = st.verdict is not HealthResult.UNHEALTHY
+        if new_verdict:
+            st.verdict, st.verdict_rule, st.verdict_at = health, rule, now
+            d.fault_started = True
+        was_held = bool(st.holds)
+        _held(st, CordonSource.UNHEALTHY, detail, "", now)
+        operator = st.held_by(CordonSource.OPERATOR)
+        if not was_held:
+            d.notify.append(("cordon", f"unhealthy: {detail}"))
+        if operator is not None:
+            # A person holds the node: the verdict is recorded and alerted on; the repair
+            # waits for them (release the hold, or drain or terminate the node).
+            d.steps.append(Step(NodeState.CORDONED, TransitionReason.UNHEALTHY,
+                                f"{detail}; held by the operator, repair waits for them"))
+            if new_verdict:
+                d.notify.append(("cordon", f"unhealthy while held by an operator: {detail}"))
+            return d
+        d.steps.append(Step(NodeState.CORDONED, TransitionReason.UNHEALTHY, detail,
+                            report=not was_held))
+        if repairs_allowed and not st.awaiting_repair:
+            st.awaiting_repair = True
+            d.request_repair = detail
+        return d
+    reason = (TransitionReason.DEGRADED if health is HealthResult.DEGRADED
+              else TransitionReason.HEALTHY)
+    if st.verdict is HealthResult.UNHEALTHY:
+        # The hardware looks fine now (an event expired, the agent restarted): the verdict
+        # stands, and the node stays held, until a repair or an operator's clear.
+        d.steps.append(Step(st.state, reason, (detail + "; " if detail else "")
+                            + f"verdict unhealthy (rule {st.verdict_rule}) stands"))
+        return d
+    d.steps.append(Step(resting_state(st), reason, detail))
+    return d
+
+
+# The parts of a pool's spec, by what a person calls them: those a running node takes up,
+# and those only a new machine can (a running machine keeps its type and place).
+_RUNNING_FIELDS = {
+    "health policy": ("health_policy",), "health settings": ("health",),
+    "health check interval": ("health_check_interval",),
+    "heartbeat timeout": ("heartbeat_timeout",), "notifier": ("notifier",),
+    "diagnostics": ("diagnostics",), "labels": ("labels",),
+}
+_NEW_NODE_FIELDS = {
+    "instance type": ("instance_type",), "providers": ("providers",),
+    "setup commands": ("setup_commands", "file_uploads"), "boot checks": (
+        "required_services", "shape_check", "boot_deadline"),
+}
+
+
+def spec_changes(old: PoolSpec, new: PoolSpec) -> tuple[list[str], list[str]]:
+    """What changed between two specs of a pool: (what running nodes adopt, what applies to
+    new nodes only)."""
+    def changed(groups: dict[str, tuple[str, ...]]) -> list[str]:
+        return [name for name, fields in groups.items()
+                if any(getattr(old, f) != getattr(new, f) for f in fields)]
+    return changed(_RUNNING_FIELDS), changed(_NEW_NODE_FIELDS)
