@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 from collections import deque
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -252,7 +252,7 @@ class NodeWorkflow:
 
     def _queue(self, name: str, model: type[SignalModel], payloads: tuple[Any, ...]) -> None:
         try:
-            params = decode_payload(model, payloads)
+            params = cast(NodeCommand, decode_payload(model, payloads))
         except InvalidPayload as exc:
             self._reject(name, str(exc))
             return
@@ -316,7 +316,7 @@ class NodeWorkflow:
 
     def _validate(self, name: str, model: type[SignalModel], payloads: tuple[Any, ...]) -> None:
         try:
-            params = decode_payload(model, payloads)
+            params = cast(NodeCommand, decode_payload(model, payloads))
         except InvalidPayload as exc:
             raise invalid_request(name, exc) from None
         refusal = self._refusal(params)

@@ -228,13 +228,13 @@ def apply_health(status: NodeStatus, health: HealthResult, rule: str | None,
 
 # The parts of a pool's spec, by what a person calls them: those a running node takes up,
 # and those only a new machine can (a running machine keeps its type and place).
-_RUNNING_FIELDS = {
+_RUNNING_FIELDS: dict[str, tuple[str, ...]] = {
     "health policy": ("health_policy",), "health settings": ("health",),
     "health check interval": ("health_check_interval",),
     "heartbeat timeout": ("heartbeat_timeout",), "notifier": ("notifier",),
     "diagnostics": ("diagnostics",), "labels": ("labels",),
 }
-_NEW_NODE_FIELDS = {
+_NEW_NODE_FIELDS: dict[str, tuple[str, ...]] = {
     "instance type": ("instance_type",), "providers": ("providers",),
     "setup commands": ("setup_commands", "file_uploads"), "boot checks": (
         "required_services", "shape_check", "boot_deadline"),

@@ -77,4 +77,5 @@ def valve_closes(requests: dict[str, datetime], now: datetime, window: timedelta
 
 def provision_backoff(streak: int) -> timedelta:
     """The wait before the next start after `streak` machines in a row failed to come up."""
-    return min(PROVISION_BACKOFF_BASE * 2 ** max(0, streak - 1), PROVISION_BACKOFF_MAX)
+    wait: timedelta = PROVISION_BACKOFF_BASE * 2 ** max(0, streak - 1)
+    return min(wait, PROVISION_BACKOFF_MAX)

@@ -1,0 +1,264 @@
+"""The node's and the pool's decisions as tables: who holds a cordon, what sticks, what a
+command or a health result does, which node a shrinking pool retires. Pure functions, so
+each row runs in microseconds; the dev-server tests keep only the wiring."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from navarch.contracts.node import (
+    ClearInput,
+    CordonInput,
+    CordonSource,
+    Hold,
+    NodeState,
+    NodeStatus,
+    TransitionReason,
+    UncordonInput,
+)
+from navarch.contracts.pool import PoolNode
+from navarch.contracts.spec import PoolSpec
+from navarch.decisions import node as decide
+from navarch.decisions import pool as pool_rules
+from navarch.health.events import HealthResult
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+OP, SICK, DIAG = CordonSource.OPERATOR, CordonSource.UNHEALTHY, CordonSource.DIAGNOSTICS
+H, D, U = HealthResult.HEALTHY, HealthResult.DEGRADED, HealthResult.UNHEALTHY
+RULE = "xid-needs-reset-or-reboot"
+
+
+def node(state: NodeState = NodeState.READY, *, holds: tuple[CordonSource, ...] = (),
+         health: HealthResult = H, verdict: HealthResult = H,
+         awaiting_repair: bool = False) -> NodeStatus:
+    return NodeStatus(
+        node_id="n1", pool="p", state=state, health=health, verdict=verdict,
+        health_rule=RULE if health is U else None,
+        verdict_rule=RULE if verdict is U else None,
+        holds=[Hold(owner=o, at=NOW - timedelta(minutes=5)) for o in holds],
+        cordoned=bool(holds), awaiting_repair=awaiting_repair)
+
+
+CORDONED = NodeState.CORDONED
+
+# (name, node before, command, answer, state after, owners after, steps recorded)
+COMMANDS = [
+    ("cordon a ready node", node(), CordonInput(reason="RMA", by="ana"),
+     "cordoned", CORDONED, [OP], [(CORDONED, "operator", "RMA (by ana)")]),
+    ("operator cordon on an unhealthy node adds the hold and records it",
+     node(CORDONED, holds=(SICK,), health=U, verdict=U), CordonInput(reason="RMA hold"),
+     "cordoned; also held by unhealthy", CORDONED, [SICK, OP],
+     [(CORDONED, "operator", "RMA hold; also held by unhealthy")]),
+    ("a second operator cordon is a no-op", node(CORDONED, holds=(OP,)), CordonInput(),
+     "already cordoned (operator)", CORDONED, [OP], []),
+    ("cordon while draining", node(NodeState.DRAINING), CordonInput(),
+     "not cordoned: node is draining", NodeState.DRAINING, [], []),
+    ("uncordon returns a held, healthy node", node(CORDONED, holds=(OP,)), UncordonInput(),
+     "uncordoned", NodeState.READY, [], [(NodeState.READY, "operator", "")]),
+    ("uncordon returns a degraded node to degraded", node(CORDONED, holds=(OP,), health=D),
+     UncordonInput(), "uncordoned", NodeState.DEGRADED, [], [(NodeState.DEGRADED, "operator",
+                                                               "")]),
+    ("uncordon under a verdict alone is refused with the rule",
+     node(CORDONED, holds=(SICK,), health=H, verdict=U), UncordonInput(),
+     f"refused: node is unhealthy (rule {RULE})", CORDONED, [SICK], []),
+    ("the operator releases their hold: the verdict's hold stays, the repair goes on",
+     node(CORDONED, holds=(OP, SICK), health=U, verdict=U), UncordonInput(reason="go"),
+     "hold lifted; still held by unhealthy", CORDONED, [SICK],
+     [(CORDONED, "operator", "go; still held by unhealthy")]),
+    ("a passing diagnostic lifts only its own hold",
+     node(CORDONED, holds=(OP, DIAG)), UncordonInput(source=DIAG),
+     "hold lifted; still held by operator", CORDONED, [OP],
+     [(CORDONED, "operator", "still held by operator")]),
+    ("a passing diagnostic on a node only it held returns it",
+     node(CORDONED, holds=(DIAG,)), UncordonInput(source=DIAG), "uncordoned",
+     NodeState.READY, [], [(NodeState.READY, "operator", "")]),
+    ("a diagnostic's uncordon without its hold does nothing",
+     node(CORDONED, holds=(OP,)), UncordonInput(source=DIAG),
+     "no diagnostics hold; nothing to do", CORDONED, [OP], []),
+    ("uncordon of a node nobody holds", node(), UncordonInput(),
+     "not cordoned; nothing to do", NodeState.READY, [], []),
+    ("clear a verdict once the hardware is fine: back in service",
+     node(CORDONED, holds=(SICK,), health=H, verdict=U), ClearInput(reason="reseated"),
+     "verdict cleared", NodeState.READY, [],
+     [(NodeState.READY, "verdict_cleared", f"rule {RULE} cleared: reseated")]),
+    ("clear with the operator still holding: stays cordoned",
+     node(CORDONED, holds=(SICK, OP), health=H, verdict=U), ClearInput(by="ana"),
+     "verdict cleared; still held by operator", CORDONED, [OP],
+     [(CORDONED, "verdict_cleared", f"rule {RULE} cleared (by ana); still held by operator")]),
+    ("clear while the hardware still reports the fault is refused",
+     node(CORDONED, holds=(SICK,), health=U, verdict=U), ClearInput(),
+     f"refused: the hardware still reports unhealthy (rule {RULE}); clear it once the fault "
+     "is gone, or drain or terminate the node", CORDONED, [SICK], []),
+    ("clear without a verdict", node(), ClearInput(),
+     "refused: the node has no unhealthy verdict to clear", NodeState.READY, [], []),
+]
+
+
+@pytest.mark.parametrize(("before", "command", "answer", "state", "owners", "steps"),
+                         [row[1:] for row in COMMANDS], ids=[row[0] for row in COMMANDS])
+def test_commands(before, command, answer, state, owners, steps):
+    if isinstance(command, CordonInput):
+        decision = decide.cordon(before, command, NOW)
+    elif isinstance(command, UncordonInput):
+        decision = decide.uncordon(before, command, NOW)
+    else:
+        decision = decide.clear(before, command, NOW)
+    after = decision.status
+    assert decision.answer == answer
+    assert [(s.state, s.reason.value, s.detail) for s in decision.steps] == steps
+    assert after.owners() == owners and after.cordoned == bool(owners)
+    assert (decision.steps[-1].state if decision.steps else before.state) == state
+    assert before.owners() == [h.owner for h in before.holds]  # the input is left alone
+
+
+def test_an_operator_release_of_an_unhealthy_node_asks_for_the_repair_it_held_back():
+    before = node(CORDONED, holds=(OP, SICK), health=H, verdict=U)
+    decision = decide.uncordon(before, UncordonInput(by="ana"), NOW)
+    assert decision.request_repair == f"released by the operator (by ana): rule {RULE}"
+    assert decision.status.awaiting_repair
+    assert decision.steps[0].report is False  # the repair request reports it
+    assert decide.uncordon(node(CORDONED, holds=(OP, SICK), verdict=U, awaiting_repair=True),
+                           UncordonInput(), NOW).request_repair is None
+
+
+def test_cleared_verdict_takes_the_pending_repair_with_it():
+    decision = decide.clear(node(CORDONED, holds=(SICK,), verdict=U, awaiting_repair=True),
+                            ClearInput(), NOW)
+    assert not decision.status.awaiting_repair
+    assert decision.notify == [("uncordon", "verdict cleared: operator")]
+
+
+# (name, node before, health now, state after, owners after, verdict after, repair asked,
+#  transition recorded)
+HEALTH = [
+    ("a fatal fault cordons and asks for repair", node(), U,
+     CORDONED, [SICK], U, True, (CORDONED, "unhealthy", f"rule {RULE}")),
+    ("a fault on an operator-held node: recorded, repair waits for the operator",
+     node(CORDONED, holds=(OP,)), U, CORDONED, [OP, SICK], U, False,
+     (CORDONED, "unhealthy", f"rule {RULE}; held by the operator, repair waits for them")),
+    ("a fault under diagnostics: the verdict holds it too, the repair goes on",
+     node(CORDONED, holds=(DIAG,)), U, CORDONED, [DIAG, SICK], U, True,
+     (CORDONED, "unhealthy", f"rule {RULE}")),
+    ("the fault passes: health is healthy, the verdict stands",
+     node(CORDONED, holds=(SICK,), health=U, verdict=U, awaiting_repair=True), H,
+     CORDONED, [SICK], U, False,
+     (CORDONED, "healthy", f"verdict unhealthy (rule {RULE}) stands")),
+    ("an agent restart forgets the event: the same",
+     node(CORDONED, holds=(OP, SICK), health=U, verdict=U), H, CORDONED, [OP, SICK], U, False,
+     (CORDONED, "healthy", f"verdict unhealthy (rule {RULE}) stands")),
+    ("degraded is recorded, never held", node(), D, NodeState.DEGRADED, [], H, False,
+     (NodeState.DEGRADED, "degraded", f"rule {RULE}")),
+    ("degraded clears to ready", node(NodeState.DEGRADED, health=D), H, NodeState.READY, [],
+     H, False, (NodeState.READY, "healthy", "")),
+    ("degraded while an operator holds: stays cordoned", node(CORDONED, holds=(OP,)), D,
+     CORDONED, [OP], H, False, (CORDONED, "degraded", f"rule {RULE}")),
+]
+
+
+@pytest.mark.parametrize(("before", "health", "state", "owners", "verdict", "repair", "step"),
+                         [row[1:] for row in HEALTH], ids=[row[0] for row in HEALTH])
+def test_health_results(before, health, state, owners, verdict, repair, step):
+    decision = decide.apply_health(before, health, RULE if health is not H else None, NOW)
+    after = decision.status
+    assert after.owners() == owners
+    assert after.verdict is verdict and after.health is health
+    assert (decision.request_repair is not None) is repair
+    last = decision.steps[-1]
+    assert (last.state, last.reason.value, last.detail) == step
+    assert last.state is state
+
+
+def test_a_new_fault_episode_starts_once_and_notifies_the_cordon_once():
+    first = decide.apply_health(node(), U, RULE, NOW)
+    assert first.fault_started and first.notify == [("cordon", f"unhealthy: rule {RULE}")]
+    again = decide.apply_health(first.status, U, RULE, NOW + timedelta(minutes=1))
+    assert not again.fault_started and again.notify == []
+    assert again.request_repair is None  # already asked
+    held = decide.apply_health(node(CORDONED, holds=(OP,)), U, RULE, NOW)
+    assert held.notify == [("cordon", f"unhealthy while held by an operator: rule {RULE}")]
+
+
+def test_resting_state():
+    assert decide.resting_state(node(health=D)) is NodeState.DEGRADED
+    assert decide.resting_state(node(holds=(DIAG,))) is CORDONED
+    assert decide.resting_state(node()) is NodeState.READY
+
+
+def test_spec_changes_say_what_reaches_running_nodes_and_what_only_new_ones():
+    spec = PoolSpec.model_validate({"name": "p", "instance_type": "h100-8x", "max_nodes": 4,
+                                    "providers": [
+        {"name": "sim", "type": "fake", "instance_type": "h100-8x"}]})
+    assert decide.spec_changes(spec, spec) == ([], [])
+    changed = spec.model_copy(update={"heartbeat_timeout": timedelta(minutes=3),
+                                      "labels": {"team": "ml"}, "instance_type": "a100-8x",
+                                      "min_nodes": 3})
+    assert decide.spec_changes(spec, changed) == (["heartbeat timeout", "labels"],
+                                                  ["instance type"])
+
+
+# ----------------------------------------------------------------------------- the pool
+
+
+def pool_node(name: str, state: NodeState = NodeState.READY, *, age: int = 0,
+              holds: tuple[CordonSource, ...] = (), retiring: bool = False) -> PoolNode:
+    return PoolNode(node_id=name, state=state, since=NOW, created_at=NOW - timedelta(hours=age),
+                    holds=list(holds), cordon_source=holds[0] if holds else None,
+                    retiring=retiring)
+
+
+REMOVALS = [
+    ("cordoned first, then booting, idle, degraded, busy (newest first within each)",
+     [pool_node("busy-old", age=9), pool_node("busy-new", age=1),
+      pool_node("degraded", NodeState.DEGRADED), pool_node("idle", age=5),
+      pool_node("booting", NodeState.BOOTING), pool_node("sick", CORDONED, holds=(SICK,)),
+      pool_node("gone", NodeState.UNREACHABLE)],
+     {"idle"}, 7, ["sick", "gone", "booting", "idle", "degraded", "busy-new", "busy-old"]),
+    ("never a node an operator holds", [pool_node("held", CORDONED, holds=(OP,)),
+                                        pool_node("a")], set(), 2, ["a"]),
+    ("never a node under diagnostics", [pool_node("checked", CORDONED, holds=(DIAG,)),
+                                        pool_node("a")], set(), 2, ["a"]),
+    ("never one already retiring or gone", [pool_node("r", retiring=True),
+                                            pool_node("t", NodeState.TERMINATED),
+                                            pool_node("a")], set(), 3, ["a"]),
+    ("asked for none", [pool_node("a")], set(), 0, []),
+]
+
+
+@pytest.mark.parametrize(("nodes", "idle", "count", "expected"),
+                         [row[1:] for row in REMOVALS], ids=[row[0] for row in REMOVALS])
+def test_removal_order(nodes, idle, count, expected):
+    assert [n.node_id for n in pool_rules.removal_order(nodes, idle, count)] == expected
+
+
+def test_held_nodes_sit_outside_the_count_and_diagnostics_still_serve():
+    nodes = [pool_node("held", CORDONED, holds=(OP,)), pool_node("checked", CORDONED,
+                                                                  holds=(DIAG,)),
+             pool_node("sick", CORDONED, holds=(SICK,)), pool_node("a"),
+             pool_node("draining", NodeState.DRAINING), pool_node("r", retiring=True)]
+    assert [n.node_id for n in nodes if pool_rules.in_count(n)] == [
+        "checked", "sick", "a", "draining"]
+    assert pool_rules.not_serving(nodes) == 2  # sick and draining
+
+
+@pytest.mark.parametrize(("requests", "size", "share", "kept", "closes"), [
+    ({"a": 0}, 10, 0.2, {"a"}, False),  # 1 of 10, 2 allowed
+    ({"a": 0, "b": 1, "c": 2}, 10, 0.2, {"a", "b", "c"}, True),
+    ({"a": 0, "b": 1}, 1, 0.2, {"a", "b"}, True),  # at least one is always allowed
+    ({"old": 120, "a": 0, "b": 1}, 10, 0.2, {"a", "b"}, False),  # outside the window
+])
+def test_repair_valve(requests, size, share, kept, closes):
+    stamped = {k: NOW - timedelta(minutes=m) for k, m in requests.items()}
+    recent, too_many = pool_rules.valve_closes(stamped, NOW, timedelta(hours=1), size, share)
+    assert set(recent) == kept and too_many is closes
+
+
+@pytest.mark.parametrize(("streak", "seconds"), [(0, 10), (1, 10), (2, 20), (4, 80),
+                                                  (10, 600)])
+def test_provision_backoff(streak, seconds):
+    assert pool_rules.provision_backoff(streak) == timedelta(seconds=seconds)
+
+
+def test_the_reasons_a_step_records_are_the_contract_s():
+    assert {r.value for r in TransitionReason} >= {"verdict_cleared", "spec_adopted"}
