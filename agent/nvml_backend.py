@@ -218,7 +218,10 @@ class NvmlBackend:
             "hw_power_brake": reasons & nv.nvmlClocksThrottleReasonHwPowerBrakeSlowdown,
             "sw_power_cap": reasons & nv.nvmlClocksThrottleReasonSwPowerCap,
         }
-        if any(throttled.values()):
+        # Only the hardware's own slowdowns are faults. A busy GPU at its power cap, idle
+        # clocks or clocks an operator set (sw_power_cap, gpu_idle, applications clocks)
+        # is routine: reported alongside a fault, never as one, so a loaded node never flaps.
+        if throttled["hw_slowdown"] or throttled["hw_power_brake"]:
             metrics: dict[str, Any] = {k: True for k, v in throttled.items() if v}
             if power is not None:
                 metrics["power_draw_w"] = round(power / 1000, 1)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -150,6 +152,16 @@ async def run_diagnostics(client, plane, spec,
                          heartbeat_timeout=spec.heartbeat_timeout, nodes=nodes or []),
         id=f"diagnostics/{spec.name}-{uuid.uuid4().hex[:6]}", task_queue=plane.task_queue)
     return report
+
+
+async def navarch_cli(env: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `navarch` CLI against the test's server, as an operator runs it (in a thread:
+    the worker answering it runs on this event loop)."""
+    address = env.client.service_client.config.target_host
+    return await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "navarch.cli", *args], capture_output=True,
+        text=True, timeout=60, env={**os.environ, "TEMPORAL_ADDRESS": address,
+                                    "TEMPORAL_NAMESPACE": "default", "COLUMNS": "200"})
 
 
 def run_temporal_cli(env: Any, *args: str) -> subprocess.CompletedProcess[str]:

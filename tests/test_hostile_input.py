@@ -10,7 +10,6 @@ import asyncio
 import base64
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -61,6 +60,7 @@ from lifecycle_helpers import (
     control_plane,
     eventually,
     fast_spec,
+    navarch_cli,
     node_status,
     pool_status,
     ready_pool,
@@ -187,7 +187,7 @@ async def test_malformed_signals_never_wedge_a_node(dev_env, tmp_path):
             "c more characters cut]", "u more characters cut]"]
         assert all(len(t.detail) <= MAX_TEXT for t in node.transitions)
         assert len(node.model_dump_json()) < 100_000
-        shown = (await _navarch(dev_env, "node", "get", node_id)).stdout
+        shown = (await navarch_cli(dev_env, "node", "get", node_id)).stdout
         assert "more characters cut]" in shown
         assert ("refused signal drain: field 'grace_seconds': Input should be a finite "
                 "number (got inf)") in shown
@@ -343,17 +343,6 @@ def _payload_bytes(history_json: str) -> bytes:
     return b"\n".join(found)
 
 
-async def _navarch(env, *args: str) -> subprocess.CompletedProcess[str]:
-    """The `navarch` CLI against the test's server, as an operator runs it (in a thread:
-    the worker answering it runs on this event loop)."""
-    address = env.client.service_client.config.target_host
-    return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "navarch.cli", *args], capture_output=True,
-                          text=True, timeout=60,
-                          env={**os.environ, "TEMPORAL_ADDRESS": address,
-                               "TEMPORAL_NAMESPACE": "default", "COLUMNS": "200"})
-
-
 async def test_node_operations_are_confirmed_or_refused_with_the_reason(dev_env, tmp_path):
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:
@@ -361,19 +350,19 @@ async def test_node_operations_are_confirmed_or_refused_with_the_reason(dev_env,
                                      health={"auto_replace": False})
         node_id = status.nodes[0].node_id
         wid = node_workflow_id(node_id)
-        cordoned = await _navarch(dev_env, "node", "cordon", node_id, "--reason", "bad fan")
+        cordoned = await navarch_cli(dev_env, "node", "cordon", node_id, "--reason", "bad fan")
         assert (cordoned.returncode, cordoned.stdout.strip()) == (
             0, f"node {node_id}: cordoned; now cordoned"), cordoned.stderr
-        again = await _navarch(dev_env, "node", "cordon", node_id)
+        again = await navarch_cli(dev_env, "node", "cordon", node_id)
         assert again.stdout.strip() == (f"node {node_id}: already cordoned (operator); "
                                         "now cordoned")
-        back = await _navarch(dev_env, "node", "uncordon", node_id)
+        back = await navarch_cli(dev_env, "node", "uncordon", node_id)
         assert back.stdout.strip() == f"node {node_id}: uncordoned; now ready"
         # An unhealthy node is not returned to service, and the operator is told why.
         plane.world.inject(node_id, "xid", value=79)
         await eventually(lambda: node_status(client, node_id),
                          lambda n: n.health.value == "unhealthy", what="unhealthy")
-        refused = await _navarch(dev_env, "node", "uncordon", node_id)
+        refused = await navarch_cli(dev_env, "node", "uncordon", node_id)
         assert refused.returncode == 1
         assert refused.stderr.strip() == (
             f"error: node {node_id}: uncordon refused: node is unhealthy "
@@ -395,7 +384,7 @@ async def test_node_operations_are_confirmed_or_refused_with_the_reason(dev_env,
         gone = await client.get_workflow_handle(wid).execute_update(
             "terminate", TerminateInput(reason="rma"), result_type=NodeOperationResult)
         assert (gone.applied, gone.detail) == (True, "terminate: leaving")
-        late = await _navarch(dev_env, "node", "terminate", node_id)
+        late = await navarch_cli(dev_env, "node", "terminate", node_id)
         assert late.returncode == 1
         assert ("terminate refused: node is" in late.stderr  # still terminating
                 or "workflow execution already completed" in late.stderr), late.stderr
@@ -417,9 +406,9 @@ async def test_pool_updates_validate_and_apply_starts_or_updates_in_one_call(dev
             spec.name: f"updated{sched}updated"}
         await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 1,
                          what="ready")
-        scaled = await _navarch(dev_env, "pool", "scale", spec.name, "2")
+        scaled = await navarch_cli(dev_env, "pool", "scale", spec.name, "2")
         assert scaled.stdout.strip() == f"pool {spec.name}: target 1 → 2 (min 1, max 6)"
-        refused = await _navarch(dev_env, "pool", "scale", spec.name, "2", "--min", "7")
+        refused = await navarch_cli(dev_env, "pool", "scale", spec.name, "2", "--min", "7")
         assert refused.returncode == 1
         assert refused.stderr.strip() == (f"error: pool {spec.name}: scale refused: "
                                           "min_nodes 7 would exceed max_nodes 6")

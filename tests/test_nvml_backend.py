@@ -72,6 +72,24 @@ def test_telemetry_becomes_events_the_default_policy_judges():
             "interconnect-or-power", "gpu-lost"} <= verdicts
 
 
+@pytest.mark.parametrize(("reasons", "fault"), [
+    (0x0, False),
+    (0x1, False),  # gpu_idle
+    (0x2, False),  # applications clocks setting
+    (0x4, False),  # sw_power_cap: a busy GPU at its limit
+    (0x1 | 0x2 | 0x4, False),
+    (0x8, True),  # hw_slowdown
+    (0x80, True),  # hw_power_brake
+    (0x8 | 0x4, True),  # a hardware slowdown, with the cap noted beside it
+])
+def test_routine_throttle_reasons_under_load_are_not_faults(reasons, fault):
+    b = backend([FakeGpu(temperature=60, throttle=reasons)], watch_events=False)
+    power = by_type(b.current_events(), EventType.POWER)
+    assert bool(power) is fault
+    if power:
+        assert power[0].metrics.get("sw_power_cap", False) is bool(reasons & 0x4)
+
+
 def test_nvlink_and_pcie_counters_report_growth_since_start_and_links_down():
     gpu = FakeGpu(nvlink_states=[1, 1, 1, 1], nvlink_errors=5, pcie_replays=3)
     b = backend([gpu], watch_events=False)

@@ -50,7 +50,7 @@ def test_fixtures_and_a_go_stress_file_validate():
     """go-*.yaml are the Go simulator's documented example scenarios, written out here."""
     for path in SCENARIOS.glob("*.yaml"):
         load_scenario(path)
-    assert len(list(SCENARIOS.glob("go-*.yaml"))) == 4
+    assert len(list(SCENARIOS.glob("go-*.yaml"))) == 5
     examples = list((Path(__file__).parents[1] / "docs" / "scenarios").glob("*.yaml"))
     assert len(examples) >= 2
     for path in examples:  # the large ones documented for users
@@ -270,7 +270,7 @@ def test_validate_command(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["xid-repair", "network-drain", "diagnostic",
-                                  "go-xid-classification"])
+                                  "go-xid-classification", "go-gpu-failure-passes"])
 def test_run_on_the_real_workflows(tmp_path, name):
     verbose = ("-v",) if name == "network-drain" else ()  # the Go simulator's flag
     result, folder, report = _run(SCENARIOS / f"{name}.yaml", tmp_path, *verbose)
@@ -319,6 +319,10 @@ def test_stress_run_generates_the_fleet_and_injects_chaos(tmp_path):
     assert len(report["fault_to_cordon"]) >= fired
     times = [sample["t"] for sample in report["timeline"]]  # one per metrics_interval
     assert len(times) >= 6 and all(b - a >= 2 for a, b in itertools.pairwise(times)), times
+    # `target: all` is the whole fleet, and the count a minimum of responsive nodes.
+    [count] = report["assertions"]
+    assert (count["target"], count["expected"], count["passed"]) == ("all", "4", True), count
+    assert 4 <= int(count["actual"]) <= 8
 
 
 def test_scheduled_outages_and_cascades_on_the_real_workflows(tmp_path):

@@ -244,9 +244,9 @@ class PoolWorkflow:
         live = self._set_spec(spec)
         parts = ["updated"]
         if running:
-            parts.append(f"{', '.join(running)} reach {live} running node(s)")
+            parts.append(f"{live} running node(s) adopt: {', '.join(running)}")
         if new_only:
-            parts.append(f"{', '.join(new_only)} apply to new nodes only")
+            parts.append(f"new nodes only: {', '.join(new_only)}")
         return self._update_result("; ".join(parts))
 
     @update_spec_op.validator

@@ -375,12 +375,12 @@ def load_scenario(path: str | Path, *, text: str | None = None) -> Scenario:
 
 def go_status(status: NodeStatus) -> str:
     """A node's status in the scenario vocabulary."""
-    return go_word(status.state, status.health)
+    return go_word(status.state, status.verdict)
 
 
-def go_word(state: NodeState, health: HealthResult) -> str:
-    """The scenario word for a node state and health (what its search attributes say)."""
-    if health is HealthResult.UNHEALTHY and not state.is_terminal():
+def go_word(state: NodeState, verdict: HealthResult) -> str:
+    """The scenario word for a node state and verdict (what its search attributes say)."""
+    if verdict is HealthResult.UNHEALTHY and not state.is_terminal():
         return "unhealthy"
     if state in (NodeState.READY, NodeState.DEGRADED):
         return "active"
@@ -395,14 +395,16 @@ def go_word(state: NodeState, health: HealthResult) -> str:
 
 def matches(status: NodeStatus, expected: str) -> bool:
     """Whether a node is `expected` (a status or a health word). Each word is checked on its
-    own, so an unhealthy node that was cordoned is both `unhealthy` and `cordoned`."""
+    own, so an unhealthy node that was cordoned is both `unhealthy` and `cordoned`.
+    `unhealthy` as a status is the sticky verdict; `healthy` and `degraded` are what the
+    hardware says now (a `health_status` assertion reads the current health for all three)."""
     if expected in ("healthy", "degraded"):
         return status.health.value == expected
     if expected == "unhealthy":
-        return status.health is HealthResult.UNHEALTHY
+        return status.verdict is HealthResult.UNHEALTHY
     if expected == "active":
         return (status.state in (NodeState.READY, NodeState.DEGRADED)
-                and status.health is not HealthResult.UNHEALTHY)
+                and status.verdict is not HealthResult.UNHEALTHY)
     if expected == "cordoned":
         return status.state is NodeState.CORDONED
     if expected == "draining":

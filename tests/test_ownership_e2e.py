@@ -1,0 +1,184 @@
+"""Who owns a node, on the real dev server with the real workflows and simulated hosts: an
+operator's hold that nothing automatic lifts, an unhealthy verdict that outlives the fault's
+signal, `node clear`, spec changes that reach running nodes, and commands that survive a
+continue-as-new. The rules themselves are table-tested in test_decisions.py."""
+
+from __future__ import annotations
+
+import asyncio
+
+from navarch.contracts.names import node_workflow_id, pool_workflow_id
+from navarch.contracts.node import (
+    CordonInput,
+    NodeOperationResult,
+    NodeStatus,
+    SpecUpdate,
+    UncordonInput,
+)
+from navarch.contracts.pool import PoolUpdateResult
+from navarch.health.policy import PolicyFile
+from navarch.workflows.node import NodeWorkflow
+
+from lifecycle_helpers import (
+    control_plane,
+    eventually,
+    navarch_cli,
+    node_status,
+    pool_status,
+    ready_pool,
+    transitions,
+)
+
+
+async def test_an_operator_hold_outlives_the_fault_and_only_the_operator_returns_the_node(
+        dev_env, tmp_path):
+    """auto_replace off, a fatal Xid 79 cordons node A, the operator holds it for an RMA, the
+    Xid stops: A stays cordoned and unhealthy. `node clear` lifts the verdict, the hold
+    stays; only the operator's uncordon returns A. The pool kept one node serving all along."""
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        spec, status = await ready_pool(client, plane, min_nodes=1,
+                                        health={"auto_replace": False})
+        a = status.nodes[0].node_id
+        plane.world.inject(a, "xid", value=79)
+        await eventually(lambda: node_status(client, a),
+                         lambda n: n.state.value == "cordoned", what="cordoned by the verdict")
+        held = await navarch_cli(dev_env, "node", "cordon", a, "--reason", "RMA hold",
+                              "--by", "ana")
+        assert held.stdout.strip() == (f"node {a}: cordoned; also held by unhealthy; "
+                                       "now cordoned"), held.stderr
+        node = await node_status(client, a)
+        assert node.transitions[-1].detail == "RMA hold (by ana); also held by unhealthy"
+        assert [(h.owner.value, h.reason, h.by) for h in node.holds] == [
+            ("unhealthy", "rule xid-needs-reset-or-reboot", ""), ("operator", "RMA hold", "ana")]
+        # The Xid stops (the event expires, the agent restarts): the hardware looks fine,
+        # the verdict and both holds stay.
+        plane.world.clear(a)
+        node = await eventually(lambda: node_status(client, a),
+                                lambda n: n.health.value == "healthy", what="healthy again")
+        await asyncio.sleep(1)
+        node = await node_status(client, a)
+        assert (node.state.value, node.verdict.value) == ("cordoned", "unhealthy")
+        assert node.transitions[-1].detail == ("verdict unhealthy (rule "
+                                               "xid-needs-reset-or-reboot) stands")
+        pool = await pool_status(client, spec.name)
+        assert pool.schedulable == 1  # a second machine serves while A is held
+        cleared = await navarch_cli(dev_env, "node", "clear", a, "--reason", "reseated GPU 3")
+        assert cleared.stdout.strip() == (f"node {a}: verdict cleared; still held by "
+                                          "operator; now cordoned"), cleared.stderr
+        back = await navarch_cli(dev_env, "node", "uncordon", a, "--reason", "RMA done")
+        assert back.stdout.strip() == f"node {a}: uncordoned; now ready", back.stderr
+        node = await node_status(client, a)
+        assert (node.verdict.value, node.holds, node.awaiting_repair) == ("healthy", [], False)
+        assert transitions(node)[-2:] == [("cordoned", "verdict_cleared"), ("ready", "operator")]
+        got = await navarch_cli(dev_env, "node", "get", a)
+        assert f"node {a} (pool {spec.name}): ready, health healthy, verdict healthy" in got.stdout
+        # Back in the count: the pool is one over its target and retires a node.
+        pool = await eventually(lambda: pool_status(client, spec.name),
+                                lambda p: sum(1 for n in p.nodes
+                                              if not n.state.is_terminal()) == 1,
+                                what="back to one node")
+        assert pool.awaiting_repair == []
+
+
+async def test_a_passing_diagnostic_does_not_lift_an_operator_hold(dev_env, tmp_path):
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        _, status = await ready_pool(client, plane, min_nodes=1)
+        a = status.nodes[0].node_id
+        handle = client.get_workflow_handle(node_workflow_id(a))
+        await handle.signal(NodeWorkflow.cordon, CordonInput(reason="diagnostics",
+                                                             source="diagnostics"))
+        held = await handle.execute_update(NodeWorkflow.cordon_op, CordonInput(reason="fan"))
+        assert held.detail == "cordoned; also held by diagnostics"
+        await handle.signal(NodeWorkflow.uncordon, UncordonInput(reason="diagnostics passed",
+                                                                 source="diagnostics"))
+        node = await eventually(lambda: node_status(client, a),
+                                lambda n: [h.owner.value for h in n.holds] == ["operator"],
+                                what="only the operator's hold left")
+        assert node.state.value == "cordoned"
+        assert node.transitions[-1].detail == "diagnostics passed; still held by operator"
+
+
+async def test_an_uncordon_under_a_verdict_is_refused_and_a_clear_while_faulty_too(dev_env,
+                                                                                   tmp_path):
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        _, status = await ready_pool(client, plane, min_nodes=1,
+                                     health={"auto_replace": False})
+        a = status.nodes[0].node_id
+        plane.world.inject(a, "xid", value=79)
+        await eventually(lambda: node_status(client, a),
+                         lambda n: n.verdict.value == "unhealthy", what="verdict")
+        refused = await navarch_cli(dev_env, "node", "uncordon", a)
+        assert refused.returncode == 1
+        assert refused.stderr.strip() == (f"error: node {a}: uncordon refused: node is "
+                                          "unhealthy (rule xid-needs-reset-or-reboot)")
+        early = await navarch_cli(dev_env, "node", "clear", a)
+        assert early.returncode == 1
+        assert "the hardware still reports unhealthy (rule xid-needs-reset-or-reboot)" in (
+            early.stderr)
+        listed = await navarch_cli(dev_env, "node", "list", "--verdict", "unhealthy", "-o", "json")
+        assert a in listed.stdout, listed.stderr
+
+
+async def test_a_pool_spec_change_reaches_a_running_node_and_changes_its_next_verdict(
+        dev_env, tmp_path):
+    """Under the default policy Xid 13 (an application fault) only degrades. The pool is
+    re-applied with a policy that judges it fatal: the running node adopts the policy
+    (recorded), continues as new, and its next Xid 13 makes it unhealthy."""
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        spec, status = await ready_pool(client, plane, min_nodes=1,
+                                        health={"auto_replace": False})
+        a = status.nodes[0].node_id
+        first_run = (await client.get_workflow_handle(node_workflow_id(a)).describe()).run_id
+        strict = PolicyFile.model_validate({"version": "v1", "metadata": {"name": "strict"},
+                                            "rules": [{"name": "any-xid-fatal",
+                                                       "condition": 'event.event_type == "xid"',
+                                                       "result": "unhealthy"},
+                                                      {"name": "default", "condition": "true",
+                                                       "result": "healthy"}]})
+        changed = spec.model_copy(update={"health_policy": strict, "labels": {"team": "ml"},
+                                          "instance_type": "a100-8x"})
+        result = await client.get_workflow_handle(pool_workflow_id(spec.name)).execute_update(
+            "update_spec", changed, result_type=PoolUpdateResult)
+        assert result.detail == ("updated; 1 running node(s) adopt: health policy, labels; "
+                                 "new nodes only: instance type")
+        node = await eventually(lambda: node_status(client, a),
+                                lambda n: n.transitions[-1].reason.value == "spec_adopted",
+                                what="adopted")
+        assert node.transitions[-1].detail == ("adopted the pool's spec: health policy, "
+                                               "labels changed")
+        await eventually(lambda: client.get_workflow_handle(node_workflow_id(a)).describe(),
+                         lambda d: d.run_id != first_run, what="a new run")
+        plane.world.inject(a, "xid", value=13)
+        node = await eventually(lambda: node_status(client, a),
+                                lambda n: n.verdict.value == "unhealthy", what="unhealthy")
+        assert node.verdict_rule == "any-xid-fatal"
+
+
+async def test_commands_queued_when_a_run_ends_carry_over_to_the_next(dev_env, tmp_path):
+    """A spec change and a cordon land in the same workflow task (the worker was away): the
+    spec change ends the run, and the cordon, still queued, is applied by the next run."""
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        spec, status = await ready_pool(client, plane, min_nodes=1,
+                                        health={"auto_replace": False})
+        world = plane.world
+    a = status.nodes[0].node_id
+    handle = client.get_workflow_handle(node_workflow_id(a))
+    first_run = (await handle.describe()).run_id
+    changed = spec.model_copy(update={"labels": {"team": "ml"}})
+    await handle.signal(NodeWorkflow.update_spec, SpecUpdate(spec=changed))
+    await handle.signal(NodeWorkflow.cordon, CordonInput(reason="kept across the run"))
+    async with control_plane(client, tmp_path, world=world, task_queue=plane.task_queue):
+        node: NodeStatus = await eventually(
+            lambda: node_status(client, a), lambda n: n.state.value == "cordoned",
+            what="cordoned by the carried command")
+        assert (await handle.describe()).run_id != first_run
+        assert transitions(node)[-2:] == [("ready", "spec_adopted"), ("cordoned", "operator")]
+        assert node.transitions[-1].detail == "kept across the run"
+        again = await handle.execute_update(NodeWorkflow.uncordon_op, UncordonInput(),
+                                            result_type=NodeOperationResult)
+        assert again.detail == "uncordoned"
