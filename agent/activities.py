@@ -114,12 +114,14 @@ class AgentActivities:
         Event sources are polled at least twice a second, so a new Xid is judged within a
         second whatever the check interval. Unhealthy counts only once the policy has said
         so in `unhealthy_after` consecutive health checks, `check_interval` apart; any
-        healthier poll resets the count."""
+        healthier poll resets the count. The other way, a healthier result counts only once
+        it has held for `recover_after` checks in a row (a settle period), so a condition
+        that comes and goes between two polls does not make the node flap."""
         policy = self._policy(params)
         interval = params.check_interval.total_seconds()
         poll = interval if self._wait_change else min(interval, MAX_POLL_SECONDS)
-        streak = polls = 0
-        counted_at = 0.0
+        streak = polls = calm = 0
+        counted_at = calm_at = 0.0
         while True:
             events = self.backend.current_events()
             verdict = policy.evaluate(events)
@@ -130,8 +132,14 @@ class AgentActivities:
                 streak = 0
             elif streak == 0 or now - counted_at >= interval:
                 streak, counted_at = streak + 1, now
+            if not params.last_health.is_worse_than(verdict.result):
+                calm = 0
+            elif calm == 0 or now - calm_at >= interval:
+                calm, calm_at = calm + 1, now
             health = verdict.result
             if health is HealthResult.UNHEALTHY and streak < params.unhealthy_after:
+                health = params.last_health
+            if params.last_health.is_worse_than(health) and calm < params.recover_after:
                 health = params.last_health
             self._remember_gpu_health(verdict.events)
             notable = [v.event for v in verdict.events if v.result is not HealthResult.HEALTHY]

@@ -92,6 +92,26 @@ async def test_unhealthy_after_needs_consecutive_checks_and_resets(world):
     assert result.summary is not None and result.summary.unhealthy_streak == 2
 
 
+@pytest.mark.parametrize(("recover_after", "at_least", "at_most"), [(1, 0.0, 0.5),
+                                                                     (3, 0.55, 5.0)])
+async def test_a_degraded_node_is_healthy_again_only_after_a_settle_period(
+        world, recover_after, at_least, at_most):
+    """With recover_after=3 the condition must stay away for three checks in a row (0.4 s
+    apart) before the watch says healthy; with 1, the first quiet check says so."""
+    env = ActivityEnvironment()
+    world.inject("n1", "xid", value=13)  # application Xid: degraded
+    task = asyncio.ensure_future(env.run(agent(world).watch_health, watch_input(
+        last_health=HealthResult.DEGRADED, recover_after=recover_after,
+        check_interval=timedelta(milliseconds=400))))
+    await asyncio.sleep(0.2)
+    assert not task.done()
+    world.clear("n1")
+    cleared = asyncio.get_running_loop().time()
+    result = await asyncio.wait_for(task, 5)
+    assert result.health is HealthResult.HEALTHY
+    assert at_least <= asyncio.get_running_loop().time() - cleared <= at_most
+
+
 async def test_nvml_failure_is_itself_an_unhealthy_event(world):
     world.inject("n1", "nvml_failure", message="NVML: GPU is lost")
     result = await ActivityEnvironment().run(agent(world).watch_health, watch_input())

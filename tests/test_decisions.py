@@ -51,6 +51,8 @@ COMMANDS = [
      node(CORDONED, holds=(SICK,), health=U, verdict=U), CordonInput(reason="RMA hold"),
      "cordoned; also held by unhealthy", CORDONED, [SICK, OP],
      [(CORDONED, "operator", "RMA hold; also held by unhealthy")]),
+    ("who without why", node(), CordonInput(by="ana"), "cordoned", CORDONED, [OP],
+     [(CORDONED, "operator", "by ana")]),
     ("a second operator cordon is a no-op", node(CORDONED, holds=(OP,)), CordonInput(),
      "already cordoned (operator)", CORDONED, [OP], []),
     ("cordon while draining", node(NodeState.DRAINING), CordonInput(),
@@ -178,6 +180,52 @@ def test_a_new_fault_episode_starts_once_and_notifies_the_cordon_once():
     assert again.request_repair is None  # already asked
     held = decide.apply_health(node(CORDONED, holds=(OP,)), U, RULE, NOW)
     assert held.notify == [("cordon", f"unhealthy while held by an operator: rule {RULE}")]
+
+
+def test_a_node_that_flaps_stays_degraded_until_quiet():
+    """Limit 2 within an hour: the third turn to degraded within the hour holds the node
+    degraded when its checks pass, until an hour after that turn."""
+    damping = decide.Damping(limit=2, window=timedelta(hours=1))
+    st, t = node(), NOW
+
+    def health(result: HealthResult, minutes: int) -> decide.Decision:
+        nonlocal st
+        d = decide.apply_health(st, result, RULE if result is D else None,
+                                t + timedelta(minutes=minutes), damping=damping)
+        st = d.status
+        return d
+
+    for minute in (0, 10):  # two flaps: back to ready each time
+        assert health(D, minute).steps[-1].state is NodeState.DEGRADED
+        assert health(H, minute + 1).steps[-1].state is NodeState.READY
+    health(D, 20)  # the third within the hour
+    held = health(H, 21)
+    assert held.steps[-1].state is NodeState.DEGRADED
+    assert held.steps[-1].detail == ("held degraded: turned degraded 3 times within 1:00:00; "
+                                     "until quiet at 2026-12-01 13:20:00")
+    assert st.health is H and st.held_degraded_until == t + timedelta(minutes=80)
+    assert decide.quiet(st, t + timedelta(minutes=79)).steps == []  # not yet
+    over = decide.quiet(st, t + timedelta(minutes=80))
+    assert [(s.state, s.detail) for s in over.steps] == [
+        (NodeState.READY, "quiet for the whole flap window; no longer held degraded")]
+    assert over.status.held_degraded_until is None and over.status.degraded_at == []
+
+
+def test_flaps_outside_the_window_do_not_count_and_no_damping_means_none():
+    damping = decide.Damping(limit=2, window=timedelta(minutes=30))
+    st = node()
+    for minute in (0, 40, 80):  # each 40 minutes apart: never more than one in the window
+        st = decide.apply_health(st, D, RULE, NOW + timedelta(minutes=minute),
+                                 damping=damping).status
+        ready = decide.apply_health(st, H, None, NOW + timedelta(minutes=minute + 1),
+                                    damping=damping)
+        assert ready.steps[-1].state is NodeState.READY
+        st = ready.status
+    st = node()
+    for minute in range(10):
+        st = decide.apply_health(st, D, RULE, NOW + timedelta(minutes=minute)).status
+        st = decide.apply_health(st, H, None, NOW + timedelta(minutes=minute)).status
+        assert st.held_degraded_until is None and st.degraded_at == []
 
 
 def test_resting_state():

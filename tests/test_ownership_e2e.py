@@ -6,6 +6,7 @@ continue-as-new. The rules themselves are table-tested in test_decisions.py."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from navarch.contracts.names import node_workflow_id, pool_workflow_id
 from navarch.contracts.node import (
@@ -182,3 +183,28 @@ async def test_commands_queued_when_a_run_ends_carry_over_to_the_next(dev_env, t
         again = await handle.execute_update(NodeWorkflow.uncordon_op, UncordonInput(),
                                             result_type=NodeOperationResult)
         assert again.detail == "uncordoned"
+
+
+async def test_a_flapping_node_stays_degraded_until_it_has_been_quiet(dev_env, tmp_path):
+    """flap_limit 1 within 4 s: the second turn to degraded holds the node degraded after
+    its checks pass, and a timer returns it to ready once the window has been quiet."""
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        _, status = await ready_pool(client, plane, min_nodes=1, health={
+            "flap_limit": 1, "flap_window": timedelta(seconds=4)})
+        a = status.nodes[0].node_id
+        for _ in range(2):
+            plane.world.inject(a, "xid", value=13)
+            await eventually(lambda: node_status(client, a),
+                             lambda n: n.health.value == "degraded", what="degraded")
+            plane.world.clear(a)
+            node = await eventually(lambda: node_status(client, a),
+                                    lambda n: n.health.value == "healthy", what="healthy")
+        assert node.state.value == "degraded" and node.held_degraded_until is not None
+        assert "held degraded: turned degraded 2 times within 0:00:04" in (
+            node.transitions[-1].detail)
+        node = await eventually(lambda: node_status(client, a),
+                                lambda n: n.state.value == "ready", within=15,
+                                what="ready once quiet")
+        assert node.transitions[-1].detail == ("quiet for the whole flap window; no longer "
+                                               "held degraded")

@@ -590,6 +590,7 @@ class NodeWorkflow:
         grew long, the run is a day old, or the node adopted a changed pool spec."""
         act: asyncio.Future[Any] | None = None
         cadence: asyncio.Future[None] | None = None
+        quiet: asyncio.Future[None] | None = None  # the end of a flapping node's hold
         kind = ""
         self._monitoring = True
         while True:
@@ -600,12 +601,21 @@ class NodeWorkflow:
             current = act
             if self._owned and cadence is None:  # one timer for the whole run
                 cadence = asyncio.ensure_future(workflow.sleep(RUN_CADENCE))
+            until = st.held_degraded_until
+            if quiet is None and until is not None:
+                quiet = asyncio.ensure_future(workflow.sleep(
+                    max(until - workflow.now(), timedelta(seconds=1))))
             await workflow.wait_condition(
-                lambda c=current, t=cadence: (  # type: ignore[misc]
-                    c.done() or bool(self._commands) or (t is not None and t.done())))
+                lambda c=current, t=cadence, q=quiet: (  # type: ignore[misc]
+                    c.done() or bool(self._commands) or (t is not None and t.done())
+                    or (q is not None and q.done())))
             if cadence is not None and cadence.done() and not self._commands:
                 await self._stop_watching(current)
                 return True
+            if quiet is not None and quiet.done():
+                quiet = None
+                self._carry_out(decide.quiet(self._st(), workflow.now()))
+                continue
             if self._commands:
                 command, ticket = self._commands.popleft()
                 try:
@@ -652,6 +662,7 @@ class NodeWorkflow:
                 node_id=st.node_id, policy=spec.health_policy, last_health=st.health,
                 check_interval=spec.health_check_interval,
                 unhealthy_after=spec.health.unhealthy_after,
+                recover_after=spec.health.recover_after,
             ),
             task_queue=st.agent_queue(),
             schedule_to_start_timeout=spec.heartbeat_timeout,
@@ -681,7 +692,10 @@ class NodeWorkflow:
     def _apply_health(self, result: WatchHealthResult) -> None:
         st = self._st()
         st.last_events = result.events[-10:]
-        decision = decide.apply_health(st, result.health, result.rule, workflow.now())
+        health = self._spec_().health
+        decision = decide.apply_health(st, result.health, result.rule, workflow.now(),
+                                       damping=decide.Damping(health.flap_limit,
+                                                              health.flap_window))
         if decision.fault_started:  # when the fault happened: its earliest event
             now = workflow.now()
             self._fault_at = min([e.timestamp for e in result.events

@@ -223,6 +223,7 @@ DEFAULT_DRAIN_GRACE = timedelta(minutes=10)
 # within the window (Karpenter stops at 20%). At least one repair is always allowed.
 DEFAULT_MAX_UNHEALTHY_SHARE = 0.2
 DEFAULT_UNHEALTHY_WINDOW = timedelta(minutes=10)
+DEFAULT_FLAP_WINDOW = timedelta(hours=1)
 
 
 class HealthConfig(StrictModel):
@@ -235,6 +236,13 @@ class HealthConfig(StrictModel):
     drain_grace: GoDuration = DEFAULT_DRAIN_GRACE
     max_unhealthy_share: float = Field(default=DEFAULT_MAX_UNHEALTHY_SHARE, gt=0, le=1)
     unhealthy_window: GoDuration = DEFAULT_UNHEALTHY_WINDOW
+    # A degraded node counts as healthy again only after this many consecutive health
+    # checks without the condition (a settle period, not the first quiet reading).
+    recover_after: int = Field(default=3, ge=1)
+    # A node that turns degraded more than `flap_limit` times within `flap_window` stays
+    # degraded until it has been quiet for a whole window.
+    flap_limit: int = Field(default=3, ge=1)
+    flap_window: GoDuration = DEFAULT_FLAP_WINDOW
 
 
 class DiagnosticCheck(StrictModel):

@@ -71,6 +71,7 @@ class WatchHealthInput(StoredModel):
     last_health: HealthResult = HealthResult.HEALTHY
     check_interval: GoDuration = timedelta(seconds=60)
     unhealthy_after: int = Field(default=1, ge=1)
+    recover_after: int = Field(default=1, ge=1)  # healthier checks in a row before saying so
 
 
 class GpuSummary(StoredModel):

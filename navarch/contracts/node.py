@@ -135,6 +135,10 @@ class NodeStatus(StoredModel):
     verdict_rule: str | None = None
     verdict_at: datetime | None = None
     holds: list[Hold] = Field(default_factory=list)  # who holds the cordon, oldest first
+    # Flap damping: when the node turned degraded (within the pool's flap window), and, for
+    # a node that flapped too often, until when it stays degraded though its checks pass.
+    degraded_at: list[datetime] = Field(default_factory=list)
+    held_degraded_until: datetime | None = None
     cordoned: bool = False  # any hold, or leaving
     awaiting_repair: bool = False
     notifier_failures: int = 0

@@ -18,7 +18,7 @@ the answer for whoever asked. `NodeWorkflow` only carries a decision out. The ru
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from navarch.contracts.node import (
     ClearInput,
@@ -55,14 +55,28 @@ class Decision:
 
 
 def resting_state(st: NodeStatus) -> NodeState:
-    """Where a node in service sits: cordoned while anyone holds it, else by its health."""
+    """Where a node in service sits: cordoned while anyone holds it, else by its health
+    (degraded, too, while flap damping holds it there)."""
     if st.holds:
         return NodeState.CORDONED
-    return NodeState.DEGRADED if st.health is HealthResult.DEGRADED else NodeState.READY
+    if st.health is HealthResult.DEGRADED or st.held_degraded_until is not None:
+        return NodeState.DEGRADED
+    return NodeState.READY
 
 
 def _who(by: str) -> str:
     return f" (by {by})" if by else ""
+
+
+def _said(reason: str, by: str) -> str:
+    """An operator's words for the record: `RMA hold (by ana)`, or `by ana` alone."""
+    if not reason:
+        return f"by {by}" if by else ""
+    return reason + _who(by)
+
+
+def _then(detail: str, more: str) -> str:
+    return f"{detail}; {more}" if detail else more
 
 
 def _held(st: NodeStatus, owner: CordonSource, reason: str, by: str, now: datetime) -> None:
@@ -111,11 +125,10 @@ def cordon(status: NodeStatus, params: CordonInput, now: datetime) -> Decision:
         return d
     before = list(st.holds)
     _held(st, params.source, params.reason, params.by, now)
-    detail = params.reason + _who(params.by)
+    detail = _said(params.reason, params.by)
     if before:
         # Held already (a verdict, a diagnostics run): the new owner's hold is recorded too.
-        detail = (detail + "; " if detail else "") + "also held by " + ", ".join(
-            h.owner.value for h in before)
+        detail = _then(detail, "also held by " + ", ".join(h.owner.value for h in before))
     else:
         d.notify.append(("cordon", params.reason or params.source.value))
     d.steps.append(Step(NodeState.CORDONED, TransitionReason.OPERATOR, detail))
@@ -148,10 +161,10 @@ def uncordon(status: NodeStatus, params: UncordonInput, now: datetime) -> Decisi
             st.awaiting_repair = True
             d.request_repair = (f"released by the operator{_who(params.by)}: "
                                 f"rule {st.verdict_rule}")
-    detail = params.reason + _who(params.by)
+    detail = _said(params.reason, params.by)
     if st.holds:
         d.steps.append(Step(NodeState.CORDONED, TransitionReason.OPERATOR,
-                            (detail + "; " if detail else "") + f"still held by {_others(st)}",
+                            _then(detail, f"still held by {_others(st)}"),
                             report=d.request_repair is None))
         d.answer = f"hold lifted; still held by {_others(st)}"
         return d
@@ -183,12 +196,26 @@ def clear(status: NodeStatus, params: ClearInput, now: datetime) -> Decision:
     return d
 
 
+@dataclass(frozen=True)
+class Damping:
+    """A pool's flap rule: more than `limit` turns to degraded within `window` and the node
+    stays degraded until it has been quiet for a whole window. limit 0: no damping."""
+
+    limit: int = 0
+    window: timedelta = timedelta(0)
+
+
 def apply_health(status: NodeStatus, health: HealthResult, rule: str | None,
-                 now: datetime, *, repairs_allowed: bool = True) -> Decision:
+                 now: datetime, *, repairs_allowed: bool = True,
+                 damping: Damping = Damping()) -> Decision:
     """A health check's result (what the hardware says now) on the node's record."""
     st = status.model_copy(deep=True)
     d = Decision(st)
+    was = st.health
     st.health, st.health_rule = health, rule
+    if damping.limit and health is HealthResult.DEGRADED and was is HealthResult.HEALTHY:
+        recent = [t for t in st.degraded_at if t > now - damping.window][-damping.limit:]
+        st.degraded_at = [*recent, now]
     detail = f"rule {rule}" if rule else ""
     if health is HealthResult.UNHEALTHY:
         new_verdict = st.verdict is not HealthResult.UNHEALTHY
@@ -219,10 +246,32 @@ def apply_health(status: NodeStatus, health: HealthResult, rule: str | None,
     if st.verdict is HealthResult.UNHEALTHY:
         # The hardware looks fine now (an event expired, the agent restarted): the verdict
         # stands, and the node stays held, until a repair or an operator's clear.
-        d.steps.append(Step(st.state, reason, (detail + "; " if detail else "")
-                            + f"verdict unhealthy (rule {st.verdict_rule}) stands"))
+        d.steps.append(Step(st.state, reason,
+                            _then(detail, f"verdict unhealthy (rule {st.verdict_rule}) stands")))
+        return d
+    if health is HealthResult.DEGRADED:
+        st.held_degraded_until = None  # degraded anyway; damping starts again when it passes
+    elif damping.limit and len([t for t in st.degraded_at
+                                if t > now - damping.window]) > damping.limit:
+        st.held_degraded_until = max(st.degraded_at) + damping.window
+        d.steps.append(Step(resting_state(st), reason, _then(detail, (
+            f"held degraded: turned degraded {len(st.degraded_at)} times within "
+            f"{damping.window}; until quiet at {st.held_degraded_until:%Y-%m-%d %H:%M:%S}"))))
         return d
     d.steps.append(Step(resting_state(st), reason, detail))
+    return d
+
+
+def quiet(status: NodeStatus, now: datetime) -> Decision:
+    """The flap window passed without the node turning degraded: it is healthy again."""
+    st = status.model_copy(deep=True)
+    d = Decision(st)
+    until = st.held_degraded_until
+    if until is None or now < until or st.health is not HealthResult.HEALTHY:
+        return d
+    st.held_degraded_until, st.degraded_at = None, []
+    d.steps.append(Step(resting_state(st), TransitionReason.HEALTHY,
+                        "quiet for the whole flap window; no longer held degraded"))
     return d
 
 
