@@ -8,9 +8,10 @@ import re
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from navarch.contracts.fleet import AGENT_QUEUES, LIST_NODES, ListNodesInput
+from navarch.contracts.fleet import AGENT_QUEUES, LIST_NODES, LIVE_NODES, ListNodesInput
 from navarch.contracts.names import SA_NODE_STATE, SA_POOL, node_task_queue, node_workflow_id
 from navarch.contracts.node import NodeStatus
+from navarch.contracts.pool import PoolNode
 
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -41,6 +42,31 @@ async def agent_queues(params: ListNodesInput) -> dict[str, str]:
         except Exception:  # gone since the listing, or not answering: its own queue
             queues[node_id] = node_task_queue(node_id)
     return queues
+
+
+@activity.defn(name=LIVE_NODES)
+async def live_nodes(params: ListNodesInput) -> list[PoolNode]:
+    """The pool's running nodes as a pool records them, from each node's `status`. A node
+    that does not answer (ended since the listing) is left out: its workflow is gone."""
+    client = activity.client()
+    found: list[PoolNode] = []
+    for node_id in await list_nodes(params):
+        try:
+            st = await client.get_workflow_handle(node_workflow_id(node_id)).query(
+                "status", result_type=NodeStatus)
+        except Exception as exc:
+            activity.logger.info("node %s not adopted: %s", node_id, exc)
+            continue
+        if st.state.is_terminal() or not st.transitions:
+            continue
+        first, last = st.transitions[0], st.transitions[-1]
+        found.append(PoolNode(
+            node_id=st.node_id, state=st.state, health=st.health, reason=last.reason,
+            provider=st.provider, region=st.region, since=last.at, created_at=first.at,
+            awaiting_repair=st.awaiting_repair, cordon_source=st.cordon_source(),
+            holds=st.owners(), verdict=st.verdict, replacement_of=st.replacement_of))
+        activity.heartbeat(len(found))
+    return found
 
 
 def _check(params: ListNodesInput) -> None:

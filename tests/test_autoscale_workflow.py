@@ -14,6 +14,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from navarch.activities.fleet import live_nodes
 from navarch.config.schema import AutoscalingConfig
 from navarch.contracts.names import node_workflow_id, pool_workflow_id
 from navarch.contracts.node import NodeState
@@ -41,7 +42,7 @@ async def pool(env: WorkflowEnvironment, pool_spec: PoolSpec,
                metrics: ScriptedMetrics) -> AsyncIterator[WorkflowHandle[Any, Any]]:
     queue = f"as-{uuid.uuid4().hex}"
     async with Worker(env.client, task_queue=queue, workflows=[PoolWorkflow, StubNode],
-                      activities=[metrics.gather]):
+                      activities=[metrics.gather, live_nodes]):
         handle = await env.client.start_workflow(
             PoolWorkflow.run, PoolInput(spec=pool_spec), id=pool_workflow_id(pool_spec.name),
             task_queue=queue)

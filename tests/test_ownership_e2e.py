@@ -27,6 +27,7 @@ from lifecycle_helpers import (
     node_status,
     pool_status,
     ready_pool,
+    start_pool,
     transitions,
 )
 
@@ -208,3 +209,28 @@ async def test_a_flapping_node_stays_degraded_until_it_has_been_quiet(dev_env, t
                                 what="ready once quiet")
         assert node.transitions[-1].detail == ("quiet for the whole flap window; no longer "
                                                "held degraded")
+
+
+async def test_a_pool_applied_again_after_termination_adopts_its_running_nodes(dev_env,
+                                                                                tmp_path):
+    """Terminating a pool's workflow leaves its machines running (their workflows are
+    abandoned children). Started again, the pool takes them back: no new machines beside
+    them, and their reports count (a fault on one is repaired and replaced)."""
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        spec, status = await ready_pool(client, plane, min_nodes=2)
+        ids = {n.node_id for n in status.nodes}
+        await client.get_workflow_handle(pool_workflow_id(spec.name)).terminate("oops")
+        await start_pool(client, plane, spec)
+        pool = await eventually(lambda: pool_status(client, spec.name),
+                                lambda p: {n.node_id for n in p.nodes} == ids and p.ready == 2,
+                                what="adopted")
+        assert any(e.kind == "adopted" and e.detail.startswith("2 running node(s)")
+                   for e in pool.events)
+        assert len(plane.world.instances(spec.name, live_only=True)) == 2
+        sick = sorted(ids)[0]
+        plane.world.inject(sick, "xid", value=79)
+        pool = await eventually(lambda: pool_status(client, spec.name),
+                                lambda p: p.replacements == 1 and p.ready == 2, within=60,
+                                what="the adopted node repaired and replaced")
+        assert len(plane.world.instances(spec.name, live_only=True)) == 2

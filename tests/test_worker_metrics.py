@@ -13,6 +13,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
+from navarch.activities.fleet import live_nodes
 from navarch.config.schema import AutoscalingConfig
 from navarch.contracts.names import pool_workflow_id
 from navarch.contracts.pool import PoolInput, PoolStatus
@@ -43,7 +44,7 @@ async def test_autoscaler_decisions_are_exported(dev_env):
     metrics = ScriptedMetrics(utilization=99.0)
     queue = f"m-{uuid.uuid4().hex}"
     async with Worker(client, task_queue=queue, workflows=[PoolWorkflow, StubNode],
-                      activities=[metrics.gather]):
+                      activities=[metrics.gather, live_nodes]):
         handle = await client.start_workflow(PoolWorkflow.run, PoolInput(spec=spec),
                                              id=pool_workflow_id(name), task_queue=queue)
         text = ""

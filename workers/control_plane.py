@@ -16,7 +16,7 @@ from temporalio.worker import Worker
 from navarch.activities.autoscale_metrics import AutoscaleMetricsActivities
 from navarch.activities.cloud import CloudActivities, ProviderFactory
 from navarch.activities.fake_cloud import FakeCloudProvider
-from navarch.activities.fleet import agent_queues, list_nodes
+from navarch.activities.fleet import agent_queues, list_nodes, live_nodes
 from navarch.activities.notifier import NOTIFIER_ACTIVITIES
 from navarch.agent.fake_host import SHARED_HOST_QUEUE, FakeHostManager
 from navarch.bootstrap import render_startup_script, render_user_data
@@ -130,7 +130,7 @@ class ControlPlane:
         cloud = CloudActivities(self.provider_factories(), template_values=self._template_values)
         return [*cloud.activities(), *AutoscaleMetricsActivities(self.client).activities(),
                 *NOTIFIER_ACTIVITIES,
-                list_nodes, agent_queues]
+                list_nodes, agent_queues, live_nodes]
 
     def worker(self) -> Worker:
         return Worker(self.client, task_queue=self.task_queue, workflows=WORKFLOWS,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         invalid_request,
         refused,
     )
+    from navarch.contracts.fleet import ListNodesInput, live_nodes
     from navarch.contracts.names import SA_POOL, node_workflow_id, pool_workflow_id
     from navarch.contracts.node import (
         CordonInput,
@@ -85,6 +86,9 @@ MAX_STARTS_PER_TASK = 100
 KEEP_UTILIZATION = 60  # samples; the predictive autoscaler's lookback reads the newest
 METRICS_TIMEOUT = timedelta(minutes=2)
 METRICS_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=2))
+ADOPT_TIMEOUT = timedelta(minutes=2)
+ADOPT_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2),
+                          non_retryable_error_types=["InvalidRequestError"])
 # Queue depth pushed by a scheduler counts for this many evaluation intervals.
 QUEUE_REPORT_INTERVALS = 10
 _NOT_SERVING = {NodeState.CORDONED, NodeState.DRAINING, NodeState.UNREACHABLE,
@@ -382,6 +386,8 @@ class PoolWorkflow:
         if params.state is None:
             self._event("created", f"target {self._state.target}")
         workflow.upsert_search_attributes([SA_POOL.value_set(params.spec.name)])
+        if params.state is None and self._holds:
+            await self._adopt()
         while True:
             if self._autoscale_due():
                 await self._autoscale()
@@ -400,6 +406,31 @@ class PoolWorkflow:
                 await workflow.wait_condition(lambda: self._dirty, timeout=self._next_wake())
         await self._drain_background()
         return self.status()
+
+    async def _adopt(self) -> None:
+        """A pool that starts while node workflows of its name still run (it was terminated
+        and applied again) takes them back instead of starting new machines beside them."""
+        s = self._state
+        try:
+            found = await workflow.execute_activity(
+                live_nodes, ListNodesInput(pool=self._spec_().name),
+                start_to_close_timeout=ADOPT_TIMEOUT, heartbeat_timeout=ADOPT_TIMEOUT / 2,
+                retry_policy=ADOPT_RETRY)
+        except ActivityError as err:
+            self._event("adopt_failed", f"could not list the pool's running nodes: "
+                        f"{err.cause or err}")
+            return
+        new = [n for n in found if n.node_id not in s.nodes]
+        for node in new:
+            s.nodes[node.node_id] = node
+            s.provisioned += 1
+        if new:
+            self._event("adopted", f"{len(new)} running node(s): "
+                        + ", ".join(n.node_id for n in new[:10])
+                        + (" ..." if len(new) > 10 else ""))
+        for node in new:  # repairs they asked the old run for: through the valve again
+            if node.awaiting_repair:
+                self._request_repair(node.node_id, workflow.now())
 
     # ------------------------------------------------------------------ autoscaling
 
@@ -570,11 +601,15 @@ class PoolWorkflow:
     # ------------------------------------------------------------------ repair valve
 
     def _repair_requested(self, node: PoolNode, report: NodeReport) -> None:
-        s, spec = self._state, self._spec_()
-        s.repair_requests[node.node_id] = report.at
-        if node.node_id not in s.pending_repairs:
-            s.pending_repairs.append(node.node_id)
         self._event("repair_requested", f"{node.node_id}: {report.reason.value} {report.detail}")
+        self._request_repair(node.node_id, report.at)
+
+    def _request_repair(self, node_id: str, at: datetime) -> None:
+        """Count a repair request against the valve, and approve what the valve allows."""
+        s, spec = self._state, self._spec_()
+        s.repair_requests[node_id] = at
+        if node_id not in s.pending_repairs:
+            s.pending_repairs.append(node_id)
         if not spec.health.auto_replace:
             return
         size = max(s.target, len([n for n in s.nodes.values() if not n.state.is_terminal()]))
