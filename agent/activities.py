@@ -7,6 +7,7 @@ import functools
 import random
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 
@@ -118,13 +119,15 @@ class AgentActivities:
         it has held for `recover_after` checks in a row (a settle period), so a condition
         that comes and goes between two polls does not make the node flap."""
         policy = self._policy(params)
+        seen = _seen(params.occurrences)
         interval = params.check_interval.total_seconds()
         poll = interval if self._wait_change else min(interval, MAX_POLL_SECONDS)
         streak = polls = calm = 0
         counted_at = calm_at = 0.0
         while True:
             events = self.backend.current_events()
-            verdict = policy.evaluate(events)
+            verdict = policy.evaluate(events, seen)
+            counted = _count(seen, verdict.events, policy)
             _report_skipped_rules(policy)
             polls += 1
             now = time.monotonic()
@@ -148,9 +151,10 @@ class AgentActivities:
                 last_events=[_describe(e) for e in notable[-SUMMARY_EVENTS:]],
                 unhealthy_streak=streak, checks=polls, processes=self._processes,
             )
-            if health is not params.last_health:
+            if health is not params.last_health or counted:
                 return WatchHealthResult(health=health, rule=verdict.rule, events=notable,
-                                         summary=summary)
+                                         summary=summary,
+                                         occurrences=_occurrences(seen, policy))
             await _sleep_heartbeating(poll, summary, self._wait_change)
 
     def _remember_gpu_health(self, verdicts: tuple[EventVerdict, ...]) -> None:
@@ -248,6 +252,45 @@ async def _sleep_heartbeating(seconds: float, details: object,
             await asyncio.sleep(min(left, slice_))
         elif await wait(min(left, slice_)):
             return
+
+
+def _seen(occurrences: list[agent_api.Occurrence]) -> dict[tuple[str, int], set[datetime]]:
+    seen: dict[tuple[str, int], set[datetime]] = {}
+    for o in occurrences:
+        seen.setdefault((o.rule, o.gpu_index), set()).add(o.at)
+    return seen
+
+
+def _windows(policy: Policy) -> dict[str, timedelta]:
+    return {c.rule.name: c.rule.repeats.window for c in policy.rules if c.rule.repeats}
+
+
+def _count(seen: dict[tuple[str, int], set[datetime]],
+           verdicts: tuple[EventVerdict, ...], policy: Policy) -> bool:
+    """Add the events `repeats` rules counted (those still inside the rule's window);
+    whether any was new."""
+    new = False
+    windows, now = _windows(policy), datetime.now(UTC)
+    for v in verdicts:
+        for rule in v.counted:
+            if v.event.timestamp <= now - windows[rule]:
+                continue  # too old to count (a fault that never went away)
+            times = seen.setdefault((rule, v.event.gpu_index), set())
+            if v.event.timestamp not in times:
+                times.add(v.event.timestamp)
+                new = True
+    return new
+
+
+def _occurrences(seen: dict[tuple[str, int], set[datetime]],
+                 policy: Policy) -> list[agent_api.Occurrence]:
+    """What the workflow keeps: the counts still inside their rule's window, newest last."""
+    windows, now = _windows(policy), datetime.now(UTC)
+    kept = [agent_api.Occurrence(rule=rule, gpu_index=gpu, at=at)
+            for (rule, gpu), times in seen.items() if rule in windows
+            for at in times if at > now - windows[rule]]
+    kept.sort(key=lambda o: o.at)
+    return kept[-agent_api.MAX_OCCURRENCES:]
 
 
 def _describe(event: HealthEvent) -> str:

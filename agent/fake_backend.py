@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import UTC, datetime
 
 from navarch.contracts.agent import CheckResult, DiagnosticInput, GpuInfo, GpuSummary, Inventory
 from navarch.health.events import EventType, HealthEvent
@@ -115,6 +116,10 @@ class FakeGpuBackend:
                 gpu_uuid=self._uuid(fault.gpu_index),
                 metrics=metrics,
                 message=fault.message or f"injected {fault.kind} fault",
+                # An injected fault happened once, when it was injected (as a kernel-log
+                # line has its own time), however often it is read.
+                **({"timestamp": datetime.fromtimestamp(fault.created_at, UTC)}
+                   if fault.created_at else {}),
             ))
         return events + self._recent()
 

@@ -98,8 +98,9 @@ async def test_a_degraded_node_is_healthy_again_only_after_a_settle_period(
         world, recover_after, at_least, at_most):
     """With recover_after=3 the condition must stay away for three checks in a row (0.4 s
     apart) before the watch says healthy; with 1, the first quiet check says so."""
+    # (A warm GPU, not an application Xid: the default policy counts those; see below.)
     env = ActivityEnvironment()
-    world.inject("n1", "xid", value=13)  # application Xid: degraded
+    world.inject("n1", "temperature", value=88)  # warm: degraded
     task = asyncio.ensure_future(env.run(agent(world).watch_health, watch_input(
         last_health=HealthResult.DEGRADED, recover_after=recover_after,
         check_interval=timedelta(milliseconds=400))))
@@ -110,6 +111,34 @@ async def test_a_degraded_node_is_healthy_again_only_after_a_settle_period(
     result = await asyncio.wait_for(task, 5)
     assert result.health is HealthResult.HEALTHY
     assert at_least <= asyncio.get_running_loop().time() - cleared <= at_most
+
+
+async def test_a_repeated_application_xid_is_counted_and_the_count_comes_from_the_node(world):
+    """Each new Xid 13 on GPU 1 is counted and returned (health unchanged, degraded); the
+    fifth within the hour is unhealthy. The count is what the node sent in, plus what this
+    watch saw: a new agent (a restart) picks up where the last left off."""
+    env = ActivityEnvironment()
+    occurrences: list = []
+    for n in range(1, 6):
+        world.inject("n1", "xid", value=13, gpu_index=1)
+        await asyncio.sleep(0.01)  # distinct event times
+        result = await asyncio.wait_for(env.run(agent(world).watch_health, watch_input(
+            last_health=HealthResult.DEGRADED if n > 1 else HealthResult.HEALTHY,
+            occurrences=occurrences)), 5)  # a fresh agent each time
+        occurrences = result.occurrences
+        assert len(occurrences) == n
+        assert {(o.rule, o.gpu_index) for o in occurrences} == {("xid-app-repeated", 1)}
+        expected = HealthResult.UNHEALTHY if n == 5 else HealthResult.DEGRADED
+        assert (result.health, result.rule) == (
+            expected, "xid-app-repeated" if n == 5 else "xid-other"), n
+    # The same events read again count nothing new: the watch does not return.
+    again = asyncio.ensure_future(env.run(agent(world).watch_health, watch_input(
+        last_health=HealthResult.UNHEALTHY, occurrences=occurrences)))
+    await asyncio.sleep(0.5)
+    assert not again.done()
+    env.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await again
 
 
 async def test_nvml_failure_is_itself_an_unhealthy_event(world):

@@ -234,3 +234,30 @@ async def test_a_pool_applied_again_after_termination_adopts_its_running_nodes(d
                                 lambda p: p.replacements == 1 and p.ready == 2, within=60,
                                 what="the adopted node repaired and replaced")
         assert len(plane.world.instances(spec.name, live_only=True)) == 2
+
+
+async def test_a_repeated_application_xid_escalates_and_the_count_survives_a_restart(dev_env,
+                                                                                     tmp_path):
+    """The default policy: Xid 13 degrades, the fifth on one GPU within an hour is fatal.
+    Two before the control plane and its agents restart, three after: unhealthy."""
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        spec, status = await ready_pool(client, plane, min_nodes=1,
+                                        health={"auto_replace": False})
+        a, world = status.nodes[0].node_id, plane.world
+        for _ in range(2):
+            world.inject(a, "xid", value=13, gpu_index=1)
+            await asyncio.sleep(0.05)
+        node = await eventually(lambda: node_status(client, a),
+                                lambda n: len(n.occurrences) == 2, what="two counted")
+        assert (node.state.value, node.verdict.value) == ("degraded", "healthy")
+    async with control_plane(client, tmp_path, world=world, task_queue=plane.task_queue):
+        for _ in range(3):
+            world.inject(a, "xid", value=13, gpu_index=1)
+            await asyncio.sleep(0.05)
+        node = await eventually(lambda: node_status(client, a),
+                                lambda n: n.verdict.value == "unhealthy", within=30,
+                                what="unhealthy on the fifth")
+        assert node.verdict_rule == "xid-app-repeated" and len(node.occurrences) == 5
+        got = await navarch_cli(dev_env, "node", "get", a)
+        assert "counted by xid-app-repeated on GPU 1: 5 event(s)" in got.stdout, got.stderr

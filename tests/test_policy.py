@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from navarch.health import xid
@@ -203,3 +205,52 @@ def test_default_policy_xid_154_follows_the_recovery_action(message, result):
 )
 def test_default_policy_other_events(event, result):
     assert builtin_policy("default").evaluate_event(event).result is result
+
+
+T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def xid_at(code: int, minutes: float, gpu: int = 0) -> HealthEvent:
+    return HealthEvent(event_type=EventType.XID, gpu_index=gpu, metrics={"xid_code": code},
+                       timestamp=T0 + timedelta(minutes=minutes))
+
+
+@pytest.mark.parametrize(("seen", "event", "result", "rule"), [
+    ({}, xid_at(13, 0), "degraded", "xid-other"),  # the first: degraded only
+    ({("xid-app-repeated", 0): [T0 + timedelta(minutes=m) for m in (1, 2, 3, 4)]},
+     xid_at(13, 5), "unhealthy", "xid-app-repeated"),  # the fifth within the hour
+    ({("xid-app-repeated", 0): [T0 + timedelta(minutes=m) for m in (1, 2, 3)]},
+     xid_at(31, 5), "degraded", "xid-other"),  # the fourth
+    ({("xid-app-repeated", 0): [T0 - timedelta(minutes=m) for m in (61, 62, 63, 64)]},
+     xid_at(13, 0), "degraded", "xid-other"),  # the others are over an hour old
+    ({("xid-app-repeated", 1): [T0 + timedelta(minutes=m) for m in (1, 2, 3, 4)]},
+     xid_at(13, 5, gpu=0), "degraded", "xid-other"),  # counted on another GPU
+    ({("xid-app-repeated", 0): [T0 + timedelta(minutes=5)] * 1
+      + [T0 + timedelta(minutes=m) for m in (1, 2, 3)]},
+     xid_at(13, 5), "degraded", "xid-other"),  # the same event is counted once
+    ({("xid-contained-ecc-repeated", 0): [T0 - timedelta(hours=h) for h in (20, 10)]},
+     xid_at(94, 0), "unhealthy", "xid-contained-ecc-repeated"),
+    ({("xid-app-repeated", 0): [T0 + timedelta(minutes=m) for m in (1, 2, 3, 4)]},
+     xid_at(43, 5), "degraded", "xid-other"),  # 43 is not counted at all
+])
+def test_repeats_rules_count_distinct_events_per_gpu_within_their_window(seen, event, result,
+                                                                         rule):
+    verdict = builtin_policy("default").evaluate_event(event, seen)
+    assert (verdict.result.value, verdict.rule) == (result, rule)
+    counted = {13: ("xid-app-repeated",), 31: ("xid-app-repeated",),
+               94: ("xid-contained-ecc-repeated",)}.get(event.metrics["xid_code"], ())
+    assert verdict.counted == counted
+
+
+@pytest.mark.parametrize(("repeats", "message"), [
+    ("{count: 1, window: 1h}", "rules[0].repeats.count: expected a number at least 2 (got 1)"),
+    ("{count: 3}", "rules[0].repeats.window: this key is required"),
+    ("{count: 3, window: soon}", "rules[0].repeats.window: 'soon' is not a duration"),
+])
+def test_bad_repeats_are_named(tmp_path, repeats, message):
+    path = tmp_path / "p.yaml"
+    path.write_text("version: v1\nrules:\n  - name: r\n    condition: 'true'\n"
+                    f"    repeats: {repeats}\n    result: unhealthy\n")
+    with pytest.raises(ValidationFailed) as info:
+        load_policy(path)
+    assert f"{path}:5: {message}" in "\n".join(str(p) for p in info.value.problems)

@@ -61,7 +61,8 @@ async def test_recorded_history_replays(path):
 async def test_record_histories(dev_env, tmp_path):
     """A pool's life with every kind of step: boot, degraded and back, operator cordon and
     uncordon, diagnostics of the pool and of one named node, a node cordoned by an operator
-    then judged unhealthy, drained, terminated and replaced, a scale-down."""
+    then judged unhealthy (the repair waits), its fault gone (the verdict stands), released
+    by the operator, retired; a spec change adopted by a running node; a scale-down."""
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:
         spec = fast_spec(name="replay", min_nodes=2)
@@ -96,8 +97,25 @@ async def test_record_histories(dev_env, tmp_path):
         await eventually(lambda: node_status(client, second),
                          lambda n: n.state.value == "cordoned")
         plane.world.inject(second, "xid", value=79)
+        # Held by the operator: the verdict is recorded, the repair waits for them.
+        await eventually(lambda: node_status(client, second),
+                         lambda n: n.verdict.value == "unhealthy")
+        plane.world.clear(second)
+        await eventually(lambda: node_status(client, second),
+                         lambda n: n.health.value == "healthy")  # the verdict stands
+        second_handle = client.get_workflow_handle(f"node/{second}")
+        await second_handle.execute_update("uncordon", {"by": "replay"},
+                                           result_type=NodeOperationResult)  # released
         await eventually(lambda: pool_status(client, spec.name),
-                         lambda p: p.replacements == 1 and p.ready == 2)
+                         lambda p: p.ready == 2 and next(
+                             n for n in p.nodes if n.node_id == second).state.is_terminal())
+        # A spec change reaches the running nodes (each adopts it and continues as new).
+        first_run = (await client.get_workflow_handle(f"node/{first}").describe()).run_id
+        changed = spec.model_copy(update={"labels": {"replay": "yes"}})
+        await client.get_workflow_handle(f"pool/{spec.name}").execute_update(
+            "update_spec", changed, result_type=PoolUpdateResult)
+        await eventually(lambda: node_status(client, first),
+                         lambda n: n.transitions[-1].reason.value == "spec_adopted")
         pool_handle = client.get_workflow_handle(f"pool/{spec.name}")
         await pool_handle.execute_update("scale", {"target": 1, "min_nodes": 1},
                                          result_type=PoolUpdateResult)
@@ -108,10 +126,12 @@ async def test_record_histories(dev_env, tmp_path):
         await pool_handle.result()
         HISTORIES.mkdir(exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")  # never over an older generation
-        ids = [f"pool/{spec.name}", diagnostics_id, f"{diagnostics_id}-one"] + [
-            f"node/{n}" for n in (first, second)]
-        for workflow_id in ids:
-            history = await client.get_workflow_handle(workflow_id).fetch_history()
+        runs: list[tuple[str, str | None]] = [
+            (f"pool/{spec.name}", None), (diagnostics_id, None), (f"{diagnostics_id}-one", None),
+            (f"node/{first}", first_run), (f"node/{first}", None), (f"node/{second}", None)]
+        for workflow_id, run_id in runs:  # the first node: the run that adopted, and the next
+            history = await client.get_workflow_handle(workflow_id,
+                                                       run_id=run_id).fetch_history()
             kind = workflow_id.split("/")[0]
             path = HISTORIES / (f"{stamp}-{kind}-{workflow_id.split('/')[1][-8:]}-"
                                 f"{len(history.events)}-events.json")

@@ -642,7 +642,11 @@ class NodeWorkflow:
             if kind == "probe":
                 self._reachable_again()
             elif self._owned:
-                self._apply_health(outcome)
+                st.occurrences = outcome.occurrences
+                if outcome.health is st.health:  # a repeat counted, nothing else changed
+                    st.last_events = outcome.events[-10:]
+                else:
+                    self._apply_health(outcome)
             else:
                 self._apply_health_before_ownership(outcome)
             if workflow.info().is_continue_as_new_suggested():
@@ -662,7 +666,7 @@ class NodeWorkflow:
                 node_id=st.node_id, policy=spec.health_policy, last_health=st.health,
                 check_interval=spec.health_check_interval,
                 unhealthy_after=spec.health.unhealthy_after,
-                recover_after=spec.health.recover_after,
+                recover_after=spec.health.recover_after, occurrences=st.occurrences,
             ),
             task_queue=st.agent_queue(),
             schedule_to_start_timeout=spec.heartbeat_timeout,

@@ -161,6 +161,11 @@ def node_get(node_id: str, output: OutputOpt = Output.table) -> None:
     out.print(f"node {status.node_id} (pool {status.pool}): {status.state.value}, "
               f"health {status.health.value}, verdict {status.verdict.value}"
               + (f" (rule {status.verdict_rule})" if status.verdict_rule else ""), markup=False)
+    counts: dict[tuple[str, int], int] = {}
+    for o in status.occurrences:
+        counts[(o.rule, o.gpu_index)] = counts.get((o.rule, o.gpu_index), 0) + 1
+    for (rule, gpu), count in sorted(counts.items()):
+        out.print(f"  counted by {rule} on GPU {gpu}: {count} event(s)", markup=False)
     for hold in status.holds:
         out.print(f"  held by {hold.owner.value} since {hold.at:%Y-%m-%d %H:%M:%S}"
                   + (f": {hold.reason}" if hold.reason else "")

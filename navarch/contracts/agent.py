@@ -6,7 +6,7 @@ These activities run on the node's own task queue (`navarch-node-<node_id>`), se
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import Field
@@ -65,6 +65,17 @@ class BootCheckResult(StoredModel):
     checks: list[CheckResult] = Field(default_factory=list)
 
 
+MAX_OCCURRENCES = 200  # the repeat counts a node keeps (newest kept)
+
+
+class Occurrence(StoredModel):
+    """One event a `repeats` rule counted: which rule, on which GPU, when it happened."""
+
+    rule: str
+    gpu_index: int
+    at: datetime
+
+
 class WatchHealthInput(StoredModel):
     node_id: str
     policy: PolicyFile
@@ -72,6 +83,7 @@ class WatchHealthInput(StoredModel):
     check_interval: GoDuration = timedelta(seconds=60)
     unhealthy_after: int = Field(default=1, ge=1)
     recover_after: int = Field(default=1, ge=1)  # healthier checks in a row before saying so
+    occurrences: list[Occurrence] = Field(default_factory=list)  # counted so far (durable)
 
 
 class GpuSummary(StoredModel):
@@ -100,6 +112,9 @@ class WatchHealthResult(StoredModel):
     rule: str | None = None
     events: list[HealthEvent] = Field(default_factory=list)
     summary: HealthSummary | None = None
+    # Every count a `repeats` rule keeps, with what this watch added. A watch also returns,
+    # health unchanged, when it counted a new event, so the count outlives the agent.
+    occurrences: list[Occurrence] = Field(default_factory=list)
 
 
 class WaitIdleInput(StoredModel):

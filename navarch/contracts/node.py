@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from navarch.contracts.agent import CheckResult, GpuInfo
+from navarch.contracts.agent import CheckResult, GpuInfo, Occurrence
 from navarch.contracts.base import SignalModel, StoredModel
 from navarch.contracts.cloud import Instance
 from navarch.contracts.names import node_task_queue
@@ -139,6 +139,8 @@ class NodeStatus(StoredModel):
     # a node that flapped too often, until when it stays degraded though its checks pass.
     degraded_at: list[datetime] = Field(default_factory=list)
     held_degraded_until: datetime | None = None
+    # Events the policy's `repeats` rules counted, kept here so a count outlives the agent.
+    occurrences: list[Occurrence] = Field(default_factory=list)
     cordoned: bool = False  # any hold, or leaving
     awaiting_repair: bool = False
     notifier_failures: int = 0

@@ -17,14 +17,16 @@ import contextlib
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
+from navarch.durations import GoDuration
 from navarch.health.cel_engine import compile_expression
 from navarch.health.events import EventType, HealthEvent, HealthResult
 from navarch.validation import (
@@ -67,11 +69,26 @@ _MACRO = re.compile(
     r"\.\s*(all|exists_one|exists|map|filter|existsOne|transformList|transformMap)\s*\(")
 
 
+class Repeats(StrictModel):
+    """(Navarch addition) The rule counts only once its condition has held for `count`
+    distinct events on the same GPU within `window`, this one included; until then the
+    rules after it judge the event. The node workflow keeps the count, so an agent restart
+    or an event's expiry does not reset it."""
+
+    count: int = Field(ge=2, le=1000)
+    window: GoDuration
+
+
 class PolicyRule(StrictModel):
     name: str = Field(min_length=1)
     description: str = ""
     condition: str = Field(min_length=1, max_length=MAX_CONDITION_CHARS)
     result: HealthResult
+    repeats: Repeats | None = None
+
+
+# Events seen before, by (rule, GPU index): their times. What `repeats` rules count.
+Seen = Mapping[tuple[str, int], Collection[datetime]]
 
 
 class PolicyMetadata(StrictModel):
@@ -95,6 +112,7 @@ class EventVerdict:
     result: HealthResult
     rule: str | None
     errors: tuple[tuple[str, str], ...] = ()
+    counted: tuple[str, ...] = ()  # `repeats` rules whose condition held for this event
 
 
 @dataclass(frozen=True)
@@ -132,9 +150,10 @@ class Policy:
     def name(self) -> str:
         return self.source.metadata.name or Path(self.origin).stem
 
-    def evaluate_event(self, event: HealthEvent) -> EventVerdict:
+    def evaluate_event(self, event: HealthEvent, seen: Seen | None = None) -> EventVerdict:
         activation = {"event": event.cel_activation()}
         errors: list[tuple[str, str]] = []
+        counted: list[str] = []
         for compiled in self.rules:
             if compiled.over_budget:
                 errors.append((compiled.rule.name, compiled.over_budget))
@@ -151,18 +170,23 @@ class Policy:
                     compiled.over_budget = (
                         f"took {spent * 1000:.0f} ms on one event, over the "
                         f"{RUNTIME_BUDGET_SECONDS * 1000:.0f} ms budget: skipped from now on")
+            if outcome is True and compiled.rule.repeats is not None:
+                counted.append(compiled.rule.name)
+                if _repeats(compiled.rule, event, seen) < compiled.rule.repeats.count:
+                    continue  # not often enough yet: the next rules judge it
             if outcome is True:
                 self.evaluation_errors += len(errors)
-                return EventVerdict(event, compiled.rule.result, compiled.rule.name, tuple(errors))
+                return EventVerdict(event, compiled.rule.result, compiled.rule.name,
+                                    tuple(errors), tuple(counted))
             if outcome is not False:
                 errors.append(
                     (compiled.rule.name, f"condition gave {outcome!r}, not true or false")
                 )
         self.evaluation_errors += len(errors)
-        return EventVerdict(event, HealthResult.HEALTHY, None, tuple(errors))
+        return EventVerdict(event, HealthResult.HEALTHY, None, tuple(errors), tuple(counted))
 
-    def evaluate(self, events: Sequence[HealthEvent]) -> NodeVerdict:
-        verdicts = tuple(self.evaluate_event(e) for e in events)
+    def evaluate(self, events: Sequence[HealthEvent], seen: Seen | None = None) -> NodeVerdict:
+        verdicts = tuple(self.evaluate_event(e, seen) for e in events)
         worst: EventVerdict | None = None
         for v in verdicts:
             if worst is None or v.result.is_worse_than(worst.result):
@@ -176,6 +200,15 @@ class Policy:
                 verdicts,
             )
         return NodeVerdict(worst.result, worst.rule, worst.event, verdicts)
+
+
+def _repeats(rule: PolicyRule, event: HealthEvent, seen: Seen | None) -> int:
+    """How many distinct events, this one included, the rule has matched on the event's GPU
+    within its window."""
+    assert rule.repeats is not None
+    start = event.timestamp - rule.repeats.window
+    before = (seen or {}).get((rule.name, event.gpu_index), ())
+    return len({t for t in before if start < t <= event.timestamp} | {event.timestamp})
 
 
 def _describe_eval_error(exc: Exception) -> str:

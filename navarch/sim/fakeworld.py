@@ -97,6 +97,7 @@ class GpuFault:
     gpu_index: int
     value: float | None
     message: str
+    created_at: float = 0.0  # when it was injected (epoch seconds): the event's time
 
 
 @dataclass(frozen=True)
@@ -357,8 +358,8 @@ class FakeWorld:
     def faults(self, node_id: str) -> list[GpuFault]:
         with self._conn() as db:
             rows = db.execute(
-                "SELECT id, node_id, kind, gpu_index, value, message FROM gpu_faults "
-                "WHERE node_id=? ORDER BY id", (node_id,),
+                "SELECT id, node_id, kind, gpu_index, value, message, created_at "
+                "FROM gpu_faults WHERE node_id=? ORDER BY id", (node_id,),
             ).fetchall()
         return [GpuFault(*r) for r in rows]
 
@@ -391,8 +392,8 @@ class FakeWorld:
         with self._conn() as db:
             rows = db.execute("SELECT * FROM instances WHERE state != 'terminated' "
                               "ORDER BY created_at").fetchall() if machines else []
-            for r in db.execute("SELECT id, node_id, kind, gpu_index, value, message "
-                                "FROM gpu_faults ORDER BY id"):
+            for r in db.execute("SELECT id, node_id, kind, gpu_index, value, message, "
+                                "created_at FROM gpu_faults ORDER BY id"):
                 faults.setdefault(r[1], []).append(GpuFault(*r))
             for r in db.execute("SELECT node_id, gpu_index, pid, name FROM gpu_processes "
                                 "ORDER BY pid"):
