@@ -10,7 +10,7 @@ from temporalio.testing import ActivityEnvironment
 
 from navarch.agent.activities import AgentActivities
 from navarch.agent.fake_backend import FakeGpuBackend
-from navarch.contracts.agent import BootCheckInput, WaitIdleInput, WatchHealthInput
+from navarch.contracts.agent import BootCheckInput, Occurrence, WaitIdleInput, WatchHealthInput
 from navarch.health.events import HealthResult
 from navarch.health.policy import builtin_policy
 from navarch.sim.fakeworld import FakeWorld
@@ -118,7 +118,7 @@ async def test_a_repeated_application_xid_is_counted_and_the_count_comes_from_th
     fifth within the hour is unhealthy. The count is what the node sent in, plus what this
     watch saw: a new agent (a restart) picks up where the last left off."""
     env = ActivityEnvironment()
-    occurrences: list = []
+    occurrences: list[Occurrence] = []
     for n in range(1, 6):
         world.inject("n1", "xid", value=13, gpu_index=1)
         await asyncio.sleep(0.01)  # distinct event times

@@ -242,8 +242,8 @@ async def test_a_repeated_application_xid_escalates_and_the_count_survives_a_res
     Two before the control plane and its agents restart, three after: unhealthy."""
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:
-        spec, status = await ready_pool(client, plane, min_nodes=1,
-                                        health={"auto_replace": False})
+        _, status = await ready_pool(client, plane, min_nodes=1,
+                                     health={"auto_replace": False})
         a, world = status.nodes[0].node_id, plane.world
         for _ in range(2):
             world.inject(a, "xid", value=13, gpu_index=1)
@@ -261,3 +261,23 @@ async def test_a_repeated_application_xid_escalates_and_the_count_survives_a_res
         assert node.verdict_rule == "xid-app-repeated" and len(node.occurrences) == 5
         got = await navarch_cli(dev_env, "node", "get", a)
         assert "counted by xid-app-repeated on GPU 1: 5 event(s)" in got.stdout, got.stderr
+
+
+async def test_a_verdict_survives_the_control_plane_and_agent_restarting(dev_env, tmp_path):
+    """The fault goes away while every Navarch process is down: when they are back, the
+    node's checks say healthy, and it is still judged unhealthy and held."""
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        _, status = await ready_pool(client, plane, min_nodes=1,
+                                     health={"auto_replace": False})
+        a, world = status.nodes[0].node_id, plane.world
+        world.inject(a, "xid", value=79)
+        await eventually(lambda: node_status(client, a),
+                         lambda n: n.verdict.value == "unhealthy", what="verdict")
+    world.clear(a)
+    async with control_plane(client, tmp_path, world=world, task_queue=plane.task_queue):
+        node = await eventually(lambda: node_status(client, a),
+                                lambda n: n.health.value == "healthy"
+                                and n.state.value == "cordoned", within=30,
+                                what="back, healthy, still held")
+        assert (node.verdict.value, node.owners()) == ("unhealthy", ["unhealthy"])

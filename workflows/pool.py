@@ -571,22 +571,8 @@ class PoolWorkflow:
         """Runs before HOLDS_PATCH: `decisions.pool.removal_order` without its rule for
         operator holds. Remove when no such run remains."""
         idle = set(self._state.idle_nodes)
-
-        def rank(n: PoolNode) -> tuple[int, float]:
-            if n.state in (NodeState.CORDONED, NodeState.UNREACHABLE):
-                order = 0
-            elif not n.state.is_schedulable():
-                order = 1  # still booting: nothing runs on it yet
-            elif n.node_id in idle:
-                order = 2
-            elif n.state is NodeState.DEGRADED:
-                order = 3
-            else:
-                order = 4
-            return order, -n.created_at.timestamp()
-
         candidates = [n for n in active if n.cordon_source != CordonSource.DIAGNOSTICS]
-        return sorted(candidates, key=rank)[:count]
+        return sorted(candidates, key=lambda n: decide.removal_rank(n, idle))[:count]
 
     def _node_left(self, node: PoolNode) -> None:
         s = self._state

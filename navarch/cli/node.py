@@ -164,8 +164,8 @@ def node_get(node_id: str, output: OutputOpt = Output.table) -> None:
     counts: dict[tuple[str, int], int] = {}
     for o in status.occurrences:
         counts[(o.rule, o.gpu_index)] = counts.get((o.rule, o.gpu_index), 0) + 1
-    for (rule, gpu), count in sorted(counts.items()):
-        out.print(f"  counted by {rule} on GPU {gpu}: {count} event(s)", markup=False)
+    for (rule, index), count in sorted(counts.items()):
+        out.print(f"  counted by {rule} on GPU {index}: {count} event(s)", markup=False)
     for hold in status.holds:
         out.print(f"  held by {hold.owner.value} since {hold.at:%Y-%m-%d %H:%M:%S}"
                   + (f": {hold.reason}" if hold.reason else "")

@@ -38,29 +38,30 @@ def not_serving(nodes: Iterable[PoolNode]) -> int:
                and n.cordon_source is not CordonSource.DIAGNOSTICS)
 
 
+def removal_rank(n: PoolNode, idle: set[str]) -> tuple[int, float]:
+    """A node's place in the retirement order (lower goes first): cordoned or unreachable,
+    then still booting (nothing runs there yet), then idle (no GPU processes at the last
+    evaluation), then degraded, then the rest; newest first within each."""
+    if n.state in (NodeState.CORDONED, NodeState.UNREACHABLE):
+        order = 0
+    elif not n.state.is_schedulable():
+        order = 1
+    elif n.node_id in idle:
+        order = 2
+    elif n.state is NodeState.DEGRADED:
+        order = 3
+    else:
+        order = 4
+    return order, -n.created_at.timestamp()
+
+
 def removal_order(nodes: Iterable[PoolNode], idle: set[str], count: int) -> list[PoolNode]:
-    """Which nodes a shrinking pool retires: cordoned or unreachable ones, then those still
-    booting (nothing runs there yet), then idle ones (no GPU processes at the last
-    evaluation), then degraded, then the rest; newest first within each. Never a node an
-    operator holds, nor one a diagnostics run is checking."""
-
-    def rank(n: PoolNode) -> tuple[int, float]:
-        if n.state in (NodeState.CORDONED, NodeState.UNREACHABLE):
-            order = 0
-        elif not n.state.is_schedulable():
-            order = 1
-        elif n.node_id in idle:
-            order = 2
-        elif n.state is NodeState.DEGRADED:
-            order = 3
-        else:
-            order = 4
-        return order, -n.created_at.timestamp()
-
+    """Which nodes a shrinking pool retires, by `removal_rank`. Never a node an operator
+    holds, nor one a diagnostics run is checking."""
     candidates = [n for n in nodes if in_count(n)
                   and n.cordon_source is not CordonSource.DIAGNOSTICS
                   and CordonSource.DIAGNOSTICS not in n.holds]
-    return sorted(candidates, key=rank)[:max(0, count)]
+    return sorted(candidates, key=lambda n: removal_rank(n, idle))[:max(0, count)]
 
 
 def repairs_allowed(size: int, share: float) -> int:
