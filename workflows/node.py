@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, cast
 
 from temporalio import workflow
@@ -45,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from navarch.contracts.cloud import (
         CloudErrorType,
-        Instance,
         InstanceTypeInfo,
         ProvisionRequest,
         TerminateRequest,
@@ -172,34 +171,25 @@ class NodeWorkflow:
         self._monitoring = False  # commands are applied as they come (not queued for later)
         self._closing = False
         self._background: list[asyncio.Task[None]] = []
-        self._instance: Instance | None = None
-        self._provider: ProviderChoice | None = None
-        self._fault_at: datetime | None = None  # the current unhealthy episode's first event
-        self._repair_cause: TransitionReason | None = None
-        self._report_seq = 0
         self._rotation, self._avoid = params.rotation, list(params.avoid)
-        self._capacity_misses: list[str] = []
         self._owned = True  # the ownership rules (False: a run from before OWNERSHIP_PATCH)
+        # All of the node's state but its spec, in one model: what continue-as-new carries.
         resume = params.resume
         if resume is not None:
-            self._status = resume.status
-            self._instance, self._provider = resume.instance, resume.provider
-            self._repair_cause = resume.repair_cause
-            self._report_seq = resume.report_seq
-            self._fault_at, self._capacity_misses = resume.fault_at, list(resume.capacity_misses)
+            self._rec = resume.model_copy(update={"pending": []})
             for command in resume.pending:
                 self._enqueue(command)
         else:
-            self._status = NodeStatus(
+            self._rec = NodeRecord(status=NodeStatus(
                 node_id=params.node_id, pool=spec.name, state=NodeState.PROVISIONING,
                 instance_type=spec.instance_type, replacement_of=params.replacement_of,
-            )
+            ))
 
     # ------------------------------------------------------------------ handlers
 
     @workflow.query(name="status")
     def status(self) -> NodeStatus:
-        return self._status
+        return self._rec.status
 
     # Signals are fire-and-forget: a payload that does not validate is refused with one
     # warning and a line in the status's `rejected`, and can never fail a workflow task.
@@ -380,7 +370,7 @@ class NodeWorkflow:
             await self._leave(leave)
         await self._finish_background()
         await self._close_handlers()
-        return self._status
+        return self._rec.status
 
     async def _close_handlers(self) -> None:
         """Updates still waiting answer now (refusing new ones) before this run ends."""
@@ -390,15 +380,10 @@ class NodeWorkflow:
     def _record_for_next(self) -> NodeRecord:
         """Everything the next run needs, commands not yet applied included (a waiting
         update was told "not applied", so its command does not carry over)."""
-        assert self._instance is not None and self._provider is not None
         answered = set(self._waiting) | set(self._outcomes)
-        return NodeRecord(
-            status=self._status, instance=self._instance, provider=self._provider,
-            cordon_source=self._st().cordon_source(), repair_cause=self._repair_cause,
-            report_seq=self._report_seq, fault_at=self._fault_at,
-            capacity_misses=list(self._capacity_misses),
-            pending=[c for c, ticket in self._commands if ticket not in answered],
-        )
+        return self._rec.model_copy(update={
+            "cordon_source": self._st().cordon_source(),
+            "pending": [c for c, ticket in self._commands if ticket not in answered]})
 
     # ------------------------------------------------------------------ provisioning
 
@@ -431,13 +416,13 @@ class NodeWorkflow:
             except ActivityError as err:
                 tried.append(f"{where}: {_cause(err)}")
                 if _error_type(err) == CloudErrorType.CAPACITY:
-                    self._capacity_misses.append(placement_key(choice, region, zone))
+                    self._rec.capacity_misses.append(placement_key(choice, region, zone))
                     metrics.count("capacity_errors", {"provider": choice.name,
                                                       "zone": zone or region or "-"},
                                   "no-capacity answers while provisioning")
                     continue
                 break
-            self._instance, self._provider = instance, choice
+            self._rec.instance, self._rec.provider = instance, choice
             st.provider, st.region, st.zone = choice.name, instance.region, instance.zone
             st.instance_type, st.instance_id = instance.instance_type, instance.instance_id
             st.agent_task_queue = instance.agent_task_queue or ""
@@ -476,11 +461,11 @@ class NodeWorkflow:
         if not spec.ssh_private_key_path:
             raise _Leave(TransitionReason.BOOTSTRAP_FAILED, None,
                          "setup_commands need ssh_private_key_path")
-        assert self._instance is not None and self._provider is not None
+        assert self._rec.instance is not None and self._rec.provider is not None
         params = SshBootstrapInput(
-            node_id=st.node_id, pool=spec.name, provider=self._provider,
+            node_id=st.node_id, pool=spec.name, provider=self._rec.provider,
             instance_id=st.instance_id, region=st.region, instance_type=st.instance_type,
-            host=self._instance.public_ip or self._instance.private_ip, port=spec.ssh_port,
+            host=self._rec.instance.public_ip or self._rec.instance.private_ip, port=spec.ssh_port,
             user=spec.ssh_user, private_key_path=spec.ssh_private_key_path,
             commands=spec.setup_commands, uploads=spec.file_uploads,
             ip_wait_timeout=spec.ip_wait_timeout, ssh_timeout=spec.ssh_timeout,
@@ -541,7 +526,7 @@ class NodeWorkflow:
         st.gpus = inventory.gpus
         self._record(NodeState.BOOT_CHECKING, TransitionReason.AGENT_REGISTERED,
                      f"{len(inventory.gpus)} GPU(s), driver {inventory.driver_version}")
-        shape = ((self._provider.gpu_shape() if self._provider else None)
+        shape = ((self._rec.provider.gpu_shape() if self._rec.provider else None)
                  or gpu_shape(st.instance_type) or gpu_shape(spec.instance_type))
         try:
             result = await workflow.execute_activity(
@@ -689,8 +674,8 @@ class NodeWorkflow:
 
     def _reachable_again(self) -> None:
         st = self._st()
-        if st.awaiting_repair and self._repair_cause is TransitionReason.UNREACHABLE:
-            st.awaiting_repair, self._repair_cause = False, None
+        if st.awaiting_repair and self._rec.repair_cause is TransitionReason.UNREACHABLE:
+            st.awaiting_repair, self._rec.repair_cause = False, None
         self._record(decide.resting_state(st), TransitionReason.REACHABLE_AGAIN)
 
     def _apply_health(self, result: WatchHealthResult) -> None:
@@ -702,26 +687,26 @@ class NodeWorkflow:
                                                               health.flap_window))
         if decision.fault_started:  # when the fault happened: its earliest event
             now = workflow.now()
-            self._fault_at = min([e.timestamp for e in result.events
+            self._rec.fault_at = min([e.timestamp for e in result.events
                                   if e.timestamp.tzinfo is not None and e.timestamp <= now],
                                  default=now)
         was_cordoned = st.state is NodeState.CORDONED
         self._carry_out(decision, TransitionReason.UNHEALTHY)
         if (result.health is HealthResult.UNHEALTHY and not was_cordoned
-                and self._fault_at is not None):
-            metrics.observe_seconds("fault_to_cordon_seconds", workflow.now() - self._fault_at,
+                and self._rec.fault_at is not None):
+            metrics.observe_seconds("fault_to_cordon_seconds", workflow.now() - self._rec.fault_at,
                                     {"pool": st.pool}, "from a GPU fault to its node's cordon")
         if self._st().verdict is not HealthResult.UNHEALTHY:
-            self._fault_at = None
+            self._rec.fault_at = None
 
     def _carry_out(self, decision: decide.Decision,
                    cause: TransitionReason = TransitionReason.UNHEALTHY) -> str:
         """Do what a decision says: take its status, record its steps, send its
         notifications, ask for its repair. Returns its answer."""
-        self._status = decision.status
-        if not self._status.awaiting_repair and self._repair_cause is not None \
-                and decision.request_repair is None and not self._status.holds:
-            self._repair_cause = None
+        self._rec.status = decision.status
+        if not self._rec.status.awaiting_repair and self._rec.repair_cause is not None \
+                and decision.request_repair is None and not self._rec.status.holds:
+            self._rec.repair_cause = None
         for step in decision.steps:
             self._record(step.state, step.reason, step.detail, report=step.report)
         for event, reason in decision.notify:
@@ -741,15 +726,15 @@ class NodeWorkflow:
         detail = f"rule {result.rule}" if result.rule else ""
         now = workflow.now()
         if result.health is HealthResult.UNHEALTHY:
-            if self._fault_at is None:
-                self._fault_at = min([e.timestamp for e in result.events
+            if self._rec.fault_at is None:
+                self._rec.fault_at = min([e.timestamp for e in result.events
                                       if e.timestamp.tzinfo is not None and e.timestamp <= now],
                                      default=now)
             if not st.cordoned:
                 st.cordoned, st.holds = True, [Hold(owner=CordonSource.UNHEALTHY, at=now)]
                 self._record(NodeState.CORDONED, TransitionReason.UNHEALTHY, detail)
                 self._notify("cordon", f"unhealthy: {detail}")
-                metrics.observe_seconds("fault_to_cordon_seconds", now - self._fault_at,
+                metrics.observe_seconds("fault_to_cordon_seconds", now - self._rec.fault_at,
                                         {"pool": st.pool},
                                         "from a GPU fault to its node's cordon")
             elif workflow.patched("cordoned-verdict-v1"):
@@ -757,10 +742,10 @@ class NodeWorkflow:
                              report=False)  # the repair request below reports it
             self._request_repair(TransitionReason.UNHEALTHY, detail)
             return
-        self._fault_at = None
+        self._rec.fault_at = None
         if st.cordon_source() is CordonSource.UNHEALTHY:
             st.cordoned, st.holds = False, []
-            st.awaiting_repair, self._repair_cause = False, None
+            st.awaiting_repair, self._rec.repair_cause = False, None
             self._notify("uncordon", "recovered")
         reason = (TransitionReason.DEGRADED if result.health is HealthResult.DEGRADED
                   else TransitionReason.HEALTHY)
@@ -768,7 +753,7 @@ class NodeWorkflow:
 
     def _request_repair(self, cause: TransitionReason, detail: str) -> None:
         st = self._st()
-        st.awaiting_repair, self._repair_cause = True, cause
+        st.awaiting_repair, self._rec.repair_cause = True, cause
         self._report(cause, f"repair requested: {detail}")
 
     def _apply_command(self, command: NodeCommand) -> str:
@@ -788,10 +773,10 @@ class NodeWorkflow:
         if isinstance(command, SpecUpdate):
             return self._adopt(command.spec)
         if isinstance(command, ApproveRepair):
-            if st.awaiting_repair and self._repair_cause is not None:
+            if st.awaiting_repair and self._rec.repair_cause is not None:
                 st.awaiting_repair = False
-                unreachable = self._repair_cause is TransitionReason.UNREACHABLE
-                raise _Leave(self._repair_cause,
+                unreachable = self._rec.repair_cause is TransitionReason.UNREACHABLE
+                raise _Leave(self._rec.repair_cause,
                              None if unreachable else self._spec_().health.drain_grace)
             return "no repair pending"
         raise self._leave_for(command)
@@ -882,12 +867,12 @@ class NodeWorkflow:
     async def _terminate_instance(self, reason: TransitionReason, detail: str) -> None:
         st = self._st()
         self._record(NodeState.TERMINATING, reason, detail)
-        if self._instance is not None and self._provider is not None:
+        if self._rec.instance is not None and self._rec.provider is not None:
             try:
                 await workflow.execute_activity(
                     terminate_instance,
-                    TerminateRequest(provider=self._provider,
-                                     instance_id=self._instance.instance_id,
+                    TerminateRequest(provider=self._rec.provider,
+                                     instance_id=self._rec.instance.instance_id,
                                      node_id=st.node_id),
                     start_to_close_timeout=TERMINATE_TIMEOUT, retry_policy=TERMINATE_RETRY,
                     heartbeat_timeout=WORK_HEARTBEAT_TIMEOUT,
@@ -898,9 +883,9 @@ class NodeWorkflow:
                 return
         final = NodeState.FAILED if reason in _FAILED_END else NodeState.TERMINATED
         self._record(final, reason, detail)
-        if reason is TransitionReason.UNHEALTHY and self._fault_at is not None:
+        if reason is TransitionReason.UNHEALTHY and self._rec.fault_at is not None:
             metrics.observe_seconds("fault_to_terminate_seconds",
-                                    workflow.now() - self._fault_at, {"pool": st.pool},
+                                    workflow.now() - self._rec.fault_at, {"pool": st.pool},
                                     "from a GPU fault to its machine's termination")
 
     # ------------------------------------------------------------------ bookkeeping
@@ -935,7 +920,7 @@ class NodeWorkflow:
     def _details(self, reason: TransitionReason, detail: str) -> str:
         """The UI's current details: the node at a glance, with a link to its pool."""
         st = self._st()
-        shape = ((self._provider.gpu_shape() if self._provider else None)
+        shape = ((self._rec.provider.gpu_shape() if self._rec.provider else None)
                  or gpu_shape(st.instance_type))
         gpus = f" · {shape.count}× {shape.model}" if shape else ""
         pool_link = (f"/namespaces/{workflow.info().namespace}/workflows?query="
@@ -951,7 +936,7 @@ class NodeWorkflow:
             node_id=st.node_id, state=st.state, health=st.health, reason=reason,
             at=workflow.now(), awaiting_repair=st.awaiting_repair, provider=st.provider,
             region=st.region, detail=detail, seq=self._next_report_seq(),
-            capacity_misses=list(self._capacity_misses), cordon_source=st.cordon_source(),
+            capacity_misses=list(self._rec.capacity_misses), cordon_source=st.cordon_source(),
             holds=st.owners(), verdict=st.verdict,
             run_chain=workflow.info().first_execution_run_id,
         )
@@ -959,8 +944,8 @@ class NodeWorkflow:
 
     def _next_report_seq(self) -> int:
         # Signals to the pool may arrive out of order; the pool keeps the highest seq.
-        self._report_seq += 1
-        return self._report_seq
+        self._rec.report_seq += 1
+        return self._rec.report_seq
 
     async def _send_report(self, report: NodeReport) -> None:
         # A signal that lands while the pool is between runs (continue-as-new) fails; try
@@ -1009,7 +994,7 @@ class NodeWorkflow:
             await _settle(task)
 
     def _st(self) -> NodeStatus:
-        return self._status
+        return self._rec.status
 
     def _spec_(self) -> PoolSpec:
         return self._spec

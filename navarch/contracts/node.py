@@ -296,11 +296,13 @@ NodeCommand = Annotated[
 
 
 class NodeRecord(StoredModel):
-    """All of a node's state but its spec: what continue-as-new carries, whole."""
+    """All of a node's state but its spec, in one model: the workflow keeps it so, the
+    decisions in `navarch.decisions.node` read and return its status, and continue-as-new
+    carries it whole (with the commands not yet applied)."""
 
     status: NodeStatus
-    instance: Instance
-    provider: ProviderChoice
+    instance: Instance | None = None  # set once provisioned (always, when carried over)
+    provider: ProviderChoice | None = None
     cordon_source: CordonSource | None = None  # runs before holds: the one hold there was
     repair_cause: TransitionReason | None = None
     report_seq: int = 0
