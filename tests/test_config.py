@@ -102,6 +102,11 @@ def test_broken_file_reports_every_error_with_file_path_line_and_value(fixtures)
          "providers.f.type: this key is required"),
         ("providers: {a: {type: aws}}\npools:\n  p: {provider: a, instance_type: a100-1x, max_nodes: 1}\n",
          "abstract instance type 'a100-1x' has no aws equivalent"),
+        ("providers: {a: {type: aws}}\npools:\n  p: {provider: a, instance_type: a100-4x, max_nodes: 1}\n",
+         "abstract instance type 'a100-4x' has no aws equivalent"),
+        ("providers: {g: {type: gcp, project: x}}\npools:\n  p: {provider: g, instance_type: a10-1x, "
+         "max_nodes: 1}\n",
+         "abstract instance type 'a10-1x' has no gcp equivalent"),
         ("providers: {f: {type: fake}}\npools:\n  p: {provider: f, instance_type: x, max_nodes: 1,\n"
          "      autoscaling: {type: scheduled}}\n",
          "a scheduled autoscaler needs at least one `schedule` window"),

@@ -7,15 +7,18 @@ from typing import Literal
 
 CloudKind = Literal["lambda", "gcp", "aws", "fake"]
 
-# Abstract type -> concrete type per cloud, as the Go Navarch documented them. A cloud that
-# has no equivalent is left out: the pool cannot use that provider with that abstract type.
+# Abstract type -> concrete type per cloud: a type the cloud sells with that GPU model and
+# count (checked against GPU_SHAPES by a test). A cloud that has none is left out: the pool
+# cannot use that provider with that abstract type, and `config validate` says so. Where the
+# Go Navarch's table named a type that does not exist or has other GPUs, it is corrected:
+# AWS's one-H100 type is p5.4xlarge, AWS sells no 4x A100 and GCP no A10 (its g2 is an L4).
 ABSTRACT_INSTANCE_TYPES: dict[str, dict[str, str]] = {
     "h100-8x": {"lambda": "gpu_8x_h100_sxm5", "gcp": "a3-highgpu-8g", "aws": "p5.48xlarge"},
-    "h100-1x": {"lambda": "gpu_1x_h100_pcie", "gcp": "a3-highgpu-1g", "aws": "p5.xlarge"},
+    "h100-1x": {"lambda": "gpu_1x_h100_pcie", "gcp": "a3-highgpu-1g", "aws": "p5.4xlarge"},
     "a100-8x": {"lambda": "gpu_8x_a100", "gcp": "a2-highgpu-8g", "aws": "p4d.24xlarge"},
-    "a100-4x": {"lambda": "gpu_4x_a100", "gcp": "a2-highgpu-4g", "aws": "p4de.24xlarge"},
+    "a100-4x": {"lambda": "gpu_4x_a100", "gcp": "a2-highgpu-4g"},
     "a100-1x": {"lambda": "gpu_1x_a100", "gcp": "a2-highgpu-1g"},
-    "a10-1x": {"lambda": "gpu_1x_a10", "gcp": "g2-standard-4", "aws": "g5.xlarge"},
+    "a10-1x": {"lambda": "gpu_1x_a10", "aws": "g5.xlarge"},  # AWS's A10 is the A10G
     "l4-1x": {"gcp": "g2-standard-4", "aws": "g6.xlarge"},
 }
 
