@@ -111,9 +111,12 @@ class AwsProvider:
 
     async def provision(self, request: ProvisionRequest) -> Instance:
         region = request.region or self.region
-        existing = await self._find_by_node(request.node_id, region)
-        if existing is not None:
-            return self._instance(existing, region)
+        # A machine made for this node in any region the provider uses (an earlier attempt
+        # elsewhere, a call that failed after the cloud created it) is the node's machine.
+        for where in dict.fromkeys([region, *self.choice.regions]):
+            existing = await self._find_by_node(request.node_id, where)
+            if existing is not None:
+                return self._instance(existing, where)
         tags = [{"Key": TAG_NODE, "Value": request.node_id},
                 {"Key": TAG_POOL, "Value": request.pool},
                 {"Key": TAG_MANAGED, "Value": "navarch"},
@@ -123,7 +126,11 @@ class AwsProvider:
             "ImageId": await self._ami(region),
             "InstanceType": self.choice.instance_type,
             "MinCount": 1, "MaxCount": 1,
-            "ClientToken": hashlib.sha256(request.node_id.encode()).hexdigest()[:64],
+            # Per placement: a token reused in another zone after a capacity refusal would
+            # answer IdempotentParameterMismatch.
+            "ClientToken": hashlib.sha256(
+                f"{request.node_id}/{region or ''}/{request.zone or ''}".encode()
+            ).hexdigest()[:64],
             "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}],
         }
         if request.zone:
@@ -144,25 +151,26 @@ class AwsProvider:
         launched = await self._call(self.client(region).run_instances, **params)
         return self._instance(launched["Instances"][0], region)
 
-    async def terminate(self, instance_id: str) -> bool:
+    async def terminate(self, instance_id: str, region: str | None = None) -> bool:
         try:
-            await self._call(self.client().terminate_instances, InstanceIds=[instance_id])
+            await self._call(self.client(region).terminate_instances, InstanceIds=[instance_id])
         except ProviderError as exc:
             if exc.code.startswith("InvalidInstanceID"):  # not found: nothing to terminate
                 return False
             raise
         return True
 
-    async def get(self, instance_id: str) -> Instance | None:
+    async def get(self, instance_id: str, region: str | None = None) -> Instance | None:
         try:
-            found = await self._call(self.client().describe_instances, InstanceIds=[instance_id])
+            found = await self._call(self.client(region).describe_instances,
+                                     InstanceIds=[instance_id])
         except ProviderError as exc:
             if exc.code.startswith("InvalidInstanceID"):
                 return None
             raise
         for reservation in found.get("Reservations", []):
             for inst in reservation.get("Instances", []):
-                return self._instance(inst, self.region)
+                return self._instance(inst, region or self.region)
         return None
 
     async def list(self, pool: str) -> list[Instance]:

@@ -19,6 +19,7 @@ from navarch.contracts import cloud as cloud_api
 from navarch.contracts.cloud import (
     CloudErrorType,
     Instance,
+    InstanceState,
     InstanceTypeInfo,
     ListRequest,
     ProvisionRequest,
@@ -45,11 +46,12 @@ class CloudProvider(Protocol):
         """Create the machine for request.node_id, or return the one already made for it."""
         ...
 
-    async def terminate(self, instance_id: str) -> bool:
-        """Terminate; return False when there was nothing to terminate ("not found")."""
+    async def terminate(self, instance_id: str, region: str | None = None) -> bool:
+        """Terminate the instance where it lives (`region`: the instance's own; None: the
+        provider's first); return False when there was nothing to terminate."""
         ...
 
-    async def get(self, instance_id: str) -> Instance | None: ...
+    async def get(self, instance_id: str, region: str | None = None) -> Instance | None: ...
 
     async def list(self, pool: str) -> list[Instance]: ...
 
@@ -106,16 +108,27 @@ class CloudActivities:
 
     @activity.defn(name=cloud_api.TERMINATE)
     async def terminate(self, request: TerminateRequest) -> bool:
+        """Terminate in the instance's own region, then confirm it there: done only when a
+        lookup shows it terminated, shutting down or absent. A lookup that fails is an
+        error (retried), never "gone"."""
+        provider, region = self.provider(request.provider), request.region or None
         try:
-            return await with_heartbeats(
-                self.provider(request.provider).terminate(request.instance_id))
+            existed = await with_heartbeats(provider.terminate(request.instance_id, region))
+            after = await provider.get(request.instance_id, region)
         except ProviderError as exc:
             raise to_application_error(exc) from exc
+        if after is not None and after.state not in (InstanceState.TERMINATED,
+                                                     InstanceState.STOPPING):
+            raise to_application_error(ProviderError(
+                CloudErrorType.TRANSIENT, f"instance {request.instance_id} is still "
+                f"{after.state.value} in {after.region or 'its region'} after terminate"))
+        return existed
 
     @activity.defn(name=cloud_api.GET_INSTANCE)
     async def get_instance(self, request: TerminateRequest) -> Instance | None:
         try:
-            return await self.provider(request.provider).get(request.instance_id)
+            return await self.provider(request.provider).get(request.instance_id,
+                                                             request.region or None)
         except ProviderError as exc:
             raise to_application_error(exc) from exc
 

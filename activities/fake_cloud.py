@@ -67,7 +67,7 @@ class FakeCloudProvider:
             await asyncio.sleep(self.provision_delay)
         return to_instance(inst).model_copy(update={"agent_task_queue": self.agent_task_queue})
 
-    async def terminate(self, instance_id: str) -> bool:
+    async def terminate(self, instance_id: str, region: str | None = None) -> bool:
         return await asyncio.to_thread(self.world.terminate, instance_id)
 
     async def describe_type(self) -> InstanceTypeInfo:
@@ -89,7 +89,7 @@ class FakeCloudProvider:
                                         else None))
         return out
 
-    async def get(self, instance_id: str) -> Instance | None:
+    async def get(self, instance_id: str, region: str | None = None) -> Instance | None:
         inst = await asyncio.to_thread(self.world.get, instance_id)
         return to_instance(inst) if inst else None
 

@@ -193,7 +193,8 @@ class GcpProvider:
                 kind = CloudErrorType.INVALID_REQUEST
             raise ProviderError(kind, f"GCP: {text}", errors[0].code)
 
-    async def terminate(self, instance_id: str) -> bool:
+    async def terminate(self, instance_id: str, region: str | None = None) -> bool:
+        # The instance id carries its zone ("zone/name"): GCP acts there.
         from google.api_core import exceptions as gexc
 
         zone, _, name = instance_id.partition("/")
@@ -205,7 +206,7 @@ class GcpProvider:
         await self._wait(zone, operation)
         return True
 
-    async def get(self, instance_id: str) -> Instance | None:
+    async def get(self, instance_id: str, region: str | None = None) -> Instance | None:
         zone, _, name = instance_id.partition("/")
         found = await self._get(zone, name)
         return self._instance(found, zone) if found is not None else None

@@ -113,7 +113,8 @@ class LambdaProvider:
         inst = await self._call("GET", f"/instances/{ids[0]}")
         return self._instance(inst, request.pool, request.node_id)
 
-    async def terminate(self, instance_id: str) -> bool:
+    async def terminate(self, instance_id: str, region: str | None = None) -> bool:
+        # Lambda's instance ids are global: no region to act in.
         try:
             done = await self._call("POST", "/instance-operations/terminate",
                                     {"instance_ids": [instance_id]})
@@ -123,7 +124,7 @@ class LambdaProvider:
             raise
         return bool((done or {}).get("terminated_instances"))
 
-    async def get(self, instance_id: str) -> Instance | None:
+    async def get(self, instance_id: str, region: str | None = None) -> Instance | None:
         try:
             inst = await self._call("GET", f"/instances/{instance_id}")
         except ProviderError as exc:

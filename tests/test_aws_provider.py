@@ -7,10 +7,17 @@ import os
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
 from navarch.activities.aws import AwsProvider, classify
-from navarch.activities.cloud import ProviderError
-from navarch.contracts.cloud import CloudErrorType, InstanceState, ProvisionRequest
+from navarch.activities.cloud import CloudActivities, ProviderError
+from navarch.contracts.cloud import (
+    CloudErrorType,
+    InstanceState,
+    ProvisionRequest,
+    TerminateRequest,
+)
 from navarch.contracts.spec import ProviderChoice
 
 
@@ -131,3 +138,43 @@ async def test_list_types_gives_gpu_types_with_their_zones(aws_env):
     assert (p5.gpu_count, p5.gpu_model, p5.vcpus) == (8, "H100", 192)
     assert p5.memory_gib == 2048.0 and p5.price_per_hour is None
     assert p5.zones and all(z.startswith("us-east-1") for z in p5.zones)
+
+
+async def test_machines_live_and_are_terminated_in_their_own_region(aws_env):
+    """The provider's first region is us-east-1; a node placed in us-west-2 is looked up,
+    terminated and confirmed gone there, not in the first region."""
+
+    aws = provider(regions=["us-east-1", "us-west-2"])
+    west = request("node-west").model_copy(update={"region": "us-west-2"})
+    made = await aws.provision(west)
+    assert made.region == "us-west-2" and made.zone.startswith("us-west-2")
+    # The same node asked for in the first region finds its machine in the other.
+    again = await aws.provision(request("node-west"))
+    assert again.instance_id == made.instance_id and again.region == "us-west-2"
+    activities = CloudActivities({"aws": lambda choice: aws})
+    assert await ActivityEnvironment().run(activities.terminate, TerminateRequest(
+        provider=aws.choice, instance_id=made.instance_id, region="us-west-2")) is True
+    ec2_west = boto3.client("ec2", endpoint_url=aws_env, region_name="us-west-2")
+    state = ec2_west.describe_instances(InstanceIds=[made.instance_id])[
+        "Reservations"][0]["Instances"][0]["State"]["Name"]
+    assert state in ("shutting-down", "terminated")
+    gone = await aws.get(made.instance_id, "us-west-2")
+    assert gone is not None and gone.state in (InstanceState.STOPPING, InstanceState.TERMINATED)
+
+
+async def test_a_terminate_that_leaves_the_machine_running_is_not_done(aws_env):
+    """A provider that answers "terminated" while the machine still runs: the activity
+    fails (and is retried) instead of reporting it gone."""
+
+    aws = provider()
+    made = await aws.provision(request("node-stuck"))
+
+    async def pretend(instance_id: str, region: str | None = None) -> bool:
+        return True
+
+    aws.terminate = pretend  # type: ignore[method-assign]
+    activities = CloudActivities({"aws": lambda choice: aws})
+    with pytest.raises(ApplicationError) as info:
+        await ActivityEnvironment().run(activities.terminate, TerminateRequest(
+            provider=aws.choice, instance_id=made.instance_id))
+    assert "is still" in str(info.value) and not info.value.non_retryable

@@ -873,7 +873,7 @@ class NodeWorkflow:
                     terminate_instance,
                     TerminateRequest(provider=self._rec.provider,
                                      instance_id=self._rec.instance.instance_id,
-                                     node_id=st.node_id),
+                                     node_id=st.node_id, region=self._rec.instance.region),
                     start_to_close_timeout=TERMINATE_TIMEOUT, retry_policy=TERMINATE_RETRY,
                     heartbeat_timeout=WORK_HEARTBEAT_TIMEOUT,
                 )

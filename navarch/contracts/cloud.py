@@ -70,6 +70,7 @@ class TerminateRequest(StoredModel):
     provider: ProviderChoice
     instance_id: str
     node_id: str = ""
+    region: str = ""  # where the instance lives (its record's); empty: the provider's first
 
 
 class ListRequest(StoredModel):
