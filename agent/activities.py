@@ -119,7 +119,7 @@ class AgentActivities:
         it has held for `recover_after` checks in a row (a settle period), so a condition
         that comes and goes between two polls does not make the node flap."""
         policy = self._policy(params)
-        seen = _seen(params.occurrences)
+        seen, windows = _seen(params.occurrences), _windows(policy)
         interval = params.check_interval.total_seconds()
         poll = interval if self._wait_change else min(interval, MAX_POLL_SECONDS)
         streak = polls = calm = 0
@@ -127,7 +127,7 @@ class AgentActivities:
         while True:
             events = self.backend.current_events()
             verdict = policy.evaluate(events, seen)
-            counted = _count(seen, verdict.events, policy)
+            counted = _count(seen, verdict.events, windows)
             _report_skipped_rules(policy)
             polls += 1
             now = time.monotonic()
@@ -154,7 +154,7 @@ class AgentActivities:
             if health is not params.last_health or counted:
                 return WatchHealthResult(health=health, rule=verdict.rule, events=notable,
                                          summary=summary,
-                                         occurrences=_occurrences(seen, policy))
+                                         occurrences=_occurrences(seen, windows))
             await _sleep_heartbeating(poll, summary, self._wait_change)
 
     def _remember_gpu_health(self, verdicts: tuple[EventVerdict, ...]) -> None:
@@ -266,11 +266,11 @@ def _windows(policy: Policy) -> dict[str, timedelta]:
 
 
 def _count(seen: dict[tuple[str, int], set[datetime]],
-           verdicts: tuple[EventVerdict, ...], policy: Policy) -> bool:
+           verdicts: tuple[EventVerdict, ...], windows: dict[str, timedelta]) -> bool:
     """Add the events `repeats` rules counted (those still inside the rule's window);
     whether any was new."""
     new = False
-    windows, now = _windows(policy), datetime.now(UTC)
+    now = datetime.now(UTC)
     for v in verdicts:
         for rule in v.counted:
             if v.event.timestamp <= now - windows[rule]:
@@ -283,9 +283,9 @@ def _count(seen: dict[tuple[str, int], set[datetime]],
 
 
 def _occurrences(seen: dict[tuple[str, int], set[datetime]],
-                 policy: Policy) -> list[agent_api.Occurrence]:
+                 windows: dict[str, timedelta]) -> list[agent_api.Occurrence]:
     """What the workflow keeps: the counts still inside their rule's window, newest last."""
-    windows, now = _windows(policy), datetime.now(UTC)
+    now = datetime.now(UTC)
     kept = [agent_api.Occurrence(rule=rule, gpu_index=gpu, at=at)
             for (rule, gpu), times in seen.items() if rule in windows
             for at in times if at > now - windows[rule]]

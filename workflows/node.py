@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from temporalio import workflow
@@ -685,11 +685,8 @@ class NodeWorkflow:
         decision = decide.apply_health(st, result.health, result.rule, workflow.now(),
                                        damping=decide.Damping(health.flap_limit,
                                                               health.flap_window))
-        if decision.fault_started:  # when the fault happened: its earliest event
-            now = workflow.now()
-            self._rec.fault_at = min([e.timestamp for e in result.events
-                                  if e.timestamp.tzinfo is not None and e.timestamp <= now],
-                                 default=now)
+        if decision.fault_started:
+            self._rec.fault_at = _fault_time(result)
         was_cordoned = st.state is NodeState.CORDONED
         self._carry_out(decision, TransitionReason.UNHEALTHY)
         if (result.health is HealthResult.UNHEALTHY and not was_cordoned
@@ -704,9 +701,8 @@ class NodeWorkflow:
         """Do what a decision says: take its status, record its steps, send its
         notifications, ask for its repair. Returns its answer."""
         self._rec.status = decision.status
-        if not self._rec.status.awaiting_repair and self._rec.repair_cause is not None \
-                and decision.request_repair is None and not self._rec.status.holds:
-            self._rec.repair_cause = None
+        if not decision.status.awaiting_repair and decision.request_repair is None:
+            self._rec.repair_cause = None  # no repair pending any more (cleared, released)
         for step in decision.steps:
             self._record(step.state, step.reason, step.detail, report=step.report)
         for event, reason in decision.notify:
@@ -727,9 +723,7 @@ class NodeWorkflow:
         now = workflow.now()
         if result.health is HealthResult.UNHEALTHY:
             if self._rec.fault_at is None:
-                self._rec.fault_at = min([e.timestamp for e in result.events
-                                      if e.timestamp.tzinfo is not None and e.timestamp <= now],
-                                     default=now)
+                self._rec.fault_at = _fault_time(result)
             if not st.cordoned:
                 st.cordoned, st.holds = True, [Hold(owner=CordonSource.UNHEALTHY, at=now)]
                 self._record(NodeState.CORDONED, TransitionReason.UNHEALTHY, detail)
@@ -795,11 +789,11 @@ class NodeWorkflow:
     def _leave_for(self, command: NodeCommand) -> _Leave:
         if isinstance(command, DrainInput):
             return _Leave(TransitionReason.OPERATOR, timedelta(seconds=command.grace_seconds),
-                          _by(command.reason, command.by))
+                          decide.said(command.reason, command.by))
         if isinstance(command, RetireInput):
             return _Leave(command.reason, timedelta(seconds=command.grace_seconds))
         if isinstance(command, TerminateInput):
-            return _Leave(TransitionReason.OPERATOR, None, _by(command.reason, command.by))
+            return _Leave(TransitionReason.OPERATOR, None, decide.said(command.reason, command.by))
         raise ValueError(f"{command.kind} is not a way to leave")  # not reached
 
     # ------------------------------------------------------------------ leaving
@@ -1016,8 +1010,11 @@ def _cause(err: ActivityError) -> str:
     return f"{kind}: {cause}" if kind and str(kind) not in str(cause) else str(cause)
 
 
-def _by(reason: str, by: str) -> str:
-    return reason + (f" (by {by})" if by else "")
+def _fault_time(result: WatchHealthResult) -> datetime:
+    """When a fault happened: its earliest event (never later than now)."""
+    now = workflow.now()
+    return min([e.timestamp for e in result.events
+                if e.timestamp.tzinfo is not None and e.timestamp <= now], default=now)
 
 
 def _error_type(err: ActivityError) -> str | None:

@@ -91,8 +91,6 @@ ADOPT_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds
                           non_retryable_error_types=["InvalidRequestError"])
 # Queue depth pushed by a scheduler counts for this many evaluation intervals.
 QUEUE_REPORT_INTERVALS = 10
-_NOT_SERVING = {NodeState.CORDONED, NodeState.DRAINING, NodeState.UNREACHABLE,
-                NodeState.TERMINATING}  # runs before HOLDS_PATCH
 _BOOT_FAILURES = {TransitionReason.PROVISION_FAILED, TransitionReason.BOOTSTRAP_FAILED,
                   TransitionReason.BOOT_TIMEOUT,
                   TransitionReason.BOOT_CHECK_FAILED}
@@ -244,8 +242,7 @@ class PoolWorkflow:
         spec = decode_payload(PoolSpec, payloads, optional=False, context=FORBID_UNKNOWN)
         if spec == self._spec_():
             return self._update_result("unchanged")
-        running, new_only = spec_changes(self._spec_(), spec)
-        live = self._set_spec(spec)
+        running, new_only, live = self._set_spec(spec)
         parts = ["updated"]
         if running:
             parts.append(f"{live} running node(s) adopt: {', '.join(running)}")
@@ -296,9 +293,10 @@ class PoolWorkflow:
             return
         self._set_spec(spec)
 
-    def _set_spec(self, spec: PoolSpec) -> int:
+    def _set_spec(self, spec: PoolSpec) -> tuple[list[str], list[str], int]:
         """Take a new spec; forward it to every live node when it changes what running
-        nodes use. Returns how many nodes it was forwarded to."""
+        nodes use. Returns what running nodes adopt, what applies to new nodes only, and
+        how many nodes it was forwarded to."""
         old, self._spec = self._spec_(), spec
         running, new_only = spec_changes(old, spec)
         self._event("spec_updated", f"min {spec.min_nodes}, max {spec.max_nodes}"
@@ -311,7 +309,7 @@ class PoolWorkflow:
                     self._forward(node.node_id, NodeWorkflow.update_spec, SpecUpdate(spec=spec))
                     forwarded += 1
         self._set_target(self._state.target, "spec updated")
-        return forwarded
+        return running, new_only, forwarded
 
     @workflow.signal(name="cordon_node")
     def cordon_node(self, *payloads: Any) -> None:
@@ -481,7 +479,7 @@ class PoolWorkflow:
         if self._holds:
             not_serving = decide.not_serving(live)
         else:  # A node cordoned for diagnostics comes back within minutes: still capacity.
-            not_serving = sum(1 for n in live if n.state in _NOT_SERVING
+            not_serving = sum(1 for n in live if n.state in decide.NOT_SERVING
                               and n.cordon_source != CordonSource.DIAGNOSTICS)
         snapshot = PoolSnapshot(
             current=s.target, serving=max(0, s.target - not_serving),

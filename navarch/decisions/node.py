@@ -68,7 +68,7 @@ def _who(by: str) -> str:
     return f" (by {by})" if by else ""
 
 
-def _said(reason: str, by: str) -> str:
+def said(reason: str, by: str) -> str:
     """An operator's words for the record: `RMA hold (by ana)`, or `by ana` alone."""
     if not reason:
         return f"by {by}" if by else ""
@@ -125,7 +125,7 @@ def cordon(status: NodeStatus, params: CordonInput, now: datetime) -> Decision:
         return d
     before = list(st.holds)
     _held(st, params.source, params.reason, params.by, now)
-    detail = _said(params.reason, params.by)
+    detail = said(params.reason, params.by)
     if before:
         # Held already (a verdict, a diagnostics run): the new owner's hold is recorded too.
         detail = _then(detail, "also held by " + ", ".join(h.owner.value for h in before))
@@ -161,7 +161,7 @@ def uncordon(status: NodeStatus, params: UncordonInput, now: datetime) -> Decisi
             st.awaiting_repair = True
             d.request_repair = (f"released by the operator{_who(params.by)}: "
                                 f"rule {st.verdict_rule}")
-    detail = _said(params.reason, params.by)
+    detail = said(params.reason, params.by)
     if st.holds:
         d.steps.append(Step(NodeState.CORDONED, TransitionReason.OPERATOR,
                             _then(detail, f"still held by {_others(st)}"),

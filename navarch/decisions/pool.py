@@ -16,7 +16,7 @@ from navarch.contracts.pool import PoolNode
 PROVISION_BACKOFF_BASE = timedelta(seconds=10)
 PROVISION_BACKOFF_MAX = timedelta(minutes=10)
 
-_NOT_SERVING = {NodeState.CORDONED, NodeState.DRAINING, NodeState.UNREACHABLE,
+NOT_SERVING = {NodeState.CORDONED, NodeState.DRAINING, NodeState.UNREACHABLE,
                 NodeState.TERMINATING}
 
 
@@ -34,7 +34,7 @@ def in_count(node: PoolNode) -> bool:
 def not_serving(nodes: Iterable[PoolNode]) -> int:
     """Counted nodes that cannot take work now. A node cordoned for diagnostics comes back
     within minutes: it still counts as capacity."""
-    return sum(1 for n in nodes if in_count(n) and n.state in _NOT_SERVING
+    return sum(1 for n in nodes if in_count(n) and n.state in NOT_SERVING
                and n.cordon_source is not CordonSource.DIAGNOSTICS)
 
 
