@@ -31,6 +31,8 @@ DLAMI_PARAMETER = (
     "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
 )
 TAG_NODE, TAG_POOL, TAG_MANAGED = "navarch:node-id", "navarch:pool", "navarch:managed-by"
+TAG_CLUSTER = "navarch:cluster"  # the installation (navarch.temporal.identity)
+_NOT_GONE = ["pending", "running", "stopping", "stopped"]
 
 _CAPACITY = {"InsufficientInstanceCapacity", "InstanceLimitExceeded", "Unsupported",
              "VcpuLimitExceeded", "MaxSpotInstanceCountExceeded", "InsufficientCapacity",
@@ -93,17 +95,16 @@ class AwsProvider:
     async def _find_by_node(self, node_id: str, region: str | None) -> dict[str, Any] | None:
         found = await self._call(self.client(region).describe_instances, Filters=[
             {"Name": f"tag:{TAG_NODE}", "Values": [node_id]},
-            {"Name": "instance-state-name",
-             "Values": ["pending", "running", "stopping", "stopped"]},
+            {"Name": "instance-state-name", "Values": _NOT_GONE},
         ])
         for reservation in found.get("Reservations", []):
             for inst in reservation.get("Instances", []):
                 return dict(inst)
         return None
 
-    async def _ami(self, region: str | None) -> str:
-        if self.choice.ami:
-            return self.choice.ami
+    async def _ami(self, region: str | None, ami: str | None) -> str:
+        if ami:
+            return ami
         ssm = self._session.client("ssm", region_name=region or self.region,
                                    endpoint_url=self.endpoint_url)
         answer = await self._call(ssm.get_parameter, Name=DLAMI_PARAMETER)
@@ -120,10 +121,16 @@ class AwsProvider:
         tags = [{"Key": TAG_NODE, "Value": request.node_id},
                 {"Key": TAG_POOL, "Value": request.pool},
                 {"Key": TAG_MANAGED, "Value": "navarch"},
+                *([{"Key": TAG_CLUSTER, "Value": request.cluster_id}] if request.cluster_id
+                  else []),
                 {"Key": "Name", "Value": f"navarch-{request.pool}-{request.node_id[:8]}"},
                 *({"Key": k, "Value": v} for k, v in sorted(request.labels.items()))]
+        try:  # the AMI, subnet and security groups of the region it launches in
+            ids = self.choice.ids_for(region or "")
+        except ValueError as exc:
+            raise ProviderError(CloudErrorType.INVALID_REQUEST, str(exc)) from None
         params: dict[str, Any] = {
-            "ImageId": await self._ami(region),
+            "ImageId": await self._ami(region, ids.ami),
             "InstanceType": self.choice.instance_type,
             "MinCount": 1, "MaxCount": 1,
             # Per placement: a token reused in another zone after a capacity refusal would
@@ -135,10 +142,10 @@ class AwsProvider:
         }
         if request.zone:
             params["Placement"] = {"AvailabilityZone": request.zone}
-        if self.choice.subnet_id:
-            params["SubnetId"] = self.choice.subnet_id
-        if self.choice.security_group_ids:
-            params["SecurityGroupIds"] = list(self.choice.security_group_ids)
+        if ids.subnet_id:
+            params["SubnetId"] = ids.subnet_id
+        if ids.security_group_ids:
+            params["SecurityGroupIds"] = list(ids.security_group_ids)
         if self.choice.key_name:
             params["KeyName"] = self.choice.key_name
         if self.choice.iam_instance_profile:
@@ -181,6 +188,19 @@ class AwsProvider:
         ])
         return [self._instance(i, self.region) for r in found.get("Reservations", [])
                 for i in r.get("Instances", [])]
+
+    async def list_managed(self, region: str) -> builtins.list[Instance]:
+        def pages() -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = []
+            for page in self.client(region or None).get_paginator(
+                    "describe_instances").paginate(Filters=[
+                        {"Name": f"tag:{TAG_MANAGED}", "Values": ["navarch"]},
+                        {"Name": "instance-state-name", "Values": _NOT_GONE}]):
+                out.extend(i for r in page.get("Reservations", []) for i in r["Instances"])
+            return out
+
+        where = region or self.region or ""
+        return [self._instance(i, where) for i in await self._call(pages)]
 
     async def describe_type(self) -> InstanceTypeInfo:
         """GPU info from DescribeInstanceTypes; EC2 gives no price or live capacity here."""
@@ -239,4 +259,5 @@ class AwsProvider:
             created_at=launched.astimezone(UTC) if launched is not None else None,
             public_ip=inst.get("PublicIpAddress"),
             private_ip=inst.get("PrivateIpAddress"),
+            cluster=tags.get(TAG_CLUSTER, ""),
         )

@@ -55,6 +55,12 @@ class CloudProvider(Protocol):
 
     async def list(self, pool: str) -> list[Instance]: ...
 
+    async def list_managed(self, region: str) -> builtins.list[Instance]:
+        """Every machine Navarch made in `region` ("": every region the cloud lists at
+        once), whichever installation made it (`Instance.cluster` says), that is not yet
+        terminated: what the orphan sweep compares with the live node workflows."""
+        ...
+
     async def describe_type(self) -> InstanceTypeInfo:
         """GPU count/model, price and regions with capacity of the choice's instance type."""
         ...
@@ -83,6 +89,7 @@ class CloudActivities:
                  template_values: Callable[[], dict[str, str]] | None = None) -> None:
         self._factories = factories
         self._providers: dict[str, CloudProvider] = {}
+        self._default_cluster: str | None = None
         # Worker-side values for setup-command templates ({{.ControlPlane}}, {{.Namespace}}).
         self._template_values = template_values or dict
 
@@ -99,9 +106,22 @@ class CloudActivities:
             self._providers[key] = factory(choice)
         return self._providers[key]
 
+    async def cluster_id(self, configured: str) -> str:
+        """The installation id to tag with (or sweep for): the configured one, else this
+        namespace's default (asked of the server once per worker)."""
+        if configured:
+            return configured
+        if self._default_cluster is None:
+            from navarch.temporal.identity import namespace_cluster_id
+
+            self._default_cluster = await namespace_cluster_id(activity.client())
+        return self._default_cluster
+
     @activity.defn(name=cloud_api.PROVISION)
     async def provision(self, request: ProvisionRequest) -> Instance:
         try:
+            request = request.model_copy(
+                update={"cluster_id": await self.cluster_id(request.cluster_id)})
             return await with_heartbeats(self.provider(request.provider).provision(request))
         except ProviderError as exc:
             raise to_application_error(exc) from exc

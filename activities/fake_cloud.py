@@ -7,6 +7,7 @@ on demand: capacity errors, throttling, invalid requests, slow or never-finishin
 from __future__ import annotations
 
 import asyncio
+import builtins
 from datetime import UTC, datetime
 
 from navarch.config.instance_types import ABSTRACT_INSTANCE_TYPES, gpu_shape
@@ -59,6 +60,7 @@ class FakeCloudProvider:
                 gpu_count=self.choice.gpu_count or (shape.count if shape else DEFAULT_FAKE_GPUS),
                 gpu_model=shape.model if shape else DEFAULT_FAKE_MODEL,
                 boot_seconds=self.boot_seconds,
+                cluster=request.cluster_id,
             )
         except CloudFault as fault:
             raise ProviderError(_FAULT_TYPES[fault.kind],
@@ -97,6 +99,12 @@ class FakeCloudProvider:
         found = await asyncio.to_thread(self.world.instances, pool, live_only=True)
         return [to_instance(i) for i in found if i.provider == self.choice.name]
 
+    async def list_managed(self, region: str) -> builtins.list[Instance]:
+        """Every live machine of this provider in `region` ("": everywhere)."""
+        found = await asyncio.to_thread(self.world.instances, None, live_only=True)
+        return [to_instance(i) for i in found if i.provider == self.choice.name
+                and (not region or i.region == region)]
+
 
 def to_instance(inst: FakeInstance) -> Instance:
     return Instance(
@@ -110,4 +118,5 @@ def to_instance(inst: FakeInstance) -> Instance:
         state=InstanceState(inst.state),
         created_at=datetime.fromtimestamp(inst.created_at, UTC),
         private_ip="127.0.0.1",
+        cluster=inst.cluster,
     )

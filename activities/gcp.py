@@ -15,6 +15,7 @@ import builtins
 import os
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from navarch.config.instance_types import gcp_accelerator_model
@@ -125,11 +126,16 @@ class GcpProvider:
 
         zone = self._zone(request)
         name = instance_name(request.node_id)
-        existing = await self._get(zone, name)
-        if existing is not None:
-            return self._instance(existing, zone)
+        # A machine made for this node in any zone the provider uses (an earlier attempt
+        # elsewhere, an insert that failed after GCE made it) is the node's machine.
+        for where in dict.fromkeys([zone, *self.choice.zones,
+                                    *([self.choice.zone] if self.choice.zone else [])]):
+            existing = await self._get(where, name)
+            if existing is not None and _enum_name(existing.status) != "TERMINATED":
+                return self._instance(existing, where)
         labels = {"navarch-node-id": request.node_id, "navarch-pool": request.pool,
                   "navarch-managed-by": "navarch",
+                  **({"navarch-cluster": request.cluster_id} if request.cluster_id else {}),
                   **{k.lower(): v.lower() for k, v in request.labels.items()}}
         metadata = []
         user_data = self._user_data(request) if self._user_data else None
@@ -164,7 +170,9 @@ class GcpProvider:
                 provisioning_model="SPOT" if self.choice.spot else "STANDARD",
             ),
         )
-        request_id = str(uuid.uuid5(_NAMESPACE, request.node_id))
+        # Per zone: a retry in the same zone is deduplicated by GCE, an attempt in another
+        # zone after a refusal is a different request.
+        request_id = str(uuid.uuid5(_NAMESPACE, f"{request.node_id}/{zone}"))
         try:
             operation = await self._call(self.instances.insert_unary,
                                          request=compute_v1.InsertInstanceRequest(
@@ -219,6 +227,20 @@ class GcpProvider:
             for inst in scoped.instances:
                 if inst.labels.get("navarch-pool") == pool:
                     out.append(self._instance(inst, zone_path.rsplit("/", 1)[-1]))
+        return out
+
+    async def list_managed(self, region: str) -> builtins.list[Instance]:
+        pages = await self._call(self.instances.aggregated_list, request={
+            "project": self.project, "filter": 'labels.navarch-managed-by = "navarch"'})
+        out = []
+        for zone_path, scoped in await asyncio.to_thread(lambda: list(pages)):
+            zone = zone_path.rsplit("/", 1)[-1]
+            if region and zone.rsplit("-", 1)[0] != region:
+                continue
+            for inst in scoped.instances:
+                if (inst.labels.get("navarch-managed-by") == "navarch"
+                        and _enum_name(inst.status) != "TERMINATED"):
+                    out.append(self._instance(inst, zone))
         return out
 
     async def describe_type(self) -> InstanceTypeInfo:
@@ -284,7 +306,17 @@ class GcpProvider:
             region=zone.rsplit("-", 1)[0], zone=zone,
             state=_STATES.get(_enum_name(inst.status), InstanceState.PENDING),
             public_ip=public, private_ip=(nic.network_i_p if nic else None) or None,
+            created_at=_timestamp(getattr(inst, "creation_timestamp", "")),
+            cluster=labels.get("navarch-cluster", ""),
         )
+
+
+def _timestamp(text: str) -> datetime | None:
+    """GCE's RFC 3339 creationTimestamp ("2026-12-02T03:00:00.000-08:00"), or None."""
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC) if text else None
+    except ValueError:
+        return None
 
 
 def _enum_name(value: Any) -> str:

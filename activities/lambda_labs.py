@@ -1,14 +1,16 @@
 """Lambda Cloud through its public REST API (v1), with `requests`.
 
-Lambda has no tags: an instance is named `nv-<pool>-<node_id>` (pool cut to 20 characters),
-which makes the node id the idempotency key (looked up by name before launching) and lets
-`list(pool)` find a pool's machines. The API key comes only from the worker's environment
-(`LAMBDA_API_KEY`, or the variable named by the provider's `api_key_env`).
+An instance is named `nv-<pool>-<node_id>` (pool cut to 20 characters), which makes the
+node id the idempotency key (looked up by name before launching) and lets `list(pool)` find
+a pool's machines; its tags carry the node id, the pool and the installation
+(`navarch-cluster`), which the orphan sweep reads. The API key comes only from the worker's
+environment (`LAMBDA_API_KEY`, or the variable named by the provider's `api_key_env`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 from typing import Any
 
@@ -29,6 +31,9 @@ REQUEST_TIMEOUT = 30.0
 _STATES = {"booting": InstanceState.PENDING, "active": InstanceState.RUNNING,
            "unhealthy": InstanceState.RUNNING, "terminating": InstanceState.STOPPING,
            "terminated": InstanceState.TERMINATED}
+
+
+TAG_NODE, TAG_POOL, TAG_CLUSTER = "navarch-node-id", "navarch-pool", "navarch-cluster"
 
 
 def instance_name(pool: str, node_id: str) -> str:
@@ -102,6 +107,10 @@ class LambdaProvider:
             "ssh_key_names": list(request.ssh_keys),
             "quantity": 1,
             "name": name,
+            "tags": [{"key": TAG_NODE, "value": request.node_id},
+                     {"key": TAG_POOL, "value": request.pool},
+                     *([{"key": TAG_CLUSTER, "value": request.cluster_id}]
+                       if request.cluster_id else [])],
         }
         user_data = self._user_data(request) if self._user_data else None
         if user_data:
@@ -153,16 +162,39 @@ class LambdaProvider:
                 if str(i.get("name", "")).startswith(prefix)
                 and i.get("status") != "terminated"]
 
+    async def list_managed(self, region: str) -> builtins.list[Instance]:
+        """Lambda's listing is global: the machines named or tagged by Navarch, in
+        `region` ("": all)."""
+        out = []
+        for inst in await self._call("GET", "/instances") or []:
+            tags = _tags(inst)
+            named = str(inst.get("name", "")).startswith("nv-")
+            if inst.get("status") == "terminated" or not (named or TAG_NODE in tags):
+                continue
+            found = self._instance(inst, tags.get(TAG_POOL, ""), tags.get(TAG_NODE, ""))
+            if not region or found.region == region:
+                out.append(found)
+        return out
+
     def _instance(self, inst: dict[str, Any], pool: str, node_id: str) -> Instance:
         itype = inst.get("instance_type") or {}
         region = inst.get("region") or {}
+        tags = _tags(inst)
         return Instance(
-            instance_id=str(inst["id"]), node_id=node_id, pool=pool, provider=self.choice.name,
+            instance_id=str(inst["id"]), node_id=node_id or tags.get(TAG_NODE, ""),
+            pool=pool or tags.get(TAG_POOL, ""), provider=self.choice.name,
+            cluster=tags.get(TAG_CLUSTER, ""),
             instance_type=str(itype.get("name", self.choice.instance_type)),
             region=str(region.get("name", "")),
             state=_STATES.get(str(inst.get("status", "")), InstanceState.PENDING),
             public_ip=inst.get("ip"), private_ip=inst.get("private_ip"),
         )
+
+
+def _tags(inst: dict[str, Any]) -> dict[str, str]:
+    tags = inst.get("tags")
+    return {str(t.get("key")): str(t.get("value")) for t in tags
+            if isinstance(t, dict)} if isinstance(tags, list) else {}
 
 
 def _type_info(name: str, entry: dict[str, Any]) -> InstanceTypeInfo:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -49,6 +50,9 @@ class FakeGceApi(LocalServer):
         self.operations: dict[str, dict[str, Any]] = {}
         self.by_request_id: dict[str, str] = {}
         self.fail_next: list[str] = []  # operation error codes for the next inserts
+        # Inserts that make the machine and then answer 503, as a call lost after the cloud
+        # acted: the caller never hears of the machine it made.
+        self.lose_answers = 0
         self.inserts = 0
         self.machine_types = {z: list(v) for z, v in DEFAULT_MACHINE_TYPES.items()}
         self.accelerator_types = {z: list(v) for z, v in DEFAULT_ACCELERATOR_TYPES.items()}
@@ -135,10 +139,15 @@ class FakeGceApi(LocalServer):
                     else:
                         api.instances[(zone, body["name"])] = {
                             **body, "status": "RUNNING", "zone": f"zones/{zone}",
+                            "creationTimestamp": datetime.now(UTC).isoformat(),
                             "networkInterfaces": [{"networkIP": "10.128.0.2",
                                                    "accessConfigs": [{"natIP": "34.1.2.3"}]}],
                         }
                     api.by_request_id[request_id] = op["name"]
+                    if api.lose_answers and not op.get("error"):
+                        api.lose_answers -= 1
+                        self._error(503, "backendError", "the answer was lost")
+                        return
                     self.send_json(200, op)
                 elif len(parts) == 5 and parts[2] == "operations" and parts[4] == "wait":
                     self.send_json(200, api.operations[parts[3]])

@@ -19,6 +19,7 @@ class FakeLambdaApi(LocalServer):
         self.seen_auth: list[str] = []
         self.last_launch: dict[str, Any] = {}
         self.capacity_regions = ["us-west-2"]
+        self.lose_answers = 0  # launches that make the machine and then answer 503
         self._ids = itertools.count(1)
         api = self
 
@@ -82,7 +83,12 @@ class FakeLambdaApi(LocalServer):
                         "id": iid, "name": body.get("name"), "status": "booting",
                         "ip": "10.0.0.1", "region": {"name": body["region_name"]},
                         "instance_type": {"name": body["instance_type_name"]},
+                        "tags": list(body.get("tags") or []),
                     }
+                    if api.lose_answers:
+                        api.lose_answers -= 1
+                        self._error(503, "global/unavailable", "the answer was lost")
+                        return
                     self.send_json(200, {"data": {"instance_ids": [iid]}})
                 elif self.path.endswith("/instance-operations/terminate"):
                     done = []

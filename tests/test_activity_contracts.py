@@ -18,11 +18,11 @@ from temporalio.client import Client
 from navarch.agent.activities import AgentActivities
 from navarch.agent.fake_backend import FakeGpuBackend
 from navarch.agent.shared_host import SharedHosts
-from navarch.contracts import agent, autoscale, cloud, fleet, notifier, ssh
+from navarch.contracts import agent, autoscale, cloud, fleet, notifier, ssh, sweep
 from navarch.sim.fakeworld import FakeWorld
 from navarch.workers.control_plane import ControlPlane
 
-CONTROL_PLANE = (cloud, ssh, notifier, autoscale, fleet)
+CONTROL_PLANE = (cloud, ssh, notifier, autoscale, fleet, sweep)
 AGENT = (agent,)
 
 

@@ -18,14 +18,18 @@ from navarch.contracts.cloud import (
     ProvisionRequest,
     TerminateRequest,
 )
-from navarch.contracts.spec import ProviderChoice
+from navarch.contracts.spec import ProviderChoice, RegionalIds
+
+
+def an_ami(region: str = "us-east-1") -> str:
+    return str(boto3.client("ec2", endpoint_url=os.environ["NAVARCH_AWS_ENDPOINT_URL"],
+                            region_name=region)
+               .describe_images(Owners=["amazon"])["Images"][0]["ImageId"])
 
 
 def provider(**kw) -> AwsProvider:
-    ami = boto3.client("ec2", endpoint_url=os.environ["NAVARCH_AWS_ENDPOINT_URL"]) \
-        .describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     choice = ProviderChoice(name="aws", type="aws", instance_type="p5.48xlarge",
-                            region="us-east-1", ami=ami, **kw)
+                            region="us-east-1", ami=an_ami(), **kw)
     return AwsProvider(choice)
 
 
@@ -144,9 +148,15 @@ async def test_machines_live_and_are_terminated_in_their_own_region(aws_env):
     """The provider's first region is us-east-1; a node placed in us-west-2 is looked up,
     terminated and confirmed gone there, not in the first region."""
 
-    aws = provider(regions=["us-east-1", "us-west-2"])
+    west_ami = an_ami("us-west-2")
+    aws = provider(regions=["us-east-1", "us-west-2"],
+                   regional={"us-west-2": RegionalIds(ami=west_ami)})
     west = request("node-west").model_copy(update={"region": "us-west-2"})
     made = await aws.provision(west)
+    ec2_west = boto3.client("ec2", endpoint_url=aws_env, region_name="us-west-2")
+    launched = ec2_west.describe_instances(InstanceIds=[made.instance_id])[
+        "Reservations"][0]["Instances"][0]
+    assert launched["ImageId"] == west_ami  # the region's own AMI, not us-east-1's
     assert made.region == "us-west-2" and made.zone.startswith("us-west-2")
     # The same node asked for in the first region finds its machine in the other.
     again = await aws.provision(request("node-west"))
@@ -154,12 +164,23 @@ async def test_machines_live_and_are_terminated_in_their_own_region(aws_env):
     activities = CloudActivities({"aws": lambda choice: aws})
     assert await ActivityEnvironment().run(activities.terminate, TerminateRequest(
         provider=aws.choice, instance_id=made.instance_id, region="us-west-2")) is True
-    ec2_west = boto3.client("ec2", endpoint_url=aws_env, region_name="us-west-2")
     state = ec2_west.describe_instances(InstanceIds=[made.instance_id])[
         "Reservations"][0]["Instances"][0]["State"]["Name"]
     assert state in ("shutting-down", "terminated")
     gone = await aws.get(made.instance_id, "us-west-2")
     assert gone is not None and gone.state in (InstanceState.STOPPING, InstanceState.TERMINATED)
+
+
+async def test_a_region_without_its_own_ids_is_refused_not_launched_with_anothers(aws_env):
+    aws = provider(regions=["us-east-1", "us-west-2"])  # the AMI is us-east-1's only
+    with pytest.raises(ProviderError) as info:
+        await aws.provision(request("node-x").model_copy(update={"region": "us-west-2"}))
+    assert info.value.error_type is CloudErrorType.INVALID_REQUEST
+    assert "us-west-2" in str(info.value) and "regions.us-west-2" in str(info.value)
+    ec2_west = boto3.client("ec2", endpoint_url=aws_env, region_name="us-west-2")
+    assert not [i for r in ec2_west.describe_instances()["Reservations"]
+                for i in r["Instances"] if i["State"]["Name"] != "terminated"
+                and {"Key": "navarch:node-id", "Value": "node-x"} in i.get("Tags", [])]
 
 
 async def test_a_terminate_that_leaves_the_machine_running_is_not_done(aws_env):

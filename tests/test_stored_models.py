@@ -23,6 +23,7 @@ from navarch.contracts import (
     notifier,
     pool,
     ssh,
+    sweep,
 )
 from navarch.contracts import spec as spec_contract
 from navarch.contracts.base import SignalModel, StoredModel
@@ -30,7 +31,7 @@ from navarch.contracts.node import NodeInput
 from navarch.contracts.spec import PoolSpec, build_pool_specs
 
 CONTRACTS = (agent, autoscale, cloud, diagnostics, fleet, node, notifier, pool, spec_contract,
-             ssh)
+             ssh, sweep)
 CONFIG = """
 server:
   notifier: {type: webhook, webhook: {cordon_url: "http://127.0.0.1:1/c"}}
@@ -66,7 +67,7 @@ def test_every_contract_model_is_stored_or_a_signal(model: type[BaseModel]) -> N
         f"{model.__name__}: derive from StoredModel (history) or SignalModel (people send it)")
 
 
-MAPS = {"labels", "headers", "metrics"}  # data maps (dict[str, ...] fields), not models
+MAPS = {"labels", "headers", "metrics", "regional"}  # data maps (dict[str, ...] fields), not models
 
 
 def _sprinkle(value: Any) -> Any:

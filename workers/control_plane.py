@@ -18,6 +18,7 @@ from navarch.activities.cloud import CloudActivities, ProviderFactory
 from navarch.activities.fake_cloud import FakeCloudProvider
 from navarch.activities.fleet import agent_queues, list_nodes, live_nodes
 from navarch.activities.notifier import NOTIFIER_ACTIVITIES
+from navarch.activities.sweep import SweepActivities
 from navarch.agent.fake_host import SHARED_HOST_QUEUE, FakeHostManager
 from navarch.bootstrap import render_startup_script, render_user_data
 from navarch.contracts.cloud import ProvisionRequest
@@ -128,7 +129,8 @@ class ControlPlane:
 
     def activities(self) -> list[Callable[..., object]]:
         cloud = CloudActivities(self.provider_factories(), template_values=self._template_values)
-        return [*cloud.activities(), *AutoscaleMetricsActivities(self.client).activities(),
+        return [*cloud.activities(), SweepActivities(cloud).reconcile,
+                *AutoscaleMetricsActivities(self.client).activities(),
                 *NOTIFIER_ACTIVITIES,
                 list_nodes, agent_queues, live_nodes]
 

@@ -7,8 +7,11 @@ from typing import Any
 from .diagnostics import DiagnosticsWorkflow
 from .node import NodeWorkflow
 from .pool import PoolWorkflow
+from .sweep import OrphanSweepWorkflow
 
 # Every workflow class the control-plane worker runs.
-WORKFLOWS: list[type[Any]] = [PoolWorkflow, NodeWorkflow, DiagnosticsWorkflow]
+WORKFLOWS: list[type[Any]] = [PoolWorkflow, NodeWorkflow, DiagnosticsWorkflow,
+                               OrphanSweepWorkflow]
 
-__all__ = ["WORKFLOWS", "DiagnosticsWorkflow", "NodeWorkflow", "PoolWorkflow"]
+__all__ = ["WORKFLOWS", "DiagnosticsWorkflow", "NodeWorkflow", "OrphanSweepWorkflow",
+           "PoolWorkflow"]

@@ -45,10 +45,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from navarch.contracts.cloud import (
         CloudErrorType,
+        InstanceState,
         InstanceTypeInfo,
         ProvisionRequest,
         TerminateRequest,
         describe_instance_type,
+        get_instance,
         provision,
     )
     from navarch.contracts.cloud import (
@@ -72,6 +74,7 @@ with workflow.unsafe.imports_passed_through():
         CordonSource,
         DrainInput,
         Hold,
+        InstanceGoneInput,
         NodeCommand,
         NodeInput,
         NodeOperationResult,
@@ -121,6 +124,12 @@ RUN_CADENCE = timedelta(days=1)
 # The patch that gave cordons their owners and made unhealthy verdicts stick (issue 15).
 # Runs started before it keep the old rules until their next continue-as-new.
 OWNERSHIP_PATCH = "ownership-v1"
+# The patch that asks the cloud about a node's machine as soon as its agent falls silent
+# (issue 16): a machine gone there is replaced at once, not after the toleration.
+INSTANCE_GONE_PATCH = "instance-gone-v1"
+LOOKUP_TIMEOUT = timedelta(minutes=1)
+LOOKUP_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2),
+                           non_retryable_error_types=[CloudErrorType.INVALID_REQUEST])
 
 RUN_ONCE = RetryPolicy(maximum_attempts=1)
 SSH_HEARTBEAT_TIMEOUT = timedelta(minutes=1)  # the SSH activity beats every few seconds
@@ -217,6 +226,11 @@ class NodeWorkflow:
     @workflow.signal(name="clear")
     def clear(self, *payloads: Any) -> None:
         self._queue("clear", ClearInput, payloads)
+
+    @workflow.signal(name="instance_gone")
+    def instance_gone(self, *payloads: Any) -> None:
+        """From the orphan sweep: the cloud no longer runs this node's machine."""
+        self._queue("instance_gone", InstanceGoneInput, payloads)
 
     @workflow.signal(name="update_spec")
     def update_spec(self, *payloads: Any) -> None:
@@ -405,6 +419,7 @@ class NodeWorkflow:
             request = ProvisionRequest(
                 node_id=st.node_id, pool=spec.name, provider=choice, region=region or None,
                 zone=zone or None, labels=spec.labels, ssh_keys=spec.ssh_keys,
+                cluster_id=spec.cluster_id,
             )
             where = "/".join(p for p in (choice.name, region, zone) if p) or choice.name
             try:
@@ -414,7 +429,7 @@ class NodeWorkflow:
                     heartbeat_timeout=WORK_HEARTBEAT_TIMEOUT,
                 )
             except ActivityError as err:
-                tried.append(f"{where}: {_cause(err)}")
+                tried.append(f"{where}: {activity_cause(err)}")
                 if _error_type(err) == CloudErrorType.CAPACITY:
                     self._rec.capacity_misses.append(placement_key(choice, region, zone))
                     metrics.count("capacity_errors", {"provider": choice.name,
@@ -447,7 +462,7 @@ class NodeWorkflow:
                 describe_instance_type, choice,
                 start_to_close_timeout=DESCRIBE_TIMEOUT, retry_policy=DESCRIBE_RETRY)
         except ActivityError as err:
-            workflow.logger.info("no type info from %s: %s", choice.name, _cause(err))
+            workflow.logger.info("no type info from %s: %s", choice.name, activity_cause(err))
             return None
         return info
 
@@ -483,7 +498,7 @@ class NodeWorkflow:
         try:
             result = pending.result()
         except ActivityError as err:
-            raise _Leave(TransitionReason.BOOTSTRAP_FAILED, None, _cause(err)) from None
+            raise _Leave(TransitionReason.BOOTSTRAP_FAILED, None, activity_cause(err)) from None
         self._record(NodeState.BOOTING, TransitionReason.BOOTSTRAPPED,
                      f"{len(result.commands)} setup command(s), {len(result.uploaded)} "
                      f"file(s) on {result.host} in "
@@ -518,7 +533,7 @@ class NodeWorkflow:
         except ActivityError as err:
             if not _is_timeout(err, "SCHEDULE_TO_START"):
                 raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None,
-                             f"inventory failed: {_cause(err)}") from None
+                             f"inventory failed: {activity_cause(err)}") from None
             timed_out = True
         if inventory is None or timed_out:
             raise _Leave(TransitionReason.BOOT_TIMEOUT, None,
@@ -544,7 +559,7 @@ class NodeWorkflow:
                 heartbeat_timeout=WORK_HEARTBEAT_TIMEOUT,
             )
         except ActivityError as err:
-            raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None, _cause(err)) from None
+            raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None, activity_cause(err)) from None
         st.boot_checks = result.checks
         if not result.passed:
             failed = "; ".join(f"{c.name}: {c.detail}" for c in result.checks
@@ -554,8 +569,8 @@ class NodeWorkflow:
         self._record(NodeState.READY, TransitionReason.BOOT_CHECK_PASSED)
 
     def _leave_requested(self) -> tuple[NodeCommand, int] | None:
-        return next((c for c in self._commands
-                     if isinstance(c[0], TerminateInput | DrainInput | RetireInput)), None)
+        return next((c for c in self._commands if isinstance(
+            c[0], TerminateInput | DrainInput | RetireInput | InstanceGoneInput)), None)
 
     def _take_early_commands(self) -> None:
         """Commands that arrived before the node was ready: a terminate, drain or retire
@@ -619,7 +634,12 @@ class NodeWorkflow:
             except ActivityError as err:
                 if kind == "watch":
                     self._record(NodeState.UNREACHABLE, TransitionReason.UNREACHABLE,
-                                 _cause(err))
+                                 activity_cause(err))
+                    if workflow.patched(INSTANCE_GONE_PATCH):
+                        gone = await self._gone_at_cloud()
+                        if gone:
+                            await self._stop_watching(current)
+                            raise _Leave(TransitionReason.INSTANCE_GONE, None, gone) from None
                 elif not st.awaiting_repair:
                     silent = self._spec_().health.unreachable_toleration
                     self._request_repair(TransitionReason.UNREACHABLE, f"silent for {silent}")
@@ -671,6 +691,32 @@ class NodeWorkflow:
             schedule_to_close_timeout=spec.health.unreachable_toleration,
             start_to_close_timeout=INVENTORY_TIMEOUT, retry_policy=RUN_ONCE,
         )
+
+    async def _gone_at_cloud(self) -> str:
+        """Ask the cloud, where the machine lives, whether it still runs it: what it said
+        when it does not ("" when it does, or when the answer is unsure)."""
+        inst, choice = self._rec.instance, self._rec.provider
+        if inst is None or choice is None:
+            return ""
+        try:
+            now = await workflow.execute_activity(
+                get_instance, TerminateRequest(provider=choice, instance_id=inst.instance_id,
+                                               node_id=self._st().node_id, region=inst.region),
+                start_to_close_timeout=LOOKUP_TIMEOUT, retry_policy=LOOKUP_RETRY)
+        except ActivityError as err:
+            workflow.logger.info("could not look up %s: %s", inst.instance_id,
+                                 activity_cause(err))
+            return ""
+        if now is not None and now.state not in (InstanceState.TERMINATED,
+                                                 InstanceState.STOPPING):
+            return ""
+        state = now.state.value if now is not None else "absent"
+        return f"agent silent and {inst.instance_id} is {state} at {choice.name}"
+
+    def _is_my_machine(self, command: InstanceGoneInput) -> bool:
+        inst = self._rec.instance
+        return not command.instance_id or (inst is not None
+                                           and inst.instance_id == command.instance_id)
 
     def _reachable_again(self) -> None:
         st = self._st()
@@ -766,6 +812,8 @@ class NodeWorkflow:
             return self._carry_out(decide.clear(st, command, now))
         if isinstance(command, SpecUpdate):
             return self._adopt(command.spec)
+        if isinstance(command, InstanceGoneInput) and not self._is_my_machine(command):
+            return f"{command.instance_id} is not this node's machine"
         if isinstance(command, ApproveRepair):
             if st.awaiting_repair and self._rec.repair_cause is not None:
                 st.awaiting_repair = False
@@ -794,6 +842,9 @@ class NodeWorkflow:
             return _Leave(command.reason, timedelta(seconds=command.grace_seconds))
         if isinstance(command, TerminateInput):
             return _Leave(TransitionReason.OPERATOR, None, decide.said(command.reason, command.by))
+        if isinstance(command, InstanceGoneInput):
+            return _Leave(TransitionReason.INSTANCE_GONE, None,
+                          command.detail or f"{command.instance_id} is {command.state}")
         raise ValueError(f"{command.kind} is not a way to leave")  # not reached
 
     # ------------------------------------------------------------------ leaving
@@ -836,7 +887,7 @@ class NodeWorkflow:
         try:
             idle = waits[0].result()
         except ActivityError as err:
-            return f"could not wait for GPU work to end: {_cause(err)}"
+            return f"could not wait for GPU work to end: {activity_cause(err)}"
         if idle.outcome == "grace_expired":
             return f"drain grace expired with {idle.remaining_processes} GPU process(es) left"
         return "drained"
@@ -873,7 +924,7 @@ class NodeWorkflow:
                 )
             except ActivityError as err:
                 self._record(NodeState.FAILED, reason,
-                             f"terminate failed, instance may still run: {_cause(err)}")
+                             f"terminate failed, instance may still run: {activity_cause(err)}")
                 return
         final = NodeState.FAILED if reason in _FAILED_END else NodeState.TERMINATED
         self._record(final, reason, detail)
@@ -979,7 +1030,7 @@ class NodeWorkflow:
     def _notifier_failed(self, err: ActivityError) -> None:
         st = self._st()
         st.notifier_failures += 1
-        st.notifier_last_error = _cause(err)
+        st.notifier_last_error = activity_cause(err)
         workflow.logger.warning("notifier failed for %s: %s", st.node_id, st.notifier_last_error)
 
     async def _finish_background(self) -> None:
@@ -999,7 +1050,7 @@ async def _settle(future: asyncio.Future[Any]) -> None:
         await future
 
 
-def _cause(err: ActivityError) -> str:
+def activity_cause(err: ActivityError) -> str:
     """The root reason an activity failed, e.g. `CapacityError: no H100 in us-east-1`."""
     cause = err.cause
     while isinstance(cause, FailureError) and cause.cause is not None and not str(cause):

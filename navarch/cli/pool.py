@@ -19,13 +19,15 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from navarch.cli.common import fail, load_pool_specs, refusal, show
+from navarch.cli.common import fail, load_config_or_exit, refusal, show
 from navarch.cli.output import Output, OutputOpt, err, out, print_data, print_table
-from navarch.contracts.names import CONTROL_PLANE_TASK_QUEUE, pool_workflow_id
+from navarch.contracts.names import CONTROL_PLANE_TASK_QUEUE, SWEEP_WORKFLOW_ID, pool_workflow_id
 from navarch.contracts.pool import PoolInput, PoolStatus, PoolUpdateResult, ScaleInput
-from navarch.contracts.spec import PoolSpec
+from navarch.contracts.spec import PoolSpec, build_pool_specs
+from navarch.contracts.sweep import build_sweep_config
 from navarch.temporal.client import connect
 from navarch.temporal.schedules import apply_diagnostics_schedule, delete_diagnostics_schedule
+from navarch.temporal.sweep import apply_sweep
 from navarch.workflows.pool import PoolWorkflow
 
 pool_app = typer.Typer(help="Start, update and inspect pools.", no_args_is_help=True)
@@ -77,14 +79,18 @@ def pool_apply(
     no_wait: Annotated[bool, typer.Option("--no-wait", help="return once started")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for nodes")] = 600.0,
 ) -> None:
-    """Start or update one PoolWorkflow per pool in the config; wait until nodes are ready."""
-    specs = load_pool_specs(file)
+    """Start or update one PoolWorkflow per pool in the config, and the orphan sweep; wait
+    until nodes are ready."""
+    loaded = load_config_or_exit(file)
+    specs = build_pool_specs(loaded)
 
     async def run() -> int:
         client = await connect()
         result = await apply_specs(client, specs)
         for name, what in result.items():
             out.print(f"pool {name}: {what} (workflow {pool_workflow_id(name)})")
+        out.print(f"orphan sweep: {await apply_sweep(client, build_sweep_config(loaded))} "
+                  f"(workflow {SWEEP_WORKFLOW_ID})")
         if no_wait:
             return 0
         deadline = asyncio.get_running_loop().time() + timeout

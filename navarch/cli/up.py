@@ -12,14 +12,17 @@ from typing import Annotated
 import typer
 from temporalio.service import RPCError
 
-from navarch.cli.common import fail, load_pool_specs
+from navarch.cli.common import fail, load_config_or_exit
 from navarch.cli.output import err, out
 from navarch.cli.pool import apply_specs
 from navarch.config.settings import fake_world_path, navarch_home
+from navarch.contracts.spec import build_pool_specs
+from navarch.contracts.sweep import build_sweep_config
 from navarch.health.xid import lookup
 from navarch.sim.fakeworld import FakeWorld
 from navarch.temporal.client import connect, connect_local, register_search_attributes
 from navarch.temporal.runtime import worker_runtime
+from navarch.temporal.sweep import apply_sweep
 
 demo_app = typer.Typer(help="Break simulated hosts on the fake cloud, to watch repairs.",
                        no_args_is_help=True)
@@ -88,9 +91,16 @@ async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int,
         files = [config] if config else []
         if demo:
             files.append(Path(__file__).with_name("demo.yaml"))
+        sweeps = []
         for file in files:
-            for name, what in (await apply_specs(client, load_pool_specs(file))).items():
+            loaded = load_config_or_exit(file)
+            for name, what in (await apply_specs(client, build_pool_specs(loaded))).items():
                 out.print(f"pool {name}: {what}")
+            sweeps.append(build_sweep_config(loaded))
+        if sweeps:  # one sweep over every provider the configs name (the first's settings)
+            targets = {t.key(): t for s in sweeps for t in s.targets}
+            sweep = sweeps[0].model_copy(update={"targets": list(targets.values())})
+            out.print(f"orphan sweep: {await apply_sweep(client, sweep)}")
         out.print(f"Navarch is up. Temporal UI: http://127.0.0.1:{ui_port}/namespaces/"
                   f"{client.namespace}/workflows  (Ctrl-C stops)")
         if metrics_port:

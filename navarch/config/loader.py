@@ -13,7 +13,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from navarch.config.instance_types import ABSTRACT_INSTANCE_TYPES, resolve_instance_type
-from navarch.config.schema import AUTOSCALER_PARAMETERS, AutoscalingConfig, NavarchConfig
+from navarch.config.schema import (
+    AUTOSCALER_PARAMETERS,
+    AutoscalingConfig,
+    NavarchConfig,
+    regional_gaps,
+)
 from navarch.config.setup_commands import template_problems
 from navarch.health.policy import load_policy
 from navarch.validation import (
@@ -62,6 +67,24 @@ def _check_gcp_accelerator(path: KeyPath, ref: str, provider: Any, override: Any
     elif accelerator and not concrete.startswith("n1-"):
         problem(path, f"provider {ref!r} attaches {accelerator}, but {concrete} is not an N1 "
                 "machine type (A2/A3/G2 have their GPUs built in)", value=ref)
+
+
+def _check_regional_ids(path: KeyPath, ref: str, provider: Any, regions: list[Any],
+                        problem: Callable[..., None]) -> None:
+    """An AWS pool landing outside its provider's region needs that region's own AMI,
+    subnet and security groups when the provider names any: never another region's."""
+    if not isinstance(provider, dict):
+        return
+    regional = provider.get("regions")
+    regional = {str(k): v for k, v in regional.items() if isinstance(v, dict)} \
+        if isinstance(regional, dict) else {}
+    home = provider.get("region") or (str(regions[0]) if regions else None)
+    for region in regions:
+        gaps = regional_gaps(provider, home, regional, str(region))
+        if gaps:
+            problem(path, f"pool lands in {region}, but provider {ref!r} gives "
+                    f"{', '.join(gaps)} only for {home}: set them under "
+                    f"providers.{ref}.regions.{region}", value=region)
 
 
 def load_config(path: str | Path, *, text: str | None = None) -> LoadedConfig:
@@ -171,6 +194,13 @@ def _cross_checks(doc: YamlDocument) -> list[Problem]:
                         value=ref)
                 continue
             cloud = provider_types.get(ref)
+            if cloud == "aws" and isinstance(providers, dict):
+                entry = next((e for e in multi if isinstance(e, dict) and e.get("name") == ref),
+                             {}) if isinstance(multi, list) else {}
+                regions = entry.get("regions") or ([pool["region"]] if pool.get("region")
+                                                   else [])
+                if isinstance(regions, list):
+                    _check_regional_ids(path, ref, providers.get(ref), regions, problem)
             if cloud == "gcp" and isinstance(providers, dict) and isinstance(instance_type, str):
                 _check_gcp_accelerator(path, ref, providers.get(ref), override, instance_type,
                                        problem)

@@ -8,6 +8,7 @@ the file, runs these and the checks that span several keys, and reports every pr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -51,6 +52,30 @@ def _scalar_to_str(value: Any) -> Any:
 StringMap = Annotated[dict[str, str], BeforeValidator(_scalar_to_str)]
 
 
+REGIONAL_KEYS = ("ami", "subnet_id", "security_group_ids")
+
+
+def regional_gaps(top: Mapping[str, Any], home: str | None,
+                  regional: Mapping[str, Mapping[str, Any]], region: str) -> list[str]:
+    """The ids a launch in `region` lacks: each one the provider's top level gives (those
+    belong to its `home` region) that `region`'s own entry does not give. Empty: fine."""
+    if not region or (region == home and region not in regional):
+        return []
+    given = [k for k in REGIONAL_KEYS if top.get(k)]
+    entry = regional.get(region)
+    if entry is None:
+        return given if home else []
+    return [k for k in given if not entry.get(k)]
+
+
+class RegionalSettings(StrictModel):
+    """aws: one region's own ids (an AMI, a subnet and security groups exist in one region)."""
+
+    ami: str | None = None
+    subnet_id: str | None = None
+    security_group_ids: list[str] = Field(default_factory=list)
+
+
 class ProviderConfig(StrictModel):
     type: ProviderType
     api_key_env: str | None = Field(default=None, description="lambda: env var with the API key")
@@ -70,6 +95,8 @@ class ProviderConfig(StrictModel):
     accelerator_type: str | None = Field(default=None, pattern=r"^[a-z0-9-]+$",
                                          description="gcp: e.g. nvidia-tesla-t4")
     accelerator_count: int = Field(default=1, ge=1, le=16)
+    # aws: ids for the regions other than `region` that pools launch in.
+    regions: dict[str, RegionalSettings] = Field(default_factory=dict)
 
 
 class PoolProviderEntry(StrictModel):
@@ -346,6 +373,26 @@ class InstanceManagerConfig(StrictModel):
     stale_check_interval: GoDuration = DEFAULT_STALE_CHECK_INTERVAL
 
 
+# An installation id: a GCE label value too (lowercase letters, digits, dashes).
+CLUSTER_ID_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
+
+
+class OrphanSweepConfig(StrictModel):
+    """The reconciler that finds machines no live node owns (`server.orphan_sweep`)."""
+
+    interval: GoDuration = timedelta(minutes=2)
+    # How old a machine with no live owner must be before the sweep acts on it: a launch
+    # still on its way to being recorded is never one.
+    grace: GoDuration = timedelta(minutes=10)
+    mode: Literal["terminate", "report", "off"] = "terminate"
+
+    @model_validator(mode="after")
+    def _sane(self) -> OrphanSweepConfig:
+        if self.interval < timedelta(seconds=1):
+            raise ValueError(f"interval {self.interval} is under a second")
+        return self
+
+
 class ServerConfig(StrictModel):
     address: str = ":50051"
     external_address: str | None = None
@@ -358,6 +405,10 @@ class ServerConfig(StrictModel):
     # The Go version's docs called the notifier `coordinator`; both spellings load.
     coordinator: NotifierConfig | None = None
     instance_manager: InstanceManagerConfig = Field(default_factory=InstanceManagerConfig)
+    # Navarch additions: whose machines (the tag on every instance; default: derived from
+    # the Temporal namespace) and the sweep for machines no node owns.
+    cluster_id: str | None = Field(default=None, pattern=CLUSTER_ID_PATTERN)
+    orphan_sweep: OrphanSweepConfig = Field(default_factory=OrphanSweepConfig)
 
     @property
     def effective_heartbeat_timeout(self) -> timedelta:

@@ -47,6 +47,9 @@ class ProvisionRequest(StoredModel):
     zone: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     ssh_keys: list[str] = Field(default_factory=list)
+    # The installation that owns the machine (tagged on it); empty: the worker's default,
+    # derived from its Temporal namespace (`navarch.temporal.identity`).
+    cluster_id: str = ""
 
 
 class Instance(StoredModel):
@@ -64,6 +67,8 @@ class Instance(StoredModel):
     # The task queue this machine's agent polls, when it is not the node's own
     # (navarch-node-<node_id>): simulated hosts may share one.
     agent_task_queue: str | None = None
+    # The installation tag on the machine ("" when it has none: made before tags existed).
+    cluster: str = ""
 
 
 class TerminateRequest(StoredModel):

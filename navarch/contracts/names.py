@@ -21,6 +21,10 @@ def node_workflow_id(node_id: str) -> str:
     return f"node/{node_id}"
 
 
+# The one orphan sweep of a namespace (OrphanSweepWorkflow).
+SWEEP_WORKFLOW_ID = "orphan-sweep"
+
+
 SA_POOL = SearchAttributeKey.for_keyword("NavarchPool")
 SA_NODE_STATE = SearchAttributeKey.for_keyword("NavarchNodeState")
 SA_HEALTH = SearchAttributeKey.for_keyword("NavarchHealth")

@@ -285,9 +285,19 @@ class RetireInput(SignalModel):
     grace_seconds: float = Field(default=600.0, ge=0, le=MAX_GRACE_SECONDS)
 
 
+class InstanceGoneInput(SignalModel):
+    """The cloud no longer runs this node's machine (terminated, stopped or unknown there),
+    as the orphan sweep's check or the node's own lookup found: leave at once, no drain."""
+
+    kind: Literal["instance_gone"] = "instance_gone"
+    instance_id: BoundedText = ""  # the machine found gone; the node ignores another's
+    state: BoundedText = ""  # what the cloud said: "terminated", "stopping", "absent"
+    detail: BoundedText = ""
+
+
 NodeCommand = Annotated[
     CordonInput | UncordonInput | DrainInput | TerminateInput | RetireInput | ClearInput
-    | ApproveRepair | SpecUpdate,
+    | ApproveRepair | SpecUpdate | InstanceGoneInput,
     Field(discriminator="kind"),
 ]
 

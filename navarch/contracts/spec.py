@@ -21,16 +21,20 @@ from navarch.config.instance_types import (
 )
 from navarch.config.loader import LoadedConfig, resolve_relative
 from navarch.config.schema import (
+    CLUSTER_ID_PATTERN,
     DEFAULT_AUTOSCALE_INTERVAL,
     DEFAULT_COOLDOWN,
     DEFAULT_HEALTH_CHECK_INTERVAL,
     DEFAULT_REGISTRATION_TIMEOUT,
+    REGIONAL_KEYS,
     AutoscalingConfig,
     DiagnosticsConfig,
     HealthConfig,
     NotifierConfig,
+    ProviderConfig,
     ProviderType,
     Strategy,
+    regional_gaps,
 )
 from navarch.config.setup_commands import (
     DEFAULT_COMMAND_TIMEOUT,
@@ -53,6 +57,15 @@ _DEFAULT_POLICY = builtin_policy("default").source
 
 def _default_policy() -> PolicyFile:
     return _DEFAULT_POLICY.model_copy(deep=True)
+
+
+class RegionalIds(StoredModel):
+    """One region's own AWS ids: an AMI, a subnet and security groups each exist in one
+    region only."""
+
+    ami: str | None = None
+    subnet_id: str | None = None
+    security_group_ids: list[str] = Field(default_factory=list)
 
 
 class ProviderChoice(StoredModel):
@@ -79,6 +92,27 @@ class ProviderChoice(StoredModel):
     image: str | None = None
     accelerator_type: str | None = None  # gcp N1: attached GPUs
     accelerator_count: int = 1
+    regional: dict[str, RegionalIds] = Field(default_factory=dict)  # aws: per-region ids
+
+    def home_region(self) -> str | None:
+        """The region the top-level ids belong to: the provider's own, else the first the
+        pool names."""
+        return self.region or (self.regions[0] if self.regions else None)
+
+    def ids_for(self, region: str) -> RegionalIds:
+        """The AMI, subnet and security groups a launch in `region` uses: the region's own
+        entry, else the top level's (they belong to the home region). A region that would
+        borrow another region's ids is refused (config validation says so first)."""
+        top = {k: getattr(self, k) for k in REGIONAL_KEYS}
+        gaps = regional_gaps(top, self.home_region(),
+                             {r: e.model_dump() for r, e in self.regional.items()}, region)
+        if gaps:
+            raise ValueError(f"provider {self.name!r} has no {', '.join(gaps)} for region "
+                             f"{region!r} (the top-level ones are {self.home_region()}'s): "
+                             f"set them under providers.{self.name}.regions.{region}")
+        if region in self.regional:
+            return self.regional[region]
+        return RegionalIds(**top)
 
     def gpu_shape(self) -> GpuShape | None:
         """GPUs a machine of this choice has: attached accelerators, else the type's own."""
@@ -127,6 +161,8 @@ class PoolSpec(StoredModel):
     required_services: list[str] = Field(default_factory=list)
     # How long a (provider, region, instance type) that had no capacity is tried last.
     capacity_memory: GoDuration = timedelta(minutes=3)
+    # The installation tag on the pool's machines ("": the namespace's default).
+    cluster_id: str = Field(default="", pattern=f"^$|{CLUSTER_ID_PATTERN}")
 
     @model_validator(mode="after")
     def _bounds(self) -> PoolSpec:
@@ -172,6 +208,24 @@ class PoolSpec(StoredModel):
         return sorted(places, key=lambda pl: placement_key(*pl) in avoid)
 
 
+def provider_choice(name: str, prov: ProviderConfig, instance_type: str, *, priority: int = 0,
+                    weight: int = 0, regions: list[str] | None = None,
+                    zones: list[str] | None = None) -> ProviderChoice:
+    """A configured provider as a pool (or the orphan sweep) uses it."""
+    return ProviderChoice(
+        name=name, type=prov.type, instance_type=instance_type, priority=priority,
+        weight=weight, regions=list(regions or []), zones=list(zones or []),
+        project=prov.project, zone=prov.zone, region=prov.region,
+        gpu_count=prov.gpu_count, api_key_env=prov.api_key_env, ami=prov.ami,
+        subnet_id=prov.subnet_id, security_group_ids=list(prov.security_group_ids),
+        key_name=prov.key_name, iam_instance_profile=prov.iam_instance_profile,
+        spot=prov.spot, image=prov.image,
+        accelerator_type=prov.accelerator_type if prov.accelerator_type else None,
+        accelerator_count=prov.accelerator_count,
+        regional={r: RegionalIds(**e.model_dump()) for r, e in prov.regions.items()},
+    )
+
+
 def build_pool_spec(loaded: LoadedConfig, name: str) -> PoolSpec:
     cfg = loaded.config
     pool = cfg.pools[name]
@@ -186,18 +240,10 @@ def build_pool_spec(loaded: LoadedConfig, name: str) -> PoolSpec:
         prov = cfg.providers[prov_name]
         concrete = override or resolve_instance_type(pool.instance_type, prov.type)
         assert concrete is not None, "config validation rejects unmappable abstract types"
-        choices.append(ProviderChoice(
-            name=prov_name, type=prov.type, instance_type=concrete, priority=priority,
-            weight=weight, regions=list(regions) or ([pool.region] if pool.region else []),
-            zones=list(zones) or list(pool.zones), project=prov.project, zone=prov.zone,
-            region=prov.region,
-            gpu_count=prov.gpu_count, api_key_env=prov.api_key_env, ami=prov.ami,
-            subnet_id=prov.subnet_id, security_group_ids=list(prov.security_group_ids),
-            key_name=prov.key_name, iam_instance_profile=prov.iam_instance_profile,
-            spot=prov.spot, image=prov.image,
-            accelerator_type=prov.accelerator_type if prov.accelerator_type else None,
-            accelerator_count=prov.accelerator_count,
-        ))
+        choices.append(provider_choice(
+            prov_name, prov, concrete, priority=priority, weight=weight,
+            regions=list(regions) or ([pool.region] if pool.region else []),
+            zones=list(zones) or list(pool.zones)))
     policy_path = loaded.health_policy_path()
     policy = load_policy(policy_path).source if policy_path else _default_policy()
     server = cfg.server
@@ -222,6 +268,7 @@ def build_pool_spec(loaded: LoadedConfig, name: str) -> PoolSpec:
         autoscale_interval=server.autoscale_interval,
         notifier=server.effective_notifier,
         diagnostics=pool.diagnostics,
+        cluster_id=server.cluster_id or "",
         shape_check="strict" if pool.boot_checks.match_gpu_model else "count",
         required_services=list(pool.boot_checks.required_services),
         setup_commands=list(pool.setup_commands),

@@ -287,6 +287,7 @@ _NEW_NODE_FIELDS: dict[str, tuple[str, ...]] = {
     "instance type": ("instance_type",), "providers": ("providers",),
     "setup commands": ("setup_commands", "file_uploads"), "boot checks": (
         "required_services", "shape_check", "boot_deadline"),
+    "installation id": ("cluster_id",),
 }
 
 

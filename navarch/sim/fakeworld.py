@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS instances (
     gpu_model TEXT NOT NULL,
     agent_enabled INTEGER NOT NULL DEFAULT 1,
     never_boot INTEGER NOT NULL DEFAULT 0,
-    terminated_at REAL
+    terminated_at REAL,
+    cluster TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS instances_pool ON instances(pool, state);
 CREATE TABLE IF NOT EXISTS gpu_faults (
@@ -87,6 +88,7 @@ class FakeInstance:
     gpu_model: str
     agent_enabled: bool
     never_boot: bool
+    cluster: str = ""  # the installation tag
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,9 @@ class FakeWorld:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(instances)")}
+            if "cluster" not in columns:  # a world file from before installation tags
+                db.execute("ALTER TABLE instances ADD COLUMN cluster TEXT NOT NULL DEFAULT ''")
         finally:
             db.close()
 
@@ -169,6 +174,7 @@ class FakeWorld:
     def provision(
         self, *, node_id: str, pool: str, provider: str, instance_type: str, region: str,
         zone: str, gpu_count: int, gpu_model: str, boot_seconds: float = 0.0,
+        cluster: str = "",
     ) -> FakeInstance:
         """Create the machine for `node_id`, or return the one already made for it."""
         with self._conn() as db:
@@ -191,10 +197,10 @@ class FakeWorld:
             instance_id = f"fake-{node_id}"
             db.execute(
                 "INSERT INTO instances (instance_id, node_id, pool, provider, instance_type, "
-                "region, zone, state, created_at, boot_at, gpu_count, gpu_model, never_boot) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "region, zone, state, created_at, boot_at, gpu_count, gpu_model, never_boot, "
+                "cluster) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (instance_id, node_id, pool, provider, instance_type, region, zone, "pending",
-                 now, boot_at, gpu_count, gpu_model, int(never)),
+                 now, boot_at, gpu_count, gpu_model, int(never), cluster),
             )
             db.execute("INSERT INTO counters VALUES ('provisioned', 1) "
                        "ON CONFLICT(name) DO UPDATE SET value = value + 1")
@@ -406,5 +412,5 @@ def _instance(row: tuple[Any, ...]) -> FakeInstance:
         instance_id=row[0], node_id=row[1], pool=row[2], provider=row[3], instance_type=row[4],
         region=row[5], zone=row[6], state=row[7], created_at=row[8], boot_at=row[9],
         gpu_count=row[10], gpu_model=row[11], agent_enabled=bool(row[12]),
-        never_boot=bool(row[13]),
+        never_boot=bool(row[13]), cluster=row[15] if len(row) > 15 else "",
     )
