@@ -23,7 +23,7 @@ from navarch.contracts.names import node_workflow_id, pool_workflow_id
 from navarch.contracts.node import NodeStatus
 from navarch.contracts.pool import PoolInput, PoolStatus
 from navarch.contracts.spec import PoolSpec, ProviderChoice
-from navarch.sim.fakeworld import FakeWorld
+from navarch.sim.fakeworld import FakeInstance, FakeWorld
 from navarch.temporal.client import temporal_cli_path
 from navarch.workers.control_plane import ControlPlane
 from navarch.workflows import DiagnosticsWorkflow, PoolWorkflow
@@ -175,3 +175,33 @@ def temporal_cli(env: Any, *args: str) -> str:
     result = run_temporal_cli(env, *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def moto_hosts(endpoint: str, regions: tuple[str, ...] = ("us-east-1",)) -> Callable[
+        [], list[FakeInstance]]:
+    """A `discover` for FakeHostManager: the running Navarch machines moto holds in these
+    regions, each to be brought to life as a simulated GPU host."""
+    import boto3
+
+    clients = {r: boto3.client("ec2", endpoint_url=endpoint, region_name=r) for r in regions}
+
+    def discover() -> list[FakeInstance]:
+        out = []
+        for region, ec2 in clients.items():
+            found = ec2.describe_instances(Filters=[
+                {"Name": "tag:navarch:managed-by", "Values": ["navarch"]},
+                {"Name": "instance-state-name", "Values": ["running"]}])
+            for reservation in found["Reservations"]:
+                for inst in reservation["Instances"]:
+                    tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+                    if "navarch:node-id" not in tags:
+                        continue
+                    out.append(FakeInstance(
+                        instance_id=inst["InstanceId"], node_id=tags["navarch:node-id"],
+                        pool=tags.get("navarch:pool", ""), provider="aws",
+                        instance_type=inst["InstanceType"], region=region, zone="",
+                        state="running", created_at=0.0, boot_at=0.0, gpu_count=8,
+                        gpu_model="H100", agent_enabled=True, never_boot=False))
+        return out
+
+    return discover

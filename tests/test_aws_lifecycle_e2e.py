@@ -11,37 +11,24 @@ import boto3
 
 from navarch.agent.fake_host import FakeHostManager
 from navarch.contracts.spec import ProviderChoice
-from navarch.sim.fakeworld import FakeInstance, FakeWorld
+from navarch.sim.fakeworld import FakeWorld
 from navarch.workers.control_plane import ControlPlane
 
-from lifecycle_helpers import SimPlane, eventually, fast_spec, node_status, pool_status, start_pool
-
-
-def moto_hosts(endpoint: str):
-    ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name="us-east-1")
-
-    def discover() -> list[FakeInstance]:
-        found = ec2.describe_instances(Filters=[
-            {"Name": "tag:navarch:managed-by", "Values": ["navarch"]},
-            {"Name": "instance-state-name", "Values": ["running"]}])
-        out = []
-        for reservation in found["Reservations"]:
-            for inst in reservation["Instances"]:
-                tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
-                out.append(FakeInstance(
-                    instance_id=inst["InstanceId"], node_id=tags["navarch:node-id"],
-                    pool=tags["navarch:pool"], provider="aws",
-                    instance_type=inst["InstanceType"], region="us-east-1", zone="",
-                    state="running", created_at=0.0, boot_at=0.0, gpu_count=8,
-                    gpu_model="H100", agent_enabled=True, never_boot=False))
-        return out
-
-    return ec2, discover
+from lifecycle_helpers import (
+    SimPlane,
+    eventually,
+    fast_spec,
+    moto_hosts,
+    node_status,
+    pool_status,
+    start_pool,
+)
 
 
 async def test_pool_on_aws_comes_up_and_repairs(dev_env, tmp_path, aws_env):
     client = dev_env.client
-    ec2, discover = moto_hosts(aws_env)
+    ec2 = boto3.client("ec2", endpoint_url=aws_env, region_name="us-east-1")
+    discover = moto_hosts(aws_env)
     ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     world = FakeWorld(tmp_path / "faults.db")
     plane = ControlPlane(client, world=None, task_queue=f"navarch-{uuid.uuid4().hex}")

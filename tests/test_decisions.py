@@ -20,8 +20,10 @@ from navarch.contracts.node import (
 )
 from navarch.contracts.pool import PoolNode
 from navarch.contracts.spec import PoolSpec
+from navarch.contracts.sweep import Orphan
 from navarch.decisions import node as decide
 from navarch.decisions import pool as pool_rules
+from navarch.decisions import sweep as sweep_rules
 from navarch.health.events import HealthResult
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -310,3 +312,43 @@ def test_provision_backoff(streak, seconds):
 
 def test_the_reasons_a_step_records_are_the_contract_s():
     assert {r.value for r in TransitionReason} >= {"verdict_cleared", "spec_adopted"}
+
+
+# ------------------------------------------------------------------ orphan sweep
+
+GRACE = timedelta(minutes=10)
+
+
+def orphan(created_min_ago: float | None, instance_id: str = "i-1") -> Orphan:
+    created = NOW - timedelta(minutes=created_min_ago) if created_min_ago is not None else None
+    return Orphan(provider="aws", region="us-west-2", instance_id=instance_id,
+                  created_at=created, why="no workflow")
+
+
+@pytest.mark.parametrize(("created_min_ago", "seen_min_ago", "mode", "outcome"), [
+    (30, None, "terminate", "terminate"),  # old at the cloud, first seen now: its age counts
+    (5, None, "terminate", "waiting"),  # younger than the grace: a launch on its way
+    (None, None, "terminate", "waiting"),  # the cloud gives no launch time: from first sight
+    (None, 9, "terminate", "waiting"),
+    (None, 10, "terminate", "terminate"),
+    (-60, 11, "terminate", "terminate"),  # a creation time in the future: from first sight
+    (30, None, "report", "report"),
+    (5, None, "report", "waiting"),
+])
+def test_an_orphan_is_acted_on_only_past_the_grace(created_min_ago, seen_min_ago, mode,
+                                                   outcome):
+    o = orphan(created_min_ago)
+    seen = {o.key(): NOW - timedelta(minutes=seen_min_ago)} if seen_min_ago is not None else {}
+    plan = sweep_rules.plan_orphans([o], seen, set(), NOW, GRACE, mode)
+    got = {"terminate": plan.terminate, "report": plan.report, "waiting": plan.waiting}
+    assert [x.instance_id for x in got[outcome]] == ["i-1"]
+    assert sum(len(v) for v in got.values()) == 1
+    assert plan.first_seen[o.key()] == seen.get(o.key(), NOW)
+
+
+def test_a_reported_orphan_is_reported_once_and_a_vanished_one_is_forgotten():
+    kept, vanished = orphan(30, "i-kept"), orphan(30, "i-gone")
+    seen = {kept.key(): NOW - GRACE, vanished.key(): NOW - GRACE}
+    plan = sweep_rules.plan_orphans([kept], seen, {kept.key()}, NOW, GRACE, "report")
+    assert plan.report == [] and [o.instance_id for o in plan.waiting] == ["i-kept"]
+    assert set(plan.first_seen) == {kept.key()}

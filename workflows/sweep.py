@@ -209,7 +209,7 @@ class OrphanSweepWorkflow:
 def _orphan_counts(orphans: list[Orphan], targets: list[SweepTarget]
                    ) -> dict[tuple[tuple[str, str], ...], float]:
     counts: dict[tuple[tuple[str, str], ...], float] = {
-        (("provider", t.provider.name), ("region", t.region or "-")): 0 for t in targets}
+        (("provider", t.provider.name), ("region", t.region)): 0 for t in targets if t.region}
     for orphan in orphans:
         key = (("provider", orphan.provider), ("region", orphan.region or "-"))
         counts[key] = counts.get(key, 0) + 1

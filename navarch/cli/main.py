@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from navarch.cli import checks, node, pool, providers, simulate, up
+from navarch.cli import checks, cloud, node, pool, providers, simulate, up
 from navarch.cli.common import EXIT_INVALID, EXIT_OK
 from navarch.cli.output import err, help_like_other_clis
 from navarch.temporal.client import BinaryNotFound
@@ -32,6 +32,7 @@ app.add_typer(pool.pool_app, name="pool")
 app.add_typer(node.node_app, name="node")
 app.add_typer(up.demo_app, name="demo")
 app.add_typer(providers.provider_app, name="provider")
+app.add_typer(cloud.cloud_app, name="cloud")
 app.add_typer(simulate.simulate_app, name="simulate")
 app.command("up")(up.up)
 app.command("setup")(up.setup)
