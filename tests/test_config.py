@@ -117,6 +117,20 @@ def test_broken_file_reports_every_error_with_file_path_line_and_value(fixtures)
          "pools:\n  p: {provider: f, instance_type: x, max_nodes: 1}\n",
          "server.heartbeat_interval: '30 seconds' is not a duration"),
         ("pools: [a, b]\n", "pools: expected a mapping of keys to values"),
+        ("providers: {a: {type: aws, region: us-east-1, ami: ami-east, subnet_id: subnet-e}}\n"
+         "pools:\n  p: {provider: a, instance_type: h100-8x, max_nodes: 1, region: us-west-2}\n",
+         "cfg.yaml:3: pools.p.provider: pool lands in us-west-2, but provider 'a' gives ami, "
+         "subnet_id only for us-east-1: set them under providers.a.regions.us-west-2"),
+        ("providers: {a: {type: aws, region: us-east-1, ami: ami-east, subnet_id: subnet-e,\n"
+         "  regions: {us-west-2: {ami: ami-west}}}}\n"
+         "pools:\n  p: {provider: a, instance_type: h100-8x, max_nodes: 1, region: us-west-2}\n",
+         "gives subnet_id only for us-east-1"),
+        ("server: {orphan_sweep: {mode: delete}}\nproviders: {f: {type: fake}}\n"
+         "pools:\n  p: {provider: f, instance_type: x, max_nodes: 1}\n",
+         "server.orphan_sweep.mode: expected one of 'terminate', 'report' or 'off'"),
+        ("server: {cluster_id: Prod_A}\nproviders: {f: {type: fake}}\n"
+         "pools:\n  p: {provider: f, instance_type: x, max_nodes: 1}\n",
+         "server.cluster_id"),
         ("providers: {f: {type: fake}}\npools:\n  p: {provider: f, instance_type: x, max_nodes: 1\n",
          "not valid YAML"),
     ],
@@ -171,3 +185,39 @@ def test_schedule_days_accept_short_names_and_reject_typos():
                      " max_nodes: 2}\n")
     assert any("'thursdy' is not a day of the week; did you mean 'thursday'?" in e
                for e in errors)
+
+
+def test_per_region_ids_and_the_orphan_sweep_load():
+    from navarch.contracts.spec import build_pool_specs
+    from navarch.contracts.sweep import build_sweep_config
+
+    loaded = load_config("cfg.yaml", text="""
+server:
+  cluster_id: prod-a
+  orphan_sweep: {interval: 30s, grace: 5m, mode: report}
+providers:
+  aws:
+    type: aws
+    region: us-east-1
+    ami: ami-east
+    regions:
+      us-west-2: {ami: ami-west, subnet_id: subnet-w}
+  lam: {type: lambda}
+pools:
+  p:
+    providers:
+      - {name: aws, regions: [us-east-1, us-west-2]}
+      - {name: lam, regions: [us-west-1]}
+    instance_type: h100-8x
+    max_nodes: 2
+""")
+    choice = build_pool_specs(loaded)["p"].providers[0]
+    assert choice.ids_for("us-west-2").ami == "ami-west"
+    assert choice.ids_for("us-west-2").subnet_id == "subnet-w"
+    assert choice.ids_for("us-east-1").ami == "ami-east"
+    assert build_pool_specs(loaded)["p"].cluster_id == "prod-a"
+    sweep = build_sweep_config(loaded)
+    assert (sweep.cluster_id, sweep.interval, sweep.grace, sweep.mode) == (
+        "prod-a", timedelta(seconds=30), timedelta(minutes=5), "report")
+    # AWS per region; Lambda's listing is global: once.
+    assert [t.key() for t in sweep.targets] == ["aws/us-east-1", "aws/us-west-2", "lam/*"]

@@ -13,13 +13,21 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from navarch.contracts.names import node_workflow_id
+from navarch.contracts.names import SWEEP_WORKFLOW_ID, node_workflow_id
 from navarch.contracts.node import TransitionReason
 from navarch.contracts.spec import ProviderChoice
 from navarch.contracts.sweep import SweepConfig, SweepInput, SweepStatus, SweepTarget
 from navarch.temporal.identity import namespace_cluster_id
+from navarch.temporal.sweep import apply_sweep
 
-from lifecycle_helpers import control_plane, eventually, node_status, pool_status, ready_pool
+from lifecycle_helpers import (
+    control_plane,
+    eventually,
+    navarch_cli,
+    node_status,
+    pool_status,
+    ready_pool,
+)
 
 
 async def start_sweep(client: Client, task_queue: str, targets: list[SweepTarget], *,
@@ -145,3 +153,38 @@ async def test_a_node_whose_agent_falls_silent_asks_the_cloud_at_once(dev_env, t
         assert "agent silent and" in gone.transitions[-1].detail
         await client.get_workflow_handle(node_workflow_id(node)).describe()
         await client.get_workflow_handle(f"pool/{spec.name}").terminate("test over")
+
+
+async def test_apply_starts_and_reconfigures_the_sweep_and_the_cli_shows_it(dev_env, tmp_path):
+    """`navarch pool apply` starts the namespace's one sweep (or reconfigures it);
+    `navarch cloud orphans` shows what it found, `--now` sweeps at once."""
+    client = dev_env.client
+    provider = f"sim-{uuid.uuid4().hex[:6]}"
+    choice = ProviderChoice(name=provider, type="fake", instance_type="h100-8x")
+    config = SweepConfig(interval=timedelta(minutes=10), grace=timedelta(minutes=10),
+                         mode="report", targets=[SweepTarget(provider=choice, region="local")])
+    async with control_plane(client, tmp_path) as plane:
+        try:
+            assert await apply_sweep(client, config, plane.task_queue) == "started"
+            assert await apply_sweep(client, config, plane.task_queue) == "unchanged"
+            wider = config.model_copy(update={"grace": timedelta(seconds=0)})
+            assert (await apply_sweep(client, wider, plane.task_queue)).startswith(
+                "configured: every 0:10:00, grace 0:00:00, mode report, 1 target(s)")
+            ghost = plane.world.provision(
+                node_id=f"ghost-{uuid.uuid4().hex[:6]}", pool="p", provider=provider,
+                instance_type="h100-8x", region="local", zone="", gpu_count=8,
+                gpu_model="H100", cluster=await namespace_cluster_id(client)).instance_id
+            now = await navarch_cli(dev_env, "cloud", "orphans", "--now", "-o", "json")
+            assert now.returncode == 0, now.stderr
+            found = SweepStatus.model_validate_json(now.stdout)
+            assert [o.instance_id for o in found.orphans] == [ghost]
+            assert ("reported", ghost) in actions(found)
+            shown = await navarch_cli(dev_env, "cloud", "orphans")
+            assert shown.returncode == 0, shown.stderr
+            assert "orphan sweep (report, every 0:10:00, grace 0:00:00)" in shown.stdout
+            assert ghost in shown.stdout and "no workflow node/ghost-" in shown.stdout
+        finally:
+            await client.get_workflow_handle(SWEEP_WORKFLOW_ID).terminate("test over")
+    missing = await navarch_cli(dev_env, "cloud", "orphans")
+    assert missing.returncode == 1
+    assert "no orphan sweep runs in this namespace (the last one terminated)" in missing.stderr

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from navarch.cli.common import fail, show
@@ -21,18 +21,21 @@ cloud_app = typer.Typer(help="What runs at the clouds, against what Navarch owns
 
 async def fetch_sweep(client: Client, *, now: bool = False) -> SweepStatus:
     handle = client.get_workflow_handle(SWEEP_WORKFLOW_ID)
+    start = "`navarch pool apply -f CONFIG` (or `navarch up -f CONFIG`) starts it"
     try:
-        if now:
-            answer: SweepStatus = await handle.execute_update("sweep_now",
-                                                              result_type=SweepStatus)
-            return answer
-        status: SweepStatus = await handle.query("status", result_type=SweepStatus)
-        return status
+        described = await handle.describe()
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:
-            fail("no orphan sweep runs in this namespace: `navarch pool apply -f CONFIG` "
-                 "(or `navarch up -f CONFIG`) starts it")
+            fail(f"no orphan sweep runs in this namespace: {start}")
         raise
+    if described.status != WorkflowExecutionStatus.RUNNING:
+        ended = described.status.name.lower() if described.status else "closed"
+        fail(f"no orphan sweep runs in this namespace (the last one {ended}): {start}")
+    if now:
+        answer: SweepStatus = await handle.execute_update("sweep_now", result_type=SweepStatus)
+        return answer
+    status: SweepStatus = await handle.query("status", result_type=SweepStatus)
+    return status
 
 
 @cloud_app.command("orphans")
