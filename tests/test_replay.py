@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,9 @@ from temporalio.worker import Replayer
 from navarch.contracts.diagnostics import DiagnosticsInput
 from navarch.contracts.node import NodeOperationResult
 from navarch.contracts.pool import PoolUpdateResult
+from navarch.contracts.spec import ProviderChoice
+from navarch.contracts.sweep import SweepConfig, SweepInput, SweepStatus, SweepTarget
+from navarch.temporal.identity import namespace_cluster_id
 from navarch.workflows import WORKFLOWS
 from navarch.workflows.diagnostics import DiagnosticsWorkflow
 
@@ -47,7 +50,7 @@ def _files() -> list[Path]:
 def test_histories_of_every_workflow_type_are_recorded():
     kinds = {json.loads(p.read_text())["events"][0]["workflowExecutionStartedEventAttributes"]
              ["workflowType"]["name"] for p in _files()}
-    assert {"PoolWorkflow", "NodeWorkflow", "DiagnosticsWorkflow"} <= kinds
+    assert {"PoolWorkflow", "NodeWorkflow", "DiagnosticsWorkflow", "OrphanSweepWorkflow"} <= kinds
 
 
 @pytest.mark.parametrize("path", _files(), ids=lambda p: p.stem)
@@ -136,3 +139,46 @@ async def test_record_histories(dev_env, tmp_path):
             path = HISTORIES / (f"{stamp}-{kind}-{workflow_id.split('/')[1][-8:]}-"
                                 f"{len(history.events)}-events.json")
             path.write_text(json.dumps(history.to_json_dict(), indent=1))
+
+
+@pytest.mark.skipif(not RECORD, reason="set NAVARCH_RECORD_HISTORIES=1 to record histories")
+async def test_record_sweep_histories(dev_env, tmp_path):
+    """The orphan sweep's life (an orphan of this installation terminated, another's left,
+    a reconfiguration, a sweep on demand) and a node told its machine is gone."""
+    client = dev_env.client
+    ours = await namespace_cluster_id(client)
+    choice = ProviderChoice(name="replay-sweep", type="fake", instance_type="h100-8x")
+    async with control_plane(client, tmp_path) as plane:
+        spec = fast_spec(name="replay-sweep", min_nodes=1, providers=[choice],
+                         health={"unreachable_toleration": timedelta(minutes=30)})
+        await start_pool(client, plane, spec)
+        pool = await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 1)
+        node = pool.nodes[0].node_id
+        for name, cluster in (("ghost", ours), ("theirs", "another-install")):
+            plane.world.provision(node_id=f"{name}-{node[:6]}", pool=spec.name,
+                                  provider=choice.name, instance_type="h100-8x",
+                                  region="local", zone="", gpu_count=8, gpu_model="H100",
+                                  cluster=cluster)
+        config = SweepConfig(interval=timedelta(seconds=1), grace=timedelta(seconds=1),
+                             targets=[SweepTarget(provider=choice, region="local")])
+        sweep = await client.start_workflow("OrphanSweepWorkflow", SweepInput(config=config),
+                                            id="orphan-sweep-replay",
+                                            task_queue=plane.task_queue)
+        await eventually(lambda: sweep.query("status", result_type=SweepStatus),
+                         lambda st: st.terminated == 1)
+        await sweep.execute_update("configure", config.model_copy(
+            update={"mode": "report"}), result_type=str)
+        await sweep.execute_update("sweep_now", result_type=SweepStatus)
+        machine = plane.world.get_by_node(node)
+        assert machine is not None
+        plane.world.terminate(machine.instance_id)
+        await eventually(lambda: node_status(client, node), lambda n: n.state.is_terminal())
+        await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 1)
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+        for workflow_id in ("orphan-sweep-replay", f"node/{node}"):
+            history = await client.get_workflow_handle(workflow_id).fetch_history()
+            kind = workflow_id.split("/")[0].split("-replay")[0]
+            path = HISTORIES / f"{stamp}-{kind}-{node[-8:]}-{len(history.events)}-events.json"
+            path.write_text(json.dumps(history.to_json_dict(), indent=1))
+        await sweep.terminate("recorded")
+        await client.get_workflow_handle(f"pool/{spec.name}").terminate("recorded")
