@@ -17,6 +17,8 @@ Names and labels (all `navarch_`):
 | `pool_gpus` | gauge | pool, model |
 | `pool_target` | gauge | pool |
 | `autoscaler_decisions` | counter | pool, autoscaler, direction |
+| `orphan_instances` | gauge | provider, region (from the one orphan sweep) |
+| `orphans_terminated` | counter | provider, region |
 """
 
 from __future__ import annotations
