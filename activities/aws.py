@@ -181,13 +181,17 @@ class AwsProvider:
         return None
 
     async def list(self, pool: str) -> list[Instance]:
-        found = await self._call(self.client().describe_instances, Filters=[
-            {"Name": f"tag:{TAG_POOL}", "Values": [pool]},
-            {"Name": f"tag:{TAG_MANAGED}", "Values": ["navarch"]},
-            {"Name": "instance-state-name", "Values": ["pending", "running"]},
-        ])
-        return [self._instance(i, self.region) for r in found.get("Reservations", [])
-                for i in r.get("Instances", [])]
+        """The pool's machines in every region the provider uses."""
+        out: list[Instance] = []
+        for where in dict.fromkeys([self.region, *self.choice.regions]):
+            found = await self._call(self.client(where).describe_instances, Filters=[
+                {"Name": f"tag:{TAG_POOL}", "Values": [pool]},
+                {"Name": f"tag:{TAG_MANAGED}", "Values": ["navarch"]},
+                {"Name": "instance-state-name", "Values": ["pending", "running"]},
+            ])
+            out += [self._instance(i, where) for r in found.get("Reservations", [])
+                    for i in r.get("Instances", [])]
+        return out
 
     async def list_managed(self, region: str) -> builtins.list[Instance]:
         def pages() -> list[dict[str, Any]]:

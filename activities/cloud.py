@@ -207,7 +207,7 @@ class CloudActivities:
         provider = self.provider(params.provider)
         while True:
             try:
-                inst = await provider.get(params.instance_id)
+                inst = await provider.get(params.instance_id, params.region or None)
             except ProviderError as exc:
                 if exc.error_type is CloudErrorType.INVALID_REQUEST:
                     raise BootstrapFailed(f"looking up {params.instance_id}: {exc}") from None

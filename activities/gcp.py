@@ -303,7 +303,7 @@ class GcpProvider:
             instance_id=f"{zone}/{inst.name}", node_id=labels.get("navarch-node-id", ""),
             pool=labels.get("navarch-pool", ""), provider=self.choice.name,
             instance_type=str(inst.machine_type).rsplit("/", 1)[-1] or self.choice.instance_type,
-            region=zone.rsplit("-", 1)[0], zone=zone,
+            region=zone.rsplit("-", 1)[0], zone=zone, project=self.project,
             state=_STATES.get(_enum_name(inst.status), InstanceState.PENDING),
             public_ip=public, private_ip=(nic.network_i_p if nic else None) or None,
             created_at=_timestamp(getattr(inst, "creation_timestamp", "")),

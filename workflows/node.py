@@ -715,8 +715,7 @@ class NodeWorkflow:
 
     def _is_my_machine(self, command: InstanceGoneInput) -> bool:
         inst = self._rec.instance
-        return not command.instance_id or (inst is not None
-                                           and inst.instance_id == command.instance_id)
+        return inst is not None and inst.instance_id == command.instance_id
 
     def _reachable_again(self) -> None:
         st = self._st()

@@ -60,6 +60,7 @@ class Instance(StoredModel):
     instance_type: str
     region: str = ""
     zone: str = ""
+    project: str = ""  # GCP: the project it lives in
     state: InstanceState
     created_at: datetime | None = None
     public_ip: str | None = None
