@@ -111,3 +111,20 @@ async def test_list_types_in_the_choice_zones_and_everywhere(gce):
     assert by_name["a3-highgpu-8g"].zones == ["us-central1-a", "us-central1-b"]
     assert by_name["nvidia-tesla-t4"].zones == ["us-central1-a", "us-central1-b"]
     assert any("aggregated/machineTypes" in r and "filter=" in r for r in gce.catalog_requests)
+
+
+async def test_a_zone_refused_then_another_is_a_new_request_and_a_node_has_one_machine(gce):
+    """A capacity refusal in zone a, then zone b: a different requestId (GCE would answer
+    the first request's operation again for a reused one). Asked again in zone a, the node's
+    machine in zone b is found, not made twice."""
+    gcp = GcpProvider(choice(zones=["us-central1-a", "us-central1-b"]))
+    gce.fail_next.append("ZONE_RESOURCE_POOL_EXHAUSTED")
+    with pytest.raises(ProviderError) as info:
+        await gcp.provision(request("n-zones").model_copy(update={"zone": "us-central1-a"}))
+    assert info.value.error_type is CloudErrorType.CAPACITY
+    made = await gcp.provision(request("n-zones").model_copy(update={"zone": "us-central1-b"}))
+    assert made.zone == "us-central1-b" and made.project == "ml-prod"
+    assert len(set(gce.by_request_id)) == 2
+    again = await gcp.provision(request("n-zones").model_copy(update={"zone": "us-central1-a"}))
+    assert again.instance_id == made.instance_id == "us-central1-b/nv-n-zones"
+    assert gce.inserts == 2 and list(gce.instances) == [("us-central1-b", "nv-n-zones")]

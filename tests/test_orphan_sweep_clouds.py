@@ -32,7 +32,7 @@ from navarch.contracts.cloud import CloudErrorType, ProvisionRequest
 from navarch.contracts.node import NodeState, TransitionReason
 from navarch.contracts.spec import ProviderChoice, RegionalIds
 from navarch.contracts.sweep import SweepConfig, SweepInput, SweepStatus, SweepTarget
-from navarch.sim.fakeworld import FakeWorld
+from navarch.sim.fakeworld import FakeInstance, FakeWorld
 from navarch.temporal.identity import namespace_cluster_id
 from navarch.workers.control_plane import ControlPlane
 
@@ -296,3 +296,64 @@ async def test_gce_and_lambda_launches_whose_answer_is_lost_make_one_machine(
         listed = [i for i in await provider.list_managed("") if i.node_id == "n-lost"]
         assert [i.instance_id for i in listed] == [again.instance_id]
         assert listed[0].cluster == "ours"
+
+
+def gce_hosts(api: FakeGceApi) -> list[FakeInstance]:
+    return [host(f"{zone}/{name}", inst.get("labels", {}).get("navarch-node-id", ""), zone)
+            for (zone, name), inst in list(api.instances.items())]
+
+
+def lambda_hosts(api: FakeLambdaApi) -> list[FakeInstance]:
+    return [host(iid, {t["key"]: t["value"] for t in inst.get("tags", [])}.get(
+                 "navarch-node-id", ""), inst["region"]["name"])
+            for iid, inst in list(api.instances.items()) if inst["status"] != "terminated"]
+
+
+def host(instance_id: str, node_id: str, where: str) -> FakeInstance:
+    return FakeInstance(instance_id=instance_id, node_id=node_id, pool="", provider="",
+                        instance_type="", region=where, zone="", state="running",
+                        created_at=0.0, boot_at=0.0, gpu_count=8, gpu_model="H100",
+                        agent_enabled=True, never_boot=False)
+
+
+@pytest.mark.parametrize("cloud", ["gcp", "lambda"])
+async def test_on_gce_and_lambda_a_machine_gone_behind_navarchs_back_is_replaced(
+        dev_env, tmp_path, gce, lambda_api, cloud):
+    client = dev_env.client
+    if cloud == "gcp":
+        choice = ProviderChoice(name=f"gcp-{uuid.uuid4().hex[:6]}", type="gcp",
+                                instance_type="a3-highgpu-8g", project="ml-prod",
+                                zone="us-central1-a")
+        discover, remove = (lambda: gce_hosts(gce)), (
+            lambda iid: gce.instances.pop(tuple(iid.split("/", 1))))
+    else:
+        choice = ProviderChoice(name=f"lambda-{uuid.uuid4().hex[:6]}", type="lambda",
+                                instance_type="gpu_8x_h100_sxm5", regions=["us-west-2"])
+        discover = lambda: lambda_hosts(lambda_api)  # noqa: E731
+        remove = lambda iid: lambda_api.instances[iid].update(status="terminated")  # noqa: E731
+    world = FakeWorld(tmp_path / "faults.db")
+    plane = ControlPlane(client, world=None, task_queue=f"navarch-{uuid.uuid4().hex}")
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(plane.run(stop)), asyncio.create_task(
+        FakeHostManager(client, world, discover=discover).run(stop))]
+    try:
+        spec = fast_spec(min_nodes=1, providers=[choice],
+                         health={"unreachable_toleration": timedelta(minutes=30)})
+        await start_pool(client, SimPlane(plane, world), spec)
+        pool = await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 1,
+                                within=60, what=f"1 ready on {cloud}")
+        node = await node_status(client, pool.nodes[0].node_id)
+        remove(node.instance_id)  # reclaimed at the cloud
+        gone = await eventually(lambda: node_status(client, node.node_id),
+                                lambda n: n.state.is_terminal(), within=30, what="it left")
+        assert gone.transitions[-1].reason is TransitionReason.INSTANCE_GONE
+        assert node.instance_id in gone.transitions[-1].detail
+        await eventually(lambda: pool_status(client, spec.name),
+                         lambda p: p.ready == 1 and p.replacements == 1, within=60,
+                         what="replaced")
+        await client.get_workflow_handle(f"pool/{spec.name}").terminate("test over")
+    finally:
+        stop.set()
+        for task in tasks:
+            with contextlib.suppress(Exception):
+                await task

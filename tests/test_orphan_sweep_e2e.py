@@ -7,12 +7,15 @@ test_orphan_sweep_clouds.py. The sweep's decisions are table-tested in test_deci
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+import pytest
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 
+from navarch.cli.common import refusal
 from navarch.contracts.names import SWEEP_WORKFLOW_ID, node_workflow_id
 from navarch.contracts.node import TransitionReason
 from navarch.contracts.spec import ProviderChoice
@@ -89,6 +92,12 @@ async def test_the_sweep_terminates_this_installations_orphans_and_replaces_gone
             still = plane.world.get(foreign)
             assert still is not None and still.state != "terminated"
             assert all(o.instance_id != machine.instance_id for o in after.orphans)
+
+            # Word of another machine gone does not move the node.
+            await client.get_workflow_handle(node_workflow_id(node)).signal(
+                "instance_gone", {"instance_id": "i-someone-else", "state": "terminated"})
+            await asyncio.sleep(1)
+            assert (await node_status(client, node)).state.value == "ready"
 
             # The node's machine is terminated behind Navarch's back (a spot reclaim).
             plane.world.terminate(machine.instance_id)
@@ -167,6 +176,10 @@ async def test_apply_starts_and_reconfigures_the_sweep_and_the_cli_shows_it(dev_
         try:
             assert await apply_sweep(client, config, plane.task_queue) == "started"
             assert await apply_sweep(client, config, plane.task_queue) == "unchanged"
+            with pytest.raises(WorkflowUpdateFailedError) as bad:
+                await client.get_workflow_handle(SWEEP_WORKFLOW_ID).execute_update(
+                    "configure", {"mode": "delete"}, result_type=str)
+            assert "mode" in refusal(bad.value) and "delete" in refusal(bad.value)
             wider = config.model_copy(update={"grace": timedelta(seconds=0)})
             assert (await apply_sweep(client, wider, plane.task_queue)).startswith(
                 "configured: every 0:10:00, grace 0:00:00, mode report, 1 target(s)")
