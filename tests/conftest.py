@@ -103,6 +103,27 @@ def aws_env(monkeypatch, moto_url):
 
 
 @pytest.fixture
+def gce(monkeypatch):
+    """A local Compute Engine API server, with the GCP provider pointed at it."""
+    from fake_gce_api import FakeGceApi
+
+    with FakeGceApi() as server:
+        monkeypatch.setenv("NAVARCH_GCP_ENDPOINT", server.url)
+        yield server
+
+
+@pytest.fixture
+def lambda_api(monkeypatch):
+    """A local Lambda Cloud API server, with the Lambda provider pointed at it and its key."""
+    from fake_lambda_api import API_KEY, FakeLambdaApi
+
+    monkeypatch.setenv("LAMBDA_API_KEY", API_KEY)
+    with FakeLambdaApi() as server:
+        monkeypatch.setenv("NAVARCH_LAMBDA_API_URL", server.url)
+        yield server
+
+
+@pytest.fixture
 def tools(tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -23,6 +23,7 @@ from navarch.contracts.names import node_workflow_id, pool_workflow_id
 from navarch.contracts.node import NodeStatus
 from navarch.contracts.pool import PoolInput, PoolStatus
 from navarch.contracts.spec import PoolSpec, ProviderChoice
+from navarch.contracts.sweep import SweepConfig, SweepInput, SweepMode, SweepStatus, SweepTarget
 from navarch.sim.fakeworld import FakeInstance, FakeWorld
 from navarch.temporal.client import temporal_cli_path
 from navarch.workers.control_plane import ControlPlane
@@ -205,3 +206,20 @@ def moto_hosts(endpoint: str, regions: tuple[str, ...] = ("us-east-1",)) -> Call
         return out
 
     return discover
+
+
+async def start_sweep(client: Client, task_queue: str, targets: list[SweepTarget], *,
+                      mode: SweepMode = "terminate", grace: float = 2.0
+                      ) -> WorkflowHandle[Any, Any]:
+    """An orphan sweep every second, under an id of its own for this test (the dev server
+    is shared by the session; `orphan-sweep` is the namespace's real one)."""
+    config = SweepConfig(interval=timedelta(seconds=1), grace=timedelta(seconds=grace),
+                         mode=mode, targets=targets)
+    return await client.start_workflow("OrphanSweepWorkflow", SweepInput(config=config),
+                                       id=f"orphan-sweep-{uuid.uuid4().hex[:8]}",
+                                       task_queue=task_queue)
+
+
+async def sweep_status(handle: WorkflowHandle[Any, Any]) -> SweepStatus:
+    status: SweepStatus = await handle.query("status", result_type=SweepStatus)
+    return status

@@ -9,15 +9,6 @@ from navarch.activities.gcp import GcpProvider
 from navarch.contracts.cloud import CloudErrorType, InstanceState, ProvisionRequest
 from navarch.contracts.spec import ProviderChoice
 
-from fake_gce_api import FakeGceApi
-
-
-@pytest.fixture
-def gce(monkeypatch):
-    with FakeGceApi() as server:
-        monkeypatch.setenv("NAVARCH_GCP_ENDPOINT", server.url)
-        yield server
-
 
 def choice(**kw) -> ProviderChoice:
     return ProviderChoice(name="gcp", type="gcp", instance_type="a3-highgpu-8g",

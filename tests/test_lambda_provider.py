@@ -9,15 +9,12 @@ from navarch.activities.lambda_labs import LambdaProvider
 from navarch.contracts.cloud import CloudErrorType, InstanceState, ProvisionRequest
 from navarch.contracts.spec import ProviderChoice
 
-from fake_lambda_api import API_KEY, FakeLambdaApi
+from fake_lambda_api import API_KEY
 
 
 @pytest.fixture
-def api(monkeypatch):
-    monkeypatch.setenv("LAMBDA_API_KEY", API_KEY)
-    with FakeLambdaApi() as server:
-        monkeypatch.setenv("NAVARCH_LAMBDA_API_URL", server.url)
-        yield server
+def api(lambda_api):
+    return lambda_api
 
 
 def choice(**kw) -> ProviderChoice:

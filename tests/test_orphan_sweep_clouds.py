@@ -22,7 +22,7 @@ from typing import Any
 
 import boto3
 import pytest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from navarch.activities.cloud import ProviderError
 from navarch.activities.gcp import GcpProvider
@@ -31,13 +31,13 @@ from navarch.agent.fake_host import FakeHostManager
 from navarch.contracts.cloud import CloudErrorType, ProvisionRequest
 from navarch.contracts.node import NodeState, TransitionReason
 from navarch.contracts.spec import ProviderChoice, RegionalIds
-from navarch.contracts.sweep import SweepConfig, SweepInput, SweepStatus, SweepTarget
+from navarch.contracts.sweep import SweepStatus, SweepTarget
 from navarch.sim.fakeworld import FakeInstance, FakeWorld
 from navarch.temporal.identity import namespace_cluster_id
 from navarch.workers.control_plane import ControlPlane
 
 from fake_gce_api import FakeGceApi
-from fake_lambda_api import API_KEY, FakeLambdaApi
+from fake_lambda_api import FakeLambdaApi
 from lifecycle_helpers import (
     SimPlane,
     eventually,
@@ -46,6 +46,8 @@ from lifecycle_helpers import (
     node_status,
     pool_status,
     start_pool,
+    start_sweep,
+    sweep_status,
 )
 from local_http import LossyProxy
 
@@ -94,20 +96,6 @@ async def cloud_plane(client: Client, tmp_path: Any, endpoint: str, *,
         for task in tasks:
             with contextlib.suppress(Exception):
                 await task
-
-
-async def start_sweep(client: Client, task_queue: str, targets: list[SweepTarget]
-                      ) -> WorkflowHandle[Any, Any]:
-    config = SweepConfig(interval=timedelta(seconds=1), grace=timedelta(seconds=2),
-                         targets=targets)
-    return await client.start_workflow("OrphanSweepWorkflow", SweepInput(config=config),
-                                       id=f"orphan-sweep-{uuid.uuid4().hex[:8]}",
-                                       task_queue=task_queue)
-
-
-async def sweep_status(handle: WorkflowHandle[Any, Any]) -> SweepStatus:
-    status: SweepStatus = await handle.query("status", result_type=SweepStatus)
-    return status
 
 
 def terminated(status: SweepStatus) -> set[str]:
@@ -224,21 +212,6 @@ async def test_a_launch_whose_answer_is_lost_leaves_one_machine(dev_env, tmp_pat
         made = machines(aws_env, "us-west-2", navarch_node_id=pool.nodes[0].node_id)
         assert len(made) == 1, [m["InstanceId"] for m in made]
         assert not pool.replacements
-
-
-@pytest.fixture
-def gce(monkeypatch):
-    with FakeGceApi() as server:
-        monkeypatch.setenv("NAVARCH_GCP_ENDPOINT", server.url)
-        yield server
-
-
-@pytest.fixture
-def lambda_api(monkeypatch):
-    monkeypatch.setenv("LAMBDA_API_KEY", API_KEY)
-    with FakeLambdaApi() as server:
-        monkeypatch.setenv("NAVARCH_LAMBDA_API_URL", server.url)
-        yield server
 
 
 async def test_on_gce_and_lambda_the_sweep_terminates_only_this_installations_orphans(

@@ -10,16 +10,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 
 from navarch.cli.common import refusal
 from navarch.contracts.names import SWEEP_WORKFLOW_ID, node_workflow_id
 from navarch.contracts.node import TransitionReason
 from navarch.contracts.spec import ProviderChoice
-from navarch.contracts.sweep import SweepConfig, SweepInput, SweepStatus, SweepTarget
+from navarch.contracts.sweep import SweepConfig, SweepStatus, SweepTarget
 from navarch.temporal.identity import namespace_cluster_id
 from navarch.temporal.sweep import apply_sweep
 
@@ -30,22 +29,9 @@ from lifecycle_helpers import (
     node_status,
     pool_status,
     ready_pool,
+    start_sweep,
+    sweep_status,
 )
-
-
-async def start_sweep(client: Client, task_queue: str, targets: list[SweepTarget], *,
-                      mode: str = "terminate", grace: float = 2.0) -> WorkflowHandle[Any, Any]:
-    """A sweep of its own id for this test (the dev server is shared by the session)."""
-    config = SweepConfig(interval=timedelta(seconds=1), grace=timedelta(seconds=grace),
-                         mode=mode, targets=targets)
-    return await client.start_workflow("OrphanSweepWorkflow", SweepInput(config=config),
-                                       id=f"orphan-sweep-{uuid.uuid4().hex[:8]}",
-                                       task_queue=task_queue)
-
-
-async def sweep_status(handle: WorkflowHandle[Any, Any]) -> SweepStatus:
-    status: SweepStatus = await handle.query("status", result_type=SweepStatus)
-    return status
 
 
 def actions(status: SweepStatus) -> list[tuple[str, str]]:
