@@ -1,5 +1,6 @@
-"""The workload notifier: tell the workload system (a scheduler, Kubernetes, ...) that a node
-was cordoned, uncordoned or is being drained, and ask whether the drain is done.
+"""The workload notifier: tell the workload system (Slurm, Kubernetes, a webhook) that a
+node was cordoned, uncordoned or is being drained, ask whether the drain is done, and at the
+grace's end requeue, cancel or delete what is left.
 
 Webhook payloads keep the Go Navarch's shape: POST `{event, node_id, reason, timestamp}`;
 drain status is `GET drain_status_url?node_id=...` answering `{drained, message}`.
@@ -25,12 +26,24 @@ from temporalio.exceptions import ApplicationError
 from navarch.config.schema import NotifierConfig
 from navarch.contracts.notifier import (
     DRAIN_STATUS,
+    FORCE_DRAIN,
     NOTIFY,
     DrainStatus,
     DrainStatusInput,
+    ForceDrainInput,
+    ForceDrainResult,
     NotifyInput,
+    SchedulerNode,
 )
 from navarch.redact import excerpt, scrub
+
+
+class SchedulerUnreachable(ApplicationError):
+    """The workload scheduler did not answer (or refused): retried, never "drained"."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type="SchedulerUnreachable")
+
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -82,10 +95,36 @@ async def _call(method: str, url: str, cfg: NotifierConfig, payload: Any = None)
     return data
 
 
+def _scheduler(cfg: NotifierConfig) -> Any:
+    """The workload scheduler a notifier config names (slurm, kubernetes), or None."""
+    if cfg.type == "slurm" and cfg.slurm is not None:
+        from .slurm import Slurm
+
+        return Slurm(cfg.slurm)
+    if cfg.type == "kubernetes" and cfg.kubernetes is not None:
+        from .kubernetes import Kubernetes
+
+        return Kubernetes(cfg.kubernetes)
+    return None
+
+
+def _target(node_id: str, target: SchedulerNode | None) -> SchedulerNode:
+    return target or SchedulerNode(node_id=node_id)
+
+
 @activity.defn(name=NOTIFY)
 async def notify(params: NotifyInput) -> bool:
-    """POST the event; False when no URL is configured for it (nothing to do)."""
+    """Tell the workload scheduler (cordon or drain: no new work; uncordon: only what
+    Navarch itself cordoned), or POST the event to the webhook; False when nothing is
+    configured for it."""
     cfg = params.notifier
+    scheduler = _scheduler(cfg)
+    if scheduler is not None:
+        target = _target(params.node_id, params.target)
+        said = (await scheduler.resume(target) if params.event == "uncordon"
+                else await scheduler.drain(target, params.reason))
+        activity.logger.info("%s %s: %s", cfg.type, params.event, said)
+        return True
     if cfg.type != "webhook" or cfg.webhook is None:
         return False
     url = getattr(cfg.webhook, f"{params.event}_url")
@@ -104,6 +143,11 @@ async def notify(params: NotifyInput) -> bool:
 @activity.defn(name=DRAIN_STATUS)
 async def drain_status(params: DrainStatusInput) -> DrainStatus:
     cfg = params.notifier
+    scheduler = _scheduler(cfg)
+    if scheduler is not None:
+        status: DrainStatus = await scheduler.status(_target(params.node_id, params.target),
+                                                     probe_only=params.probe_only)
+        return status
     if cfg.type != "webhook" or cfg.webhook is None or not cfg.webhook.drain_status_url:
         return DrainStatus(drained=True, message="no drain_status_url configured")
     base = cfg.webhook.drain_status_url
@@ -120,4 +164,13 @@ async def drain_status(params: DrainStatusInput) -> DrainStatus:
         ) from None
 
 
-NOTIFIER_ACTIVITIES: list[Callable[..., object]] = [notify, drain_status]
+@activity.defn(name=FORCE_DRAIN)
+async def force_drain(params: ForceDrainInput) -> ForceDrainResult:
+    scheduler = _scheduler(params.notifier)
+    if scheduler is None:
+        return ForceDrainResult(action="none", detail=f"notifier {params.notifier.type}")
+    result: ForceDrainResult = await scheduler.force(params.target)
+    return result
+
+
+NOTIFIER_ACTIVITIES: list[Callable[..., object]] = [notify, drain_status, force_drain]

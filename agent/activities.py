@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -66,7 +67,10 @@ class AgentActivities:
 
     @activity.defn(name=agent_api.GPU_INVENTORY)
     async def gpu_inventory(self, node_id: str) -> Inventory:
-        return self.backend.inventory()
+        inventory = self.backend.inventory()
+        if not inventory.hostname:
+            inventory.hostname = socket.gethostname()
+        return inventory
 
     @activity.defn(name=agent_api.BOOT_CHECK)
     async def boot_check(self, params: BootCheckInput) -> BootCheckResult:

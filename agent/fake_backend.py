@@ -87,7 +87,8 @@ class FakeGpuBackend:
                     pci_bus_id=f"0000:{0x18 + i:02x}:00.0", memory_total_mib=81559)
             for i in range(self.gpu_count)
         ]
-        return Inventory(node_id=self.node_id, gpus=gpus, driver_version="550.54.15-fake",
+        return Inventory(node_id=self.node_id, gpus=gpus, hostname=self.node_id,
+                         driver_version="550.54.15-fake",
                          cuda_driver_version="12.4", backend=self.name)
 
     def sample(self) -> list[GpuSummary]:

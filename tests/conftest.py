@@ -102,6 +102,31 @@ def aws_env(monkeypatch, moto_url):
     return moto_url
 
 
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A real one-node Slurm cluster (munged, slurmctld, slurmd), for the session."""
+    from slurm_cluster import SlurmCluster, missing
+
+    why = missing()
+    if why:
+        pytest.skip(why)
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def slurm(slurm_cluster, monkeypatch):
+    """The cluster, clean (no jobs, node resumed), with SLURM_CONF set for the worker."""
+    slurm_cluster.reset()
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    yield slurm_cluster
+    slurm_cluster.reset()
+
+
 @pytest.fixture
 def gce(monkeypatch):
     """A local Compute Engine API server, with the GCP provider pointed at it."""

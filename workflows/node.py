@@ -92,8 +92,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from navarch.contracts.notifier import (
         DrainStatusInput,
+        ForceDrainInput,
         NotifyInput,
+        SchedulerNode,
         drain_status,
+        force_drain,
         notify,
     )
     from navarch.contracts.spec import PoolSpec, ProviderChoice, placement_key
@@ -113,6 +116,9 @@ BOOT_CHECK_TIMEOUT = timedelta(minutes=10)  # includes a memory test on one GPU
 WORK_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 WATCH_FOREVER = timedelta(days=3650)  # watch_health ends on change; heartbeats prove life
 DRAIN_STATUS_POLL = timedelta(seconds=10)
+# After the grace's forced requeue, cancel or delete: how long the scheduler has to show
+# the node empty before the machine goes anyway.
+FORCE_SETTLE = timedelta(minutes=2)
 BOOT_DEADLINE_BACKSTOP = timedelta(minutes=1)
 NOTIFY_TIMEOUT_MARGIN = timedelta(seconds=10)
 MAX_TRANSITIONS = 200  # history of transitions kept in state (first one always kept)
@@ -179,6 +185,7 @@ class NodeWorkflow:
         self._outcomes: dict[int, str] = {}
         self._monitoring = False  # commands are applied as they come (not queued for later)
         self._closing = False
+        self._said = ""  # the last thing the workload scheduler said, as recorded
         self._background: list[asyncio.Task[None]] = []
         self._rotation, self._avoid = params.rotation, list(params.avoid)
         self._owned = True  # the ownership rules (False: a run from before OWNERSHIP_PATCH)
@@ -538,7 +545,7 @@ class NodeWorkflow:
         if inventory is None or timed_out:
             raise _Leave(TransitionReason.BOOT_TIMEOUT, None,
                          f"no agent picked up work within {spec.boot_deadline}")
-        st.gpus = inventory.gpus
+        st.gpus, st.hostname = inventory.gpus, inventory.hostname
         self._record(NodeState.BOOT_CHECKING, TransitionReason.AGENT_REGISTERED,
                      f"{len(inventory.gpus)} GPU(s), driver {inventory.driver_version}")
         shape = ((self._rec.provider.gpu_shape() if self._rec.provider else None)
@@ -591,10 +598,15 @@ class NodeWorkflow:
         act: asyncio.Future[Any] | None = None
         cadence: asyncio.Future[None] | None = None
         quiet: asyncio.Future[None] | None = None  # the end of a flapping node's hold
+        # A workload scheduler's periodic look (someone else's drain there): its timer.
+        scheduler = self._spec_().notifier.scheduler
+        look: asyncio.Future[None] | None = None
         kind = ""
         self._monitoring = True
         while True:
             st = self._st()
+            if scheduler is not None and look is None:
+                look = asyncio.ensure_future(workflow.sleep(scheduler.check_interval))
             if act is None:
                 kind = "probe" if st.state is NodeState.UNREACHABLE else "watch"
                 act = self._start_probe() if kind == "probe" else self._start_watch()
@@ -606,15 +618,19 @@ class NodeWorkflow:
                 quiet = asyncio.ensure_future(workflow.sleep(
                     max(until - workflow.now(), timedelta(seconds=1))))
             await workflow.wait_condition(
-                lambda c=current, t=cadence, q=quiet: (  # type: ignore[misc]
+                lambda c=current, t=cadence, q=quiet, s=look: (  # type: ignore[misc]
                     c.done() or bool(self._commands) or (t is not None and t.done())
-                    or (q is not None and q.done())))
+                    or (q is not None and q.done()) or (s is not None and s.done())))
             if cadence is not None and cadence.done() and not self._commands:
                 await self._stop_watching(current)
                 return True
             if quiet is not None and quiet.done():
                 quiet = None
                 self._carry_out(decide.quiet(self._st(), workflow.now()))
+                continue
+            if look is not None and look.done():
+                look = None
+                await self._check_scheduler()
                 continue
             if self._commands:
                 command, ticket = self._commands.popleft()
@@ -863,6 +879,8 @@ class NodeWorkflow:
         spec, st = self._spec_(), self._st()
         st.cordoned = True
         self._record(NodeState.DRAINING, reason, detail)
+        if spec.notifier.scheduler is not None:
+            return await self._scheduler_drain(grace, detail or reason.value)
         self._notify("drain", detail or reason.value)
         waits: list[asyncio.Future[Any]] = [workflow.start_activity(
             wait_idle, WaitIdleInput(node_id=st.node_id, grace=grace),
@@ -890,6 +908,88 @@ class NodeWorkflow:
         if idle.outcome == "grace_expired":
             return f"drain grace expired with {idle.remaining_processes} GPU process(es) left"
         return "drained"
+
+    async def _scheduler_drain(self, grace: timedelta, why: str) -> str:
+        """Drain through the workload scheduler: it stops placing work on the node, and the
+        node waits for its answer that the work is gone, never reading an error or an
+        unknown node as drained. At the grace's end, the notifier's `on_grace_end`:
+        requeue or cancel the jobs, delete the pods, or keep waiting."""
+        notifier = self._spec_().notifier
+        await self._send_notify("drain", why)  # set before the first look at the node
+        waiter = asyncio.ensure_future(self._wait_scheduler(grace))
+        try:
+            await workflow.wait_condition(waiter.done, timeout=grace)
+            return waiter.result()
+        except TimeoutError:
+            pass
+        if notifier.on_grace_end == "wait":
+            self._scheduler_said(f"drain grace {grace} over; waiting for {notifier.type} "
+                                 "(on_grace_end: wait)")
+            await workflow.wait_condition(waiter.done)
+            return f"after the grace, {waiter.result()}"
+        waiter.cancel()
+        await _settle(waiter)
+        target = self._scheduler_node()
+        assert target is not None
+        try:
+            forced = await workflow.execute_activity(
+                force_drain, ForceDrainInput(notifier=notifier, target=target),
+                start_to_close_timeout=self._notifier_timeout(), retry_policy=NOTIFY_RETRY)
+        except ActivityError as err:
+            self._notifier_failed(err)
+            return (f"drain grace expired; {notifier.on_grace_end} failed: "
+                    f"{activity_cause(err)}")
+        self._scheduler_said(f"drain grace {grace} over: {forced.detail}")
+        settle = asyncio.ensure_future(self._wait_scheduler(grace))
+        try:
+            await workflow.wait_condition(settle.done, timeout=FORCE_SETTLE)
+            return f"drain grace expired; {forced.detail}; {settle.result()}"
+        except TimeoutError:
+            settle.cancel()
+            await _settle(settle)
+            return f"drain grace expired; {forced.detail}; still not drained"
+
+    async def _wait_scheduler(self, grace: timedelta) -> str:
+        """Ask the scheduler until it says the node's work is gone: its words."""
+        spec, st = self._spec_(), self._st()
+        poll = min(DRAIN_STATUS_POLL, max(grace / 10, timedelta(milliseconds=200)))
+        while True:
+            try:
+                answer = await workflow.execute_activity(
+                    drain_status, DrainStatusInput(notifier=spec.notifier, node_id=st.node_id,
+                                                   target=self._scheduler_node()),
+                    start_to_close_timeout=self._notifier_timeout(),
+                    retry_policy=NOTIFY_RETRY)
+                if answer.drained and answer.known:
+                    return f"drained: {answer.message}"
+                self._scheduler_said(answer.message,
+                                     error="" if answer.known else "node_unknown")
+            except ActivityError as err:
+                self._notifier_failed(err)
+                self._scheduler_said(f"{spec.notifier.type} unreachable: "
+                                     f"{activity_cause(err)}", error="unreachable")
+            await workflow.sleep(poll)
+
+    async def _check_scheduler(self) -> None:
+        """A node in service: has someone else drained it at the scheduler (an
+        administrator, Slurm's own health check)? That holds it until the scheduler
+        returns it; a node the scheduler does not know is said plainly."""
+        spec, st = self._spec_(), self._st()
+        try:
+            answer = await workflow.execute_activity(
+                drain_status, DrainStatusInput(notifier=spec.notifier, node_id=st.node_id,
+                                               target=self._scheduler_node(), probe_only=True),
+                start_to_close_timeout=self._notifier_timeout(), retry_policy=NOTIFY_RETRY)
+        except ActivityError as err:
+            self._notifier_failed(err)
+            self._scheduler_said(f"{spec.notifier.type} unreachable: {activity_cause(err)}",
+                                 error="unreachable")
+            return
+        if not answer.known:
+            self._scheduler_said(answer.message, error="node_unknown")
+            return
+        self._said = ""
+        self._carry_out(decide.scheduler_hold(self._st(), answer.foreign_hold, workflow.now()))
 
     async def _wait_drain_status(self, grace: timedelta) -> None:
         spec, st = self._spec_(), self._st()
@@ -1008,23 +1108,56 @@ class NodeWorkflow:
 
     def _notify(self, event: str, reason: str) -> None:
         spec = self._spec_()
-        if spec.notifier.type != "webhook" or spec.notifier.webhook is None:
+        if spec.notifier.scheduler is None and (spec.notifier.type != "webhook"
+                                                or spec.notifier.webhook is None):
             return
         self._background.append(asyncio.ensure_future(self._send_notify(event, reason)))
 
     async def _send_notify(self, event: str, reason: str) -> None:
         spec, st = self._spec_(), self._st()
-        assert spec.notifier.webhook is not None
         try:
             await workflow.execute_activity(
                 notify,
                 NotifyInput(notifier=spec.notifier, event=event, node_id=st.node_id,
-                            reason=reason, timestamp=workflow.now()),
-                start_to_close_timeout=spec.notifier.webhook.timeout + NOTIFY_TIMEOUT_MARGIN,
-                retry_policy=NOTIFY_RETRY,
+                            reason=reason, timestamp=workflow.now(),
+                            target=self._scheduler_node()),
+                start_to_close_timeout=self._notifier_timeout(), retry_policy=NOTIFY_RETRY,
             )
         except ActivityError as err:
             self._notifier_failed(err)
+            if spec.notifier.scheduler is not None:
+                self._scheduler_said(f"{spec.notifier.type} {event} failed: "
+                                     f"{activity_cause(err)}", error="notify")
+
+    def _notifier_timeout(self) -> timedelta:
+        notifier = self._spec_().notifier
+        scheduler = notifier.scheduler
+        if scheduler is not None:  # a Kubernetes status may evict several pods in turn
+            return 4 * scheduler.timeout + NOTIFY_TIMEOUT_MARGIN
+        return (notifier.webhook.timeout if notifier.webhook else timedelta()) \
+            + NOTIFY_TIMEOUT_MARGIN
+
+    def _scheduler_node(self) -> SchedulerNode | None:
+        """What the workload scheduler may know this node by (None for a webhook)."""
+        spec, st = self._spec_(), self._st()
+        if spec.notifier.scheduler is None:
+            return None
+        choice = self._rec.provider
+        return SchedulerNode(node_id=st.node_id, pool=st.pool, hostname=st.hostname,
+                             instance_id=st.instance_id, zone=st.zone,
+                             provider_type=choice.type if choice else "",
+                             project=(choice.project or "") if choice else "")
+
+    def _scheduler_said(self, detail: str, *, error: str = "") -> None:
+        """Put what the scheduler said in the node's story, once per new thing said."""
+        if detail == self._said:
+            return
+        self._said = detail
+        self._record(self._st().state, TransitionReason.SCHEDULER, detail, report=False)
+        if error:
+            metrics.count("scheduler_errors", {"notifier": self._spec_().notifier.type,
+                                               "kind": error},
+                          "workload scheduler calls that failed or found no node")
 
     def _notifier_failed(self, err: ActivityError) -> None:
         st = self._st()

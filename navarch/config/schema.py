@@ -8,6 +8,7 @@ the file, runs these and the checks that span several keys, and reports every pr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -337,6 +338,8 @@ class PoolConfig(BootstrapTimeouts):
     file_uploads: list[FileUpload] = Field(default_factory=list)
     ssh_user: str | None = None
     ssh_private_key_path: str | None = None
+    # Navarch addition: this pool's own notifier (else the server's).
+    notifier: NotifierConfig | None = None
 
 
 class DefaultsConfig(BootstrapTimeouts):
@@ -357,15 +360,80 @@ class WebhookConfig(StrictModel):
     headers: StringMap = Field(default_factory=dict)
 
 
+NODE_NAME_FIELDS = ("Hostname", "NodeID", "InstanceID", "Pool")
+_NODE_NAME_FIELD = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
+
+
+def render_node_name(template: str, values: dict[str, str]) -> str:
+    """A scheduler's name for a node from a template such as `gpu-{{.NodeID}}`."""
+    return _NODE_NAME_FIELD.sub(lambda m: values.get(m.group(1), ""), template)
+
+
+class SlurmNotifierConfig(StrictModel):
+    """Cordon and drain through slurmctld, with `scontrol` run by the control-plane worker
+    (SLURM_CONF and the munge socket from its environment)."""
+
+    # The node's Slurm NodeName: a template over {{.Hostname}} (from the agent's inventory),
+    # {{.NodeID}}, {{.InstanceID}}, {{.Pool}}.
+    node_name: str = "{{.Hostname}}"
+    reason_prefix: str = Field(default="navarch:", min_length=1, max_length=32)
+    # At the drain grace's end: requeue the node's jobs, cancel them, or keep waiting.
+    on_grace_end: Literal["requeue", "cancel", "wait"] = "requeue"
+    scontrol: str = "scontrol"  # the command (a path where it is not on PATH)
+    timeout: GoDuration = timedelta(seconds=30)
+    # How often a node in service asks whether someone else drained it there.
+    check_interval: GoDuration = timedelta(minutes=1)
+
+    @field_validator("node_name")
+    @classmethod
+    def _known_fields(cls, value: str) -> str:
+        for name in _NODE_NAME_FIELD.findall(value):
+            if name not in NODE_NAME_FIELDS:
+                raise ValueError(f"unknown field {{{{.{name}}}}} (known: "
+                                 f"{', '.join(NODE_NAME_FIELDS)})")
+        return value
+
+
+class KubernetesNotifierConfig(StrictModel):
+    """Cordon and drain through the Kubernetes API (in-cluster or kubeconfig credentials
+    from the control-plane worker's environment)."""
+
+    # How a Navarch node is found: by the Node's spec.providerID (aws:///zone/i-...,
+    # gce://project/zone/name), else by the label the bootstrap gives the kubelet.
+    node_label: str = "navarch.io/node-id"
+    taint_key: str = "navarch.io/cordoned"
+    # At the drain grace's end: delete the pods still there, or keep waiting.
+    on_grace_end: Literal["delete", "wait"] = "delete"
+    timeout: GoDuration = timedelta(seconds=30)
+    check_interval: GoDuration = timedelta(minutes=1)
+
+
 class NotifierConfig(StrictModel):
-    type: Literal["noop", "webhook"] = "noop"
+    type: Literal["noop", "webhook", "slurm", "kubernetes"] = "noop"
     webhook: WebhookConfig | None = None
+    slurm: SlurmNotifierConfig | None = None
+    kubernetes: KubernetesNotifierConfig | None = None
 
     @model_validator(mode="after")
     def _webhook_needs_urls(self) -> NotifierConfig:
         if self.type == "webhook" and self.webhook is None:
             raise ValueError("type webhook needs a `webhook:` block with its URLs")
+        if self.type == "slurm" and self.slurm is None:
+            self.slurm = SlurmNotifierConfig()
+        if self.type == "kubernetes" and self.kubernetes is None:
+            self.kubernetes = KubernetesNotifierConfig()
         return self
+
+    @property
+    def scheduler(self) -> SlurmNotifierConfig | KubernetesNotifierConfig | None:
+        """The workload scheduler that owns the node's work (its drain is the drain)."""
+        return self.slurm if self.type == "slurm" else (
+            self.kubernetes if self.type == "kubernetes" else None)
+
+    @property
+    def on_grace_end(self) -> str:
+        cfg = self.scheduler
+        return cfg.on_grace_end if cfg is not None else "terminate"
 
 
 class InstanceManagerConfig(StrictModel):

@@ -51,6 +51,7 @@ class Inventory(StoredModel):
     driver_version: str = ""
     cuda_driver_version: str = ""
     backend: str = ""
+    hostname: str = ""  # the host's name (a workload scheduler may know the node by it)
 
 
 class BootCheckInput(StoredModel):

@@ -72,6 +72,7 @@ class TransitionReason(StrEnum):
     INSTANCE_GONE = "instance_gone"
     VERDICT_CLEARED = "verdict_cleared"  # an operator cleared an unhealthy verdict
     SPEC_ADOPTED = "spec_adopted"  # the node took its pool's changed spec
+    SCHEDULER = "scheduler"  # what the workload scheduler (Slurm, Kubernetes) said or did
 
 
 class CordonSource(StrEnum):
@@ -80,6 +81,9 @@ class CordonSource(StrEnum):
     OPERATOR = "operator"  # a person, through the CLI or a signal: only a person lifts it
     DIAGNOSTICS = "diagnostics"  # a diagnostics run checking the node (it lifts it after)
     UNHEALTHY = "unhealthy"  # the health policy's verdict: lifted by a repair or a clear
+    # The workload scheduler drained the node and Navarch did not (an administrator, Slurm's
+    # own health check): lifted only when the scheduler itself returns the node.
+    SCHEDULER = "scheduler"
 
 
 class Hold(StoredModel):
@@ -144,6 +148,7 @@ class NodeStatus(StoredModel):
     cordoned: bool = False  # any hold, or leaving
     awaiting_repair: bool = False
     notifier_failures: int = 0
+    hostname: str = ""  # as the agent reports it (a scheduler may know the node by it)
     notifier_last_error: BoundedText = ""
     replacement_of: str | None = None
     rejected: list[Rejected] = Field(default_factory=list)  # the latest, newest last
@@ -162,7 +167,8 @@ class NodeStatus(StoredModel):
 
     def cordon_source(self) -> CordonSource | None:
         """The hold that matters most: an operator's, then a verdict's, then diagnostics'."""
-        for owner in (CordonSource.OPERATOR, CordonSource.UNHEALTHY, CordonSource.DIAGNOSTICS):
+        for owner in (CordonSource.OPERATOR, CordonSource.UNHEALTHY, CordonSource.SCHEDULER,
+                      CordonSource.DIAGNOSTICS):
             if self.held_by(owner):
                 return owner
         return None

@@ -266,7 +266,7 @@ def build_pool_spec(loaded: LoadedConfig, name: str) -> PoolSpec:
         boot_deadline=server.instance_manager.registration_timeout,
         heartbeat_timeout=server.effective_heartbeat_timeout,
         autoscale_interval=server.autoscale_interval,
-        notifier=server.effective_notifier,
+        notifier=pool.notifier or server.effective_notifier,
         diagnostics=pool.diagnostics,
         cluster_id=server.cluster_id or "",
         shape_check="strict" if pool.boot_checks.match_gpu_model else "count",

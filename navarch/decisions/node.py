@@ -275,6 +275,28 @@ def quiet(status: NodeStatus, now: datetime) -> Decision:
     return d
 
 
+def scheduler_hold(status: NodeStatus, foreign: str, now: datetime) -> Decision:
+    """What the workload scheduler says about a drain Navarch did not set (`foreign`: who
+    and why; "" when there is none). It holds the node (so the pool sees it out of
+    service and an operator sees why) until the scheduler itself returns it; Navarch never
+    lifts it, and never repairs the node for it."""
+    st = status.model_copy(deep=True)
+    d = Decision(st)
+    held = st.held_by(CordonSource.SCHEDULER)
+    if st.state.is_leaving() or (held is not None and held.reason == foreign):
+        return d
+    if foreign:
+        _held(st, CordonSource.SCHEDULER, foreign, "", now)
+        d.steps.append(Step(resting_state(st), TransitionReason.SCHEDULER,
+                            f"held by the workload scheduler: {foreign}"))
+    elif held is not None:
+        _release(st, CordonSource.SCHEDULER)
+        d.steps.append(Step(resting_state(st), TransitionReason.SCHEDULER,
+                            "the workload scheduler returned the node"
+                            + (f"; still held by {_others(st)}" if st.holds else "")))
+    return d
+
+
 # The parts of a pool's spec, by what a person calls them: those a running node takes up,
 # and those only a new machine can (a running machine keeps its type and place).
 _RUNNING_FIELDS: dict[str, tuple[str, ...]] = {
