@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
@@ -965,6 +965,8 @@ class NodeWorkflow:
                 self._scheduler_said(answer.message,
                                      error="" if answer.known else "node_unknown")
             except ActivityError as err:
+                if isinstance(err.cause, CancelledError):
+                    raise  # the wait itself was called off (the grace ended)
                 self._notifier_failed(err)
                 self._scheduler_said(f"{spec.notifier.type} unreachable: "
                                      f"{activity_cause(err)}", error="unreachable")

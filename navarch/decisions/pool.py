@@ -21,7 +21,10 @@ NOT_SERVING = {NodeState.CORDONED, NodeState.DRAINING, NodeState.UNREACHABLE,
 
 
 def operator_held(node: PoolNode) -> bool:
-    return CordonSource.OPERATOR in node.holds or node.cordon_source is CordonSource.OPERATOR
+    """Held by a person: a Navarch operator, or a workload scheduler's administrator (a
+    drain Navarch did not set). Only they return it; the pool never retires it."""
+    return (CordonSource.OPERATOR in node.holds or CordonSource.SCHEDULER in node.holds
+            or node.cordon_source is CordonSource.OPERATOR)
 
 
 def in_count(node: PoolNode) -> bool:
