@@ -82,7 +82,8 @@ async def test_an_administrators_drain_holds_the_node_and_is_never_resumed_by_na
                                 lambda n: n.held_by(CordonSource.SCHEDULER) is not None,
                                 within=20, what="held by the scheduler")
         assert held.state.value == "cordoned"
-        assert held.held_by(CordonSource.SCHEDULER).reason.startswith("bad fan (set by root")
+        hold = held.held_by(CordonSource.SCHEDULER)
+        assert hold is not None and hold.reason.startswith("bad fan (set by root")
         # An operator's cordon and uncordon in Navarch: the administrator's drain stays.
         handle = client.get_workflow_handle(node_workflow_id(node))
         await handle.execute_update("cordon", {"reason": "look"}, result_type=NodeOperationResult)
