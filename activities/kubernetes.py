@@ -39,10 +39,15 @@ class Kubernetes:
     def _api(self) -> Any:
         from kubernetes import client, config  # the control plane's [kubernetes] extra
 
-        loader: Any = (config.load_incluster_config if os.environ.get("KUBERNETES_SERVICE_HOST")
-                       else config.load_kube_config)  # untyped in the client
-        loader()
-        return client.CoreV1Api()
+        # A client of its own (not the library's global default): the worker's environment
+        # as it is now, in-cluster credentials first, else the kubeconfig.
+        untyped: Any = config
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            configuration = client.Configuration()
+            untyped.load_incluster_config(client_configuration=configuration)
+            return client.CoreV1Api(client.ApiClient(configuration))
+        return client.CoreV1Api(untyped.new_client_from_config(
+            config_file=os.environ.get("KUBECONFIG") or None))
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         def run() -> Any:
@@ -184,8 +189,10 @@ class Kubernetes:
             eviction = client.V1Eviction(metadata=client.V1ObjectMeta(
                 name=pod.metadata.name, namespace=pod.metadata.namespace))
             try:
+                # The answer (a Status) is not read: the client would parse it as an
+                # Eviction. Refusals still raise (429, 404).
                 await self._call(lambda api, p=pod, e=eviction: api.create_namespaced_pod_eviction(
-                    p.metadata.name, p.metadata.namespace, e))
+                    p.metadata.name, p.metadata.namespace, e, _preload_content=False))
             except ApiException as exc:
                 if exc.status == 404:
                     continue
@@ -212,7 +219,7 @@ class Kubernetes:
         for pod in pods:
             try:
                 await self._call(lambda api, p=pod: api.delete_namespaced_pod(
-                    p.metadata.name, p.metadata.namespace))
+                    p.metadata.name, p.metadata.namespace, _preload_content=False))
             except ApiException as exc:
                 if exc.status != 404:
                     raise self._error(exc) from None
