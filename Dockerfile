@@ -11,7 +11,7 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY workers ./workers
 COPY agent ./agent
-RUN pip install --no-compile '.[aws,gcp,lambda,ssh]' && rm -rf /src
+RUN pip install --no-compile '.[aws,gcp,lambda,ssh,kubernetes]' && rm -rf /src
 
 RUN useradd --create-home --uid 10001 navarch
 USER navarch

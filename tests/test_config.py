@@ -128,6 +128,12 @@ def test_broken_file_reports_every_error_with_file_path_line_and_value(fixtures)
         ("server: {orphan_sweep: {mode: delete}}\nproviders: {f: {type: fake}}\n"
          "pools:\n  p: {provider: f, instance_type: x, max_nodes: 1}\n",
          "server.orphan_sweep.mode: expected one of 'terminate', 'report' or 'off'"),
+        ("server: {notifier: {type: slurm, slurm: {node_name: 'gpu-{{.Host}}'}}}\n"
+         "providers: {f: {type: fake}}\npools:\n  p: {provider: f, instance_type: x, "
+         "max_nodes: 1}\n", "unknown field {{.Host}} (known: Hostname, NodeID, InstanceID, Pool)"),
+        ("server: {notifier: {type: kubernetes, kubernetes: {on_grace_end: requeue}}}\n"
+         "providers: {f: {type: fake}}\npools:\n  p: {provider: f, instance_type: x, "
+         "max_nodes: 1}\n", "server.notifier.kubernetes.on_grace_end: expected one of"),
         ("server: {cluster_id: Prod_A}\nproviders: {f: {type: fake}}\n"
          "pools:\n  p: {provider: f, instance_type: x, max_nodes: 1}\n",
          "server.cluster_id"),
@@ -221,3 +227,25 @@ pools:
         "prod-a", timedelta(seconds=30), timedelta(minutes=5), "report")
     # AWS per region; Lambda's listing is global: once.
     assert [t.key() for t in sweep.targets] == ["aws/us-east-1", "aws/us-west-2", "lam/*"]
+
+
+def test_a_pool_may_drain_through_its_own_scheduler():
+    from navarch.contracts.spec import build_pool_specs
+
+    loaded = load_config("cfg.yaml", text="""
+server:
+  notifier: {type: slurm, slurm: {node_name: "{{.Hostname}}", on_grace_end: cancel}}
+providers: {f: {type: fake}}
+pools:
+  hpc: {provider: f, instance_type: h100-8x, max_nodes: 2}
+  serving:
+    provider: f
+    instance_type: h100-8x
+    max_nodes: 2
+    notifier: {type: kubernetes}
+""")
+    specs = build_pool_specs(loaded)
+    assert specs["hpc"].notifier.slurm is not None
+    assert specs["hpc"].notifier.on_grace_end == "cancel"
+    assert specs["serving"].notifier.type == "kubernetes"
+    assert specs["serving"].notifier.on_grace_end == "delete"  # the default block

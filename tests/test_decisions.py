@@ -352,3 +352,33 @@ def test_a_reported_orphan_is_reported_once_and_a_vanished_one_is_forgotten():
     plan = sweep_rules.plan_orphans([kept], seen, {kept.key()}, NOW, GRACE, "report")
     assert plan.report == [] and [o.instance_id for o in plan.waiting] == ["i-kept"]
     assert set(plan.first_seen) == {kept.key()}
+
+
+# ------------------------------------------------------------------ a scheduler's own drain
+
+SCHED = CordonSource.SCHEDULER
+
+
+@pytest.mark.parametrize(("before", "foreign", "state", "owners", "detail"), [
+    (node(), "bad fan (set by root in slurm)", CORDONED, [SCHED],
+     "held by the workload scheduler: bad fan (set by root in slurm)"),
+    (node(CORDONED, holds=(SCHED,)), "", NodeState.READY, [],
+     "the workload scheduler returned the node"),
+    (node(CORDONED, holds=(OP, SCHED)), "", CORDONED, [OP],
+     "the workload scheduler returned the node; still held by operator"),
+    (node(), "", None, [], None),  # nothing foreign, nothing held: nothing to do
+    (node(NodeState.DRAINING), "admin drain", None, [], None),  # leaving: not held anew
+])
+def test_a_drain_navarch_did_not_set_holds_the_node_until_the_scheduler_returns_it(
+        before, foreign, state, owners, detail):
+    d = decide.scheduler_hold(before, foreign, NOW)
+    assert d.status.owners() == owners
+    assert [(s.state, s.detail) for s in d.steps] == ([] if detail is None else [
+        (state, detail)])
+    assert d.request_repair is None and not d.notify  # never repaired, nothing sent back
+
+
+def test_a_node_a_schedulers_administrator_holds_is_outside_the_pools_count():
+    held = PoolNode(node_id="n1", state=CORDONED, reason=TransitionReason.SCHEDULER,
+                    since=NOW, created_at=NOW, holds=[SCHED])
+    assert not pool_rules.in_count(held)

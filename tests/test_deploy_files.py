@@ -46,8 +46,17 @@ def test_kubernetes_manifests(tmp_path):
             ("Secret", "navarch-cloud"), ("Secret", "navarch-temporal-tls"),
             ("Service", "navarch-worker-metrics"), ("Job", "navarch-apply-pools")} <= kinds
     assert all(d["metadata"].get("namespace") == "navarch" for d in docs
-               if d["kind"] != "Namespace")
+               if d["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"))
+    # The RBAC the Kubernetes notifier needs: exactly the calls it makes.
+    role = next(d for d in docs if d["kind"] == "ClusterRole")
+    grants = {(r, v) for rule in role["rules"] for r in rule["resources"] for v in rule["verbs"]}
+    assert grants == {("nodes", "get"), ("nodes", "list"), ("nodes", "patch"),
+                      ("nodes/status", "patch"), ("pods", "list"), ("pods", "delete"),
+                      ("pods/eviction", "create")}
+    binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding")
+    assert binding["subjects"][0]["name"] == "navarch-worker"
     deployment = next(d for d in docs if d["kind"] == "Deployment")
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "navarch-worker"
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     build_parser().parse_args(container["args"])
     secrets = {e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"]

@@ -283,7 +283,7 @@ def scheduler_hold(status: NodeStatus, foreign: str, now: datetime) -> Decision:
     st = status.model_copy(deep=True)
     d = Decision(st)
     held = st.held_by(CordonSource.SCHEDULER)
-    if st.state.is_leaving() or (held is not None and held.reason == foreign):
+    if st.state.is_leaving() or (held is not None and foreign and held.reason == foreign):
         return d
     if foreign:
         _held(st, CordonSource.SCHEDULER, foreign, "", now)
