@@ -182,3 +182,45 @@ async def test_record_sweep_histories(dev_env, tmp_path):
             path.write_text(json.dumps(history.to_json_dict(), indent=1))
         await sweep.terminate("recorded")
         await client.get_workflow_handle(f"pool/{spec.name}").terminate("recorded")
+
+
+@pytest.mark.skipif(not RECORD, reason="set NAVARCH_RECORD_HISTORIES=1 to record histories")
+async def test_record_scheduler_histories(dev_env, tmp_path, monkeypatch):
+    """A node draining through a workload scheduler (the local Kubernetes API server): not
+    known there yet, held by someone else's cordon and returned, then a fatal Xid: cordoned,
+    its pod evicted after a PDB's refusal, terminated."""
+    from fake_kube_api import FakeKubeApi
+
+    from navarch.config.schema import KubernetesNotifierConfig, NotifierConfig
+
+    with FakeKubeApi() as kube:
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(tmp_path)))
+        client = dev_env.client
+        notifier = NotifierConfig(type="kubernetes", kubernetes=KubernetesNotifierConfig(
+            check_interval=timedelta(milliseconds=500)))
+        async with control_plane(client, tmp_path) as plane:
+            spec = fast_spec(name="replay-k8s", min_nodes=1, notifier=notifier,
+                             health={"drain_grace": timedelta(seconds=10)})
+            await start_pool(client, plane, spec)
+            pool = await eventually(lambda: pool_status(client, spec.name),
+                                    lambda p: p.ready == 1)
+            node = pool.nodes[0].node_id
+            await eventually(lambda: node_status(client, node), lambda n: any(
+                t.reason.value == "scheduler" for t in n.transitions))  # not known yet
+            kube.add_node("gpu-1", node_id=node, unschedulable=True)
+            await eventually(lambda: node_status(client, node),
+                             lambda n: n.state.value == "cordoned")
+            kube.nodes["gpu-1"]["spec"]["unschedulable"] = False
+            await eventually(lambda: node_status(client, node),
+                             lambda n: n.state.value == "ready")
+            kube.add_pod("ml", "trainer", "gpu-1")
+            kube.pdb_blocks[("ml", "trainer")] = 1
+            plane.world.inject(node, "xid", value=79)
+            await eventually(lambda: node_status(client, node),
+                             lambda n: n.state.is_terminal(), within=60)
+            stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+            history = await client.get_workflow_handle(f"node/{node}").fetch_history()
+            path = HISTORIES / f"{stamp}-node-k8s-{node[-8:]}-{len(history.events)}-events.json"
+            path.write_text(json.dumps(history.to_json_dict(), indent=1))
+            await client.get_workflow_handle(f"pool/{spec.name}").terminate("recorded")

@@ -382,7 +382,7 @@ class SlurmNotifierConfig(StrictModel):
     scontrol: str = "scontrol"  # the command (a path where it is not on PATH)
     timeout: GoDuration = timedelta(seconds=30)
     # How often a node in service asks whether someone else drained it there.
-    check_interval: GoDuration = timedelta(minutes=1)
+    check_interval: GoDuration = timedelta(minutes=5)
 
     @field_validator("node_name")
     @classmethod
@@ -405,7 +405,7 @@ class KubernetesNotifierConfig(StrictModel):
     # At the drain grace's end: delete the pods still there, or keep waiting.
     on_grace_end: Literal["delete", "wait"] = "delete"
     timeout: GoDuration = timedelta(seconds=30)
-    check_interval: GoDuration = timedelta(minutes=1)
+    check_interval: GoDuration = timedelta(minutes=5)
 
 
 class NotifierConfig(StrictModel):
