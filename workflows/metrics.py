@@ -19,6 +19,7 @@ Names and labels (all `navarch_`):
 | `autoscaler_decisions` | counter | pool, autoscaler, direction |
 | `orphan_instances` | gauge | provider, region (from the one orphan sweep) |
 | `orphans_terminated` | counter | provider, region |
+| `scheduler_errors` | counter | notifier, kind (unreachable, node_unknown, notify) |
 """
 
 from __future__ import annotations
