@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from navarch.health.kernel_log import KernelLogEvent, parse_line
+from navarch.health.kernel_log import KernelLogEvent, LineParser
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,7 @@ class KernelLogWatcher:
         self.poll_seconds = poll_seconds
         self.lines_read = 0
         self.events_found = 0
+        self._parser = LineParser()  # some reports span lines
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kernel-log", daemon=True)
 
@@ -136,7 +137,7 @@ class KernelLogWatcher:
     def poll_once(self) -> None:
         for line in self.source.read_lines():
             self.lines_read += 1
-            event = parse_line(line)
+            event = self._parser.feed(line)
             if event is not None:
                 self.events_found += 1
                 self.on_event(event)

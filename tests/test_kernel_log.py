@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from navarch.health.events import EventType
-from navarch.health.kernel_log import normalize_pci_bus_id, parse_line, scan
+from navarch.health.kernel_log import LineParser, normalize_pci_bus_id, parse_line, scan
 
 XID79 = "NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python3, GPU has fallen off the bus."
 
@@ -146,3 +149,61 @@ def test_fuzz_near_miss_lines_never_raise(text):
 
 def test_non_string_input_is_ignored():
     assert parse_line(b"NVRM: Xid (PCI:0000:3b:00): 79, x")  is None  # type: ignore[arg-type]
+
+
+CORPUS = yaml.safe_load((Path(__file__).parent / "fixtures" / "kernel-log-corpus.yaml")
+                        .read_text())
+
+
+@pytest.mark.parametrize("entry", CORPUS, ids=lambda e: e["source"].split("github.com/")[-1])
+def test_every_line_in_the_field_corpus_reads_right(entry):
+    parser = LineParser()
+    found = [e for e in (parser.feed(line) for line in entry["lines"]) if e is not None]
+    assert len(found) == len(entry["events"]), [e.to_dict() for e in found]
+    for event, want in zip(found, entry["events"], strict=True):
+        assert (event.kind, event.code, event.normalized_pci_bus_id) == (
+            want["kind"], want["code"], want["pci"])
+        for key, attr in (("pid", "pid"), ("process", "process_name"), ("subcode", "subcode"),
+                          ("error_status", "error_status"), ("fatal", "fatal")):
+            if key in want:
+                assert getattr(event, attr) == want[key], (key, event)
+    assert list(scan(entry["lines"])) == found  # `navarch xid scan` reads them the same
+
+
+# Forms the drivers print for which no public line was found to quote: written here from
+# the forms' descriptions (older drivers' bare bus id, MIG ids in the parentheses, SXid
+# without the prefix, the one-line "fallen off the bus" of older drivers).
+CONSTRUCTED = [
+    ("NVRM: Xid (0000:3b:00): 79, pid=1, name=x, GPU has fallen off the bus.", "xid", 79,
+     "0000:3b:00.0", {}),
+    ("NVRM: Xid (PCI:0000:c1:00 GPU-I:05 GPU-C:00): 43, pid=9, name=python3, Ch 00000008",
+     "xid", 43, "0000:c1:00.0", {"gpu_instance": 5, "compute_instance": 0}),
+    ("NVRM: Xid (PCI:0000:c1:00 GPU-I:02): 31, pid=9, name=python3, MMU Fault", "xid", 31,
+     "0000:c1:00.0", {"gpu_instance": 2, "compute_instance": None}),
+    ("nvidia-nvswitch0: SXid (0000:0a:00.0): 12028, Non-fatal, Link 32 egress non-posted PRIV",
+     "sxid", 12028, "0000:0a:00.0", {"fatal": False}),
+    ("[  51.2] NVRM: GPU 0000:3b:00.0: GPU has fallen off the bus.", "xid", 79, "0000:3b:00.0",
+     {}),
+    ("NVRM: GPU at PCI:0000:3b:00: GPU has fallen off the bus.", "xid", 79, "0000:3b:00.0", {}),
+]
+
+
+@pytest.mark.parametrize(("line", "kind", "code", "pci", "more"), CONSTRUCTED)
+def test_the_forms_without_a_public_example(line, kind, code, pci, more):
+    event = parse_line(line)
+    assert event is not None
+    assert (event.kind, event.code, event.normalized_pci_bus_id) == (kind, code, pci)
+    for attr, value in more.items():
+        assert getattr(event, attr) == value
+    metrics = event.to_health_event(gpu_index=0).metrics
+    if event.gpu_instance is not None:
+        assert metrics["gpu_instance"] == event.gpu_instance
+
+
+def test_the_three_line_report_needs_its_first_line_and_nothing_far_away():
+    parser = LineParser()
+    assert parser.feed("NVRM: fallen off the bus and is not responding to commands.") is None
+    parser.feed("NVRM: The NVIDIA GPU 0000:b3:00.0")
+    for _ in range(LineParser.WINDOW):
+        parser.feed("unrelated")
+    assert parser.feed("NVRM: fallen off the bus and is not responding to commands.") is None
