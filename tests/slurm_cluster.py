@@ -115,6 +115,16 @@ PartitionName=gpu Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
                        "--wrap", f"sleep {seconds}")
         return out.strip().split(";")[0]
 
+    async def running(self, job: str) -> None:
+        """Wait until the job runs on the node."""
+        import asyncio
+
+        for _ in range(100):
+            if self.run("squeue", "-h", "-j", job, "-o", "%T").strip() == "RUNNING":
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"job {job} never ran")
+
     def reset(self) -> None:
         """No jobs, the node resumed: a clean slate for the next test."""
         subprocess.run(["scancel", "--user=root"], env=self.env(), capture_output=True,

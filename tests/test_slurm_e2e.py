@@ -28,14 +28,6 @@ def slurm_notifier(**kw) -> NotifierConfig:
         node_name="localhost", check_interval=timedelta(seconds=1), **kw))
 
 
-async def running(slurm, job: str) -> None:
-    for _ in range(100):
-        if slurm.run("squeue", "-h", "-j", job, "-o", "%T").strip() == "RUNNING":
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"job {job} never ran")
-
-
 def told(node, text: str) -> bool:
     return any(t.reason is TransitionReason.SCHEDULER and text in t.detail
                for t in node.transitions)
@@ -50,7 +42,7 @@ async def test_a_fatal_xid_drains_through_slurm_and_the_machine_goes_only_when_t
                                         health={"drain_grace": timedelta(seconds=60)})
         node = status.nodes[0].node_id
         job = slurm.submit(6)
-        await running(slurm, job)
+        await slurm.running(job)
         plane.world.inject(node, "xid", value=79)
         draining = await eventually(lambda: node_status(client, node),
                                     lambda n: n.state.value == "draining", within=30,
@@ -113,7 +105,7 @@ async def test_at_the_grace_end_the_nodes_job_is_requeued_then_the_machine_goes(
                                         notifier=slurm_notifier(on_grace_end="requeue"))
         node = status.nodes[0].node_id
         job = slurm.submit(120)
-        await running(slurm, job)
+        await slurm.running(job)
         handle = client.get_workflow_handle(node_workflow_id(node))
         await handle.execute_update("drain", {"grace_seconds": 2, "reason": "kernel update"},
                                     result_type=NodeOperationResult)

@@ -34,18 +34,10 @@ async def status(cfg: NotifierConfig, node=NODE):
     return await drain_status(DrainStatusInput(notifier=cfg, node_id=node.node_id, target=node))
 
 
-async def until_running(slurm, job: str) -> None:
-    for _ in range(100):
-        if slurm.run("squeue", "-h", "-j", job, "-o", "%T").strip() == "RUNNING":
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"job {job} never ran")
-
-
 async def test_a_drain_waits_for_the_running_job_then_reads_drained(slurm):
     cfg = config()
     job = slurm.submit(3)
-    await until_running(slurm, job)
+    await slurm.running(job)
     await tell(cfg, "drain", "rule xid-fatal: Xid 79")
     state, reason = slurm.state()
     assert state == "draining" and reason == "navarch: rule xid-fatal: Xid 79"
@@ -75,7 +67,7 @@ async def test_an_administrators_drain_is_never_resumed_or_rewritten(slurm):
 async def test_at_the_grace_end_the_jobs_are_requeued_or_cancelled(slurm):
     cfg = config(on_grace_end="requeue")
     job = slurm.submit(60)
-    await until_running(slurm, job)
+    await slurm.running(job)
     await tell(cfg, "drain", "operator")
     done = await force_drain(ForceDrainInput(notifier=cfg, target=NODE))
     assert (done.action, done.count) == ("requeued", 1)
@@ -89,7 +81,7 @@ async def test_at_the_grace_end_the_jobs_are_requeued_or_cancelled(slurm):
     slurm.reset()
     cancel = config(on_grace_end="cancel")
     job = slurm.submit(60)
-    await until_running(slurm, job)
+    await slurm.running(job)
     await tell(cancel, "drain", "operator")
     assert (await force_drain(ForceDrainInput(notifier=cancel, target=NODE))).action == \
         "cancelled"

@@ -91,6 +91,7 @@ with workflow.unsafe.imports_passed_through():
         UncordonInput,
     )
     from navarch.contracts.notifier import (
+        DrainStatus,
         DrainStatusInput,
         ForceDrainInput,
         NotifyInput,
@@ -949,46 +950,43 @@ class NodeWorkflow:
             await _settle(settle)
             return f"drain grace expired; {forced.detail}; still not drained"
 
+    async def _ask_scheduler(self, *, probe_only: bool) -> DrainStatus | None:
+        """The scheduler's answer about the node; None (said, counted) when it gave none."""
+        spec, st = self._spec_(), self._st()
+        try:
+            answer: DrainStatus = await workflow.execute_activity(
+                drain_status, DrainStatusInput(notifier=spec.notifier, node_id=st.node_id,
+                                               target=self._scheduler_node(),
+                                               probe_only=probe_only),
+                start_to_close_timeout=self._notifier_timeout(), retry_policy=NOTIFY_RETRY)
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                raise  # the wait itself was called off (the grace ended)
+            self._notifier_failed(err)
+            self._scheduler_said(f"{spec.notifier.type} unreachable: {activity_cause(err)}",
+                                 error="unreachable")
+            return None
+        if not answer.known:
+            self._scheduler_said(answer.message, error="node_unknown")
+        return answer
+
     async def _wait_scheduler(self, grace: timedelta) -> str:
         """Ask the scheduler until it says the node's work is gone: its words."""
-        spec, st = self._spec_(), self._st()
         poll = min(DRAIN_STATUS_POLL, max(grace / 10, timedelta(milliseconds=200)))
         while True:
-            try:
-                answer = await workflow.execute_activity(
-                    drain_status, DrainStatusInput(notifier=spec.notifier, node_id=st.node_id,
-                                                   target=self._scheduler_node()),
-                    start_to_close_timeout=self._notifier_timeout(),
-                    retry_policy=NOTIFY_RETRY)
-                if answer.drained and answer.known:
+            answer = await self._ask_scheduler(probe_only=False)
+            if answer is not None and answer.known:
+                if answer.drained:
                     return f"drained: {answer.message}"
-                self._scheduler_said(answer.message,
-                                     error="" if answer.known else "node_unknown")
-            except ActivityError as err:
-                if isinstance(err.cause, CancelledError):
-                    raise  # the wait itself was called off (the grace ended)
-                self._notifier_failed(err)
-                self._scheduler_said(f"{spec.notifier.type} unreachable: "
-                                     f"{activity_cause(err)}", error="unreachable")
+                self._scheduler_said(answer.message)
             await workflow.sleep(poll)
 
     async def _check_scheduler(self) -> None:
         """A node in service: has someone else drained it at the scheduler (an
         administrator, Slurm's own health check)? That holds it until the scheduler
         returns it; a node the scheduler does not know is said plainly."""
-        spec, st = self._spec_(), self._st()
-        try:
-            answer = await workflow.execute_activity(
-                drain_status, DrainStatusInput(notifier=spec.notifier, node_id=st.node_id,
-                                               target=self._scheduler_node(), probe_only=True),
-                start_to_close_timeout=self._notifier_timeout(), retry_policy=NOTIFY_RETRY)
-        except ActivityError as err:
-            self._notifier_failed(err)
-            self._scheduler_said(f"{spec.notifier.type} unreachable: {activity_cause(err)}",
-                                 error="unreachable")
-            return
-        if not answer.known:
-            self._scheduler_said(answer.message, error="node_unknown")
+        answer = await self._ask_scheduler(probe_only=True)
+        if answer is None or not answer.known:
             return
         self._said = ""
         self._carry_out(decide.scheduler_hold(self._st(), answer.foreign_hold, workflow.now()))
