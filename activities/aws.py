@@ -167,6 +167,16 @@ class AwsProvider:
             raise
         return True
 
+    async def reboot(self, instance_id: str, region: str | None = None) -> bool:
+        """RebootInstances in the instance's own region (elsewhere it is not found)."""
+        try:
+            await self._call(self.client(region).reboot_instances, InstanceIds=[instance_id])
+        except ProviderError as exc:
+            if exc.code.startswith("InvalidInstanceID"):
+                return False
+            raise
+        return True
+
     async def get(self, instance_id: str, region: str | None = None) -> Instance | None:
         try:
             found = await self._call(self.client(region).describe_instances,

@@ -53,6 +53,11 @@ class CloudProvider(Protocol):
 
     async def get(self, instance_id: str, region: str | None = None) -> Instance | None: ...
 
+    async def reboot(self, instance_id: str, region: str | None = None) -> bool:
+        """Restart the machine through the cloud's API, where it lives; False when the
+        cloud does not know it there."""
+        ...
+
     async def list(self, pool: str) -> list[Instance]: ...
 
     async def list_managed(self, region: str) -> builtins.list[Instance]:
@@ -144,6 +149,14 @@ class CloudActivities:
                 f"{after.state.value} in {after.region or 'its region'} after terminate"))
         return existed
 
+    @activity.defn(name=cloud_api.REBOOT)
+    async def reboot(self, request: TerminateRequest) -> bool:
+        try:
+            return await with_heartbeats(self.provider(request.provider).reboot(
+                request.instance_id, request.region or None))
+        except ProviderError as exc:
+            raise to_application_error(exc) from exc
+
     @activity.defn(name=cloud_api.GET_INSTANCE)
     async def get_instance(self, request: TerminateRequest) -> Instance | None:
         try:
@@ -221,5 +234,5 @@ class CloudActivities:
             await asyncio.sleep(IP_POLL_SECONDS)
 
     def activities(self) -> list[Callable[..., object]]:
-        return [self.provision, self.terminate, self.get_instance, self.list_instances,
+        return [self.provision, self.terminate, self.reboot, self.get_instance, self.list_instances,
                 self.describe_instance_type, self.list_instance_types, self.ssh_bootstrap]

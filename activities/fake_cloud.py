@@ -19,7 +19,8 @@ from navarch.contracts.cloud import (
     ProvisionRequest,
 )
 from navarch.contracts.spec import ProviderChoice
-from navarch.sim.fakeworld import CloudFault, FakeInstance, FakeWorld
+from navarch.health.xid import lookup
+from navarch.sim.fakeworld import CloudFault, FakeInstance, FakeWorld, GpuFault
 
 from .cloud import ProviderError
 
@@ -36,7 +37,8 @@ _FAULT_TYPES = {
 
 class FakeCloudProvider:
     def __init__(self, world: FakeWorld, choice: ProviderChoice, *, boot_seconds: float = 0.5,
-                 provision_delay: float = 0.0, agent_task_queue: str | None = None):
+                 provision_delay: float = 0.0, agent_task_queue: str | None = None,
+                 reboot_seconds: float = 1.0):
         self.world = world
         # Set when the simulated hosts share one task queue (large simulations).
         self.agent_task_queue = agent_task_queue
@@ -45,6 +47,7 @@ class FakeCloudProvider:
         # Seconds the call takes after the machine exists, like a cloud API still waiting
         # on its operation: a worker killed then has made a machine it never reported.
         self.provision_delay = provision_delay
+        self.reboot_seconds = reboot_seconds
 
     async def provision(self, request: ProvisionRequest) -> Instance:
         shape = gpu_shape(self.choice.instance_type)
@@ -71,6 +74,11 @@ class FakeCloudProvider:
 
     async def terminate(self, instance_id: str, region: str | None = None) -> bool:
         return await asyncio.to_thread(self.world.terminate, instance_id)
+
+    async def reboot(self, instance_id: str, region: str | None = None) -> bool:
+        """The machine boots again after `reboot_seconds`; faults a reboot heals go."""
+        return await asyncio.to_thread(self.world.reboot, instance_id, self.reboot_seconds,
+                                       survives_reboot)
 
     async def describe_type(self) -> InstanceTypeInfo:
         shape = gpu_shape(self.choice.instance_type)
@@ -104,6 +112,22 @@ class FakeCloudProvider:
         found = await asyncio.to_thread(self.world.instances, None, live_only=True)
         return [to_instance(i) for i in found if i.provider == self.choice.name
                 and (not region or i.region == region)]
+
+
+# GPU faults a reboot heals: conditions of the moment, and Xids whose catalog action is a
+# reset, a reboot, an application restart or nothing. The rest (hardware: uncorrectable ECC,
+# PCIe, NVLink, Xids NVIDIA sends to support or to a mechanical check) stay.
+_TRANSIENT_KINDS = {"temperature", "power", "nvml_failure", "ecc_sbe"}
+_HEALED_ACTIONS = {"RESET_GPU", "RESTART_BM", "RESTART_VM", "RESTART_APP", "IGNORE"}
+
+
+def survives_reboot(fault: GpuFault) -> bool:
+    if fault.kind in _TRANSIENT_KINDS:
+        return False
+    if fault.kind == "xid" and fault.value is not None:
+        info = lookup(int(fault.value))
+        return info is None or info.nvidia_action not in _HEALED_ACTIONS
+    return True
 
 
 def to_instance(inst: FakeInstance) -> Instance:

@@ -214,6 +214,19 @@ class GcpProvider:
         await self._wait(zone, operation)
         return True
 
+    async def reboot(self, instance_id: str, region: str | None = None) -> bool:
+        """instances.reset in the instance's zone (its id carries it), awaited."""
+        from google.api_core import exceptions as gexc
+
+        zone, _, name = instance_id.partition("/")
+        try:
+            operation = await self._call(self.instances.reset_unary, project=self.project,
+                                         zone=zone, instance=name)
+        except gexc.NotFound:
+            return False
+        await self._wait(zone, operation)
+        return True
+
     async def get(self, instance_id: str, region: str | None = None) -> Instance | None:
         zone, _, name = instance_id.partition("/")
         found = await self._get(zone, name)

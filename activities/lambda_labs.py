@@ -133,6 +133,17 @@ class LambdaProvider:
             raise
         return bool((done or {}).get("terminated_instances"))
 
+    async def reboot(self, instance_id: str, region: str | None = None) -> bool:
+        """Lambda's restart operation (its ids are global)."""
+        try:
+            done = await self._call("POST", "/instance-operations/restart",
+                                    {"instance_ids": [instance_id]})
+        except ProviderError as exc:
+            if "does-not-exist" in exc.code or "not-found" in exc.code:
+                return False
+            raise
+        return bool((done or {}).get("restarted_instances"))
+
     async def get(self, instance_id: str, region: str | None = None) -> Instance | None:
         try:
             inst = await self._call("GET", f"/instances/{instance_id}")

@@ -53,6 +53,7 @@ class FakeGceApi(LocalServer):
         # Inserts that make the machine and then answer 503, as a call lost after the cloud
         # acted: the caller never hears of the machine it made.
         self.lose_answers = 0
+        self.resets: list[tuple[str, str]] = []
         self.inserts = 0
         self.machine_types = {z: list(v) for z, v in DEFAULT_MACHINE_TYPES.items()}
         self.accelerator_types = {z: list(v) for z, v in DEFAULT_ACCELERATOR_TYPES.items()}
@@ -149,6 +150,12 @@ class FakeGceApi(LocalServer):
                         self._error(503, "backendError", "the answer was lost")
                         return
                     self.send_json(200, op)
+                elif len(parts) == 5 and parts[2] == "instances" and parts[4] == "reset":
+                    if (parts[1], parts[3]) not in api.instances:
+                        self._error(404, "notFound", f"instance {parts[3]} not found")
+                        return
+                    api.resets.append((parts[1], parts[3]))
+                    self.send_json(200, api._operation(parts[1], "reset"))
                 elif len(parts) == 5 and parts[2] == "operations" and parts[4] == "wait":
                     self.send_json(200, api.operations[parts[3]])
                 else:

@@ -20,6 +20,7 @@ class FakeLambdaApi(LocalServer):
         self.last_launch: dict[str, Any] = {}
         self.capacity_regions = ["us-west-2"]
         self.lose_answers = 0  # launches that make the machine and then answer 503
+        self.restarts: list[str] = []
         self._ids = itertools.count(1)
         api = self
 
@@ -90,6 +91,17 @@ class FakeLambdaApi(LocalServer):
                         self._error(503, "global/unavailable", "the answer was lost")
                         return
                     self.send_json(200, {"data": {"instance_ids": [iid]}})
+                elif self.path.endswith("/instance-operations/restart"):
+                    done = []
+                    for iid in body.get("instance_ids", []):
+                        inst = api.instances.get(iid)
+                        if inst is None or inst["status"] == "terminated":
+                            self._error(404, "global/object-does-not-exist", iid)
+                            return
+                        inst["status"] = "booting"
+                        api.restarts.append(iid)
+                        done.append(inst)
+                    self.send_json(200, {"data": {"restarted_instances": done}})
                 elif self.path.endswith("/instance-operations/terminate"):
                     done = []
                     for iid in body.get("instance_ids", []):

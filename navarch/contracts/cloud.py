@@ -21,6 +21,7 @@ GET_INSTANCE = "cloud.get_instance"
 LIST_INSTANCES = "cloud.list_instances"
 DESCRIBE_TYPE = "cloud.describe_instance_type"
 LIST_TYPES = "cloud.list_instance_types"
+REBOOT = "cloud.reboot"
 
 
 class CloudErrorType(StrEnum):
@@ -139,4 +140,11 @@ async def describe_instance_type(choice: ProviderChoice) -> InstanceTypeInfo:
 @activity.defn(name=LIST_TYPES)
 async def list_instance_types(choice: ProviderChoice) -> list[InstanceTypeInfo]:
     """Every instance type a provider sells."""
+    raise NotImplementedError
+
+
+@activity.defn(name=REBOOT)
+async def reboot(request: TerminateRequest) -> bool:
+    """Reboot a machine through its cloud, where it lives; False when the cloud does not
+    know it."""
     raise NotImplementedError

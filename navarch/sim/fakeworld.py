@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,6 +219,28 @@ class FakeWorld:
                 "WHERE instance_id=? AND state != 'terminated'", (time.time(), instance_id),
             )
             return cur.rowcount > 0
+
+    def reboot(self, instance_id: str, seconds: float,
+               survives: Callable[[GpuFault], bool]) -> bool:
+        """Restart a live machine: it is pending again and boots in `seconds`, and its GPU
+        faults are gone except those `survives` keeps (hardware does not heal by a
+        reboot). False when there is no such live machine."""
+        with self._conn() as db:
+            row = db.execute("SELECT node_id FROM instances WHERE instance_id=? AND "
+                             "state != 'terminated'", (instance_id,)).fetchone()
+            if row is None:
+                return False
+            db.execute("UPDATE instances SET state='pending', boot_at=? WHERE instance_id=?",
+                       (time.time() + seconds, instance_id))
+            faults = db.execute(
+                "SELECT id, node_id, kind, gpu_index, value, message, created_at "
+                "FROM gpu_faults WHERE node_id=?", (row[0],)).fetchall()
+            for fault in (GpuFault(*f) for f in faults):
+                if not survives(fault):
+                    db.execute("DELETE FROM gpu_faults WHERE id=?", (fault.id,))
+            db.execute("INSERT INTO counters VALUES ('reboots', 1) "
+                       "ON CONFLICT(name) DO UPDATE SET value = value + 1")
+        return True
 
     def get(self, instance_id: str) -> FakeInstance | None:
         with self._conn() as db:
