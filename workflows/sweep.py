@@ -76,7 +76,7 @@ class OrphanSweepWorkflow:
                                    terminated=self._state.terminated,
                                    records=list(self._state.records))
         self._wake = False
-        self._reconfigured = False
+        self._closing = False  # this run is about to continue as new
 
     @workflow.query(name="status")
     def status(self) -> SweepStatus:
@@ -90,7 +90,7 @@ class OrphanSweepWorkflow:
         if config == self._config:
             return "unchanged"
         self._config = self._status.config = config
-        self._reconfigured = self._wake = True
+        self._wake = True  # sweep at once with the new settings
         return (f"configured: every {config.interval}, grace {config.grace}, mode "
                 f"{config.mode}, {len(config.targets)} target(s)")
 
@@ -106,7 +106,8 @@ class OrphanSweepWorkflow:
         """Sweep at once (whatever the mode, `off` included) and answer with the result."""
         done = self._state.sweeps
         self._wake = True
-        await workflow.wait_condition(lambda: self._state.sweeps > done)
+        # The run may be closing for continue-as-new: then the last sweep's answer.
+        await workflow.wait_condition(lambda: self._state.sweeps > done or self._closing)
         return self.status()
 
     @workflow.run
@@ -120,6 +121,7 @@ class OrphanSweepWorkflow:
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._wake,
                                               timeout=self._config.interval)
+        self._closing = True
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(SweepInput(config=self._config, state=self._state))
 
