@@ -202,26 +202,20 @@ class GcpProvider:
             raise ProviderError(kind, f"GCP: {text}", errors[0].code)
 
     async def terminate(self, instance_id: str, region: str | None = None) -> bool:
-        # The instance id carries its zone ("zone/name"): GCP acts there.
-        from google.api_core import exceptions as gexc
-
-        zone, _, name = instance_id.partition("/")
-        try:
-            operation = await self._call(self.instances.delete_unary, project=self.project,
-                                         zone=zone, instance=name)
-        except gexc.NotFound:
-            return False
-        await self._wait(zone, operation)
-        return True
+        return await self._instance_operation(self.instances.delete_unary, instance_id)
 
     async def reboot(self, instance_id: str, region: str | None = None) -> bool:
-        """instances.reset in the instance's zone (its id carries it), awaited."""
+        """instances.reset, awaited."""
+        return await self._instance_operation(self.instances.reset_unary, instance_id)
+
+    async def _instance_operation(self, method: Any, instance_id: str) -> bool:
+        """Run an operation on one instance in its zone (the id carries it: "zone/name")
+        and wait for it; False when GCE does not know the instance there."""
         from google.api_core import exceptions as gexc
 
         zone, _, name = instance_id.partition("/")
         try:
-            operation = await self._call(self.instances.reset_unary, project=self.project,
-                                         zone=zone, instance=name)
+            operation = await self._call(method, project=self.project, zone=zone, instance=name)
         except gexc.NotFound:
             return False
         await self._wait(zone, operation)

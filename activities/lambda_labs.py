@@ -123,26 +123,22 @@ class LambdaProvider:
         return self._instance(inst, request.pool, request.node_id)
 
     async def terminate(self, instance_id: str, region: str | None = None) -> bool:
-        # Lambda's instance ids are global: no region to act in.
-        try:
-            done = await self._call("POST", "/instance-operations/terminate",
-                                    {"instance_ids": [instance_id]})
-        except ProviderError as exc:
-            if "does-not-exist" in exc.code or "not-found" in exc.code:
-                return False
-            raise
-        return bool((done or {}).get("terminated_instances"))
+        return await self._operation("terminate", "terminated_instances", instance_id)
 
     async def reboot(self, instance_id: str, region: str | None = None) -> bool:
-        """Lambda's restart operation (its ids are global)."""
+        return await self._operation("restart", "restarted_instances", instance_id)
+
+    async def _operation(self, name: str, answer: str, instance_id: str) -> bool:
+        """An instance operation (Lambda's ids are global: no region to act in); False
+        when Lambda does not know the instance."""
         try:
-            done = await self._call("POST", "/instance-operations/restart",
+            done = await self._call("POST", f"/instance-operations/{name}",
                                     {"instance_ids": [instance_id]})
         except ProviderError as exc:
             if "does-not-exist" in exc.code or "not-found" in exc.code:
                 return False
             raise
-        return bool((done or {}).get("restarted_instances"))
+        return bool((done or {}).get(answer))
 
     async def get(self, instance_id: str, region: str | None = None) -> Instance | None:
         try:
