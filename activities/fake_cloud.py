@@ -19,8 +19,7 @@ from navarch.contracts.cloud import (
     ProvisionRequest,
 )
 from navarch.contracts.spec import ProviderChoice
-from navarch.health.xid import lookup
-from navarch.sim.fakeworld import CloudFault, FakeInstance, FakeWorld, GpuFault
+from navarch.sim.fakeworld import CloudFault, FakeInstance, FakeWorld
 
 from .cloud import ProviderError
 
@@ -38,7 +37,7 @@ _FAULT_TYPES = {
 class FakeCloudProvider:
     def __init__(self, world: FakeWorld, choice: ProviderChoice, *, boot_seconds: float = 0.5,
                  provision_delay: float = 0.0, agent_task_queue: str | None = None,
-                 reboot_seconds: float = 1.0):
+                 reboot_seconds: float | None = None):
         self.world = world
         # Set when the simulated hosts share one task queue (large simulations).
         self.agent_task_queue = agent_task_queue
@@ -76,9 +75,13 @@ class FakeCloudProvider:
         return await asyncio.to_thread(self.world.terminate, instance_id)
 
     async def reboot(self, instance_id: str, region: str | None = None) -> bool:
-        """The machine boots again after `reboot_seconds`; faults a reboot heals go."""
-        return await asyncio.to_thread(self.world.reboot, instance_id, self.reboot_seconds,
-                                       survives_reboot)
+        """The machine boots again after `reboot_seconds` (None: the world's reboot time);
+        faults a reboot heals go."""
+        try:
+            return await asyncio.to_thread(self.world.reboot, instance_id, self.reboot_seconds)
+        except CloudFault as fault:
+            raise ProviderError(_FAULT_TYPES[fault.kind],
+                                f"fake cloud: {fault.kind} ({fault})") from None
 
     async def describe_type(self) -> InstanceTypeInfo:
         shape = gpu_shape(self.choice.instance_type)
@@ -112,22 +115,6 @@ class FakeCloudProvider:
         found = await asyncio.to_thread(self.world.instances, None, live_only=True)
         return [to_instance(i) for i in found if i.provider == self.choice.name
                 and (not region or i.region == region)]
-
-
-# GPU faults a reboot heals: conditions of the moment, and Xids whose catalog action is a
-# reset, a reboot, an application restart or nothing. The rest (hardware: uncorrectable ECC,
-# PCIe, NVLink, Xids NVIDIA sends to support or to a mechanical check) stay.
-_TRANSIENT_KINDS = {"temperature", "power", "nvml_failure", "ecc_sbe"}
-_HEALED_ACTIONS = {"RESET_GPU", "RESTART_BM", "RESTART_VM", "RESTART_APP", "IGNORE"}
-
-
-def survives_reboot(fault: GpuFault) -> bool:
-    if fault.kind in _TRANSIENT_KINDS:
-        return False
-    if fault.kind == "xid" and fault.value is not None:
-        info = lookup(int(fault.value))
-        return info is None or info.nvidia_action not in _HEALED_ACTIONS
-    return True
 
 
 def to_instance(inst: FakeInstance) -> Instance:

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from navarch.contracts import agent as agent_api
 from navarch.contracts.agent import (
@@ -21,6 +22,9 @@ from navarch.contracts.agent import (
     DiagnosticResult,
     HealthSummary,
     Inventory,
+    RebootHostInput,
+    ResetGpuInput,
+    ResetGpuResult,
     WaitIdleInput,
     WaitIdleResult,
     WatchHealthInput,
@@ -71,6 +75,28 @@ class AgentActivities:
         if not inventory.hostname:
             inventory.hostname = socket.gethostname()
         return inventory
+
+    @activity.defn(name=agent_api.RESET_GPU)
+    async def reset_gpu(self, params: ResetGpuInput) -> ResetGpuResult:
+        """Reset the GPUs a repair names, if nothing holds them (the backend refuses,
+        touching nothing, otherwise). A driver that does not answer cannot reset: failed."""
+        try:
+            result = await with_heartbeats(asyncio.to_thread(self.backend.reset_gpus,
+                                                             params.gpus))
+        except BackendError as exc:
+            return ResetGpuResult(outcome="failed", detail=str(exc))
+        activity.logger.info("GPU reset on %s: %s (%s)", params.node_id, result.outcome,
+                             result.detail)
+        return result
+
+    @activity.defn(name=agent_api.REBOOT_HOST)
+    async def reboot_host(self, params: RebootHostInput) -> str:
+        """Reboot this host from inside; the answer goes out before it goes down."""
+        try:
+            return await asyncio.to_thread(self.backend.reboot, params.delay_seconds)
+        except OSError as exc:
+            raise ApplicationError(f"cannot reboot: {exc}", type="RebootUnavailable",
+                                   non_retryable=True) from None
 
     @activity.defn(name=agent_api.BOOT_CHECK)
     async def boot_check(self, params: BootCheckInput) -> BootCheckResult:
@@ -156,8 +182,9 @@ class AgentActivities:
                 unhealthy_streak=streak, checks=polls, processes=self._processes,
             )
             if health is not params.last_health or counted:
+                remedy = policy.remedy(verdict) if health is HealthResult.UNHEALTHY else None
                 return WatchHealthResult(health=health, rule=verdict.rule, events=notable,
-                                         summary=summary,
+                                         summary=summary, remedy=remedy,
                                          occurrences=_occurrences(seen, windows))
             await _sleep_heartbeating(poll, summary, self._wait_change)
 
@@ -236,7 +263,7 @@ class AgentActivities:
 
     def activities(self) -> list[Callable[..., object]]:
         return [self.gpu_inventory, self.boot_check, self.watch_health, self.wait_idle,
-                self.run_diagnostic]
+                self.run_diagnostic, self.reset_gpu, self.reboot_host]
 
 
 async def _sleep_heartbeating(seconds: float, details: object,

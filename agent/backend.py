@@ -6,7 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from navarch.contracts.agent import CheckResult, DiagnosticInput, GpuSummary, Inventory
+from navarch.contracts.agent import (
+    CheckResult,
+    DiagnosticInput,
+    GpuSummary,
+    Inventory,
+    ResetGpuResult,
+)
 from navarch.health.events import HealthEvent
 
 from .diagnostics import Outcome
@@ -58,4 +64,21 @@ class GpuBackend(Protocol):
 
     def simulated_diagnostic(self, params: DiagnosticInput) -> Outcome | None:
         """A simulated host's answer to an active diagnostic; None runs the real tools."""
+        ...
+
+    def boot_id(self) -> str:
+        """The host's current boot (a reboot changes it); empty where unknown."""
+        ...
+
+    def reset_gpus(self, gpus: list[int]) -> ResetGpuResult:
+        """Reset GPUs (empty: all) if nothing holds them; refused, touching nothing, when a
+        precondition fails. Events of the GPUs reset are forgotten."""
+        ...
+
+    def forget(self, gpus: list[int]) -> None:
+        """Drop recorded one-shot events of these GPUs (empty: all): a repair fixed them."""
+        ...
+
+    def reboot(self, delay_seconds: float) -> str:
+        """Reboot the host from inside, shortly; what was done. Raises OSError."""
         ...

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from datetime import UTC, datetime
 
-from navarch.contracts.agent import CheckResult, DiagnosticInput, GpuInfo, GpuSummary, Inventory
+from navarch.contracts.agent import (
+    CheckResult,
+    DiagnosticInput,
+    GpuInfo,
+    GpuSummary,
+    Inventory,
+    ResetGpuResult,
+)
 from navarch.health.events import EventType, HealthEvent
 from navarch.health.xid import lookup
 from navarch.sim.fakeworld import FakeWorld, GpuFault
@@ -62,6 +70,8 @@ class FakeGpuBackend:
         self._faults: list[GpuFault] = []
         self._read_at = 0.0
         self._recorded: list[tuple[float, HealthEvent]] = []
+        # A simulated host's backend is made anew each time its machine comes up.
+        self._boot_id = str(uuid.uuid4())
 
     def _current_faults(self) -> list[GpuFault]:
         if self.feed is not None:
@@ -88,6 +98,7 @@ class FakeGpuBackend:
             for i in range(self.gpu_count)
         ]
         return Inventory(node_id=self.node_id, gpus=gpus, hostname=self.node_id,
+                         boot_id=self._boot_id,
                          driver_version="550.54.15-fake",
                          cuda_driver_version="12.4", backend=self.name)
 
@@ -149,6 +160,38 @@ class FakeGpuBackend:
 
     def service_active(self, unit: str) -> CheckResult:
         return CheckResult(name=f"service:{unit}", status="pass", detail="simulated host")
+
+    def boot_id(self) -> str:
+        return self._boot_id
+
+    def reset_gpus(self, gpus: list[int]) -> ResetGpuResult:
+        """The world's GPU reset: refused while a process holds a GPU; else the faults a
+        reset heals on those GPUs are gone."""
+        self._check_driver()
+        targets = sorted(set(gpus)) or list(range(self.gpu_count))
+        outside = [g for g in targets if not 0 <= g < self.gpu_count]
+        if outside:
+            return ResetGpuResult(outcome="refused", detail=f"no GPU {outside[0]} on this host "
+                                                            f"({self.gpu_count} GPUs)")
+        refusal = self.world.reset_gpus(self.node_id, targets)
+        if refusal:
+            return ResetGpuResult(outcome="refused", detail=refusal)
+        self._read_at = 0.0  # read the healed faults at once
+        self.forget(targets)
+        if self.feed is not None:
+            self.feed.wake(self.node_id)
+        return ResetGpuResult(outcome="reset", gpus=targets,
+                              detail=f"simulated reset of GPU {', '.join(map(str, targets))}")
+
+    def forget(self, gpus: list[int]) -> None:
+        self._recorded = [(t, e) for t, e in self._recorded
+                          if gpus and e.gpu_index not in gpus]
+
+    def reboot(self, delay_seconds: float) -> str:
+        inst = self.world.get_by_node(self.node_id)
+        if inst is None or not self.world.reboot(inst.instance_id, through_cloud=False):
+            raise OSError(f"simulated host {self.node_id} has no live machine to reboot")
+        return "simulated systemctl reboot"
 
     def simulated_diagnostic(self, params: DiagnosticInput) -> Outcome | None:
         """Where the world simulates diagnostics: fail on the faults the diagnostic's tests

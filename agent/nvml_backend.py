@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import shutil
 import threading
 import time
 from collections import deque
@@ -22,10 +23,18 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from navarch.contracts.agent import CheckResult, DiagnosticInput, GpuInfo, GpuSummary, Inventory
+from navarch.contracts.agent import (
+    CheckResult,
+    DiagnosticInput,
+    GpuInfo,
+    GpuSummary,
+    Inventory,
+    ResetGpuResult,
+)
 from navarch.health.events import EventType, HealthEvent
 from navarch.health.kernel_log import KernelLogEvent, normalize_pci_bus_id
 
+from . import host_repair
 from .backend import BackendError, ComputeProcess
 from .cuda_check import memory_check
 from .dcgm_health import DcgmHealthWatcher
@@ -114,7 +123,7 @@ class NvmlBackend:
     # ------------------------------------------------------------------ GpuBackend
 
     def inventory(self) -> Inventory:
-        return Inventory(node_id="", gpus=[g.info for g in self.gpus],
+        return Inventory(node_id="", gpus=[g.info for g in self.gpus], boot_id=self.boot_id(),
                          driver_version=self.driver_version,
                          cuda_driver_version=self.cuda_driver_version, backend=self.name)
 
@@ -178,6 +187,53 @@ class NvmlBackend:
 
     def simulated_diagnostic(self, params: DiagnosticInput) -> Outcome | None:
         return None  # a real host runs the real tools
+
+    # ------------------------------------------------------------------ repairs
+
+    def boot_id(self) -> str:
+        return host_repair.boot_id()
+
+    def reset_plan(self, gpus: list[int]) -> host_repair.ResetPlan:
+        """What a reset of `gpus` would do here, or why it must not run (nothing touched)."""
+        busy: dict[int, list[int]] = {}
+        for proc in self.compute_processes():
+            busy.setdefault(proc.gpu_index, []).append(proc.pid)
+        vgpu = [g.index for g in self.gpus if self._try(
+            self.nvml.nvmlDeviceGetVirtualizationMode, g.handle) == host_repair.VGPU_MODE]
+        return host_repair.plan_reset(
+            gpus, len(self.gpus), busy, fabric=host_repair.on_fabric(
+                self.nvml, [g.handle for g in self.gpus]),
+            vgpu=vgpu, tool=shutil.which("nvidia-smi"), root=host_repair.is_root())
+
+    def reset_gpus(self, gpus: list[int]) -> ResetGpuResult:
+        plan = self.reset_plan(gpus)
+        if plan.refusal:
+            return ResetGpuResult(outcome="refused", detail=plan.refusal)
+        # NVML's open handles would keep the devices busy: close the session around it.
+        with contextlib.suppress(self.nvml.NVMLError):
+            self.nvml.nvmlShutdown()
+        try:
+            done, said = host_repair.run_reset(plan)
+        finally:
+            self.nvml.nvmlInit()
+            self.gpus = [self._describe(i) for i in range(self.nvml.nvmlDeviceGetCount())]
+            self._by_uuid = {g.info.uuid: g for g in self.gpus}
+            self._by_pci = {normalize_pci_bus_id(g.info.pci_bus_id): g for g in self.gpus}
+            for gpu in self.gpus:
+                gpu.baseline = self._counters(gpu)
+        if not done:
+            return ResetGpuResult(outcome="failed", gpus=plan.gpus, detail=said)
+        self.forget(plan.gpus)
+        return ResetGpuResult(outcome="reset", gpus=plan.gpus, detail=said)
+
+    def forget(self, gpus: list[int]) -> None:
+        """Drop the one-shot events of GPUs a repair fixed (empty: every GPU's)."""
+        with self._recent_lock:
+            self._recent = deque((t, e) for t, e in self._recent
+                                 if gpus and e.gpu_index not in gpus)
+
+    def reboot(self, delay_seconds: float) -> str:
+        return host_repair.schedule_reboot(delay_seconds)
 
     # ------------------------------------------------------------------ events
 

@@ -26,6 +26,9 @@ from navarch.contracts.agent import (
     DiagnosticInput,
     DiagnosticResult,
     Inventory,
+    RebootHostInput,
+    ResetGpuInput,
+    ResetGpuResult,
     WaitIdleInput,
     WaitIdleResult,
     WatchHealthInput,
@@ -149,6 +152,16 @@ class SharedHosts:
                                                      lambda a: a.run_diagnostic(params))
         return result
 
+    @activity.defn(name=agent_api.RESET_GPU)
+    async def reset_gpu(self, params: ResetGpuInput) -> ResetGpuResult:
+        result: ResetGpuResult = await self._serve(params.node_id, lambda a: a.reset_gpu(params))
+        return result
+
+    @activity.defn(name=agent_api.REBOOT_HOST)
+    async def reboot_host(self, params: RebootHostInput) -> str:
+        result: str = await self._serve(params.node_id, lambda a: a.reboot_host(params))
+        return result
+
     def activities(self) -> list[Callable[..., object]]:
         return [self.gpu_inventory, self.boot_check, self.watch_health, self.wait_idle,
-                self.run_diagnostic]
+                self.run_diagnostic, self.reset_gpu, self.reboot_host]

@@ -15,6 +15,7 @@ from navarch.contracts.node import (
     Hold,
     NodeState,
     NodeStatus,
+    RepairAttempt,
     TransitionReason,
     UncordonInput,
 )
@@ -23,8 +24,11 @@ from navarch.contracts.spec import PoolSpec
 from navarch.contracts.sweep import Orphan
 from navarch.decisions import node as decide
 from navarch.decisions import pool as pool_rules
+from navarch.decisions import repair as repair_rules
 from navarch.decisions import sweep as sweep_rules
-from navarch.health.events import HealthResult
+from navarch.health.events import HealthEvent, HealthResult
+from navarch.health.policy import builtin_policy
+from navarch.health.remedy import Attempts, Remedy, catalog_rung
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 OP, SICK, DIAG = CordonSource.OPERATOR, CordonSource.UNHEALTHY, CordonSource.DIAGNOSTICS
@@ -382,3 +386,122 @@ def test_a_node_a_schedulers_administrator_holds_is_outside_the_pools_count():
     held = PoolNode(node_id="n1", state=CORDONED, reason=TransitionReason.SCHEDULER,
                     since=NOW, created_at=NOW, holds=[SCHED])
     assert not pool_rules.in_count(held)
+
+
+# ----------------------------------------------------------------------------- repair ladder
+
+LADDER = ["reset", "reboot", "replace"]
+WINDOW = timedelta(hours=24)
+
+
+def tries(*rows: tuple[str, str, str, int]) -> list[RepairAttempt]:
+    """(rung, fault, outcome, minutes ago) per attempt."""
+    return [RepairAttempt(at=NOW - timedelta(minutes=ago), rung=rung, fault=fault,
+                          outcome=outcome) for rung, fault, outcome, ago in rows]
+
+
+# (name, remedy, allowed rungs, attempts so far, a rung that just failed, chosen rung)
+RUNG_TABLE = [
+    ("a reset-class fault resets", Remedy(rung="reset", fault="xid 119"), LADDER, [], None,
+     "reset"),
+    ("a reboot-class fault reboots", Remedy(rung="reboot", fault="xid 151"), LADDER, [], None,
+     "reboot"),
+    ("a hardware fault is replaced at once", Remedy(rung="replace", fault="xid 79"), LADDER,
+     [], None, "replace"),
+    ("a Go config (replace only) replaces", Remedy(rung="reset", fault="xid 119"),
+     ["replace"], [], None, "replace"),
+    ("a rung the pool does not allow is passed over", Remedy(rung="reset", fault="xid 119"),
+     ["reboot", "replace"], [], None, "reboot"),
+    ("a failed reset moves up", Remedy(rung="reset", fault="xid 119"), LADDER,
+     tries(("reset", "xid 119", "failed", 1)), "reset", "reboot"),
+    ("a reboot whose agent never came back replaces", Remedy(rung="reboot", fault="xid 151"),
+     LADDER, tries(("reboot", "xid 151", "no_return", 1)), "reboot", "replace"),
+    ("the same fault after a reset: reboot", Remedy(rung="reset", fault="xid 119"), LADDER,
+     tries(("reset", "xid 119", "returned", 30)), None, "reboot"),
+    ("the same fault after one reboot: reboot again",
+     Remedy(rung="reboot", fault="xid 151"), LADDER,
+     tries(("reboot", "xid 151", "returned", 30)), None, "reboot"),
+    ("the same fault after two reboots: replace", Remedy(rung="reboot", fault="xid 151"),
+     LADDER, tries(("reboot", "xid 151", "returned", 90), ("reboot", "xid 151", "returned",
+                                                            30)), None, "replace"),
+    ("a rule's own limit: one reboot", Remedy(rung="reboot", fault="xid 151",
+                                                attempts=Attempts(reboot=1)),
+     LADDER, tries(("reboot", "xid 151", "returned", 30)), None, "replace"),
+    ("another fault class starts at its own rung", Remedy(rung="reset", fault="xid 62"),
+     LADDER, tries(("reset", "xid 119", "returned", 30)), None, "reset"),
+    ("attempts outside the window are forgotten", Remedy(rung="reboot", fault="xid 151"),
+     LADDER, tries(("reboot", "xid 151", "returned", 25 * 60),
+                   ("reboot", "xid 151", "returned", 26 * 60)), None, "reboot"),
+    ("a try an operator stopped does not count", Remedy(rung="reset", fault="xid 119"),
+     LADDER, tries(("reset", "xid 119", "stopped", 5)), None, "reset"),
+    ("no rung left without replace: held for an operator",
+     Remedy(rung="reboot", fault="xid 151"), ["reset", "reboot"],
+     tries(("reboot", "xid 151", "returned", 90), ("reboot", "xid 151", "returned", 30)),
+     None, None),
+]
+
+
+@pytest.mark.parametrize(("remedy", "allowed", "attempts", "above", "rung"),
+                         [row[1:] for row in RUNG_TABLE], ids=[row[0] for row in RUNG_TABLE])
+def test_the_ladder_picks_the_cheapest_rung_left(remedy, allowed, attempts, above, rung):
+    choice = repair_rules.next_rung(remedy, allowed, attempts, NOW, WINDOW, above=above)
+    assert choice.rung == rung
+    assert remedy.fault in choice.why
+    if rung is None:
+        assert "held for an operator" in choice.why
+
+
+def test_an_operators_hold_stops_the_ladder_and_a_verdicts_does_not():
+    assert repair_rules.ladder_stopped(node(CORDONED, holds=(SICK,), verdict=U)) is None
+    assert "operator" in (repair_rules.ladder_stopped(
+        node(CORDONED, holds=(SICK, OP), verdict=U)) or "")
+    assert "scheduler" in (repair_rules.ladder_stopped(
+        node(CORDONED, holds=(SICK, CordonSource.SCHEDULER), verdict=U)) or "")
+
+
+@pytest.mark.parametrize(("before", "owners", "state", "notified"), [
+    (node(NodeState.REPAIRING, holds=(SICK,), health=U, verdict=U), [], NodeState.READY, True),
+    (node(NodeState.REPAIRING, holds=(SICK, OP), health=U, verdict=U), [OP], CORDONED, False),
+])
+def test_a_repaired_node_loses_its_verdict_but_never_an_operators_hold(before, owners, state,
+                                                                      notified):
+    d = decide.repaired(before, "reset fixed xid 119")
+    assert (d.status.verdict, d.status.owners(), d.status.awaiting_repair) == (H, owners, False)
+    assert d.steps[-1].state is state and d.steps[-1].reason is TransitionReason.REPAIRED
+    assert bool(d.notify) is notified
+
+
+# (an Xid code, its message) → the catalog's first rung
+@pytest.mark.parametrize(("code", "message", "rung"), [
+    (119, "", "reset"),  # GSP RPC timeout: RESET_GPU
+    (48, "", "reset"),  # a DBE: reset to remap the row
+    (74, "", "reset"),  # NVLink: the workflow starts with a reset
+    (145, "", "reset"),  # NVLink5
+    (151, "", "reboot"),  # RESTART_VM
+    (79, "", "replace"),  # fallen off the bus: hardware, whatever the catalog's first step
+    (64, "", "replace"),  # row remap failed
+    (140, "", "replace"),  # ECC escaped remapping
+    (54, "", "replace"),  # CHECK_MECHANICALS
+    (154, "GPU recovery action changed from 0x0 (None) to 0x2 (Node Reboot Required)",
+     "reboot"),
+    (154, "GPU recovery action changed from 0x0 (None) to 0x1 (GPU Reset Required)", "reset"),
+    (999_999, "", "replace"),  # unknown code: the safe answer
+])
+def test_the_catalog_names_each_xids_first_rung(code, message, rung):
+    assert catalog_rung(code, message) == rung
+
+
+def test_the_default_policy_gives_each_verdict_its_remedy():
+    policy = builtin_policy("default")
+
+    def remedy(**event: object) -> Remedy | None:
+        return policy.remedy(policy.evaluate([HealthEvent.model_validate(event)]))
+
+    xid = remedy(event_type="xid", gpu_index=2, metrics={"xid_code": 119})
+    assert xid is not None and (xid.rung, xid.fault, xid.gpus) == ("reset", "xid 119", [2])
+    lost = remedy(event_type="driver_error", gpu_index=-1, message="GPU is lost")
+    assert lost is not None and (lost.rung, lost.fault, lost.gpus) == ("reboot", "gpu-lost", [])
+    sxid = remedy(event_type="sxid", metrics={"sxid_code": 12028, "fatal": True})
+    assert sxid is not None and (sxid.rung, sxid.fault) == ("reboot", "sxid 12028")
+    assert remedy(event_type="ecc_dbe", gpu_index=0).rung == "replace"  # type: ignore[union-attr]
+    assert remedy(event_type="xid", metrics={"xid_code": 13}) is None  # degraded: no repair

@@ -13,12 +13,12 @@ from temporalio.testing import ActivityEnvironment
 
 from navarch.activities.aws import AwsProvider
 from navarch.activities.cloud import CloudActivities
-from navarch.activities.fake_cloud import FakeCloudProvider, survives_reboot
+from navarch.activities.fake_cloud import FakeCloudProvider
 from navarch.activities.gcp import GcpProvider
 from navarch.activities.lambda_labs import LambdaProvider
 from navarch.contracts.cloud import ProvisionRequest, TerminateRequest
 from navarch.contracts.spec import ProviderChoice, RegionalIds
-from navarch.sim.fakeworld import FakeWorld, GpuFault
+from navarch.sim.fakeworld import FakeWorld, GpuFault, survives_reboot
 
 
 def ami(region: str) -> str:

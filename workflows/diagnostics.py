@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         DiagnosticInput,
         DiagnosticResult,
         WaitIdleInput,
+        diagnostic_limit,
         run_diagnostic,
         wait_idle,
     )
@@ -106,8 +107,7 @@ class DiagnosticsWorkflow:
                           CordonInput(reason="diagnostics", source=CordonSource.DIAGNOSTICS))
         results: list[DiagnosticResult] = []
         for check in params.checks:
-            limit = (LEVEL_TIME.get(check.level, timedelta(hours=1)) if check.kind == "dcgm"
-                     else timedelta(seconds=check.seconds)) + CHECK_MARGIN
+            limit = diagnostic_limit(check.kind, check.level, check.seconds)
             try:
                 results.append(await workflow.execute_activity(
                     run_diagnostic,

@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -27,11 +28,20 @@ with workflow.unsafe.imports_passed_through():
     from navarch.config.instance_types import gpu_shape
     from navarch.contracts.agent import (
         BootCheckInput,
+        BootCheckResult,
+        DiagnosticInput,
+        Inventory,
+        RebootHostInput,
+        ResetGpuInput,
         WaitIdleInput,
         WatchHealthInput,
         WatchHealthResult,
         boot_check,
+        diagnostic_limit,
         gpu_inventory,
+        reboot_host,
+        reset_gpu,
+        run_diagnostic,
         wait_idle,
         watch_health,
     )
@@ -54,6 +64,9 @@ with workflow.unsafe.imports_passed_through():
         provision,
     )
     from navarch.contracts.cloud import (
+        reboot as reboot_instance,
+    )
+    from navarch.contracts.cloud import (
         terminate as terminate_instance,
     )
     from navarch.contracts.names import (
@@ -68,6 +81,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from navarch.contracts.node import (
         KEEP_REJECTED,
+        MAX_REPAIRS,
         ApproveRepair,
         ClearInput,
         CordonInput,
@@ -83,6 +97,7 @@ with workflow.unsafe.imports_passed_through():
         NodeState,
         NodeStatus,
         Rejected,
+        RepairAttempt,
         RetireInput,
         SpecUpdate,
         TerminateInput,
@@ -103,7 +118,9 @@ with workflow.unsafe.imports_passed_through():
     from navarch.contracts.spec import PoolSpec, ProviderChoice, placement_key
     from navarch.contracts.ssh import SshBootstrapInput, ssh_bootstrap
     from navarch.decisions import node as decide
+    from navarch.decisions import repair as ladder
     from navarch.health.events import HealthResult
+    from navarch.health.remedy import Remedy, Rung, fault_class
 
 from . import metrics
 
@@ -134,6 +151,17 @@ OWNERSHIP_PATCH = "ownership-v1"
 # The patch that asks the cloud about a node's machine as soon as its agent falls silent
 # (issue 16): a machine gone there is replaced at once, not after the toleration.
 INSTANCE_GONE_PATCH = "instance-gone-v1"
+# The patch that repairs in place (issue 18): a reset or a reboot before a replacement.
+REPAIR_LADDER_PATCH = "repair-ladder-v1"
+RESET_TIMEOUT = timedelta(minutes=5)
+REBOOT_CALL_TIMEOUT = timedelta(minutes=2)
+REBOOT_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2),
+                           non_retryable_error_types=[CloudErrorType.INVALID_REQUEST])
+# While a rebooted machine comes back: each look at its agent waits this long at most,
+# and the looks are this far apart once the old boot still answers.
+BOOT_LOOK_TIMEOUT = timedelta(seconds=30)
+BOOT_LOOK_INTERVAL = timedelta(seconds=2)
+BOOT_LOOK_RUN = timedelta(seconds=5)  # a look taken by a host that then went down is lost
 LOOKUP_TIMEOUT = timedelta(minutes=1)
 LOOKUP_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2),
                            non_retryable_error_types=[CloudErrorType.INVALID_REQUEST])
@@ -166,6 +194,16 @@ _FAILED_END = {
 }
 
 
+_T = TypeVar("_T")
+
+
+class _RepairInPlace(Exception):
+    """The pool approved a repair the ladder does in place (a reset or a reboot)."""
+
+    def __init__(self, choice: ladder.RungChoice):
+        self.choice = choice
+
+
 class _Leave(Exception):
     def __init__(self, reason: TransitionReason, grace: timedelta | None, detail: str = ""):
         self.reason = reason
@@ -190,6 +228,7 @@ class NodeWorkflow:
         self._background: list[asyncio.Task[None]] = []
         self._rotation, self._avoid = params.rotation, list(params.avoid)
         self._owned = True  # the ownership rules (False: a run from before OWNERSHIP_PATCH)
+        self._repairing = False  # an in-place repair is under way
         # All of the node's state but its spec, in one model: what continue-as-new carries.
         resume = params.resume
         if resume is not None:
@@ -547,25 +586,11 @@ class NodeWorkflow:
             raise _Leave(TransitionReason.BOOT_TIMEOUT, None,
                          f"no agent picked up work within {spec.boot_deadline}")
         st.gpus, st.hostname = inventory.gpus, inventory.hostname
+        st.boot_id = inventory.boot_id
         self._record(NodeState.BOOT_CHECKING, TransitionReason.AGENT_REGISTERED,
                      f"{len(inventory.gpus)} GPU(s), driver {inventory.driver_version}")
-        shape = ((self._rec.provider.gpu_shape() if self._rec.provider else None)
-                 or gpu_shape(st.instance_type) or gpu_shape(spec.instance_type))
         try:
-            result = await workflow.execute_activity(
-                boot_check,
-                BootCheckInput(
-                    node_id=st.node_id,
-                    expected_gpu_count=shape.count if shape and spec.shape_check != "off" else None,
-                    expected_gpu_model=shape.model if shape and spec.shape_check == "strict"
-                    else None,
-                    required_services=spec.required_services,
-                ),
-                task_queue=queue,
-                schedule_to_start_timeout=spec.heartbeat_timeout,
-                start_to_close_timeout=BOOT_CHECK_TIMEOUT, retry_policy=RUN_ONCE,
-                heartbeat_timeout=WORK_HEARTBEAT_TIMEOUT,
-            )
+            result = await self._boot_check()
         except ActivityError as err:
             raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None, activity_cause(err)) from None
         st.boot_checks = result.checks
@@ -575,6 +600,25 @@ class NodeWorkflow:
             raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None, failed)
         self._take_early_commands()
         self._record(NodeState.READY, TransitionReason.BOOT_CHECK_PASSED)
+
+    async def _boot_check(self) -> BootCheckResult:
+        spec, st = self._spec_(), self._st()
+        shape = ((self._rec.provider.gpu_shape() if self._rec.provider else None)
+                 or gpu_shape(st.instance_type) or gpu_shape(spec.instance_type))
+        return await workflow.execute_activity(
+            boot_check,
+            BootCheckInput(
+                node_id=st.node_id,
+                expected_gpu_count=shape.count if shape and spec.shape_check != "off" else None,
+                expected_gpu_model=shape.model if shape and spec.shape_check == "strict"
+                else None,
+                required_services=spec.required_services,
+            ),
+            task_queue=st.agent_queue(),
+            schedule_to_start_timeout=spec.heartbeat_timeout,
+            start_to_close_timeout=BOOT_CHECK_TIMEOUT, retry_policy=RUN_ONCE,
+            heartbeat_timeout=WORK_HEARTBEAT_TIMEOUT,
+        )
 
     def _leave_requested(self) -> tuple[NodeCommand, int] | None:
         return next((c for c in self._commands if isinstance(
@@ -637,6 +681,13 @@ class NodeWorkflow:
                 command, ticket = self._commands.popleft()
                 try:
                     self._answer(ticket, self._apply_command(command))
+                except _RepairInPlace as repair:
+                    self._answer(ticket, f"repair: {repair.choice.why}")
+                    await self._stop_watching(current)
+                    self._monitoring = True  # commands are still applied as they come
+                    await self._repair(repair.choice)
+                    act = None  # a new watch, of the repaired machine
+                    continue
                 except _Leave:
                     self._answer(ticket, f"{command.kind}: leaving")
                     await self._stop_watching(current)
@@ -749,6 +800,7 @@ class NodeWorkflow:
                                                               health.flap_window))
         if decision.fault_started:
             self._rec.fault_at = _fault_time(result)
+            self._rec.remedy = result.remedy
         was_cordoned = st.state is NodeState.CORDONED
         self._carry_out(decision, TransitionReason.UNHEALTHY)
         if (result.health is HealthResult.UNHEALTHY and not was_cordoned
@@ -756,17 +808,22 @@ class NodeWorkflow:
             metrics.observe_seconds("fault_to_cordon_seconds", workflow.now() - self._rec.fault_at,
                                     {"pool": st.pool}, "from a GPU fault to its node's cordon")
         if self._st().verdict is not HealthResult.UNHEALTHY:
-            self._rec.fault_at = None
+            self._rec.fault_at, self._rec.remedy = None, None
 
     def _carry_out(self, decision: decide.Decision,
                    cause: TransitionReason = TransitionReason.UNHEALTHY) -> str:
         """Do what a decision says: take its status, record its steps, send its
         notifications, ask for its repair. Returns its answer."""
         self._rec.status = decision.status
+        if self._repairing:  # the repair under way is the node's repair
+            decision.request_repair = None
+            decision.notify = [n for n in decision.notify if n[0] != "uncordon"]
         if not decision.status.awaiting_repair and decision.request_repair is None:
             self._rec.repair_cause = None  # no repair pending any more (cleared, released)
         for step in decision.steps:
-            self._record(step.state, step.reason, step.detail, report=step.report)
+            state = NodeState.REPAIRING if self._repairing and not step.state.is_leaving() \
+                else step.state
+            self._record(state, step.reason, step.detail, report=step.report)
         for event, reason in decision.notify:
             self._notify(event, reason)
         if decision.request_repair is not None:
@@ -834,9 +891,17 @@ class NodeWorkflow:
             if st.awaiting_repair and self._rec.repair_cause is not None:
                 st.awaiting_repair = False
                 unreachable = self._rec.repair_cause is TransitionReason.UNREACHABLE
-                raise _Leave(self._rec.repair_cause,
-                             None if unreachable else self._spec_().health.drain_grace)
-            return "no repair pending"
+                if not unreachable:
+                    choice = self._choose_rung()
+                    if choice.rung != "replace" and workflow.patched(REPAIR_LADDER_PATCH):
+                        if choice.rung is None:
+                            self._record(st.state, TransitionReason.REPAIR, choice.why)
+                            return choice.why
+                        raise _RepairInPlace(choice)
+                    raise _Leave(self._rec.repair_cause, self._spec_().health.drain_grace,
+                                 choice.why)
+                raise _Leave(self._rec.repair_cause, None)
+            return "no repair pending" if not self._repairing else "a repair is under way"
         raise self._leave_for(command)
 
     def _adopt(self, spec: PoolSpec) -> str:
@@ -863,6 +928,225 @@ class NodeWorkflow:
                           command.detail or f"{command.instance_id} is {command.state}")
         raise ValueError(f"{command.kind} is not a way to leave")  # not reached
 
+    # ------------------------------------------------------------------ repairing in place
+
+    def _choose_rung(self, above: Rung | None = None) -> ladder.RungChoice:
+        st, health = self._st(), self._spec_().health
+        remedy = self._rec.remedy or Remedy(fault=fault_class(st.verdict_rule, None))
+        return ladder.next_rung(remedy, health.remediation, st.repairs, workflow.now(),
+                                health.remediation_window, above=above)
+
+    async def _repair(self, choice: ladder.RungChoice) -> None:
+        """The repair ladder, from `choice` up: drain, then reset the GPU or reboot the
+        machine, then validate before the node returns to service. A rung that fails moves
+        up; the last rung, replace, leaves (raises _Leave). An operator's hold stops the
+        ladder before its next rung; a terminate or drain sent meanwhile ends it."""
+        health = self._spec_().health
+        remedy = self._rec.remedy or Remedy(fault=fault_class(self._st().verdict_rule, None))
+        drained = False
+        self._repairing = True
+        try:
+            while True:
+                st = self._st()  # a command carried out meanwhile replaces the status
+                rung = choice.rung
+                if rung == "replace":
+                    raise _Leave(TransitionReason.UNHEALTHY,
+                                 None if drained else health.drain_grace, choice.why)
+                stopped = ladder.ladder_stopped(st)
+                if rung is None or stopped:
+                    self._repairing = False
+                    self._record(decide.resting_state(st), TransitionReason.REPAIR,
+                                 choice.why if rung is None
+                                 else f"{rung} not started: {stopped}; the repair waits "
+                                      "for them")
+                    return
+                started = workflow.now()
+                st.repairs.append(RepairAttempt(at=started, rung=rung, fault=remedy.fault,
+                                                rule=st.verdict_rule or ""))
+                del st.repairs[:-MAX_REPAIRS]
+                self._record(NodeState.REPAIRING, TransitionReason.REPAIR,
+                             f"{choice.why}; {self._tries(remedy)}")
+                if not drained:
+                    said = await self._guarded(self._wait_work_gone(
+                        health.drain_grace, f"repair: {choice.why}"))
+                    drained = True
+                    self._record(NodeState.REPAIRING, TransitionReason.REPAIR, said,
+                                 report=False)
+                outcome, detail = await self._guarded(
+                    self._reset_gpus(remedy) if rung == "reset" else self._reboot())
+                if outcome == "ok":
+                    self._record(NodeState.REPAIRING, TransitionReason.REPAIR, detail,
+                                 report=False)
+                    outcome, detail = await self._guarded(self._validate_repair(rung))
+                attempt = self._st().repairs[-1]  # ours: only a repair adds one
+                attempt.seconds = (workflow.now() - started).total_seconds()
+                attempt.outcome = "returned" if outcome == "ok" else outcome  # type: ignore[assignment]
+                attempt.detail = detail
+                if outcome == "ok":
+                    self._repairing = False
+                    self._returned(remedy, rung, detail)
+                    return
+                choice = self._choose_rung(above=rung)
+                self._record(NodeState.REPAIRING, TransitionReason.REPAIR,
+                             f"{rung} {outcome.replace('_', ' ')}: {detail}", report=False)
+        finally:
+            self._repairing = False
+
+    def _tries(self, remedy: Remedy) -> str:
+        """The ladder's counts for a fault, for the node's story: `reset 1/1, reboot 0/2`."""
+        st, health = self._st(), self._spec_().health
+        now = workflow.now()
+        return ", ".join(
+            f"{r} {ladder.tried(st.repairs, r, remedy.fault, now, health.remediation_window)}"
+            f"/{remedy.attempts.of(r)}" for r in ("reset", "reboot") if r in health.remediation)
+
+    def _returned(self, remedy: Remedy, rung: Rung, detail: str) -> None:
+        st = self._st()
+        fault_at = self._rec.fault_at
+        self._carry_out(decide.repaired(st, f"{rung} fixed {remedy.fault}: {detail}"))
+        self._rec.remedy, self._rec.fault_at = None, None
+        if fault_at is not None:
+            metrics.observe_seconds("fault_to_service_seconds", workflow.now() - fault_at,
+                                    {"pool": st.pool, "rung": rung},
+                                    "from a GPU fault to its node back in service, repaired")
+        metrics.count("repairs", {"pool": st.pool, "rung": rung, "outcome": "returned"},
+                      "in-place repairs by rung and outcome")
+
+    async def _guarded(self, work: Coroutine[Any, Any, _T]) -> _T:
+        """Run one repair step while applying the commands that arrive: a cordon, uncordon
+        or clear is recorded (an operator's hold stops the ladder after this step); a
+        terminate, drain or retire, or the machine found gone, ends the repair at once."""
+        task = asyncio.ensure_future(work)
+        while True:
+            await workflow.wait_condition(lambda: task.done() or bool(self._commands))
+            if task.done():
+                return task.result()
+            command, ticket = self._commands.popleft()
+            try:
+                self._answer(ticket, self._apply_command(command))
+            except _Leave:
+                self._answer(ticket, f"{command.kind}: leaving (the repair is called off)")
+                task.cancel()
+                await _settle(task)
+                raise
+
+    async def _wait_work_gone(self, grace: timedelta, why: str) -> str:
+        spec = self._spec_()
+        if spec.notifier.scheduler is not None:
+            return await self._scheduler_drain(grace, why)
+        self._notify("drain", why)
+        return await self._wait_idle(grace)
+
+    async def _reset_gpus(self, remedy: Remedy) -> tuple[str, str]:
+        spec, st = self._spec_(), self._st()
+        try:
+            result = await workflow.execute_activity(
+                reset_gpu, ResetGpuInput(node_id=st.node_id, gpus=remedy.gpus),
+                task_queue=st.agent_queue(), schedule_to_start_timeout=spec.heartbeat_timeout,
+                start_to_close_timeout=RESET_TIMEOUT, heartbeat_timeout=WORK_HEARTBEAT_TIMEOUT,
+                retry_policy=RUN_ONCE)
+        except ActivityError as err:
+            return "failed", f"reset could not run: {activity_cause(err)}"
+        if result.outcome != "reset":
+            return "failed", f"reset {result.outcome}: {result.detail}"
+        gpus = ", ".join(map(str, result.gpus)) or "all"
+        return "ok", f"GPU {gpus} reset ({result.detail})"
+
+    async def _reboot(self) -> tuple[str, str]:
+        """Reboot through the cloud where the machine lives, else from inside (the agent's
+        `systemctl reboot`); then wait for the agent of a new boot."""
+        spec, st = self._spec_(), self._st()
+        inst, choice = self._rec.instance, self._rec.provider
+        assert inst is not None and choice is not None
+        before = st.boot_id
+        try:
+            known = await workflow.execute_activity(
+                reboot_instance, TerminateRequest(provider=choice, instance_id=inst.instance_id,
+                                                  node_id=st.node_id, region=inst.region),
+                start_to_close_timeout=REBOOT_CALL_TIMEOUT, retry_policy=REBOOT_RETRY,
+                heartbeat_timeout=WORK_HEARTBEAT_TIMEOUT)
+            if not known:
+                raise _Leave(TransitionReason.INSTANCE_GONE, None,
+                             f"{inst.instance_id} is not at {choice.name}: nothing to reboot")
+            how = f"rebooted through {choice.name}"
+        except ActivityError as err:
+            cloud = activity_cause(err)
+            try:
+                said = await workflow.execute_activity(
+                    reboot_host, RebootHostInput(node_id=st.node_id),
+                    task_queue=st.agent_queue(), schedule_to_start_timeout=spec.heartbeat_timeout,
+                    start_to_close_timeout=REBOOT_CALL_TIMEOUT, retry_policy=RUN_ONCE)
+            except ActivityError as inner:
+                return "failed", (f"reboot failed: {choice.name}: {cloud}; the agent: "
+                                  f"{activity_cause(inner)}")
+            how = f"{choice.name} could not reboot it ({cloud}); the agent ran {said}"
+        started = workflow.now()
+        back = await self._await_boot(before, spec.health.reboot_timeout)
+        if back is None:
+            return "no_return", (f"{how}; no agent of a new boot within "
+                                 f"{spec.health.reboot_timeout}")
+        st = self._st()
+        st.boot_id, st.gpus = back.boot_id, back.gpus
+        return "ok", (f"{how}; its agent was back after "
+                      f"{(workflow.now() - started).total_seconds():.0f} s")
+
+    async def _await_boot(self, before: str, within: timedelta) -> Inventory | None:
+        """The agent's inventory from a boot other than `before`, or None at the deadline.
+        Until the machine goes down, the old boot's agent may still answer."""
+        st = self._st()
+        deadline = workflow.now() + within
+        went_down = False
+        while (left := deadline - workflow.now()) > timedelta(0):
+            try:
+                inventory = await workflow.execute_activity(
+                    gpu_inventory, st.node_id, task_queue=st.agent_queue(),
+                    schedule_to_close_timeout=min(left, BOOT_LOOK_TIMEOUT),
+                    start_to_close_timeout=BOOT_LOOK_RUN, retry_policy=RUN_ONCE)
+            except ActivityError:
+                went_down = True
+                continue
+            # A host that reports boot ids is back once its id changed; one that does not,
+            # once it answers after having gone silent.
+            rebooted = (inventory.boot_id != before) if (inventory.boot_id or before) \
+                else went_down
+            if rebooted:
+                return inventory
+            await workflow.sleep(min(BOOT_LOOK_INTERVAL, max(left, timedelta(seconds=1))))
+        return None
+
+    async def _validate_repair(self, rung: Rung) -> tuple[str, str]:
+        """Boot checks, then the pool's checks under load: a repair returns a node only on
+        a pass (a check that could not run is not one)."""
+        spec, st = self._spec_(), self._st()
+        try:
+            boot = await self._boot_check()
+        except ActivityError as err:
+            return "not_validated", f"boot checks could not run: {activity_cause(err)}"
+        self._st().boot_checks = boot.checks
+        if not boot.passed:
+            return "not_validated", "boot checks failed: " + "; ".join(
+                f"{c.name}: {c.detail}" for c in boot.checks if c.status == "fail")
+        passed = ["boot checks"]
+        for check in spec.health.validation:
+            try:
+                result = await workflow.execute_activity(
+                    run_diagnostic,
+                    DiagnosticInput(node_id=st.node_id, kind=check.kind, level=check.level,
+                                    seconds=check.seconds, command=check.command,
+                                    min_bus_gbps=check.min_bus_gbps),
+                    task_queue=st.agent_queue(), schedule_to_start_timeout=spec.heartbeat_timeout,
+                    start_to_close_timeout=diagnostic_limit(check.kind, check.level,
+                                                            check.seconds),
+                    heartbeat_timeout=spec.heartbeat_timeout, retry_policy=RUN_ONCE)
+            except ActivityError as err:
+                return "not_validated", f"{check.kind} could not run: {activity_cause(err)}"
+            if result.status != "pass":
+                return "not_validated", f"{check.kind} {result.status} after the {rung}: " \
+                                        f"{result.detail}"
+            passed.append(f"{check.kind}" + (f" level {check.level}" if check.kind == "dcgm"
+                                             else f" {check.seconds} s"))
+        return "ok", " and ".join(passed) + " passed"
+
     # ------------------------------------------------------------------ leaving
 
     async def _leave(self, leave: _Leave) -> None:
@@ -871,18 +1155,21 @@ class NodeWorkflow:
             self._report(leave.reason, leave.detail)
             return
         drained = ""
-        if leave.grace is not None and st.state is not NodeState.UNREACHABLE:
+        if leave.grace is not None and st.state not in (NodeState.UNREACHABLE,
+                                                        NodeState.REPAIRING):
             drained = await self._drain(leave.reason, leave.grace, leave.detail)
         await self._terminate_instance(leave.reason, "; ".join(
             p for p in (leave.detail, drained) if p))
 
     async def _drain(self, reason: TransitionReason, grace: timedelta, detail: str) -> str:
-        spec, st = self._spec_(), self._st()
+        st = self._st()
         st.cordoned = True
         self._record(NodeState.DRAINING, reason, detail)
-        if spec.notifier.scheduler is not None:
-            return await self._scheduler_drain(grace, detail or reason.value)
-        self._notify("drain", detail or reason.value)
+        return await self._wait_work_gone(grace, detail or reason.value)
+
+    async def _wait_idle(self, grace: timedelta) -> str:
+        """Wait for the GPU work (and a webhook's drain status) to end, up to `grace`."""
+        spec, st = self._spec_(), self._st()
         waits: list[asyncio.Future[Any]] = [workflow.start_activity(
             wait_idle, WaitIdleInput(node_id=st.node_id, grace=grace),
             task_queue=st.agent_queue(),

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from navarch.durations import GoDuration
+from navarch.health.remedy import RUNGS, Rung
 from navarch.validation import (
     StrictModel,
     suggest,
@@ -252,6 +253,23 @@ DEFAULT_DRAIN_GRACE = timedelta(minutes=10)
 DEFAULT_MAX_UNHEALTHY_SHARE = 0.2
 DEFAULT_UNHEALTHY_WINDOW = timedelta(minutes=10)
 DEFAULT_FLAP_WINDOW = timedelta(hours=1)
+# The repair ladder: a repeat of the same fault within this window after a reset or a
+# reboot counts against the rung's attempts; how long a rebooted machine's agent has to
+# come back before the machine is replaced.
+DEFAULT_REMEDIATION_WINDOW = timedelta(hours=24)
+DEFAULT_REBOOT_TIMEOUT = timedelta(minutes=15)
+
+
+def _replace_only() -> list[Rung]:
+    return ["replace"]
+
+
+class DiagnosticCheck(StrictModel):
+    kind: Literal["dcgm", "gpu_burn", "nccl"]
+    level: int = Field(default=2, ge=1, le=4)
+    seconds: int = Field(default=60, ge=1, le=86400)
+    command: str | None = None
+    min_bus_gbps: float | None = Field(default=None, gt=0)
 
 
 class HealthConfig(StrictModel):
@@ -271,14 +289,26 @@ class HealthConfig(StrictModel):
     # degraded until it has been quiet for a whole window.
     flap_limit: int = Field(default=3, ge=1)
     flap_window: GoDuration = DEFAULT_FLAP_WINDOW
+    # The repair ladder's rungs this pool allows, cheapest first. Without it a pool
+    # replaces every unhealthy node, as the Go Navarch does.
+    remediation: list[Rung] = Field(default_factory=_replace_only, min_length=1)
+    remediation_window: GoDuration = DEFAULT_REMEDIATION_WINDOW
+    reboot_timeout: GoDuration = DEFAULT_REBOOT_TIMEOUT
+    # What a node passes after a reset or reboot before its hold is released: its boot
+    # checks, then these active checks under load. A check that cannot run (its tool is
+    # not installed) is not a pass; `validation: []` returns a node on its boot checks alone.
+    validation: list[DiagnosticCheck] = Field(
+        default_factory=lambda: [DiagnosticCheck(kind="dcgm", level=2)])
 
-
-class DiagnosticCheck(StrictModel):
-    kind: Literal["dcgm", "gpu_burn", "nccl"]
-    level: int = Field(default=2, ge=1, le=4)
-    seconds: int = Field(default=60, ge=1, le=86400)
-    command: str | None = None
-    min_bus_gbps: float | None = Field(default=None, gt=0)
+    @field_validator("remediation")
+    @classmethod
+    def _ladder(cls, rungs: list[Rung]) -> list[Rung]:
+        if len(set(rungs)) != len(rungs):
+            raise ValueError(f"each rung at most once: {', '.join(rungs)}")
+        ordered = sorted(rungs, key=RUNGS.index)
+        if ordered != rungs:
+            raise ValueError(f"list the rungs cheapest first: {', '.join(ordered)}")
+        return rungs
 
 
 class DiagnosticsConfig(StrictModel):

@@ -16,6 +16,7 @@ from navarch.contracts.base import StoredModel
 from navarch.durations import GoDuration
 from navarch.health.events import HealthEvent, HealthResult
 from navarch.health.policy import PolicyFile
+from navarch.health.remedy import Remedy
 from navarch.validation import BoundedText
 
 GPU_INVENTORY = "agent.gpu_inventory"
@@ -23,6 +24,8 @@ BOOT_CHECK = "agent.boot_check"
 WATCH_HEALTH = "agent.watch_health"
 WAIT_IDLE = "agent.wait_idle"
 RUN_DIAGNOSTIC = "agent.run_diagnostic"
+RESET_GPU = "agent.reset_gpu"
+REBOOT_HOST = "agent.reboot_host"
 
 
 class GpuInfo(StoredModel):
@@ -52,6 +55,7 @@ class Inventory(StoredModel):
     cuda_driver_version: str = ""
     backend: str = ""
     hostname: str = ""  # the host's name (a workload scheduler may know the node by it)
+    boot_id: str = ""  # changes with every boot: how a reboot is known to have happened
 
 
 class BootCheckInput(StoredModel):
@@ -116,6 +120,7 @@ class WatchHealthResult(StoredModel):
     # Every count a `repeats` rule keeps, with what this watch added. A watch also returns,
     # health unchanged, when it counted a new event, so the count outlives the agent.
     occurrences: list[Occurrence] = Field(default_factory=list)
+    remedy: Remedy | None = None  # for an unhealthy result: what the policy says fixes it
 
 
 class WaitIdleInput(StoredModel):
@@ -138,11 +143,43 @@ class DiagnosticInput(StoredModel):
     min_bus_gbps: float | None = None  # NCCL all-reduce threshold for this instance type
 
 
+# How long a diagnostic may run: DCGM's levels by their published durations, a burn for
+# its seconds; plus a margin for start-up and reporting.
+DCGM_LEVEL_TIME = {1: timedelta(minutes=5), 2: timedelta(minutes=20), 3: timedelta(hours=1),
+                   4: timedelta(hours=4)}
+CHECK_MARGIN = timedelta(minutes=10)
+
+
+def diagnostic_limit(kind: str, level: int, seconds: int) -> timedelta:
+    run = (DCGM_LEVEL_TIME.get(level, timedelta(hours=1)) if kind == "dcgm"
+           else timedelta(seconds=seconds))
+    return run + CHECK_MARGIN
+
+
 class DiagnosticResult(StoredModel):
     kind: str
     status: Literal["pass", "fail", "skipped"]
     detail: str = ""
     metrics: dict[str, float | int | str | bool] = Field(default_factory=dict)
+
+
+class ResetGpuInput(StoredModel):
+    node_id: str
+    gpus: list[int] = Field(default_factory=list)  # empty: every GPU of the host
+
+
+class ResetGpuResult(StoredModel):
+    """`reset`: done; `refused`: a precondition failed (work still on the GPU, no reset on
+    this platform), nothing was touched; `failed`: the reset itself failed."""
+
+    outcome: Literal["reset", "refused", "failed"]
+    gpus: list[int] = Field(default_factory=list)  # the GPUs reset (all, on a fabric machine)
+    detail: BoundedText = ""
+
+
+class RebootHostInput(StoredModel):
+    node_id: str
+    delay_seconds: float = Field(default=5.0, ge=0, le=300)  # lets the answer reach Temporal
 
 
 # ------------------------------------------------------------------------ activities
@@ -178,4 +215,16 @@ async def wait_idle(params: WaitIdleInput) -> WaitIdleResult:
 @activity.defn(name=RUN_DIAGNOSTIC)
 async def run_diagnostic(params: DiagnosticInput) -> DiagnosticResult:
     """One active diagnostic (DCGM, GPU burn, NCCL all-reduce)."""
+    raise NotImplementedError
+
+
+@activity.defn(name=RESET_GPU)
+async def reset_gpu(params: ResetGpuInput) -> ResetGpuResult:
+    """Reset GPUs that no process holds (all together where the fabric needs it)."""
+    raise NotImplementedError
+
+
+@activity.defn(name=REBOOT_HOST)
+async def reboot_host(params: RebootHostInput) -> str:
+    """Reboot the host from inside (`systemctl reboot`), for a cloud with no reboot API."""
     raise NotImplementedError

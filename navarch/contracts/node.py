@@ -20,6 +20,7 @@ from navarch.contracts.cloud import Instance
 from navarch.contracts.names import node_task_queue
 from navarch.contracts.spec import PoolSpec, ProviderChoice
 from navarch.health.events import HealthEvent, HealthResult
+from navarch.health.remedy import Remedy, Rung
 from navarch.validation import BoundedText
 
 
@@ -35,6 +36,8 @@ class NodeState(StrEnum):
     TERMINATED = "terminated"
     FAILED = "failed"
     UNREACHABLE = "unreachable"
+    # Out of service for an in-place repair (a GPU reset or a reboot, then validation).
+    REPAIRING = "repairing"
 
     def is_terminal(self) -> bool:
         return self in (NodeState.TERMINATED, NodeState.FAILED)
@@ -73,6 +76,8 @@ class TransitionReason(StrEnum):
     VERDICT_CLEARED = "verdict_cleared"  # an operator cleared an unhealthy verdict
     SPEC_ADOPTED = "spec_adopted"  # the node took its pool's changed spec
     SCHEDULER = "scheduler"  # what the workload scheduler (Slurm, Kubernetes) said or did
+    REPAIR = "repair"  # a step of an in-place repair (reset, reboot, validation)
+    REPAIRED = "repaired"  # an in-place repair passed validation: back in service
 
 
 class CordonSource(StrEnum):
@@ -116,6 +121,23 @@ class Transition(StoredModel):
     detail: BoundedText = ""
 
 
+MAX_REPAIRS = 50  # repair attempts a node keeps (newest kept)
+
+
+class RepairAttempt(StoredModel):
+    """One rung of the repair ladder tried on a node: what, for which fault, and how it
+    went. The ladder counts these (within the pool's window) to decide the next rung."""
+
+    at: datetime
+    rung: Rung
+    fault: str  # the fault class: "xid 119", "sxid 12028", a rule's name
+    rule: str = ""
+    outcome: Literal["running", "returned", "failed", "no_return", "not_validated",
+                     "stopped"] = "running"
+    detail: BoundedText = ""
+    seconds: float = 0.0  # from the rung's start to its outcome
+
+
 class NodeStatus(StoredModel):
     """What `status` on a NodeWorkflow returns."""
 
@@ -149,6 +171,8 @@ class NodeStatus(StoredModel):
     awaiting_repair: bool = False
     notifier_failures: int = 0
     hostname: str = ""  # as the agent reports it (a scheduler may know the node by it)
+    boot_id: str = ""  # the host's boot as the agent last reported it
+    repairs: list[RepairAttempt] = Field(default_factory=list)  # the ladder's attempts
     notifier_last_error: BoundedText = ""
     replacement_of: str | None = None
     rejected: list[Rejected] = Field(default_factory=list)  # the latest, newest last
@@ -323,6 +347,7 @@ class NodeRecord(StoredModel):
     repair_cause: TransitionReason | None = None
     report_seq: int = 0
     fault_at: datetime | None = None  # the current fault episode's first event
+    remedy: Remedy | None = None  # what the current unhealthy verdict asks for
     capacity_misses: list[str] = Field(default_factory=list)
     pending: list[NodeCommand] = Field(default_factory=list)  # commands not yet applied
 

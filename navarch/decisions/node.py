@@ -275,6 +275,25 @@ def quiet(status: NodeStatus, now: datetime) -> Decision:
     return d
 
 
+def repaired(status: NodeStatus, detail: str) -> Decision:
+    """An in-place repair (a reset or reboot) passed its validation: the verdict is lifted
+    with the hold it set, and the node is back in service unless someone else holds it
+    (an operator's hold stays: only they lift it)."""
+    st = status.model_copy(deep=True)
+    d = Decision(st)
+    st.verdict, st.verdict_rule, st.verdict_at = HealthResult.HEALTHY, None, None
+    st.health, st.health_rule = HealthResult.HEALTHY, None
+    st.awaiting_repair = False
+    _release(st, CordonSource.UNHEALTHY)
+    if st.holds:
+        detail = _then(detail, f"still held by {_others(st)}")
+    else:
+        d.notify.append(("uncordon", f"repaired: {detail}"))
+    d.steps.append(Step(resting_state(st), TransitionReason.REPAIRED, detail))
+    d.answer = "repaired"
+    return d
+
+
 def scheduler_hold(status: NodeStatus, foreign: str, now: datetime) -> Decision:
     """What the workload scheduler says about a drain Navarch did not set (`foreign`: who
     and why; "" when there is none). It holds the node (so the pool sees it out of

@@ -17,7 +17,7 @@ PROVISION_BACKOFF_BASE = timedelta(seconds=10)
 PROVISION_BACKOFF_MAX = timedelta(minutes=10)
 
 NOT_SERVING = {NodeState.CORDONED, NodeState.DRAINING, NodeState.UNREACHABLE,
-                NodeState.TERMINATING}
+                NodeState.TERMINATING, NodeState.REPAIRING}
 
 
 def operator_held(node: PoolNode) -> bool:
@@ -45,7 +45,7 @@ def removal_rank(n: PoolNode, idle: set[str]) -> tuple[int, float]:
     """A node's place in the retirement order (lower goes first): cordoned or unreachable,
     then still booting (nothing runs there yet), then idle (no GPU processes at the last
     evaluation), then degraded, then the rest; newest first within each."""
-    if n.state in (NodeState.CORDONED, NodeState.UNREACHABLE):
+    if n.state in (NodeState.CORDONED, NodeState.UNREACHABLE, NodeState.REPAIRING):
         order = 0
     elif not n.state.is_schedulable():
         order = 1

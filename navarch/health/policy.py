@@ -29,6 +29,7 @@ from pydantic import Field, ValidationError
 from navarch.durations import GoDuration
 from navarch.health.cel_engine import compile_expression
 from navarch.health.events import EventType, HealthEvent, HealthResult
+from navarch.health.remedy import Attempts, Remedy, Rung, remedy_for
 from navarch.validation import (
     Problem,
     StrictModel,
@@ -85,6 +86,13 @@ class PolicyRule(StrictModel):
     condition: str = Field(min_length=1, max_length=MAX_CONDITION_CHARS)
     result: HealthResult
     repeats: Repeats | None = None
+    # (Navarch addition) The repair ladder's first rung for what this rule judges
+    # unhealthy: reset the GPU, reboot the machine or replace it. Unset: the Xid catalog's
+    # action for an Xid event, else replace.
+    remedy: Rung | None = None
+    # (Navarch addition) How often each rung may be tried for the same fault within the
+    # pool's remediation window before the ladder moves up (default: one reset, two reboots).
+    attempts: Attempts | None = None
 
 
 # Events seen before, by (rule, GPU index): their times. What `repeats` rules count.
@@ -200,6 +208,14 @@ class Policy:
                 verdicts,
             )
         return NodeVerdict(worst.result, worst.rule, worst.event, verdicts)
+
+    def remedy(self, verdict: NodeVerdict) -> Remedy | None:
+        """The repair an unhealthy verdict asks for (None for any other verdict)."""
+        if verdict.result is not HealthResult.UNHEALTHY:
+            return None
+        rule = next((c.rule for c in self.rules if c.rule.name == verdict.rule), None)
+        return remedy_for(rule.remedy if rule else None, rule.attempts if rule else None,
+                          verdict.rule, verdict.event)
 
 
 def _repeats(rule: PolicyRule, event: HealthEvent, seen: Seen | None) -> int:

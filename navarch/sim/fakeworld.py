@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from navarch.health.xid import lookup
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
     instance_id TEXT PRIMARY KEY,
@@ -69,7 +71,10 @@ GPU_FAULT_KINDS = (
     "xid", "temperature", "ecc_dbe", "ecc_sbe", "nvlink", "nvml_failure", "pcie", "power",
 )
 CLOUD_FAULT_KINDS = ("capacity", "throttle", "unavailable", "invalid", "slow_boot",
-                     "never_boot")
+                     "never_boot", "no_reboot", "reboot_hang")
+# Reboots: `no_reboot` — the cloud has no reboot call for this machine (the agent reboots
+# it instead); `reboot_hang` — the machine never comes back from its reboot.
+DEFAULT_REBOOT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -220,27 +225,64 @@ class FakeWorld:
             )
             return cur.rowcount > 0
 
-    def reboot(self, instance_id: str, seconds: float,
-               survives: Callable[[GpuFault], bool]) -> bool:
-        """Restart a live machine: it is pending again and boots in `seconds`, and its GPU
-        faults are gone except those `survives` keeps (hardware does not heal by a
-        reboot). False when there is no such live machine."""
+    def reboot(self, instance_id: str, seconds: float | None = None, *,
+               through_cloud: bool = True) -> bool:
+        """Restart a live machine: it is pending again and boots in `seconds` (None: the
+        world's reboot time), its GPU processes are gone, and so are its GPU faults but those
+        a reboot does not heal (hardware). False when there is no such live machine. A
+        `no_reboot` cloud fault refuses a reboot through the cloud; `reboot_hang` keeps the
+        machine from coming back."""
         with self._conn() as db:
-            row = db.execute("SELECT node_id FROM instances WHERE instance_id=? AND "
-                             "state != 'terminated'", (instance_id,)).fetchone()
+            row = db.execute("SELECT node_id, provider, region, zone FROM instances WHERE "
+                             "instance_id=? AND state != 'terminated'", (instance_id,)).fetchone()
             if row is None:
                 return False
-            db.execute("UPDATE instances SET state='pending', boot_at=? WHERE instance_id=?",
-                       (time.time() + seconds, instance_id))
-            faults = db.execute(
-                "SELECT id, node_id, kind, gpu_index, value, message, created_at "
-                "FROM gpu_faults WHERE node_id=?", (row[0],)).fetchall()
-            for fault in (GpuFault(*f) for f in faults):
-                if not survives(fault):
-                    db.execute("DELETE FROM gpu_faults WHERE id=?", (fault.id,))
+            node_id, where = row[0], {"provider": row[1], "region": row[2], "zone": row[3]}
+            if through_cloud and self._take_cloud_fault(db, "no_reboot", where) is not None:
+                raise _Deferred("invalid", f"{instance_id}: this cloud has no reboot call")
+            hang = self._take_cloud_fault(db, "reboot_hang", where) is not None
+            if seconds is None:
+                setting = db.execute("SELECT value FROM settings WHERE name='reboot_seconds'"
+                                     ).fetchone()
+                seconds = float(setting[0]) if setting else DEFAULT_REBOOT_SECONDS
+            db.execute("UPDATE instances SET state='pending', boot_at=?, never_boot=? "
+                       "WHERE instance_id=?", (time.time() + seconds, int(hang), instance_id))
+            db.execute("DELETE FROM gpu_processes WHERE node_id=?", (node_id,))
+            self._heal(db, node_id, [], survives_reboot)
             db.execute("INSERT INTO counters VALUES ('reboots', 1) "
                        "ON CONFLICT(name) DO UPDATE SET value = value + 1")
         return True
+
+    def reset_gpus(self, node_id: str, gpus: list[int]) -> str:
+        """Reset GPUs of a live machine (empty: all): the faults a reset heals on them are
+        gone. Refused ("" when done) while a process holds one of them."""
+        with self._conn() as db:
+            held = db.execute("SELECT gpu_index, pid FROM gpu_processes WHERE node_id=?",
+                              (node_id,)).fetchall()
+            busy = sorted({(g, p) for g, p in held if not gpus or g in gpus})
+            if busy:
+                return "processes still hold the GPU: " + "; ".join(
+                    f"GPU {g}: pid {p}" for g, p in busy)
+            self._heal(db, node_id, gpus, survives_reset)
+            db.execute("INSERT INTO counters VALUES ('gpu_resets', 1) "
+                       "ON CONFLICT(name) DO UPDATE SET value = value + 1")
+        return ""
+
+    def set_reboot_seconds(self, seconds: float) -> None:
+        """How long a machine of this world takes to come back from a reboot."""
+        with self._conn() as db:
+            db.execute("INSERT OR REPLACE INTO settings VALUES ('reboot_seconds', ?)",
+                       (str(max(0.0, seconds)),))
+
+    @staticmethod
+    def _heal(db: sqlite3.Connection, node_id: str, gpus: list[int],
+              survives: Callable[[GpuFault], bool]) -> None:
+        faults = db.execute(
+            "SELECT id, node_id, kind, gpu_index, value, message, created_at "
+            "FROM gpu_faults WHERE node_id=?", (node_id,)).fetchall()
+        for fault in (GpuFault(*f) for f in faults):
+            if (not gpus or fault.gpu_index in gpus) and not survives(fault):
+                db.execute("DELETE FROM gpu_faults WHERE id=?", (fault.id,))
 
     def get(self, instance_id: str) -> FakeInstance | None:
         with self._conn() as db:
@@ -436,3 +478,31 @@ def _instance(row: tuple[Any, ...]) -> FakeInstance:
         gpu_count=row[10], gpu_model=row[11], agent_enabled=bool(row[12]),
         never_boot=bool(row[13]), cluster=row[15] if len(row) > 15 else "",
     )
+
+
+# What a reboot heals: conditions of the moment, and Xids whose catalog action is a reset,
+# a reboot, an application restart or nothing. The rest (hardware: uncorrectable ECC, PCIe,
+# NVLink, Xids NVIDIA sends to support or to a mechanical check) stay. A reset heals less:
+# not what needs the whole machine restarted (a reboot-class Xid, a GPU the driver lost).
+_TRANSIENT_KINDS = {"temperature", "power", "nvml_failure", "ecc_sbe"}
+_REBOOT_HEALS = {"RESET_GPU", "RESTART_BM", "RESTART_VM", "RESTART_APP", "IGNORE",
+                 "WORKFLOW_XID_48", "WORKFLOW_NVLINK_ERR", "WORKFLOW_NVLINK5_ERR"}
+_RESET_HEALS = {"RESET_GPU", "RESTART_APP", "IGNORE", "WORKFLOW_XID_48",
+                "WORKFLOW_NVLINK_ERR", "WORKFLOW_NVLINK5_ERR"}
+
+
+def _survives(fault: GpuFault, heals: set[str], transient: set[str]) -> bool:
+    if fault.kind in transient:
+        return False
+    if fault.kind == "xid" and fault.value is not None:
+        info = lookup(int(fault.value))
+        return info is None or info.nvidia_action not in heals
+    return True
+
+
+def survives_reboot(fault: GpuFault) -> bool:
+    return _survives(fault, _REBOOT_HEALS, _TRANSIENT_KINDS)
+
+
+def survives_reset(fault: GpuFault) -> bool:
+    return _survives(fault, _RESET_HEALS, {"ecc_sbe"})
