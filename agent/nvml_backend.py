@@ -198,8 +198,9 @@ class NvmlBackend:
         busy: dict[int, list[int]] = {}
         for proc in self.compute_processes():
             busy.setdefault(proc.gpu_index, []).append(proc.pid)
-        vgpu = [g.index for g in self.gpus if self._try(
-            self.nvml.nvmlDeviceGetVirtualizationMode, g.handle) == host_repair.VGPU_MODE]
+        mode = getattr(self.nvml, "nvmlDeviceGetVirtualizationMode", None)
+        vgpu = [g.index for g in self.gpus if mode is not None
+                and self._try(mode, g.handle) == host_repair.VGPU_MODE]
         return host_repair.plan_reset(
             gpus, len(self.gpus), busy, fabric=host_repair.on_fabric(
                 self.nvml, [g.handle for g in self.gpus]),

@@ -63,3 +63,24 @@ async def test_boot_check_and_watch_health_on_real_gpus(nvml_backend):
         last_health=HealthResult.UNHEALTHY))
     print("watch_health:", result.health.value, result.rule, result.summary)
     assert result.health in (HealthResult.HEALTHY, HealthResult.DEGRADED)
+
+
+def test_the_reset_paths_preconditions_on_a_real_gpu_touch_nothing(nvml_backend):
+    """The reset's checks (the processes on each GPU, vGPU mode, an NVSwitch fabric, root,
+    nvidia-smi) on real hardware. Only the plan is made: nothing is reset (the machine may
+    be shared)."""
+    from navarch.agent import host_repair
+
+    before = [g.info.uuid for g in nvml_backend.gpus]
+    fabric = host_repair.on_fabric(nvml_backend.nvml, [g.handle for g in nvml_backend.gpus])
+    plan = nvml_backend.reset_plan([0])
+    print("fabric:", fabric, "root:", host_repair.is_root(), "plan:", plan,
+          "processes:", nvml_backend.compute_processes(), "boot id:", nvml_backend.boot_id())
+    assert nvml_backend.boot_id() == nvml_backend.inventory().boot_id != ""
+    if plan.refusal:
+        assert not plan.gpus
+    else:  # it could run: one GPU, or every GPU of a fabric machine, and no process on them
+        assert plan.gpus == ([0] if not fabric else list(range(len(before))))
+        busy = {p.gpu_index for p in nvml_backend.compute_processes()}
+        assert not busy & set(plan.gpus)
+    assert [g.info.uuid for g in nvml_backend.gpus] == before  # nothing was touched

@@ -157,3 +157,31 @@ def test_compute_processes():
     b = backend([FakeGpu(processes=[4242]), FakeGpu()], watch_events=False)
     procs = b.compute_processes()
     assert [(p.gpu_index, p.pid) for p in procs] == [(0, 4242)]
+
+
+def test_a_reset_is_planned_from_the_gpus_processes_and_closes_nvml_around_the_command(
+        monkeypatch):
+    """The NVML backend's reset: refused while a process holds the GPU (nothing run); else
+    NVML's session is closed, `nvidia-smi --gpu-reset -i N` runs, NVML is opened again, and
+    the GPU's one-shot events are forgotten."""
+    from navarch.agent import host_repair
+    from navarch.health.events import HealthEvent
+
+    b = backend([FakeGpu(processes=[77]), FakeGpu()], watch_events=False)
+    monkeypatch.setattr("navarch.agent.nvml_backend.shutil.which", lambda _: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(host_repair, "is_root", lambda: True)
+    monkeypatch.setattr(host_repair, "on_fabric", lambda *_: False)
+    ran: list[list[str]] = []
+    monkeypatch.setattr(host_repair, "run_reset",
+                        lambda plan: (ran.append(host_repair.reset_argv(plan)[0]), (True, "ok"))[1])
+    refused = b.reset_gpus([0])
+    assert (refused.outcome, refused.detail) == ("refused",
+                                                 "processes still hold the GPU: GPU 0: pid 77")
+    assert ran == []
+    b.record(HealthEvent(event_type=EventType.XID, gpu_index=1, metrics={"xid_code": 119}))
+    b.record(HealthEvent(event_type=EventType.XID, gpu_index=0, metrics={"xid_code": 13}))
+    done = b.reset_gpus([1])
+    assert (done.outcome, done.gpus) == ("reset", [1])
+    assert ran == [["nvidia-smi", "--gpu-reset", "-i", "1"]]
+    assert [e.gpu_index for e in b.current_events() if e.event_type is EventType.XID] == [0]
+    assert b.inventory().gpus[1].uuid  # NVML answers again after the reset

@@ -18,7 +18,7 @@ from navarch.activities.gcp import GcpProvider
 from navarch.activities.lambda_labs import LambdaProvider
 from navarch.contracts.cloud import ProvisionRequest, TerminateRequest
 from navarch.contracts.spec import ProviderChoice, RegionalIds
-from navarch.sim.fakeworld import FakeWorld, GpuFault, survives_reboot
+from navarch.sim.fakeworld import FakeWorld, GpuFault, survives_reboot, survives_reset
 
 
 def ami(region: str) -> str:
@@ -91,3 +91,13 @@ async def test_the_fake_cloud_reboot_heals_transient_faults_and_keeps_hardware(t
     assert world.counter("reboots") == 1
     world.terminate(made.instance_id)
     assert await fake.reboot(made.instance_id) is False
+
+
+def test_what_a_reset_heals_is_less_than_a_reboot():
+    assert not survives_reset(fault("xid", 119))  # RESET_GPU
+    assert not survives_reset(fault("xid", 48))  # a DBE: the reset remaps the row
+    assert survives_reset(fault("xid", 151))  # RESTART_VM: the machine must restart
+    assert survives_reset(fault("nvml_failure"))  # the driver lost the GPU
+    assert survives_reset(fault("temperature", 95))  # a reset does not cool a GPU
+    assert survives_reset(fault("ecc_dbe"))
+    assert not survives_reboot(fault("xid", 151)) and not survives_reboot(fault("nvml_failure"))

@@ -70,7 +70,11 @@ async def test_a_reset_class_xid_resets_the_gpu_and_the_node_returns_after_valid
         assert "dcgm level 2 passed" in story[-1][2], story[-1]
         # The operator sees the ladder's record.
         shown = await navarch_cli(dev_env, "node", "get", a)
-        assert "reset" in shown.stdout and "xid 119" in shown.stdout, shown.stdout + shown.stderr
+        assert "reset for xid 119: returned after" in shown.stdout, shown.stdout + shown.stderr
+        # And so does the Temporal UI, in the node workflow's current details.
+        details = (await client.get_workflow_handle(f"node/{a}").query(
+            "__temporal_workflow_metadata")).current_details
+        assert "repairs: reset xid 119 ×1 · last: reset returned" in details, details
         pool = await pool_status(client, node.pool)
         assert pool.ready == 1 and len(pool.nodes) == 1
 

@@ -1357,9 +1357,17 @@ class NodeWorkflow:
         pool_link = (f"/namespaces/{workflow.info().namespace}/workflows?query="
                      f"WorkflowId%3D%22pool%2F{st.pool}%22")
         where = f"\n\n{st.provider}/{st.region} · {st.instance_id}" if st.instance_id else ""
+        repairs = ""
+        if st.repairs:
+            tried: dict[str, int] = {}
+            for r in st.repairs:
+                tried[f"{r.rung} {r.fault}"] = tried.get(f"{r.rung} {r.fault}", 0) + 1
+            last = st.repairs[-1]
+            repairs = ("\n\nrepairs: " + ", ".join(f"{k} ×{n}" for k, n in tried.items())
+                       + f" · last: {last.rung} {last.outcome.replace('_', ' ')}")
         return (f"node {st.node_id[:8]} · **{st.state.value}**{gpus} · "
                 f"pool [{st.pool}]({pool_link}) · health {st.health.value}\n\n"
-                f"{reason.value}{': ' + detail if detail else ''}{where}")
+                f"{reason.value}{': ' + detail if detail else ''}{where}{repairs}")
 
     def _report(self, reason: TransitionReason, detail: str) -> None:
         st = self._st()
