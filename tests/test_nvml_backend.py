@@ -172,8 +172,12 @@ def test_a_reset_is_planned_from_the_gpus_processes_and_closes_nvml_around_the_c
     monkeypatch.setattr(host_repair, "is_root", lambda: True)
     monkeypatch.setattr(host_repair, "on_fabric", lambda *_: False)
     ran: list[list[str]] = []
-    monkeypatch.setattr(host_repair, "run_reset",
-                        lambda plan: (ran.append(host_repair.reset_argv(plan)[0]), (True, "ok"))[1])
+
+    def run_reset(plan):
+        ran.extend(host_repair.reset_argv(plan))
+        return True, "ok"
+
+    monkeypatch.setattr(host_repair, "run_reset", run_reset)
     refused = b.reset_gpus([0])
     assert (refused.outcome, refused.detail) == ("refused",
                                                  "processes still hold the GPU: GPU 0: pid 77")
