@@ -447,3 +447,14 @@ async def test_a_worker_process_that_dies_ends_the_run(tmp_path):
         await with_worker_process(forever(), "127.0.0.1:1", FakeWorld(tmp_path / "w.db"),
                                    "q", 1000, log, "ERROR")  # nothing listens on port 1
     assert log.read_text().strip()  # why it died is in its log
+
+
+def test_a_scenario_with_the_repair_ladder_reboots_and_returns_its_nodes(tmp_path):
+    """`repair:` gives the scenario's nodes the ladder: a reboot-class Xid on every node is
+    fixed by a reboot of each machine (validated, then back in service), not replaced."""
+    _, folder, report = _run(SCENARIOS / "stress-repair-ladder.yaml", tmp_path)
+    assert len(report["nodes"]) == 3 and not report["fault_to_replacement"]
+    for node_id, node in report["nodes"].items():
+        reasons = [t["reason"] for t in node["transitions"]]
+        assert reasons[-1] == "repaired" and node["state"] == "ready", (node_id, reasons)
+    assert FakeWorld(folder / "fake-cloud.db").counter("reboots") == 3

@@ -87,6 +87,8 @@ async def _run(scenario: Scenario, folder: Path, seed: int, hosts: str,
         client = await connect_local(server.address, ready_within=30, runtime=quiet)
         world = FakeWorld(folder / "fake-cloud.db")
         world.simulate_diagnostics()  # run_diagnostic: answered from each host's faults
+        if scenario.repair is not None:
+            world.set_reboot_seconds(scenario.repair.reboot_time.total_seconds())
         queue = new_task_queue()
         size = len(scenario.fleet) or (scenario.stress.fleet_gen.total_nodes
                                        if scenario.stress and scenario.stress.fleet_gen else 0)

@@ -24,6 +24,8 @@ from navarch.temporal.client import connect, connect_local, register_search_attr
 from navarch.temporal.runtime import worker_runtime
 from navarch.temporal.sweep import apply_sweep
 
+DEMO_REBOOT_SECONDS = 20.0
+
 demo_app = typer.Typer(help="Break simulated hosts on the fake cloud, to watch repairs.",
                        no_args_is_help=True)
 
@@ -86,6 +88,10 @@ async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int,
                         else connect(target_host=address, ready_within=30, runtime=runtime))
         await register_search_attributes(client)
         world = FakeWorld(fake_world_path())
+        # Its hosts are simulated: their diagnostics answer from their faults, and a reboot
+        # takes long enough to watch.
+        world.simulate_diagnostics()
+        world.set_reboot_seconds(DEMO_REBOOT_SECONDS)
         plane = ControlPlane(client, world=world)
         worker = asyncio.create_task(plane.run(stop))
         files = [config] if config else []
@@ -106,7 +112,8 @@ async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int,
         if metrics_port:
             out.print(f"  metrics: http://127.0.0.1:{metrics_port}/metrics")
         out.print("  navarch node list            nodes and their states")
-        out.print("  navarch demo inject-xid NODE 79   break a simulated GPU")
+        out.print("  navarch demo inject-xid NODE 119  a GPU the ladder resets")
+        out.print("  navarch demo inject-xid NODE 79   a GPU fallen off the bus: replaced")
         await worker
     finally:
         stop.set()

@@ -145,6 +145,11 @@ class Chaos:
                 await self.sim.signal(node_id, "approve_repair")
         waiting = sorted(self.approved - self.replaced)
         for node_id, left in zip(waiting, await self.sim.statuses(waiting), strict=True):
+            if left is not None and left.state.is_schedulable() and not left.awaiting_repair:
+                # Repaired in place (the repair ladder): back in service, and may fail again.
+                self.approved.discard(node_id)
+                self.failed.discard(node_id)
+                continue
             if left is None or not left.state.is_terminal():
                 continue
             self.replaced.add(node_id)
@@ -238,8 +243,8 @@ class Chaos:
         return True  # random
 
     async def outage(self, outage: ScheduledOutage) -> None:
-        """At `start_time`, every node in the scope gets `failure_type` (an Xid is 79);
-        after `duration` they are cleared."""
+        """At `start_time`, every node in the scope gets `failure_type` (an Xid is 79 unless
+        the outage names its `xid_code`); after `duration` they are cleared."""
         run = self.run
         await asyncio.sleep(max(0.0, outage.start_time.total_seconds() - run.t()))
         name = outage.name or f"{outage.scope} {outage.target}"
@@ -256,7 +261,8 @@ class Chaos:
                         "outcome": f"{len(hit)} node(s): {outage.failure_type}"})
         for node_id in hit:
             await self.fail(node_id, outage.failure_type,
-                            79 if outage.failure_type == "xid_error" else None,
+                            (outage.xid_code or 79) if outage.failure_type == "xid_error"
+                            else None,
                             cause="outage", note=f"outage {name}")
         await asyncio.sleep(outage.duration.total_seconds())
         for node_id in hit:

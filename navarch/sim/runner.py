@@ -96,7 +96,10 @@ def node_spec(scenario: Scenario, node_id: str) -> PoolSpec:
         labels=dict(node.labels), min_nodes=0, max_nodes=max(1, len(scenario.fleet)),
         health_check_interval=check, heartbeat_timeout=heartbeat, boot_deadline=boot,
         health=HealthConfig(unhealthy_after=1, unreachable_toleration=toleration,
-                            drain_grace=timedelta(seconds=5)),
+                            drain_grace=timedelta(seconds=5),
+                            **({"remediation": scenario.repair.remediation,
+                                "reboot_timeout": scenario.repair.reboot_time + boot}
+                               if scenario.repair else {})),
     )
 
 

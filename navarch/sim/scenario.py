@@ -11,6 +11,7 @@ it went unhealthy is both `cordoned` and `unhealthy` (reports show `unhealthy`).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -20,6 +21,7 @@ from navarch.config.schema import DiagnosticCheck
 from navarch.contracts.node import NodeState, NodeStatus
 from navarch.durations import GoDuration
 from navarch.health.events import HealthResult
+from navarch.health.remedy import RUNGS, Rung
 from navarch.validation import (
     Problem,
     StrictModel,
@@ -171,6 +173,7 @@ class ScheduledOutage(StrictModel):
     scope: Literal["zone", "region", "provider", "percentage"]
     target: str
     failure_type: FailureType = "network"
+    xid_code: int | None = Field(default=None, ge=1)  # (Navarch addition) default 79
 
 
 class CorrelatedFailure(StrictModel):
@@ -231,6 +234,15 @@ class StressConfig(StrictModel):
         return value
 
 
+class RepairSettings(StrictModel):
+    """(Navarch addition) The repair ladder for the scenario's nodes: the rungs allowed, as a
+    pool's `health.remediation`, and how long a simulated reboot takes. Without it a node
+    judged unhealthy is replaced, as in the Go simulator."""
+
+    remediation: list[Rung] = Field(default_factory=lambda: list(RUNGS), min_length=1)
+    reboot_time: GoDuration = timedelta(seconds=60)
+
+
 class Scenario(StrictModel):
     name: str = Field(min_length=1)
     description: str = ""
@@ -238,6 +250,7 @@ class Scenario(StrictModel):
     events: list[Event] = Field(default_factory=list)
     assertions: list[Assertion] = Field(default_factory=list)
     stress: StressConfig | None = None
+    repair: RepairSettings | None = None
 
 
 def _cross_checks(doc: YamlDocument, scenario: Scenario) -> list[Problem]:
