@@ -224,3 +224,36 @@ async def test_record_scheduler_histories(dev_env, tmp_path, monkeypatch):
             path = HISTORIES / f"{stamp}-node-k8s-{node[-8:]}-{len(history.events)}-events.json"
             path.write_text(json.dumps(history.to_json_dict(), indent=1))
             await client.get_workflow_handle(f"pool/{spec.name}").terminate("recorded")
+
+
+@pytest.mark.skipif(not RECORD, reason="set NAVARCH_RECORD_HISTORIES=1 to record histories")
+async def test_record_repair_histories(dev_env, tmp_path):
+    """A node on the repair ladder: a reset-class Xid reset and validated; a reset refused
+    (work holds the GPU) moved up to a reboot, validated; a hardware Xid replaced."""
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        plane.world.simulate_diagnostics()
+        spec = fast_spec(name="replay-ladder", min_nodes=1, health={
+            "remediation": ["reset", "reboot", "replace"], "drain_grace": timedelta(seconds=1),
+            "reboot_timeout": timedelta(seconds=15)})
+        await start_pool(client, plane, spec)
+        pool = await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 1)
+        node = pool.nodes[0].node_id
+
+        def returned(count: int):
+            return lambda n: (n.state.value == "ready"
+                              and sum(r.outcome == "returned" for r in n.repairs) == count)
+
+        plane.world.inject(node, "xid", gpu_index=1, value=119)
+        await eventually(lambda: node_status(client, node), returned(1), within=60)
+        plane.world.add_process(node, 9, gpu_index=0)
+        plane.world.inject(node, "xid", value=62)
+        await eventually(lambda: node_status(client, node), returned(2), within=60)
+        plane.world.inject(node, "xid", value=79)
+        await eventually(lambda: node_status(client, node), lambda n: n.state.is_terminal(),
+                         within=60)
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+        history = await client.get_workflow_handle(f"node/{node}").fetch_history()
+        path = HISTORIES / f"{stamp}-node-ladder-{node[-8:]}-{len(history.events)}-events.json"
+        path.write_text(json.dumps(history.to_json_dict(), indent=1))
+        await client.get_workflow_handle(f"pool/{spec.name}").terminate("recorded")
