@@ -236,6 +236,9 @@ class AgentActivities:
         """Run one active diagnostic; a failure is also recorded as a `diagnostic` event, so
         the node's watch judges it with the pool's policy."""
         outcome = self.backend.simulated_diagnostic(params)
+        if outcome is not None and outcome.metrics.get("run_seconds"):
+            await _sleep_heartbeating(float(outcome.metrics["run_seconds"]),
+                                      {"diagnostic": params.kind})
         if outcome is None:
             task = asyncio.ensure_future(asyncio.to_thread(self._diagnostic_job(params)))
             while not task.done():

@@ -200,15 +200,18 @@ class FakeGpuBackend:
         if not self.world.diagnostics_simulated():
             return None
         found = [f for f in self.world.faults(self.node_id) if _finds(params.kind, f)]
+        took: dict[str, bool | float] = {"simulated": True}
+        seconds = self.world.diagnostic_seconds()
+        if seconds:
+            took["run_seconds"] = seconds  # the agent takes this long to answer
         what = {"dcgm": f"dcgmi diag -r {params.level}", "gpu_burn": "gpu_burn",
                 "nccl": "all_reduce_perf"}[params.kind]
         if not found:
             return Outcome("pass", f"{what} (simulated): all {self.gpu_count} GPUs passed",
-                           {"simulated": True})
+                           dict(took))
         return Outcome("fail", f"{what} (simulated): " + "; ".join(
             f"GPU {f.gpu_index} {f.kind}" + (f" {f.value:g}" if f.value is not None else "")
-            for f in found), {"simulated": True, "failed_gpus": len({f.gpu_index
-                                                                    for f in found})})
+            for f in found), {**took, "failed_gpus": len({f.gpu_index for f in found})})
 
 
 def _finds(kind: str, fault: GpuFault) -> bool:

@@ -170,11 +170,11 @@ def node_get(node_id: str, output: OutputOpt = Output.table) -> None:
         out.print(f"  held by {hold.owner.value} since {hold.at:%Y-%m-%d %H:%M:%S}"
                   + (f": {hold.reason}" if hold.reason else "")
                   + (f" (by {hold.by})" if hold.by else ""), markup=False)
-    for r in status.repairs:
-        out.print(f"  repair {r.at:%Y-%m-%d %H:%M:%S} {r.rung} for {r.fault}: "
-                  f"{r.outcome.replace('_', ' ')}"
-                  + (f" after {r.seconds:.0f} s" if r.outcome != "running" else "")
-                  + (f": {r.detail}" if r.detail else ""), markup=False)
+    for a in status.repairs:
+        out.print(f"  repair {a.at:%Y-%m-%d %H:%M:%S} {a.rung} for {a.fault}: "
+                  f"{a.outcome.replace('_', ' ')}"
+                  + (f" after {a.seconds:.0f} s" if a.outcome != "running" else "")
+                  + (f": {a.detail}" if a.detail else ""), markup=False)
     out.print(f"  {status.provider}/{status.region} {status.instance_type} "
               f"{status.instance_id}, {len(status.gpus)} GPU(s)")
     for gpu in status.gpus:

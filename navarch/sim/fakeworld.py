@@ -197,6 +197,9 @@ class FakeWorld:
                               (node_id,)).fetchone()
             if cold is not None:
                 boot_seconds = float(cold[0])
+            else:
+                setting = self._setting(db, "boot_seconds")
+                boot_seconds = float(setting) if setting is not None else boot_seconds
             now = time.time()
             boot_at = now + boot_seconds + (float(slow.get("seconds", 30)) if slow else 0.0)
             instance_id = f"fake-{node_id}"
@@ -242,9 +245,8 @@ class FakeWorld:
                 raise _Deferred("invalid", f"{instance_id}: this cloud has no reboot call")
             hang = self._take_cloud_fault(db, "reboot_hang", where) is not None
             if seconds is None:
-                setting = db.execute("SELECT value FROM settings WHERE name='reboot_seconds'"
-                                     ).fetchone()
-                seconds = float(setting[0]) if setting else DEFAULT_REBOOT_SECONDS
+                setting = self._setting(db, "reboot_seconds")
+                seconds = float(setting) if setting is not None else DEFAULT_REBOOT_SECONDS
             db.execute("UPDATE instances SET state='pending', boot_at=?, never_boot=? "
                        "WHERE instance_id=?", (time.time() + seconds, int(hang), instance_id))
             db.execute("DELETE FROM gpu_processes WHERE node_id=?", (node_id,))
@@ -270,9 +272,30 @@ class FakeWorld:
 
     def set_reboot_seconds(self, seconds: float) -> None:
         """How long a machine of this world takes to come back from a reboot."""
+        self._set("reboot_seconds", str(max(0.0, seconds)))
+
+    def set_boot_seconds(self, seconds: float) -> None:
+        """How long every machine made from now on takes to boot (a cold start), whatever
+        its provider's usual time; a node's own cold start still wins."""
+        self._set("boot_seconds", str(max(0.0, seconds)))
+
+    def set_diagnostic_seconds(self, seconds: float) -> None:
+        """How long a simulated diagnostic runs before it answers."""
+        self._set("diagnostic_seconds", str(max(0.0, seconds)))
+
+    def diagnostic_seconds(self) -> float:
         with self._conn() as db:
-            db.execute("INSERT OR REPLACE INTO settings VALUES ('reboot_seconds', ?)",
-                       (str(max(0.0, seconds)),))
+            value = self._setting(db, "diagnostic_seconds")
+        return float(value) if value is not None else 0.0
+
+    def _set(self, name: str, value: str) -> None:
+        with self._conn() as db:
+            db.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (name, value))
+
+    @staticmethod
+    def _setting(db: sqlite3.Connection, name: str) -> str | None:
+        row = db.execute("SELECT value FROM settings WHERE name=?", (name,)).fetchone()
+        return str(row[0]) if row else None
 
     @staticmethod
     def _heal(db: sqlite3.Connection, node_id: str, gpus: list[int],
