@@ -83,6 +83,7 @@ def test_policy_test_text_output_and_event_flag():
     assert result.returncode == 0, result.stderr
     assert "xid-other" in result.stdout and "xid-needs-reset-or-reboot" in result.stdout
     assert "node: unhealthy" in result.stdout
+    assert "repair: replace first for xid 79" in result.stdout  # fallen off the bus: hardware
 
 
 def test_policy_test_bad_event_and_usage_errors():

@@ -139,6 +139,13 @@ def test_broken_file_reports_every_error_with_file_path_line_and_value(fixtures)
          "server.cluster_id"),
         ("providers: {f: {type: fake}}\npools:\n  p: {provider: f, instance_type: x, max_nodes: 1\n",
          "not valid YAML"),
+        ("providers: {f: {type: fake}}\npools:\n  p: {provider: f, instance_type: x, max_nodes: 1,\n"
+         "      health: {remediation: [reboot, reset]}}\n",
+         "cfg.yaml:4: pools.p.health.remediation: list the rungs cheapest first: reset, reboot"),
+        ("providers: {f: {type: fake}}\npools:\n  p: {provider: f, instance_type: x, max_nodes: 1,\n"
+         "      health: {remediation: [restart]}}\n",
+         "pools.p.health.remediation[0]: expected one of 'reset', 'reboot' or 'replace'; did "
+         "you mean 'reset'? (got 'restart')"),
     ],
 )
 def test_go_validation_rules_and_more(snippet, message):
@@ -249,3 +256,20 @@ pools:
     assert specs["hpc"].notifier.on_grace_end == "cancel"
     assert specs["serving"].notifier.type == "kubernetes"
     assert specs["serving"].notifier.on_grace_end == "delete"  # the default block
+
+
+def test_a_go_config_replaces_and_the_ladder_is_opt_in(fixtures):
+    """Without `remediation` a pool replaces, as the Go Navarch; with it, the ladder's rungs
+    and settings reach the pool spec."""
+    from navarch.contracts.spec import build_pool_specs
+
+    go = build_pool_specs(load_config(fixtures / "go_config.yaml"))
+    assert go and all(spec.health.remediation == ["replace"] for spec in go.values())
+    loaded = load_config("c.yaml", text=(
+        "providers: {f: {type: fake}}\npools:\n  p: {provider: f, instance_type: x, "
+        "max_nodes: 1,\n      health: {remediation: [reset, reboot, replace], "
+        "reboot_timeout: 20m, validation: [{kind: gpu_burn, seconds: 120}]}}\n"))
+    [spec] = build_pool_specs(loaded).values()
+    assert spec.health.remediation == ["reset", "reboot", "replace"]
+    assert spec.health.reboot_timeout.total_seconds() == 1200
+    assert [(c.kind, c.seconds) for c in spec.health.validation] == [("gpu_burn", 120)]

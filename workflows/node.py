@@ -986,6 +986,8 @@ class NodeWorkflow:
                     self._repairing = False
                     self._returned(remedy, rung, detail)
                     return
+                metrics.count("repairs", {"pool": st.pool, "rung": rung, "outcome": outcome},
+                              "in-place repairs by rung and outcome")
                 choice = self._choose_rung(above=rung)
                 self._record(NodeState.REPAIRING, TransitionReason.REPAIR,
                              f"{rung} {outcome.replace('_', ' ')}: {detail}", report=False)

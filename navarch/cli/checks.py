@@ -199,11 +199,13 @@ def policy_test(
         fail_with_problems(exc.problems, output, {"file": file})
     parsed = _read_events(event or [], events)
     verdict: NodeVerdict = policy.evaluate(parsed)
+    remedy = policy.remedy(verdict)
     if output.structured:
         print_data({
             "policy": policy.name,
             "node_result": verdict.result.value,
             "decided_by": verdict.rule,
+            "remedy": remedy.model_dump(mode="json") if remedy else None,
             "events": [
                 {
                     "event": v.event.model_dump(mode="json"),
@@ -231,6 +233,10 @@ def policy_test(
     style = _RESULT_STYLE[verdict.result]
     out.print(f"node: [{style}]{verdict.result.value}[/{style}]"
               + (f" (rule {verdict.rule})" if verdict.rule else ""))
+    if remedy is not None:
+        out.print(f"repair: {remedy.rung} first for {remedy.fault} (then up the pool's "
+                  f"health.remediation; at most {remedy.attempts.reset} reset(s) and "
+                  f"{remedy.attempts.reboot} reboot(s) within its window)", markup=False)
 
 
 # ---------------------------------------------------------------------------- xid
