@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,8 +72,8 @@ async def main(args: argparse.Namespace) -> int:
         for spec in (ladder, replace):
             await f.start_pool(spec)
         for spec in (ladder, replace):
-            await until(lambda s=spec: f.pool(s.name), lambda p: p.ready == args.nodes,
-                        within=120)
+            await until(functools.partial(f.pool, spec.name),
+                        lambda p: p.ready == args.nodes, within=120)
         f.world.set_boot_seconds(args.cold_start)
         f.world.set_reboot_seconds(args.reboot)
         f.world.set_diagnostic_seconds(args.validation)
