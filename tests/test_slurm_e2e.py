@@ -115,3 +115,33 @@ async def test_at_the_grace_end_the_nodes_job_is_requeued_then_the_machine_goes(
         assert f"drain grace expired; requeued job(s) {job} from localhost" in last, last
         assert slurm.run("squeue", "-h", "-j", job, "-o", "%T").strip() == "PENDING"
         await client.get_workflow_handle(f"pool/{spec.name}").terminate("test over")
+
+
+async def test_a_repair_in_place_drains_through_slurm_and_resumes_the_node_after(
+        dev_env, tmp_path, slurm):
+    """The ladder with Slurm: a reset-class Xid drains the Slurm node while its job runs,
+    the GPU is reset only once the job ended, and after validation Slurm takes the node
+    back (resumed by Navarch, whose drain it was). The machine stays."""
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        plane.world.simulate_diagnostics()
+        spec, status = await ready_pool(client, plane, min_nodes=1, notifier=slurm_notifier(),
+                                        health={"drain_grace": timedelta(seconds=60),
+                                                "remediation": ["reset", "reboot", "replace"]})
+        node = status.nodes[0].node_id
+        job = slurm.submit(4)
+        await slurm.running(job)
+        plane.world.inject(node, "xid", gpu_index=1, value=119)
+        await eventually(lambda: node_status(client, node),
+                         lambda n: n.state.value == "repairing", within=30, what="repairing")
+        state, reason = slurm.state()
+        assert state == "draining" and reason.startswith("navarch: repair: reset for xid 119")
+        assert plane.world.counter("gpu_resets") == 0  # not while the job runs
+        back = await eventually(lambda: node_status(client, node),
+                                lambda n: n.state.value == "ready", within=40,
+                                what="repaired and back")
+        assert [(r.rung, r.outcome) for r in back.repairs] == [("reset", "returned")]
+        assert plane.world.counter("gpu_resets") == 1 and plane.world.counter("provisioned") == 1
+        await eventually(lambda: asyncio.to_thread(slurm.state), lambda s: s[0] == "idle",
+                         within=20, what="resumed at Slurm")
+        await client.get_workflow_handle(f"pool/{spec.name}").terminate("test over")
