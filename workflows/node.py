@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import deque
 from collections.abc import Coroutine
 from datetime import datetime, timedelta
@@ -21,7 +22,13 @@ from typing import Any, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    FailureError,
+    TimeoutType,
+)
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
@@ -153,6 +160,8 @@ OWNERSHIP_PATCH = "ownership-v1"
 INSTANCE_GONE_PATCH = "instance-gone-v1"
 # The patch that repairs in place (issue 18): a reset or a reboot before a replacement.
 REPAIR_LADDER_PATCH = "repair-ladder-v1"
+# The patch that waits for a new machine's agent in short looks instead of one long task.
+BOOT_LOOKS_PATCH = "boot-looks-v1"
 RESET_TIMEOUT = timedelta(minutes=5)
 REBOOT_CALL_TIMEOUT = timedelta(minutes=2)
 REBOOT_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2),
@@ -554,37 +563,10 @@ class NodeWorkflow:
 
     async def _boot(self) -> None:
         spec, st = self._spec_(), self._st()
-        queue = st.agent_queue()
-        # The deadline is a workflow timer; the activity's own schedule-to-start timeout is
-        # a backstop set a little later, so the timer always decides.
-        pending = workflow.start_activity(
-            gpu_inventory, st.node_id, task_queue=queue,
-            schedule_to_start_timeout=spec.boot_deadline + BOOT_DEADLINE_BACKSTOP,
-            start_to_close_timeout=INVENTORY_TIMEOUT, retry_policy=RUN_ONCE,
-        )
-        timed_out = False
-        try:
-            await workflow.wait_condition(
-                lambda: pending.done() or self._leave_requested() is not None,
-                timeout=spec.boot_deadline)
-        except TimeoutError:
-            timed_out = True
-            pending.cancel()
-            await _settle(pending)
-        if not pending.done():  # told to leave while waiting for the agent
-            pending.cancel()
-            await _settle(pending)
-            self._take_early_commands()
-        try:
-            inventory = pending.result() if not timed_out else None
-        except ActivityError as err:
-            if not _is_timeout(err, "SCHEDULE_TO_START"):
-                raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None,
-                             f"inventory failed: {activity_cause(err)}") from None
-            timed_out = True
-        if inventory is None or timed_out:
-            raise _Leave(TransitionReason.BOOT_TIMEOUT, None,
-                         f"no agent picked up work within {spec.boot_deadline}")
+        if workflow.patched(BOOT_LOOKS_PATCH):
+            inventory = await self._first_answer(spec.boot_deadline)
+        else:
+            inventory = await self._first_answer_in_one_look(spec.boot_deadline)
         st.gpus, st.hostname = inventory.gpus, inventory.hostname
         st.boot_id = inventory.boot_id
         self._record(NodeState.BOOT_CHECKING, TransitionReason.AGENT_REGISTERED,
@@ -600,6 +582,71 @@ class NodeWorkflow:
             raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None, failed)
         self._take_early_commands()
         self._record(NodeState.READY, TransitionReason.BOOT_CHECK_PASSED)
+
+    async def _first_answer(self, within: timedelta) -> Inventory:
+        """The new machine's agent, asked in looks of BOOT_LOOK_TIMEOUT until `within` is
+        over. One long-waiting task would sit in a task-queue partition's backlog by the
+        time the agent starts (a cold start takes minutes), and an agent's single poller
+        can take minutes more to come to that partition; a fresh look is matched at once."""
+        st = self._st()
+        deadline = workflow.now() + within
+        while (left := deadline - workflow.now()) > timedelta(0):
+            look = workflow.start_activity(
+                gpu_inventory, st.node_id, task_queue=st.agent_queue(),
+                schedule_to_start_timeout=min(left, BOOT_LOOK_TIMEOUT),
+                start_to_close_timeout=INVENTORY_TIMEOUT, retry_policy=RUN_ONCE)
+            await workflow.wait_condition(functools.partial(self._answered_or_leaving, look))
+            if not look.done():  # told to leave while waiting for the agent
+                look.cancel()
+                await _settle(look)
+                self._take_early_commands()
+            try:
+                return look.result()
+            except ActivityError as err:
+                if not _is_timeout(err, TimeoutType.SCHEDULE_TO_START):
+                    raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None,
+                                 f"inventory failed: {activity_cause(err)}") from None
+        raise _Leave(TransitionReason.BOOT_TIMEOUT, None,
+                     f"no agent picked up work within {within}")
+
+    def _answered_or_leaving(self, look: asyncio.Future[Any]) -> bool:
+        return look.done() or self._leave_requested() is not None
+
+    async def _first_answer_in_one_look(self, within: timedelta) -> Inventory:
+        """Runs started before BOOT_LOOKS_PATCH: one inventory task for the whole deadline.
+        Remove when no such run is still booting."""
+        st = self._st()
+        # The deadline is a workflow timer; the activity's own schedule-to-start timeout is
+        # a backstop set a little later, so the timer always decides.
+        pending = workflow.start_activity(
+            gpu_inventory, st.node_id, task_queue=st.agent_queue(),
+            schedule_to_start_timeout=within + BOOT_DEADLINE_BACKSTOP,
+            start_to_close_timeout=INVENTORY_TIMEOUT, retry_policy=RUN_ONCE,
+        )
+        timed_out = False
+        try:
+            await workflow.wait_condition(
+                lambda: pending.done() or self._leave_requested() is not None,
+                timeout=within)
+        except TimeoutError:
+            timed_out = True
+            pending.cancel()
+            await _settle(pending)
+        if not pending.done():  # told to leave while waiting for the agent
+            pending.cancel()
+            await _settle(pending)
+            self._take_early_commands()
+        try:
+            inventory = pending.result() if not timed_out else None
+        except ActivityError as err:
+            if not _is_timeout(err, TimeoutType.SCHEDULE_TO_START):
+                raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None,
+                             f"inventory failed: {activity_cause(err)}") from None
+            timed_out = True
+        if inventory is None or timed_out:
+            raise _Leave(TransitionReason.BOOT_TIMEOUT, None,
+                         f"no agent picked up work within {within}")
+        return inventory
 
     async def _boot_check(self) -> BootCheckResult:
         spec, st = self._spec_(), self._st()
@@ -1502,6 +1549,6 @@ def _error_type(err: ActivityError) -> str | None:
     return cause.type if isinstance(cause, ApplicationError) else None
 
 
-def _is_timeout(err: ActivityError, which: str) -> bool:
+def _is_timeout(err: ActivityError, which: TimeoutType) -> bool:
     cause = err.cause
-    return isinstance(cause, TemporalTimeoutError) and which in str(cause.type)
+    return isinstance(cause, TemporalTimeoutError) and cause.type == which
