@@ -83,6 +83,7 @@ def config_validate(
             "autoscaling": pool.autoscaling.type if pool.autoscaling else None,
             "gpus_per_node": shape.count if shape else None,
             "gpu_model": shape.model if shape else None,
+            "remediation": cfg.pool_health(pool).remediation,
         }
     if output.structured:
         print_data({
@@ -99,7 +100,8 @@ def config_validate(
         gpus = f", {info['gpus_per_node']}× {info['gpu_model']}" if info["gpus_per_node"] else ""
         out.print(
             f"  pool {name}: {info['instance_type']}{gpus}, "
-            f"{info['min_nodes']}..{info['max_nodes']} nodes, on {provs}"
+            f"{info['min_nodes']}..{info['max_nodes']} nodes, on {provs}; repairs: "
+            + " → ".join(info["remediation"])
         )
     for w in loaded.warnings:
         err.print(f"[yellow]warning[/yellow] {w}", markup=True, highlight=False)
