@@ -11,10 +11,11 @@ import sys
 
 import typer
 
-from navarch.cli import checks, cloud, node, pool, providers, simulate, up
+from navarch.cli import checks, cloud, codec, node, pool, providers, simulate, up
 from navarch.cli.common import EXIT_INVALID, EXIT_OK
 from navarch.cli.output import err, help_like_other_clis
 from navarch.temporal.client import BinaryNotFound
+from navarch.temporal.codec import CodecKeyError
 
 help_like_other_clis()
 app = typer.Typer(
@@ -36,6 +37,9 @@ app.add_typer(cloud.cloud_app, name="cloud")
 app.add_typer(simulate.simulate_app, name="simulate")
 app.command("up")(up.up)
 app.command("setup")(up.setup)
+app.command("codec-server")(codec.codec_server)
+app.command("codec-key")(codec.codec_key)
+app.command("codec-token")(codec.codec_token)
 
 
 def main() -> None:
@@ -50,7 +54,7 @@ def main() -> None:
         elif exc.code is not None:
             err.print(str(exc.code))
             code = EXIT_INVALID
-    except BinaryNotFound as exc:  # e.g. `navarch up` without the dev server: say so, no trace
+    except (BinaryNotFound, CodecKeyError) as exc:  # no dev server, bad codec keys: no trace
         err.print(f"error: {exc}", markup=False)
         code = EXIT_INVALID
     except KeyboardInterrupt:

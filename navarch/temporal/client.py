@@ -23,10 +23,12 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from navarch.contracts.names import SEARCH_ATTRIBUTES
+from navarch.temporal.codec import keys_from_environment, with_codec
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 
@@ -73,7 +75,7 @@ def _still_starting(exc: Exception) -> bool:
 
 async def connect(profile: str | None = None, *, ready_within: float = 0.0,
                   **overrides: Any) -> Client:
-    """A client with Navarch's data converter (pydantic models in and out), configured from
+    """A client with Navarch's data converter (`data_converter`), configured from
     Temporal's environment variables and profile. With `ready_within`, a server still
     starting up (Unavailable) is retried for that long."""
     return await _connect(connect_config(profile, **overrides), ready_within)
@@ -87,11 +89,18 @@ async def connect_local(address: str, *, ready_within: float = 0.0, **options: A
                           ready_within)
 
 
+def data_converter() -> DataConverter:
+    """Navarch's data converter: pydantic models in and out, and payloads encrypted when
+    codec keys are configured (`navarch.temporal.codec`)."""
+    return with_codec(pydantic_data_converter, keys_from_environment())
+
+
 async def _connect(config: dict[str, Any], ready_within: float) -> Client:
     deadline = time.monotonic() + ready_within
+    converter = data_converter()
     while True:
         try:
-            return await Client.connect(**config, data_converter=pydantic_data_converter)
+            return await Client.connect(**config, data_converter=converter)
         except RuntimeError as exc:
             if not _still_starting(exc) or time.monotonic() >= deadline:
                 raise
