@@ -15,6 +15,7 @@ from typing import Protocol
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from navarch.bootstrap.credentials import CredentialsError
 from navarch.contracts import cloud as cloud_api
 from navarch.contracts.cloud import (
     CloudErrorType,
@@ -130,6 +131,9 @@ class CloudActivities:
             return await with_heartbeats(self.provider(request.provider).provision(request))
         except ProviderError as exc:
             raise to_application_error(exc) from exc
+        except CredentialsError as exc:  # the bootstrap cannot give the agent its credentials
+            raise to_application_error(ProviderError(CloudErrorType.INVALID_REQUEST,
+                                                     str(exc))) from exc
 
     @activity.defn(name=cloud_api.TERMINATE)
     async def terminate(self, request: TerminateRequest) -> bool:

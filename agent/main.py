@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
+from navarch.bootstrap.credentials import CredentialsError
 from navarch.config.settings import fake_world_path
 from navarch.contracts.names import node_task_queue
 from navarch.sim.fakeworld import FakeWorld
@@ -24,6 +25,7 @@ from navarch.temporal.abandoned import QuietAbandonment
 from navarch.temporal.client import connect
 from navarch.temporal.process import configure_logging, run_until_signalled
 
+from . import credentials
 from .activities import AgentActivities
 from .backend import GpuBackend
 from .fake_backend import FakeGpuBackend
@@ -66,6 +68,14 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
     backend = make_backend(args)
     if backend is None:
         return 1
+    try:
+        names = await asyncio.to_thread(credentials.load_into, os.environ)
+    except CredentialsError as exc:
+        log.error("cannot get this machine's Temporal credentials: %s", exc)
+        return 1
+    if names:
+        log.info("Temporal credentials from %s: %s", credentials.describe(os.environ),
+                 ", ".join(names))
     try:
         client = await connect(args.profile, target_host=args.temporal_address)
     except Exception as exc:

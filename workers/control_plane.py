@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import importlib.util
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from temporalio.client import Client
@@ -20,7 +20,14 @@ from navarch.activities.fleet import agent_queues, list_nodes, live_nodes
 from navarch.activities.notifier import NOTIFIER_ACTIVITIES
 from navarch.activities.sweep import SweepActivities
 from navarch.agent.fake_host import SHARED_HOST_QUEUE, FakeHostManager
-from navarch.bootstrap import render_startup_script, render_user_data
+from navarch.bootstrap import AgentSource, render_startup_script, render_user_data
+from navarch.bootstrap.credentials import (
+    REFERENCE_ENV,
+    WORKER_ENV,
+    CredentialsError,
+    bundle_from_environment,
+    inline_reference,
+)
 from navarch.contracts.cloud import ProvisionRequest
 from navarch.contracts.names import CONTROL_PLANE_TASK_QUEUE
 from navarch.contracts.spec import ProviderChoice
@@ -80,6 +87,36 @@ def provider_factories(*, user_data: Callable[[ProvisionRequest], str] | None = 
     return factories
 
 
+def agent_bootstrap(request: ProvisionRequest,
+                    worker_env: Mapping[str, str] | None = None) -> tuple[AgentSource,
+                                                                        dict[str, str]]:
+    """Where a new machine installs its agent from, and the lines its agent's environment
+    file gets for its credentials: a reference it resolves with its own cloud identity, or
+    (`worker-env`) this worker's own settings inline. Runs in the launching activity, so
+    nothing here reaches history."""
+    install = request.provider.agent
+    if install is None:
+        return AgentSource(), {}
+    reference = install.credentials
+    extras = ("agent", "aws") if reference and reference.startswith("aws-") else ("agent",)
+    source = AgentSource(version=install.version or AgentSource.version,
+                         index_url=install.index_url, wheel=install.wheel,
+                         sha256=install.sha256, extras=extras)
+    if not reference:
+        return source, {}
+    if reference == WORKER_ENV:
+        bundle = bundle_from_environment(worker_env)
+        if not bundle:
+            raise CredentialsError("agent credentials worker-env: this worker has no "
+                                   "TEMPORAL_API_KEY, TEMPORAL_TLS_* or codec keys to give")
+        return source, {REFERENCE_ENV: inline_reference(bundle)}
+    env = {REFERENCE_ENV: reference}
+    region = request.region or request.provider.home_region()
+    if reference.startswith("aws-") and region:
+        env["AWS_DEFAULT_REGION"] = region  # the secret lives beside the machine
+    return source, env
+
+
 @dataclass
 class ControlPlane:
     client: Client
@@ -107,9 +144,10 @@ class ControlPlane:
         return {"ControlPlane": self._agent_address(), "Namespace": self.client.namespace}
 
     def _bootstrap(self, request: ProvisionRequest, render: Callable[..., str]) -> str:
+        source, env = agent_bootstrap(request)
         return render(node_id=request.node_id, pool=request.pool,
                       temporal_address=self._agent_address(),
-                      temporal_namespace=self.client.namespace)
+                      temporal_namespace=self.client.namespace, source=source, extra_env=env)
 
     def _user_data(self, request: ProvisionRequest) -> str:
         """Cloud-init that installs the agent and starts it with this node's id."""

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
+from navarch.bootstrap.credentials import CredentialsError, check_reference
 from navarch.durations import GoDuration
 from navarch.health.remedy import RUNGS, Rung
 from navarch.validation import (
@@ -78,6 +79,45 @@ class RegionalSettings(StrictModel):
     security_group_ids: list[str] = Field(default_factory=list)
 
 
+def _agent_credentials(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            check_reference(value)
+        except CredentialsError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+AgentCredentials = Annotated[str | None, AfterValidator(_agent_credentials)]
+
+
+class AgentInstallConfig(StrictModel):
+    """How a new machine installs its agent and gets its Temporal credentials (Navarch's
+    addition, under `server.agent`). The public index and this control plane's own
+    version are the defaults only when nothing is named."""
+
+    version: str | None = Field(default=None, pattern=r"^[0-9][0-9A-Za-z.+!-]*$",
+                                description="the navarch version to install (default: "
+                                            "the control plane's own)")
+    index_url: str | None = Field(default=None, pattern=r"^https?://[^\s'\"]+$",
+                                  description="a private package index (PEP 503 simple)")
+    wheel: str | None = Field(default=None, pattern=r"^(https?://|file:///|/)[^\s'\"]+\.whl$",
+                              description="a wheel URL or a path on the machine, instead "
+                                          "of the index")
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
+                               description="the wheel's hash; pip refuses anything else")
+    credentials: AgentCredentials = Field(
+        default=None, description="where agents get their Temporal credentials: "
+                                  "aws-ssm:NAME, aws-secretsmanager:NAME, "
+                                  "gcp-secretmanager:projects/P/secrets/S, or worker-env")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AgentInstallConfig:
+        if self.wheel and self.version:
+            raise ValueError("give version (from the index) or wheel, not both")
+        return self
+
+
 class ProviderConfig(StrictModel):
     type: ProviderType
     api_key_env: str | None = Field(default=None, description="lambda: env var with the API key")
@@ -99,6 +139,9 @@ class ProviderConfig(StrictModel):
     accelerator_count: int = Field(default=1, ge=1, le=16)
     # aws: ids for the regions other than `region` that pools launch in.
     regions: dict[str, RegionalSettings] = Field(default_factory=dict)
+    # Where this provider's machines get their agent's credentials (overrides
+    # server.agent.credentials): a secret read with the machine's identity, or worker-env.
+    agent_credentials: AgentCredentials = None
 
 
 class PoolProviderEntry(StrictModel):
@@ -507,6 +550,7 @@ class ServerConfig(StrictModel):
     # the Temporal namespace) and the sweep for machines no node owns.
     cluster_id: str | None = Field(default=None, pattern=CLUSTER_ID_PATTERN)
     orphan_sweep: OrphanSweepConfig = Field(default_factory=OrphanSweepConfig)
+    agent: AgentInstallConfig = Field(default_factory=AgentInstallConfig)
 
     @property
     def effective_heartbeat_timeout(self) -> timedelta:

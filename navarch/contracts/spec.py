@@ -27,6 +27,7 @@ from navarch.config.schema import (
     DEFAULT_HEALTH_CHECK_INTERVAL,
     DEFAULT_REGISTRATION_TIMEOUT,
     REGIONAL_KEYS,
+    AgentInstallConfig,
     AutoscalingConfig,
     DiagnosticsConfig,
     HealthConfig,
@@ -68,6 +69,18 @@ class RegionalIds(StoredModel):
     security_group_ids: list[str] = Field(default_factory=list)
 
 
+class AgentBootstrap(StoredModel):
+    """How a provider's new machines install their agent and find its credentials
+    (`server.agent`, with the provider's `agent_credentials` over its `credentials`). The
+    credentials are a reference the machine resolves, never the secret itself."""
+
+    version: str | None = None
+    index_url: str | None = None
+    wheel: str | None = None
+    sha256: str | None = None
+    credentials: str | None = None
+
+
 class ProviderChoice(StoredModel):
     """One provider a pool may provision from, resolved against the config's providers."""
 
@@ -93,6 +106,7 @@ class ProviderChoice(StoredModel):
     accelerator_type: str | None = None  # gcp N1: attached GPUs
     accelerator_count: int = 1
     regional: dict[str, RegionalIds] = Field(default_factory=dict)  # aws: per-region ids
+    agent: AgentBootstrap | None = None  # None: the public index, no credentials
 
     def home_region(self) -> str | None:
         """The region the top-level ids belong to: the provider's own, else the first the
@@ -210,8 +224,11 @@ class PoolSpec(StoredModel):
 
 def provider_choice(name: str, prov: ProviderConfig, instance_type: str, *, priority: int = 0,
                     weight: int = 0, regions: list[str] | None = None,
-                    zones: list[str] | None = None) -> ProviderChoice:
+                    zones: list[str] | None = None,
+                    agent: AgentInstallConfig | None = None) -> ProviderChoice:
     """A configured provider as a pool (or the orphan sweep) uses it."""
+    install = AgentBootstrap(**(agent.model_dump() if agent else {}))
+    install.credentials = prov.agent_credentials or install.credentials
     return ProviderChoice(
         name=name, type=prov.type, instance_type=instance_type, priority=priority,
         weight=weight, regions=list(regions or []), zones=list(zones or []),
@@ -223,6 +240,7 @@ def provider_choice(name: str, prov: ProviderConfig, instance_type: str, *, prio
         accelerator_type=prov.accelerator_type if prov.accelerator_type else None,
         accelerator_count=prov.accelerator_count,
         regional={r: RegionalIds(**e.model_dump()) for r, e in prov.regions.items()},
+        agent=install if install != AgentBootstrap() else None,
     )
 
 
@@ -243,7 +261,7 @@ def build_pool_spec(loaded: LoadedConfig, name: str) -> PoolSpec:
         choices.append(provider_choice(
             prov_name, prov, concrete, priority=priority, weight=weight,
             regions=list(regions) or ([pool.region] if pool.region else []),
-            zones=list(zones) or list(pool.zones)))
+            zones=list(zones) or list(pool.zones), agent=cfg.server.agent))
     policy_path = loaded.health_policy_path()
     policy = load_policy(policy_path).source if policy_path else _default_policy()
     server = cfg.server
