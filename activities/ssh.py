@@ -16,6 +16,7 @@ from typing import Any
 
 from navarch.config.setup_commands import render_command
 from navarch.contracts.ssh import OUTPUT_KEPT, CommandRun, SshBootstrapInput, SshBootstrapResult
+from navarch.redact import environment_values, scrub
 
 RETRY_EVERY = 5.0  # seconds between SSH connection attempts while the machine boots
 
@@ -29,9 +30,12 @@ class BootstrapFailed(Exception):
 
 
 def _tail(*texts: str | bytes | None) -> str:
+    """What a command printed, as history keeps it: scrubbed of anything that looks like a
+    credential and of every value in this worker's environment, then the last
+    OUTPUT_KEPT characters."""
     joined = "\n".join((t.decode(errors="replace") if isinstance(t, bytes) else t).strip()
                        for t in texts if t)
-    return joined[-OUTPUT_KEPT:]
+    return scrub(joined[-OUTPUT_KEPT * 4:], environment_values())[-OUTPUT_KEPT:]
 
 
 async def _connect(params: SshBootstrapInput, host: str, key: Any,

@@ -7,13 +7,17 @@ a credential (and every secret the caller names) and keeps a short, one-line exc
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 REDACTED = "[redacted]"
 EXCERPT_CHARS = 200
 
 _PATTERNS = [
+    # PEM private keys (RSA, EC, OpenSSH, PKCS#8), whole blocks, and a block cut short
+    (re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE "
+                r"KEY-----|\Z)", re.DOTALL), REDACTED),
     # "Authorization: Bearer abc", "proxy-authorization=Basic abc"
     (re.compile(r"(?i)\b((?:proxy-)?authorization)([\"']?\s*[:=]\s*[\"']?)"
                 r"(?:(?:bearer|basic|token|digest)\s+)?[^\s\"',;}&]+"), r"\1\2" + REDACTED),
@@ -26,6 +30,22 @@ _PATTERNS = [
     (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), REDACTED),  # AWS access key ids
     (re.compile(r"\b[A-Za-z0-9+/_-]{40,}={0,2}"), REDACTED),  # long opaque strings
 ]
+
+
+# Variables whose values are not secrets and are common in command output (paths, names).
+_PLAIN_VARIABLES = {"PATH", "HOME", "PWD", "OLDPWD", "SHELL", "USER", "LOGNAME", "HOSTNAME",
+                    "LANG", "LANGUAGE", "TERM", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH", "_",
+                    "SHLVL", "MAIL", "EDITOR", "PAGER", "TZ"}
+MIN_ENV_SECRET = 8
+
+
+def environment_values(env: Mapping[str, str] | None = None) -> list[str]:
+    """The values of this process's environment that output must not repeat: all of them
+    (long enough to be a secret), except a few plain settings such as PATH and HOME."""
+    env = os.environ if env is None else env
+    return [value for name, value in env.items()
+            if len(value) >= MIN_ENV_SECRET and name not in _PLAIN_VARIABLES
+            and not name.startswith("LC_")]
 
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:

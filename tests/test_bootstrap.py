@@ -105,7 +105,7 @@ def test_a_hashed_wheel_installs_only_when_its_hash_matches(tmp_path):
 
     def install(sha256: str) -> subprocess.CompletedProcess[str]:
         commands = AgentSource(wheel=str(wheel), sha256=sha256).commands()
-        assert commands[2].startswith(f"/opt/navarch/venv/bin/pip install --quiet \"navarch"
+        assert commands[2].startswith("/opt/navarch/venv/bin/pip install --quiet \"navarch"
                                       "[agent]==$(")  # the dependencies, by the version found
         script = "\n".join(commands[:2]).replace("/opt/navarch/venv", str(venv)).replace(
             "/opt/navarch/agent-requirement.txt", str(tmp_path / "req.txt"))

@@ -84,6 +84,27 @@ async def test_uploads_then_commands_in_order(tmp_path: Path):
     assert result.uploaded == [str(remote)]
 
 
+async def test_output_in_history_is_capped_and_scrubbed(tmp_path: Path, monkeypatch):
+    from navarch.contracts.ssh import OUTPUT_KEPT
+
+    monkeypatch.setenv("NAVARCH_TEST_DB_PASSWORD", "worker-only-value-42")
+    key = tmp_path / "leak.pem"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE\n"
+                   "-----END OPENSSH PRIVATE KEY-----\n")
+    async with local_ssh_server(tmp_path) as ssh:
+        result = await run_bootstrap(params(ssh, commands=[
+            f"cat {key}; echo api_key=sk-live-123456; echo using worker-only-value-42; "
+            "echo Authorization: Bearer abcdefgh12345678",
+            "yes navarch | head -c 20000",
+        ]), "127.0.0.1", {}, noop)
+    leaky = result.commands[0].output
+    for secret in ("b3BlbnNzaC1rZXktdjE", "sk-live-123456", "worker-only-value-42",
+                   "abcdefgh12345678"):
+        assert secret not in leaky, leaky
+    assert "using [redacted]" in leaky and "api_key=[redacted]" in leaky
+    assert len(result.commands[1].output) == OUTPUT_KEPT
+
+
 async def test_a_failing_command_stops_the_rest(tmp_path: Path):
     async with local_ssh_server(tmp_path) as ssh:
         with pytest.raises(BootstrapFailed, match=r"setup command 2 \('echo oops >&2; exit 3'\) "
