@@ -23,19 +23,40 @@ def test_compose_file():
     compose = yaml.safe_load((DEPLOY / "compose" / "docker-compose.yml").read_text())
     services = compose["services"]
     assert set(services) == {"postgresql", "temporal", "temporal-ui", "navarch-setup",
-                             "navarch-worker"}
+                             "navarch-worker", "navarch-codec-server"}
     for name, service in services.items():
         image = service.get("image", "")
         assert ":" in image and not image.endswith(":latest"), (name, image)  # pinned
     worker = services["navarch-worker"]
     args = build_parser().parse_args(worker["command"])
     assert not args.fake_cloud and args.metrics_port == 9400
-    assert worker["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert worker["environment"]["TEMPORAL_ADDRESS"] == "${TEMPORAL_ADDRESS:-temporal:7233}"
+    # The worker and the setup job both get every setting of a secured connection (an empty
+    # one counts as unset) and the secrets folder its TLS files sit in.
+    secured = {"TEMPORAL_API_KEY", "TEMPORAL_TLS_CLIENT_CERT_PATH",
+               "TEMPORAL_TLS_CLIENT_KEY_PATH", "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+               "NAVARCH_CODEC_KEYS"}
+    for name in ("navarch-worker", "navarch-setup"):
+        assert secured <= set(services[name]["environment"]), name
+        assert "./secrets:/run/secrets/navarch:ro" in services[name]["volumes"], name
+    codec = services["navarch-codec-server"]
+    assert codec["profiles"] == ["codec"] and codec["entrypoint"] == ["navarch"]
+    _parses_as_codec_server(codec["command"])
     assert "NAVARCH_AGENT_TEMPORAL_ADDRESS" in worker["environment"]
     assert "NAVARCH_AGENT_TEMPORAL_ADDRESS" in (ROOT / "workers" / "control_plane.py").read_text()
     assert services["navarch-setup"]["build"]["context"] == "../.."
     assert "navarch setup" in services["navarch-setup"]["command"][0]
     load_config(DEPLOY / "compose" / "pools.example.yaml")
+
+
+def _parses_as_codec_server(argv: list[str]) -> None:
+    from typer.main import get_command
+
+    from navarch.cli.main import app
+
+    assert argv[0] == "codec-server"
+    command = get_command(app).get_command(None, "codec-server")  # type: ignore[attr-defined]
+    command.make_context("codec-server", list(argv[1:]))
 
 
 def test_kubernetes_manifests(tmp_path):
@@ -44,7 +65,9 @@ def test_kubernetes_manifests(tmp_path):
     kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
     assert {("Deployment", "navarch-worker"), ("ConfigMap", "navarch-pools"),
             ("Secret", "navarch-cloud"), ("Secret", "navarch-temporal-tls"),
-            ("Service", "navarch-worker-metrics"), ("Job", "navarch-apply-pools")} <= kinds
+            ("Service", "navarch-worker-metrics"), ("Job", "navarch-apply-pools"),
+            ("Secret", "navarch-temporal-auth"), ("Secret", "navarch-codec-tokens"),
+            ("Deployment", "navarch-codec-server"), ("Service", "navarch-codec-server")} <= kinds
     assert all(d["metadata"].get("namespace") == "navarch" for d in docs
                if d["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"))
     # The RBAC the Kubernetes notifier needs: exactly the calls it makes.
@@ -55,7 +78,8 @@ def test_kubernetes_manifests(tmp_path):
                       ("pods/eviction", "create")}
     binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding")
     assert binding["subjects"][0]["name"] == "navarch-worker"
-    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    deployment = next(d for d in docs if d["kind"] == "Deployment"
+                      and d["metadata"]["name"] == "navarch-worker")
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "navarch-worker"
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     build_parser().parse_args(container["args"])
@@ -67,6 +91,21 @@ def test_kubernetes_manifests(tmp_path):
     config = tmp_path / "pools.yaml"
     config.write_text(pools["data"]["pools.yaml"])
     load_config(config)
+    # Both the worker and the setup job get the API key / codec keys and the TLS files.
+    job = next(d for d in docs if d["kind"] == "Job")
+    for pod in (deployment["spec"]["template"]["spec"], job["spec"]["template"]["spec"]):
+        for c in pod["containers"]:
+            refs = {next(iter(e.values()))["name"] for e in c["envFrom"]}
+            assert {"navarch-temporal", "navarch-temporal-auth"} <= refs, c["name"]
+            mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+            assert mounts["tls"] == "/etc/navarch/tls", c["name"]
+        tls = next(v for v in pod["volumes"] if v["name"] == "tls")
+        assert tls["secret"]["secretName"] == "navarch-temporal-tls"
+    codec = next(d for d in docs if d["kind"] == "Deployment"
+                 and d["metadata"]["name"] == "navarch-codec-server")
+    codec_container = codec["spec"]["template"]["spec"]["containers"][0]
+    assert codec_container["command"][0] == "navarch"
+    _parses_as_codec_server(codec_container["command"][1:])
     temporal = next(d for d in docs if d["metadata"]["name"] == "navarch-temporal")
     assert set(temporal["data"]) <= {"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE",
                                      "NAVARCH_AGENT_TEMPORAL_ADDRESS"}

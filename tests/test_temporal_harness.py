@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from datetime import timedelta
 
@@ -110,3 +111,21 @@ def test_dev_server_start_returns_once_the_frontend_serves(tmp_path, monkeypatch
         assert not (tmp_path / "temporal" / "temporal.db").exists()  # in memory
     finally:
         server.stop()
+
+
+def test_empty_connection_variables_count_as_unset(monkeypatch):
+    """Compose passes `${TEMPORAL_API_KEY:-}`: an empty value is no API key and no TLS, not a
+    TLS file at the current directory."""
+    from navarch.temporal.client import connect_config
+
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", os.devnull)
+    for name in ("TEMPORAL_API_KEY", "TEMPORAL_TLS_CLIENT_CERT_PATH",
+                 "TEMPORAL_TLS_CLIENT_KEY_PATH", "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+                 "TEMPORAL_TLS"):
+        monkeypatch.setenv(name, "")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "temporal:7233")
+    config = connect_config()
+    assert config["target_host"] == "temporal:7233"
+    assert not config.get("api_key") and not config.get("tls")
+    monkeypatch.setenv("TEMPORAL_API_KEY", "k-123")
+    assert connect_config()["api_key"] == "k-123"

@@ -61,7 +61,12 @@ def test_server_path() -> str:
 
 
 def connect_config(profile: str | None = None, **overrides: Any) -> dict[str, Any]:
-    config: dict[str, Any] = dict(ClientConfig.load_client_connect_config(profile=profile))
+    """The connection the environment and profile describe. A variable set to the empty
+    string counts as unset: deploy files pass `TEMPORAL_API_KEY: ${TEMPORAL_API_KEY:-}` and
+    the like, and an empty TLS path must not be read as the current directory."""
+    env = {k: v for k, v in os.environ.items() if v != ""}
+    config: dict[str, Any] = dict(ClientConfig.load_client_connect_config(
+        profile=profile, override_env_vars=env))
     config.setdefault("target_host", DEFAULT_ADDRESS)
     config.update({k: v for k, v in overrides.items() if v is not None})
     return config
