@@ -103,6 +103,26 @@ def test_worker_env_bundles_the_workers_own_settings_files_read(tmp_path):
         bundle_from_environment({"TEMPORAL_TLS_CLIENT_KEY_PATH": str(tmp_path / "missing")})
 
 
+def test_the_cli_prints_the_bundle_to_store(tmp_path):
+    """`navarch agent-credentials` prints what the operator stores in SSM; the agent parses it
+    back; with nothing to bundle it says what to set."""
+    import subprocess
+    import sys
+
+    cert = tmp_path / "c.pem"
+    cert.write_text("CERT\n")
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("TEMPORAL_", "NAVARCH_CODEC"))}
+    run = [sys.executable, "-m", "navarch.cli", "agent-credentials"]
+    printed = subprocess.run(run, capture_output=True, text=True, timeout=60, env={
+        **base, "TEMPORAL_API_KEY": "k-1", "TEMPORAL_TLS_CLIENT_CERT_PATH": str(cert)})
+    assert printed.returncode == 0, printed.stderr
+    assert parse_bundle(printed.stdout, "stdout") == {
+        "TEMPORAL_API_KEY": "k-1", "TEMPORAL_TLS_CLIENT_CERT_DATA": "CERT\n"}
+    empty = subprocess.run(run, capture_output=True, text=True, timeout=60, env=base)
+    assert empty.returncode != 0 and "TEMPORAL_API_KEY" in empty.stderr
+
+
 def _request(agent: AgentBootstrap | None, region: str | None = "eu-west-1") -> ProvisionRequest:
     return ProvisionRequest(node_id="n1", pool="p", region=region, provider=ProviderChoice(
         name="aws", type="aws", instance_type="p5.48xlarge", agent=agent))

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from navarch.cli import checks, cloud, codec, node, pool, providers, simulate, up
+from navarch.cli import checks, cloud, codec, credentials, node, pool, providers, simulate, up
 from navarch.cli.common import EXIT_INVALID, EXIT_OK
 from navarch.cli.output import err, help_like_other_clis
 from navarch.temporal.client import BinaryNotFound
@@ -40,6 +40,7 @@ app.command("setup")(up.setup)
 app.command("codec-server")(codec.codec_server)
 app.command("codec-key")(codec.codec_key)
 app.command("codec-token")(codec.codec_token)
+app.command("agent-credentials")(credentials.agent_credentials)
 
 
 def main() -> None:
