@@ -196,3 +196,75 @@ def test_ui_lists_the_cordoned_node(up_env):
         print(f"screenshot: {shot}")
     finally:
         assert stop(proc) == 0
+
+
+def test_up_with_codec_keys_encrypts_history_and_serves_the_ui_a_codec(up_env):
+    """With NAVARCH_CODEC_KEYS set, `navarch up` writes every payload encrypted, the operator
+    CLI still reads the fleet, and the UI it starts decodes through its own codec server."""
+    import base64
+    import re
+
+    from navarch.temporal.client import temporal_cli_path
+
+    env, port, ui, home = up_env
+    env = {**env, "NAVARCH_CODEC_KEYS": f"up1={base64.b64encode(b'u' * 32).decode()}"}
+    log = home / "up.log"
+    proc = start_up(env, port, ui, log)
+    try:
+        ready = wait_for(lambda: [n for n in demo_nodes(env) if n["state"] == "ready"], 90,
+                         "a ready node", log)
+        settings = json.loads(urllib.request.urlopen(
+            f"http://127.0.0.1:{ui}/api/v1/settings", timeout=5).read())
+        endpoint = settings["Codec"]["Endpoint"]
+        announced = re.search(r"--codec-endpoint (\S+) --codec-auth 'Bearer (\S+)'",
+                              log.read_text())
+        assert announced, log.read_text()[-2000:]
+        url, token = announced.groups()
+        assert endpoint == f"{url}/{token}" and url.startswith("http://127.0.0.1:")
+
+        node = ready[0]["node_id"]
+        plain_env = {k: v for k, v in env.items() if k != "NAVARCH_CODEC_KEYS"}
+
+        def show(*extra: str) -> str:
+            done = subprocess.run(
+                [temporal_cli_path(), "workflow", "show", "-w", f"node/{node}", "-o", "json",
+                 "--address", f"127.0.0.1:{port}", *extra], env=plain_env,
+                capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        def payloads(dump: str) -> list[dict]:
+            """Every payload in a dump but search attributes and patch ids (plain by design)."""
+            found: list[dict] = []
+
+            def walk(value):
+                if isinstance(value, dict):
+                    if "metadata" in value and "data" in value:
+                        found.append(value)
+                    for key, inner in value.items():
+                        if key not in ("searchAttributes", "patch-data"):
+                            walk(inner)
+                elif isinstance(value, list):
+                    for inner in value:
+                        walk(inner)
+
+            walk(json.loads(dump))
+            return found
+
+        def encoding(payload: dict) -> str:
+            return base64.b64decode(payload["metadata"].get("encoding", "")).decode()
+
+        raw = payloads(show())
+        assert raw and {encoding(p) for p in raw} == {"binary/encrypted"}
+        assert not any(b"H100" in base64.b64decode(p["data"]) for p in raw)
+        decoded = payloads(show("--codec-endpoint", url, "--codec-auth", f"Bearer {token}"))
+        assert "binary/encrypted" not in {encoding(p) for p in decoded}
+        assert any(b"H100" in base64.b64decode(p["data"]) for p in decoded)
+        refused = subprocess.run(
+            [temporal_cli_path(), "workflow", "show", "-w", f"node/{node}", "-o", "json",
+             "--address", f"127.0.0.1:{port}", "--codec-endpoint", url, "--codec-auth",
+             "Bearer wrong"], env=plain_env, capture_output=True, text=True, timeout=60)
+        assert refused.returncode != 0 and "H100" not in refused.stdout, refused.stderr
+    finally:
+        assert stop(proc) == 0
+    assert "stopped" in log.read_text()

@@ -5,7 +5,9 @@ simulated hosts for the fake cloud), `navarch setup` (search attributes on a clu
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +23,8 @@ from navarch.contracts.sweep import build_sweep_config
 from navarch.health.xid import lookup
 from navarch.sim.fakeworld import FakeWorld
 from navarch.temporal.client import connect, connect_local, register_search_attributes
+from navarch.temporal.codec import EncryptionCodec, keys_from_environment
+from navarch.temporal.codec_server import CodecServer, serve
 from navarch.temporal.runtime import worker_runtime
 from navarch.temporal.sweep import apply_sweep
 
@@ -67,11 +71,13 @@ async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int,
 
     host, _, port_text = address.rpartition(":")
     port = int(port_text)
-    server = None
+    server = codec = None
     if port_open(host or "127.0.0.1", port):
         out.print(f"using the Temporal server already answering at {address}")
     else:
-        server = DevServer(navarch_home(), port=port, ui_port=ui_port)
+        codec = _ui_codec_server(ui_port)
+        server = DevServer(navarch_home(), port=port, ui_port=ui_port,
+                           codec_endpoint=codec.ui_endpoint if codec else None)
         out.print(f"starting the Temporal dev server (state in {server.db_path})...")
         await asyncio.to_thread(server.start)
     stop = asyncio.Event()
@@ -111,6 +117,10 @@ async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int,
                   f"{client.namespace}/workflows  (Ctrl-C stops)")
         if metrics_port:
             out.print(f"  metrics: http://127.0.0.1:{metrics_port}/metrics")
+        if codec is not None:
+            out.print(f"  payloads are encrypted; the UI reads them through {codec.server.url}"
+                      f" (temporal CLI: --codec-endpoint {codec.server.url} --codec-auth "
+                      f"'Bearer {codec.token}')", markup=False, soft_wrap=True)
         out.print("  navarch node list            nodes and their states")
         out.print("  navarch demo inject-xid NODE 119  a GPU the ladder resets")
         out.print("  navarch demo inject-xid NODE 79   a GPU fallen off the bus: replaced")
@@ -119,8 +129,34 @@ async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int,
         stop.set()
         if server is not None:
             await asyncio.to_thread(server.stop)
+        if codec is not None:
+            codec.server.shutdown()
+            codec.server.server_close()
         out.print("stopped")
     return 0
+
+
+@dataclass
+class _UiCodec:
+    server: CodecServer
+    token: str
+
+    @property
+    def ui_endpoint(self) -> str:  # the UI cannot send a header: the token is the path
+        return f"{self.server.url}/{self.token}"
+
+
+def _ui_codec_server(ui_port: int) -> _UiCodec | None:
+    """With codec keys configured, a codec server on 127.0.0.1 (a fresh token each run) for
+    the dev server's UI, so the histories `navarch up` writes encrypted stay readable there."""
+    keys = keys_from_environment()
+    if not keys:
+        return None
+    token = secrets.token_urlsafe(24)
+    server = serve("127.0.0.1", 0, EncryptionCodec(keys), tokens=[token],
+                   origins=[f"http://127.0.0.1:{ui_port}", f"http://localhost:{ui_port}"])
+    server.serve_in_thread()
+    return _UiCodec(server, token)
 
 
 def setup() -> None:

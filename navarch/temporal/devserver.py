@@ -52,12 +52,14 @@ def free_port() -> int:
 
 class DevServer:
     """`persist=False`: state in memory, gone when it stops (the simulator's private
-    server). `ui_port=None`: no Web UI."""
+    server). `ui_port=None`: no Web UI. `codec_endpoint`: the remote codec the Web UI decodes
+    payloads through."""
 
     def __init__(self, home: Path, *, port: int = DEFAULT_PORT,
                  ui_port: int | None = DEFAULT_UI_PORT, persist: bool = True,
-                 log_level: str = "warn") -> None:
+                 log_level: str = "warn", codec_endpoint: str | None = None) -> None:
         self.home = home
+        self.codec_endpoint = codec_endpoint
         self.port = port
         self.ui_port = ui_port
         self.persist = persist
@@ -79,6 +81,8 @@ class DevServer:
     def command(self) -> list[str]:
         ui = (["--ui-ip", "127.0.0.1", "--ui-port", str(self.ui_port), "--ui-disable-news-fetch"]
               if self.ui_port is not None else ["--headless"])
+        if self.ui_port is not None and self.codec_endpoint:
+            ui += ["--ui-codec-endpoint", self.codec_endpoint]
         db = (["--db-filename", str(self.db_path), "--sqlite-pragma", "journal_mode=wal",
                "--sqlite-pragma", "synchronous=normal"] if self.persist else [])
         return [
