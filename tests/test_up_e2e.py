@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -233,9 +234,9 @@ def test_up_with_codec_keys_encrypts_history_and_serves_the_ui_a_codec(up_env):
             assert done.returncode == 0, done.stderr
             return done.stdout
 
-        def payloads(dump: str) -> list[dict]:
+        def payloads(dump: str) -> list[dict[str, Any]]:
             """Every payload in a dump but search attributes and patch ids (plain by design)."""
-            found: list[dict] = []
+            found: list[dict[str, Any]] = []
 
             def walk(value):
                 if isinstance(value, dict):
@@ -251,7 +252,7 @@ def test_up_with_codec_keys_encrypts_history_and_serves_the_ui_a_codec(up_env):
             walk(json.loads(dump))
             return found
 
-        def encoding(payload: dict) -> str:
+        def encoding(payload: dict[str, Any]) -> str:
             return base64.b64decode(payload["metadata"].get("encoding", "")).decode()
 
         raw = payloads(show())
