@@ -269,3 +269,33 @@ def test_up_with_codec_keys_encrypts_history_and_serves_the_ui_a_codec(up_env):
     finally:
         assert stop(proc) == 0
     assert "stopped" in log.read_text()
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed")
+def test_ui_reads_an_encrypted_node_history_through_the_codec_server(up_env):
+    """The history is sealed on the server, yet the UI `navarch up` starts shows a node's
+    input as JSON a person can read: it decodes through the codec server. The screenshot is
+    kept in test-artifacts/."""
+    import base64
+
+    from browser import screenshot_when
+
+    env, port, ui, home = up_env
+    env = {**env, "NAVARCH_CODEC_KEYS": f"up1={base64.b64encode(b'u' * 32).decode()}"}
+    log = home / "up.log"
+    proc = start_up(env, port, ui, log)
+    try:
+        node = wait_for(lambda: [n for n in demo_nodes(env) if n["state"] == "ready"], 90,
+                        "a ready node", log)[0]["node_id"]
+        url = f"http://127.0.0.1:{ui}/namespaces/default/workflows/node%2F{node}"
+        artifacts = Path(os.environ.get("NAVARCH_TEST_ARTIFACTS",
+                                        Path(__file__).parent.parent / "test-artifacts"))
+        artifacts.mkdir(parents=True, exist_ok=True)
+        shot = artifacts / "ui-node-history-decoded.png"
+        text = screenshot_when(url, [f'"node_id": "{node}"', '"instance_type": "h100-8x"'],
+                               shot, home / "chromium", within=60)
+        assert "Event History" in text and "binary/encrypted" not in text
+        assert shot.stat().st_size > 10_000
+        print(f"screenshot: {shot}")
+    finally:
+        assert stop(proc) == 0
