@@ -199,86 +199,11 @@ def test_ui_lists_the_cordoned_node(up_env):
         assert stop(proc) == 0
 
 
-def test_up_with_codec_keys_encrypts_history_and_serves_the_ui_a_codec(up_env):
-    """With NAVARCH_CODEC_KEYS set, `navarch up` writes every payload encrypted, the operator
-    CLI still reads the fleet, and the UI it starts decodes through its own codec server."""
+@pytest.fixture
+def codec_up(up_env):
+    """`navarch up --demo` with codec keys, once a node is ready: (env, port, ui, home, log,
+    the ready node's id); stopped cleanly after the test."""
     import base64
-    import re
-
-    from navarch.temporal.client import temporal_cli_path
-
-    env, port, ui, home = up_env
-    env = {**env, "NAVARCH_CODEC_KEYS": f"up1={base64.b64encode(b'u' * 32).decode()}"}
-    log = home / "up.log"
-    proc = start_up(env, port, ui, log)
-    try:
-        ready = wait_for(lambda: [n for n in demo_nodes(env) if n["state"] == "ready"], 90,
-                         "a ready node", log)
-        settings = json.loads(urllib.request.urlopen(
-            f"http://127.0.0.1:{ui}/api/v1/settings", timeout=5).read())
-        endpoint = settings["Codec"]["Endpoint"]
-        announced = re.search(r"--codec-endpoint (\S+) --codec-auth 'Bearer (\S+)'",
-                              log.read_text())
-        assert announced, log.read_text()[-2000:]
-        url, token = announced.groups()
-        assert endpoint == f"{url}/{token}" and url.startswith("http://127.0.0.1:")
-
-        node = ready[0]["node_id"]
-        plain_env = {k: v for k, v in env.items() if k != "NAVARCH_CODEC_KEYS"}
-
-        def show(*extra: str) -> str:
-            done = subprocess.run(
-                [temporal_cli_path(), "workflow", "show", "-w", f"node/{node}", "-o", "json",
-                 "--address", f"127.0.0.1:{port}", *extra], env=plain_env,
-                capture_output=True, text=True, timeout=60)
-            assert done.returncode == 0, done.stderr
-            return done.stdout
-
-        def payloads(dump: str) -> list[dict[str, Any]]:
-            """Every payload in a dump but search attributes and patch ids (plain by design)."""
-            found: list[dict[str, Any]] = []
-
-            def walk(value):
-                if isinstance(value, dict):
-                    if "metadata" in value and "data" in value:
-                        found.append(value)
-                    for key, inner in value.items():
-                        if key not in ("searchAttributes", "patch-data"):
-                            walk(inner)
-                elif isinstance(value, list):
-                    for inner in value:
-                        walk(inner)
-
-            walk(json.loads(dump))
-            return found
-
-        def encoding(payload: dict[str, Any]) -> str:
-            return base64.b64decode(payload["metadata"].get("encoding", "")).decode()
-
-        raw = payloads(show())
-        assert raw and {encoding(p) for p in raw} == {"binary/encrypted"}
-        assert not any(b"H100" in base64.b64decode(p["data"]) for p in raw)
-        decoded = payloads(show("--codec-endpoint", url, "--codec-auth", f"Bearer {token}"))
-        assert "binary/encrypted" not in {encoding(p) for p in decoded}
-        assert any(b"H100" in base64.b64decode(p["data"]) for p in decoded)
-        refused = subprocess.run(
-            [temporal_cli_path(), "workflow", "show", "-w", f"node/{node}", "-o", "json",
-             "--address", f"127.0.0.1:{port}", "--codec-endpoint", url, "--codec-auth",
-             "Bearer wrong"], env=plain_env, capture_output=True, text=True, timeout=60)
-        assert refused.returncode != 0 and "H100" not in refused.stdout, refused.stderr
-    finally:
-        assert stop(proc) == 0
-    assert "stopped" in log.read_text()
-
-
-@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed")
-def test_ui_reads_an_encrypted_node_history_through_the_codec_server(up_env):
-    """The history is sealed on the server, yet the UI `navarch up` starts shows a node's
-    input as JSON a person can read: it decodes through the codec server. The screenshot is
-    kept in test-artifacts/."""
-    import base64
-
-    from browser import screenshot_when
 
     env, port, ui, home = up_env
     env = {**env, "NAVARCH_CODEC_KEYS": f"up1={base64.b64encode(b'u' * 32).decode()}"}
@@ -287,15 +212,89 @@ def test_ui_reads_an_encrypted_node_history_through_the_codec_server(up_env):
     try:
         node = wait_for(lambda: [n for n in demo_nodes(env) if n["state"] == "ready"], 90,
                         "a ready node", log)[0]["node_id"]
-        url = f"http://127.0.0.1:{ui}/namespaces/default/workflows/node%2F{node}"
-        artifacts = Path(os.environ.get("NAVARCH_TEST_ARTIFACTS",
-                                        Path(__file__).parent.parent / "test-artifacts"))
-        artifacts.mkdir(parents=True, exist_ok=True)
-        shot = artifacts / "ui-node-history-decoded.png"
-        text = screenshot_when(url, [f'"node_id": "{node}"', '"instance_type": "h100-8x"'],
-                               shot, home / "chromium", within=60)
-        assert "Event History" in text and "binary/encrypted" not in text
-        assert shot.stat().st_size > 10_000
-        print(f"screenshot: {shot}")
+        yield env, port, ui, home, log, node
     finally:
         assert stop(proc) == 0
+    assert "stopped" in log.read_text()
+
+
+def test_up_with_codec_keys_encrypts_history_and_serves_the_ui_a_codec(codec_up):
+    """With NAVARCH_CODEC_KEYS set, `navarch up` writes every payload encrypted, the operator
+    CLI still reads the fleet, and the UI it starts decodes through its own codec server."""
+    import base64
+    import re
+
+    from navarch.temporal.client import temporal_cli_path
+
+    env, port, ui, _home, log, node = codec_up
+    settings = json.loads(urllib.request.urlopen(
+        f"http://127.0.0.1:{ui}/api/v1/settings", timeout=5).read())
+    endpoint = settings["Codec"]["Endpoint"]
+    announced = re.search(r"--codec-endpoint (\S+) --codec-auth 'Bearer (\S+)'",
+                          log.read_text())
+    assert announced, log.read_text()[-2000:]
+    url, token = announced.groups()
+    assert endpoint == f"{url}/{token}" and url.startswith("http://127.0.0.1:")
+
+    plain_env = {k: v for k, v in env.items() if k != "NAVARCH_CODEC_KEYS"}
+
+    def show(*extra: str) -> str:
+        done = subprocess.run(
+            [temporal_cli_path(), "workflow", "show", "-w", f"node/{node}", "-o", "json",
+             "--address", f"127.0.0.1:{port}", *extra], env=plain_env,
+            capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def payloads(dump: str) -> list[dict[str, Any]]:
+        """Every payload in a dump but search attributes and patch ids (plain by design)."""
+        found: list[dict[str, Any]] = []
+
+        def walk(value):
+            if isinstance(value, dict):
+                if "metadata" in value and "data" in value:
+                    found.append(value)
+                for key, inner in value.items():
+                    if key not in ("searchAttributes", "patch-data"):
+                        walk(inner)
+            elif isinstance(value, list):
+                for inner in value:
+                    walk(inner)
+
+        walk(json.loads(dump))
+        return found
+
+    def encoding(payload: dict[str, Any]) -> str:
+        return base64.b64decode(payload["metadata"].get("encoding", "")).decode()
+
+    raw = payloads(show())
+    assert raw and {encoding(p) for p in raw} == {"binary/encrypted"}
+    assert not any(b"H100" in base64.b64decode(p["data"]) for p in raw)
+    decoded = payloads(show("--codec-endpoint", url, "--codec-auth", f"Bearer {token}"))
+    assert "binary/encrypted" not in {encoding(p) for p in decoded}
+    assert any(b"H100" in base64.b64decode(p["data"]) for p in decoded)
+    refused = subprocess.run(
+        [temporal_cli_path(), "workflow", "show", "-w", f"node/{node}", "-o", "json",
+         "--address", f"127.0.0.1:{port}", "--codec-endpoint", url, "--codec-auth",
+         "Bearer wrong"], env=plain_env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "H100" not in refused.stdout, refused.stderr
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed")
+def test_ui_reads_an_encrypted_node_history_through_the_codec_server(codec_up):
+    """The history is sealed on the server, yet the UI `navarch up` starts shows a node's
+    input as JSON a person can read: it decodes through the codec server. The screenshot is
+    kept in test-artifacts/."""
+    from browser import screenshot_when
+
+    _env, _port, ui, home, _log, node = codec_up
+    url = f"http://127.0.0.1:{ui}/namespaces/default/workflows/node%2F{node}"
+    artifacts = Path(os.environ.get("NAVARCH_TEST_ARTIFACTS",
+                                    Path(__file__).parent.parent / "test-artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    shot = artifacts / "ui-node-history-decoded.png"
+    text = screenshot_when(url, [f'"node_id": "{node}"', '"instance_type": "h100-8x"'],
+                           shot, home / "chromium", within=60)
+    assert "Event History" in text and "binary/encrypted" not in text
+    assert shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")
