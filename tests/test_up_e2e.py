@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import chromium, screenshot_when
 
 from navarch.temporal.devserver import free_port
 
@@ -154,13 +155,7 @@ def test_operator_commands_scale_list_history_delete(up_env):
         assert stop(proc) == 0
 
 
-def _chromium() -> str | None:
-    import shutil
-
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed")
+@pytest.mark.skipif(chromium() is None, reason="headless Chromium is not installed")
 def test_ui_lists_the_cordoned_node(up_env):
     """What an operator sees: the Temporal UI's workflow list, filtered by
     NavarchNodeState="cordoned", shows the node just cordoned and no other. The screenshot is
@@ -180,7 +175,7 @@ def test_ui_lists_the_cordoned_node(up_env):
                                         Path(__file__).parent.parent / "test-artifacts"))
         artifacts.mkdir(parents=True, exist_ok=True)
         shot = artifacts / "ui-cordoned-nodes.png"
-        browser = [str(_chromium()), "--headless", "--no-sandbox", "--disable-gpu",
+        browser = [str(chromium()), "--headless", "--no-sandbox", "--disable-gpu",
                    "--window-size=1400,900", "--virtual-time-budget=15000",
                    f"--user-data-dir={home / 'chromium'}"]
 
@@ -280,13 +275,11 @@ def test_up_with_codec_keys_encrypts_history_and_serves_the_ui_a_codec(codec_up)
     assert refused.returncode != 0 and "H100" not in refused.stdout, refused.stderr
 
 
-@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed")
+@pytest.mark.skipif(chromium() is None, reason="headless Chromium is not installed")
 def test_ui_reads_an_encrypted_node_history_through_the_codec_server(codec_up):
     """The history is sealed on the server, yet the UI `navarch up` starts shows a node's
     input as JSON a person can read: it decodes through the codec server. The screenshot is
     kept in test-artifacts/."""
-    from browser import screenshot_when
-
     _env, _port, ui, home, _log, node = codec_up
     url = f"http://127.0.0.1:{ui}/namespaces/default/workflows/node%2F{node}"
     artifacts = Path(os.environ.get("NAVARCH_TEST_ARTIFACTS",
