@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 
-from navarch.cli.pool import apply_specs
+from navarch.client import Navarch
 from navarch.config.loader import load_config
 from navarch.contracts.base import InvalidPayload, decode_payload
 from navarch.contracts.names import node_workflow_id, pool_workflow_id
@@ -387,7 +387,7 @@ async def test_node_operations_are_confirmed_or_refused_with_the_reason(dev_env,
         late = await navarch_cli(dev_env, "node", "terminate", node_id)
         assert late.returncode == 1
         assert ("terminate refused: node is" in late.stderr  # still terminating
-                or "workflow execution already completed" in late.stderr), late.stderr
+                or f"node {node_id}: its workflow has ended" in late.stderr), late.stderr
 
 
 async def test_pool_updates_validate_and_apply_starts_or_updates_in_one_call(dev_env,
@@ -397,13 +397,11 @@ async def test_pool_updates_validate_and_apply_starts_or_updates_in_one_call(dev
         spec = fast_spec(min_nodes=1, max_nodes=4)
         specs = {spec.name: spec}
         sched = ", diagnostics schedule "
-        assert await apply_specs(client, specs, plane.task_queue) == {
-            spec.name: f"started{sched}created"}
-        assert await apply_specs(client, specs, plane.task_queue) == {
-            spec.name: f"unchanged{sched}updated"}
+        fleet = Navarch(client, task_queue=plane.task_queue)
+        assert (await fleet.apply(specs)).pools == {spec.name: f"started{sched}created"}
+        assert (await fleet.apply(specs)).pools == {spec.name: f"unchanged{sched}updated"}
         wider = spec.model_copy(update={"max_nodes": 6})
-        assert await apply_specs(client, {spec.name: wider}, plane.task_queue) == {
-            spec.name: f"updated{sched}updated"}
+        assert (await fleet.apply(wider)).pools == {spec.name: f"updated{sched}updated"}
         await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 1,
                          what="ready")
         scaled = await navarch_cli(dev_env, "pool", "scale", spec.name, "2")

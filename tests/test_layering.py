@@ -5,7 +5,7 @@ test_workflow_imports checks the sandbox rule.
 Bottom to top: the leaf modules at the top of `navarch/` (durations, validation, the
 bootstrap templates); `health`; `config` (a config names a health policy); `contracts`
 (config and health for their value types); `decisions`, `sim` and `temporal`, side by side;
-`cli`, which may use everything. Nothing imports upward."""
+`client` (the Python API) on `temporal`; `cli`, which may use everything. Nothing imports upward."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ BELOW = {
     "decisions": {"contracts", "config", "health"},
     "sim": {"contracts", "config", "health"},
     "temporal": {"contracts", "config", "health"},
-    "cli": {"contracts", "config", "health", "decisions", "sim", "temporal", *ROLES},
+    "client": {"contracts", "config", "health", "temporal"},
+    "cli": {"contracts", "config", "health", "decisions", "sim", "temporal", "client", *ROLES},
 }
 ROOMS = tuple(BELOW)
 CORE = {"contracts", "config", "health"}

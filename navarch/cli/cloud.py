@@ -7,35 +7,12 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
 
-from navarch.cli.common import fail, show
+from navarch.cli.common import show
 from navarch.cli.output import Output, OutputOpt, out, print_table
-from navarch.contracts.names import SWEEP_WORKFLOW_ID
-from navarch.contracts.sweep import SweepStatus
 
 cloud_app = typer.Typer(help="What runs at the clouds, against what Navarch owns.",
                         no_args_is_help=True)
-
-
-async def fetch_sweep(client: Client, *, now: bool = False) -> SweepStatus:
-    handle = client.get_workflow_handle(SWEEP_WORKFLOW_ID)
-    start = "`navarch pool apply -f CONFIG` (or `navarch up -f CONFIG`) starts it"
-    try:
-        described = await handle.describe()
-    except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:
-            fail(f"no orphan sweep runs in this namespace: {start}")
-        raise
-    if described.status != WorkflowExecutionStatus.RUNNING:
-        ended = described.status.name.lower() if described.status else "closed"
-        fail(f"no orphan sweep runs in this namespace (the last one {ended}): {start}")
-    if now:
-        answer: SweepStatus = await handle.execute_update("sweep_now", result_type=SweepStatus)
-        return answer
-    status: SweepStatus = await handle.query("status", result_type=SweepStatus)
-    return status
 
 
 @cloud_app.command("orphans")
@@ -45,7 +22,7 @@ def orphans(
 ) -> None:
     """Machines of this installation that no live node owns (terminated after the grace,
     or only reported in `report` mode), and the sweep's recent actions."""
-    status = show("orphan sweep", lambda c: fetch_sweep(c, now=now), output)
+    status = show(lambda fleet: fleet.sweep(now=now), output)
     if status is None:
         return
     cfg = status.config

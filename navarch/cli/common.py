@@ -1,6 +1,6 @@
 """What the `navarch` command groups share beyond printing: failing with a clear message,
-asking Temporal, loading the user's config (one loader, so every command reports a bad file
-the same way)."""
+asking the fleet (through `navarch.client`), loading the user's config (one loader, so
+every command reports a bad file the same way)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,10 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 
 from navarch.cli.output import Output, err, print_data, print_problems
+from navarch.client import Navarch, NavarchError
 from navarch.config.loader import LoadedConfig, load_config
-from navarch.contracts.spec import PoolSpec, build_pool_specs
-from navarch.temporal.client import connect
 from navarch.validation import Problem, ValidationFailed
 
 T = TypeVar("T")
@@ -51,36 +47,27 @@ def load_config_or_exit(file: Path, fmt: Output = Output.text) -> LoadedConfig:
         fail_with_problems(exc.problems, fmt, {"file": str(file)})
 
 
-def load_pool_specs(file: Path) -> dict[str, PoolSpec]:
-    return build_pool_specs(load_config_or_exit(file))
-
-
-def ask(what: str, fetch: Callable[[Client], Awaitable[T]]) -> T:
-    """Connect, fetch, and fail with a clear message (`what: why`) when Temporal says no."""
+def ask(fetch: Callable[[Navarch], Awaitable[T]]) -> T:
+    """Connect, run `fetch` on the fleet, and fail with the client's clear message (what was
+    asked: why) when Temporal or a workflow says no."""
 
     async def run() -> T:
-        return await fetch(await connect())
+        return await fetch(await Navarch.connect())
 
     try:
         return asyncio.run(run())
-    except RPCError as exc:
-        fail(f"{what}: {exc.message}")
+    except NavarchError as exc:
+        fail(str(exc))
 
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def show(what: str, fetch: Callable[[Client], Awaitable[M]], output: Output) -> M | None:
+def show(fetch: Callable[[Navarch], Awaitable[M]], output: Output) -> M | None:
     """Ask for a status; with -o json|yaml print it whole and return None, else return it
     for the command's own table or text."""
-    status = ask(what, fetch)
+    status = ask(fetch)
     if output.structured:
         print_data(status.model_dump(mode="json"), output)
         return None
     return status
-
-
-def refusal(exc: WorkflowUpdateFailedError) -> str:
-    """What a workflow said when it refused an update (its message, without the type)."""
-    cause = exc.cause
-    return cause.message if isinstance(cause, ApplicationError) else str(cause or exc)

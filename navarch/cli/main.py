@@ -14,6 +14,7 @@ import typer
 from navarch.cli import checks, cloud, codec, credentials, node, pool, providers, simulate, up
 from navarch.cli.common import EXIT_INVALID, EXIT_OK
 from navarch.cli.output import err, help_like_other_clis
+from navarch.client import NavarchError
 from navarch.temporal.client import BinaryNotFound
 from navarch.temporal.codec import CodecKeyError
 
@@ -55,7 +56,7 @@ def main() -> None:
         elif exc.code is not None:
             err.print(str(exc.code))
             code = EXIT_INVALID
-    except (BinaryNotFound, CodecKeyError) as exc:  # no dev server, bad codec keys: no trace
+    except (BinaryNotFound, CodecKeyError, NavarchError) as exc:  # no trace, just the why
         err.print(f"error: {exc}", markup=False)
         code = EXIT_INVALID
     except KeyboardInterrupt:

@@ -16,17 +16,14 @@ from temporalio.service import RPCError
 
 from navarch.cli.common import fail, load_config_or_exit
 from navarch.cli.output import err, out
-from navarch.cli.pool import apply_specs
+from navarch.client import Navarch
 from navarch.config.settings import fake_world_path, navarch_home
-from navarch.contracts.spec import build_pool_specs
-from navarch.contracts.sweep import build_sweep_config
 from navarch.health.xid import lookup
 from navarch.sim.fakeworld import FakeWorld
 from navarch.temporal.client import connect, connect_local, register_search_attributes
 from navarch.temporal.codec import EncryptionCodec, keys_from_environment
 from navarch.temporal.codec_server import CodecServer, serve
 from navarch.temporal.runtime import worker_runtime
-from navarch.temporal.sweep import apply_sweep
 
 DEMO_REBOOT_SECONDS = 20.0
 
@@ -103,16 +100,12 @@ async def run_up(*, demo: bool, config: Path | None, address: str, ui_port: int,
         files = [config] if config else []
         if demo:
             files.append(Path(__file__).with_name("demo.yaml"))
-        sweeps = []
-        for file in files:
-            loaded = load_config_or_exit(file)
-            for name, what in (await apply_specs(client, build_pool_specs(loaded))).items():
+        loaded = [load_config_or_exit(file) for file in files]
+        if loaded:
+            applied = await Navarch(client).apply(*loaded)
+            for name, what in applied.pools.items():
                 out.print(f"pool {name}: {what}")
-            sweeps.append(build_sweep_config(loaded))
-        if sweeps:  # one sweep over every provider the configs name (the first's settings)
-            targets = {t.key(): t for s in sweeps for t in s.targets}
-            sweep = sweeps[0].model_copy(update={"targets": list(targets.values())})
-            out.print(f"orphan sweep: {await apply_sweep(client, sweep)}")
+            out.print(f"orphan sweep: {applied.sweep}")
         out.print(f"Navarch is up. Temporal UI: http://127.0.0.1:{ui_port}/namespaces/"
                   f"{client.namespace}/workflows  (Ctrl-C stops)")
         if metrics_port:

@@ -198,6 +198,25 @@ class NodeStatus(StoredModel):
         return None
 
 
+class NodeSummary(StoredModel):
+    """One node as the fleet listing shows it: from Temporal's visibility store (the node's
+    search attributes), with when its agent last proved alive. States are the values of
+    `NodeState` and `HealthResult` as the node last published them."""
+
+    node_id: str
+    pool: str | None = None
+    provider: str | None = None
+    region: str | None = None
+    instance_type: str | None = None
+    state: str | None = None
+    health: str | None = None
+    verdict: str | None = None
+    gpus: str | None = None  # "8x H100", from the instance type
+    started_at: datetime | None = None
+    closed_at: datetime | None = None  # set once the node's workflow has ended
+    last_heartbeat: datetime | None = None
+
+
 # ----------------------------------------------------------------------------- signals
 
 MAX_GRACE_SECONDS = 7 * 24 * 3600.0  # a drain grace longer than a week is a mistake
