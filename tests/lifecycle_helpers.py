@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import WorkerDeploymentConfig
 
 from navarch.config.schema import HealthConfig
 from navarch.contracts.diagnostics import DiagnosticsInput, DiagnosticsReport
@@ -72,7 +73,9 @@ class SimPlane:
 async def control_plane(client: Client, tmp_path: Path, *, boot_seconds: float = 0.1,
                         world: FakeWorld | None = None, task_queue: str | None = None,
                         provision_delay: float = 0.0, simulate_hosts: bool = True,
-                        host_mode: str = "per-host") -> AsyncIterator[SimPlane]:
+                        host_mode: str = "per-host",
+                        deployment: WorkerDeploymentConfig | None = None,
+                        ) -> AsyncIterator[SimPlane]:
     """A control-plane worker on its own task queue, with simulated hosts (each on its own
     queue, or all on one shared queue of this plane's)."""
     world = world or FakeWorld(tmp_path / "world.db")
@@ -80,7 +83,7 @@ async def control_plane(client: Client, tmp_path: Path, *, boot_seconds: float =
     plane = ControlPlane(client, world=world,
                          boot_seconds=boot_seconds, provision_delay=provision_delay,
                          simulate_hosts=simulate_hosts, task_queue=queue, host_mode=host_mode,
-                         shared_host_queue=f"{queue}-hosts")
+                         shared_host_queue=f"{queue}-hosts", deployment=deployment)
     stop = asyncio.Event()
     task = asyncio.create_task(plane.run(stop))
     try:

@@ -69,7 +69,8 @@ from lifecycle_helpers import (
     transitions,
 )
 
-NODE_SIGNALS = ["cordon", "uncordon", "drain", "terminate", "retire", "approve_repair"]
+NODE_SIGNALS = ["cordon", "uncordon", "drain", "terminate", "retire", "approve_repair",
+                "check_upgrade"]
 POOL_SIGNALS = ["node_state_changed", "scale", "report_queue_depth", "update_spec",
                 "cordon_node", "uncordon_node", "drain_node", "resume_repair", "delete"]
 

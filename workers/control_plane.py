@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from navarch.activities.autoscale_metrics import AutoscaleMetricsActivities
 from navarch.activities.cloud import CloudActivities, ProviderFactory
@@ -133,6 +133,8 @@ class ControlPlane:
     # that is not re-creates it in the sandbox and replays its history: with more running
     # workflows than this, every task pays that. ~0.5 MB each.
     max_cached_workflows: int = 1000
+    # A version of a worker deployment (Worker Versioning); None: an unversioned worker.
+    deployment: WorkerDeploymentConfig | None = None
     hosts: FakeHostManager | None = field(default=None, init=False)
 
     def _agent_address(self) -> str:
@@ -176,7 +178,7 @@ class ControlPlane:
         return Worker(self.client, task_queue=self.task_queue, workflows=WORKFLOWS,
                       activities=self.activities(), max_concurrent_activities=500,
                       max_cached_workflows=self.max_cached_workflows,
-                      interceptors=[QuietAbandonment()])
+                      interceptors=[QuietAbandonment()], deployment_config=self.deployment)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set."""

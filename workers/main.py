@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,12 @@ from navarch.sim.fakeworld import FakeWorld
 from navarch.temporal.client import connect
 from navarch.temporal.process import configure_logging, run_until_signalled
 from navarch.temporal.runtime import worker_runtime
+from navarch.temporal.versioning import (
+    default_build_id,
+    default_deployment,
+    deployment_config,
+    ensure_current,
+)
 
 from .control_plane import ControlPlane
 
@@ -35,9 +42,18 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
     if args.metrics_port:
         log.info("metrics on :%d/metrics", args.metrics_port)
     plane = control_plane(client, args)
+    if plane.deployment is not None:
+        version = plane.deployment.version
+        log.info("worker deployment %s, build %s", version.deployment_name, version.build_id)
     log.info("control-plane worker polling task queue %r%s", args.task_queue,
              f" (fake cloud: {plane.world.path})" if plane.world else "")
-    await plane.run(stop)
+    if plane.deployment is None:
+        await plane.run(stop)
+        return 0
+    running = asyncio.create_task(plane.run(stop))
+    version = plane.deployment.version
+    log.info("%s", await ensure_current(client, version.deployment_name, version.build_id))
+    await running
     return 0
 
 
@@ -47,7 +63,9 @@ def control_plane(client: Client, args: argparse.Namespace) -> ControlPlane:
     world = FakeWorld(args.fake_world) if args.fake_cloud else None
     return ControlPlane(client, world=world, simulate_hosts=not args.no_simulated_hosts,
                         task_queue=args.task_queue, host_mode=args.simulated_hosts,
-                        max_cached_workflows=args.max_cached_workflows)
+                        max_cached_workflows=args.max_cached_workflows,
+                        deployment=(deployment_config(args.deployment_name, args.build_id)
+                                    if args.versioned else None))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="workflows kept in memory between tasks; set it above the "
                         "number of nodes and pools this worker runs (~0.5 MB each; default "
                         "%(default)s)")
+    parser.add_argument("--versioned", action="store_true",
+                        default=os.environ.get("NAVARCH_VERSIONED", "") not in ("", "0"),
+                        help="run as a version of a worker deployment (Worker Versioning): "
+                        "workflows stay on the build they started on and move at "
+                        "continue-as-new; the first build of a fleet is made current")
+    parser.add_argument("--deployment-name", default=default_deployment(),
+                        help="the worker deployment (default %(default)s; "
+                        "NAVARCH_DEPLOYMENT_NAME)")
+    parser.add_argument("--build-id", default=default_build_id(),
+                        help="this build (default: the package version; NAVARCH_BUILD_ID)")
     parser.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT,
                         help="Prometheus metrics port (0: off; default %(default)s)")
     parser.add_argument("--metrics-host", default="0.0.0.0",

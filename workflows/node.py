@@ -31,6 +31,8 @@ from temporalio.exceptions import (
 )
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
+from .upgrade import continue_as_new, upgrade_due
+
 with workflow.unsafe.imports_passed_through():
     from navarch.config.instance_types import gpu_shape
     from navarch.contracts.agent import (
@@ -238,6 +240,7 @@ class NodeWorkflow:
         self._rotation, self._avoid = params.rotation, list(params.avoid)
         self._owned = True  # the ownership rules (False: a run from before OWNERSHIP_PATCH)
         self._repairing = False  # an in-place repair is under way
+        self._woken = False  # a `check_upgrade` signal: look at the target build now
         # All of the node's state but its spec, in one model: what continue-as-new carries.
         resume = params.resume
         if resume is not None:
@@ -300,6 +303,12 @@ class NodeWorkflow:
             self._reject("update_spec", f"the spec is for pool {params.spec.name!r}")
             return
         self._enqueue(params)
+
+    @workflow.signal(name="check_upgrade")
+    def check_upgrade(self, *payloads: Any) -> None:
+        """Wake and look whether a newer build is the target (`navarch upgrade ... --move`
+        sends it): a quiet node moves now instead of at its daily continue-as-new."""
+        self._woken = True
 
     @workflow.signal(name="approve_repair")
     def approve_repair(self, *payloads: Any) -> None:
@@ -434,7 +443,7 @@ class NodeWorkflow:
                 self._closing = True  # refuse new updates; queued signals carry over
                 await self._finish_background()
                 await self._close_handlers()
-                workflow.continue_as_new(NodeInput(
+                continue_as_new(NodeInput(
                     node_id=params.node_id, spec=self._spec_(), resume=self._record_for_next()))
         except _Leave as leave:
             await self._leave(leave)
@@ -686,7 +695,8 @@ class NodeWorkflow:
 
     async def _monitor(self) -> bool:
         """Watch until the node leaves (raises _Leave) or a new run is due (True): history
-        grew long, the run is a day old, or the node adopted a changed pool spec."""
+        grew long, the run is a day old, a newer build is the target, or the node adopted a
+        changed pool spec."""
         act: asyncio.Future[Any] | None = None
         cadence: asyncio.Future[None] | None = None
         quiet: asyncio.Future[None] | None = None  # the end of a flapping node's hold
@@ -712,9 +722,12 @@ class NodeWorkflow:
             await workflow.wait_condition(
                 lambda c=current, t=cadence, q=quiet, s=look: (  # type: ignore[misc]
                     c.done() or bool(self._commands) or (t is not None and t.done())
-                    or (q is not None and q.done()) or (s is not None and s.done())))
-            if cadence is not None and cadence.done() and not self._commands:
-                await self._stop_watching(current)
+                    or (q is not None and q.done()) or (s is not None and s.done())
+                    or self._woken))
+            self._woken = False
+            day_old = cadence is not None and cadence.done()
+            if (day_old or upgrade_due()) and not self._commands:
+                await self._stop_watching(current)  # a new run, on the target build
                 return True
             if quiet is not None and quiet.done():
                 quiet = None
@@ -743,6 +756,8 @@ class NodeWorkflow:
                     await self._stop_watching(current)  # the next run watches by the new spec
                     return True
                 continue
+            if not current.done():
+                continue  # woken to look at the target build, and nothing else to do
             act = None
             try:
                 outcome = current.result()

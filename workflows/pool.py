@@ -20,6 +20,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 from temporalio.workflow import ParentClosePolicy
 
+from .upgrade import continue_as_new, upgrade_due
+
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
@@ -398,7 +400,7 @@ class PoolWorkflow:
                 await self._drain_background()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 s.runs += 1
-                workflow.continue_as_new(PoolInput(spec=self._spec_(), state=s))
+                continue_as_new(PoolInput(spec=self._spec_(), state=s))
             self._dirty = self._more
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._dirty, timeout=self._next_wake())
@@ -689,7 +691,7 @@ class PoolWorkflow:
         limit = self._spec_().continue_as_new_after
         if limit is not None and info.get_current_history_length() >= limit:
             return True
-        return info.is_continue_as_new_suggested()
+        return info.is_continue_as_new_suggested() or upgrade_due()
 
     def _show(self) -> None:
         status = self.status()

@@ -24,6 +24,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
+from .upgrade import continue_as_new, upgrade_due
+
 with workflow.unsafe.imports_passed_through():
     from navarch.contracts.base import (
         FORBID_UNKNOWN,
@@ -113,7 +115,8 @@ class OrphanSweepWorkflow:
     @workflow.run
     async def run(self, params: SweepInput) -> None:
         swept = 0
-        while swept < SWEEPS_PER_RUN and not workflow.info().is_continue_as_new_suggested():
+        while (swept < SWEEPS_PER_RUN and not workflow.info().is_continue_as_new_suggested()
+               and not upgrade_due()):
             forced, self._wake = self._wake, False
             if self._config.mode != "off" or forced:
                 await self._sweep()
@@ -123,7 +126,7 @@ class OrphanSweepWorkflow:
                                               timeout=self._config.interval)
         self._closing = True
         await workflow.wait_condition(workflow.all_handlers_finished)
-        workflow.continue_as_new(SweepInput(config=self._config, state=self._state))
+        continue_as_new(SweepInput(config=self._config, state=self._state))
 
     # ------------------------------------------------------------------ one sweep
 
