@@ -306,8 +306,8 @@ class NodeWorkflow:
 
     @workflow.signal(name="check_upgrade")
     def check_upgrade(self, *payloads: Any) -> None:
-        """Wake and look whether a newer build is the target (`navarch upgrade ... --move`
-        sends it): a quiet node moves now instead of at its daily continue-as-new."""
+        """Wake and look whether a newer build is the target (send it after making a build
+        current): a quiet node moves now instead of at its daily continue-as-new."""
         self._woken = True
 
     @workflow.signal(name="approve_repair")
