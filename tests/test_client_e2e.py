@@ -174,6 +174,23 @@ async def test_a_config_file_that_does_not_validate_starts_nothing(dev_env, tmp_
     assert any(str(bad) in str(p) for p in failed.value.problems)
 
 
+async def test_pools_lists_this_fleets_pools_not_one_whose_worker_is_gone(dev_env, tmp_path):
+    """Two fleets share a namespace; the first one's worker stops with its pool running.
+    Listing the second fleet's pools neither waits on nor fails for the orphaned pool."""
+    async with control_plane(dev_env.client, tmp_path) as gone:
+        orphaned = fast_spec(min_nodes=0, max_nodes=1)
+        await (await fleet_of(dev_env, gone)).apply(orphaned)
+    async with control_plane(dev_env.client, tmp_path) as plane:
+        fleet = await fleet_of(dev_env, plane)
+        spec = fast_spec(min_nodes=0, max_nodes=1)
+        await fleet.apply(spec)
+        started = asyncio.get_running_loop().time()
+        assert [p.name for p in await fleet.pools()] == [spec.name]
+        assert asyncio.get_running_loop().time() - started < 10
+        await fleet.pool(spec.name).delete(wait=True, within=30)
+    await dev_env.client.get_workflow_handle(pool_workflow_id(orphaned.name)).terminate()
+
+
 @pytest.mark.parametrize("raised,kind,message", [
     (WorkflowUpdateFailedError(ApplicationError("uncordon refused: node is unhealthy",
                                                 type="Refused")),
@@ -187,6 +204,9 @@ async def test_a_config_file_that_does_not_validate_starts_nothing(dev_env, tmp_
      Refused, "node n: its workflow has ended"),
     (RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b""),
      NotConnected, "node n: connection refused"),
+    (RPCError("Timeout expired", RPCStatusCode.CANCELLED, b""),
+     TimedOut, "node n: no worker answered in time: is a navarch-worker running and polling "
+               "this fleet's task queue?"),
     (RPCError("namespace is not set", RPCStatusCode.INVALID_ARGUMENT, b""),
      NavarchError, "node n: namespace is not set"),
 ])

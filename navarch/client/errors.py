@@ -37,7 +37,8 @@ class InvalidRequest(Refused):
 
 
 class TimedOut(NavarchError):
-    """A wait (pools ready, a pool deleted) ran past its timeout."""
+    """A wait (pools ready, a pool deleted) ran past its timeout, or no worker answered a
+    query or update before its deadline."""
 
 
 @contextmanager
@@ -61,4 +62,7 @@ def translated(what: str) -> Iterator[None]:
         if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.UNAUTHENTICATED,
                           RPCStatusCode.PERMISSION_DENIED):
             raise NotConnected(what, exc.message) from exc
+        if exc.status is RPCStatusCode.DEADLINE_EXCEEDED or "Timeout expired" in exc.message:
+            raise TimedOut(what, "no worker answered in time: is a navarch-worker running "
+                                 "and polling this fleet's task queue?") from exc
         raise NavarchError(what, exc.message) from exc

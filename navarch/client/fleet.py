@@ -107,8 +107,11 @@ class Navarch:
         return Pool(self, name)
 
     async def pools(self) -> list[PoolStatus]:
-        """Every running pool's status, by name."""
-        query = 'WorkflowType="PoolWorkflow" AND ExecutionStatus="Running"'
+        """The status of every running pool this control plane serves (its task queue), by
+        name. Another fleet's pools in the same namespace are not listed: their workers may
+        be elsewhere, or gone, and a query no worker answers hangs until its deadline."""
+        query = ('WorkflowType="PoolWorkflow" AND ExecutionStatus="Running" '
+                 f'AND TaskQueue="{_quoted(self.task_queue)}"')
         with translated("pools"):
             names = sorted({wf.id.removeprefix("pool/")
                             async for wf in self.temporal.list_workflows(query)})
