@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -75,6 +75,7 @@ async def control_plane(client: Client, tmp_path: Path, *, boot_seconds: float =
                         provision_delay: float = 0.0, simulate_hosts: bool = True,
                         host_mode: str = "per-host",
                         deployment: WorkerDeploymentConfig | None = None,
+                        workflows: Sequence[type] | None = None,
                         ) -> AsyncIterator[SimPlane]:
     """A control-plane worker on its own task queue, with simulated hosts (each on its own
     queue, or all on one shared queue of this plane's)."""
@@ -83,7 +84,8 @@ async def control_plane(client: Client, tmp_path: Path, *, boot_seconds: float =
     plane = ControlPlane(client, world=world,
                          boot_seconds=boot_seconds, provision_delay=provision_delay,
                          simulate_hosts=simulate_hosts, task_queue=queue, host_mode=host_mode,
-                         shared_host_queue=f"{queue}-hosts", deployment=deployment)
+                         shared_host_queue=f"{queue}-hosts", deployment=deployment,
+                         **({"workflows": workflows} if workflows is not None else {}))
     stop = asyncio.Event()
     task = asyncio.create_task(plane.run(stop))
     try:

@@ -7,13 +7,15 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-import pytest
 from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from navarch.client import Navarch
-from navarch.contracts.names import node_workflow_id
+from navarch.contracts.names import node_workflow_id, pool_workflow_id
 from navarch.temporal.versioning import (
     DeploymentView,
     VersionView,
@@ -24,11 +26,14 @@ from navarch.temporal.versioning import (
     rollback_target,
     set_current,
 )
+from navarch.workflows import WORKFLOWS
 
+from build_b_workflows import WORKFLOWS_B
 from lifecycle_helpers import control_plane, eventually, fast_spec, node_status
 
 
 async def _build_of(client: Client, workflow_id: str) -> str:
+    """The build the workflow's latest run is pinned to."""
     answer = await client.workflow_service.describe_workflow_execution(
         DescribeWorkflowExecutionRequest(namespace=client.namespace,
                                          execution=WorkflowExecution(workflow_id=workflow_id)))
@@ -36,11 +41,9 @@ async def _build_of(client: Client, workflow_id: str) -> str:
     return build
 
 
-@pytest.mark.skip(reason="issue 20, unfinished: set-current of B races B's task-queue "
-                  "registration, and the nudged node did not move to B in the one run that got "
-                  "past it; see the issue's progress note")
 async def test_nodes_move_to_the_current_build_at_continue_as_new_and_roll_back(dev_env,
-                                                                                tmp_path):
+                                                                                tmp_path,
+                                                                                caplog):
     client = dev_env.client
     name = f"navarch-{uuid.uuid4().hex[:6]}"
     queue = f"navarch-{uuid.uuid4().hex}"
@@ -48,30 +51,80 @@ async def test_nodes_move_to_the_current_build_at_continue_as_new_and_roll_back(
                              deployment=deployment_config(name, "A")) as plane:
         assert "made current" in await ensure_current(client, name, "A")
         fleet = Navarch(client, task_queue=queue)
-        spec = fast_spec(min_nodes=1, max_nodes=2)
+        spec = fast_spec(min_nodes=1, max_nodes=3)
         await fleet.apply(spec)
         await fleet.wait_ready([spec.name], within=60)
-        node = (await fleet.pool(spec.name).status()).nodes[0].node_id
-        assert await _build_of(client, node_workflow_id(node)) == "A"
+        first = (await fleet.pool(spec.name).status()).nodes[0].node_id
+        first_id = node_workflow_id(first)
+        assert await _build_of(client, first_id) == "A"
+        a_run = client.get_workflow_handle(first_id,
+                                           run_id=(await client.get_workflow_handle(
+                                               first_id).describe()).run_id)
+
+        async def nudged(node_id: str) -> str:
+            """A quiet node moves at its next task: the check_upgrade signal is that task."""
+            await client.get_workflow_handle(node_workflow_id(node_id)).signal("check_upgrade")
+            return await _build_of(client, node_workflow_id(node_id))
+
         async with control_plane(client, tmp_path / "b", task_queue=queue,
                                  world=plane.world, simulate_hosts=False,
-                                 deployment=deployment_config(name, "B")):
+                                 deployment=deployment_config(name, "B"),
+                                 workflows=WORKFLOWS_B):
             await eventually(lambda: describe(client, name),
                              lambda d: d.version("B") is not None, what="B registered")
             await set_current(client, name, "B")
-            # A quiet node moves at its next task: the check_upgrade signal wakes it.
-            handle = client.get_workflow_handle(node_workflow_id(node))
+            # The pool wakes every few seconds and moves; the quiet node stays on A.
+            await eventually(lambda: _build_of(client, pool_workflow_id(spec.name)),
+                             lambda b: b == "B", what="pool on B")
+            assert await _build_of(client, first_id) == "A"
+            await eventually(lambda: nudged(first), lambda b: b == "B", interval=0.5,
+                             what="first node on B")
+            assert await (await client.get_workflow_handle(first_id).describe()).memo() == {
+                "ran_by": "B"}  # build B's new step ran in the new run
+            assert (await node_status(client, first)).state.value == "ready"
 
-            async def nudged() -> str:
-                await handle.signal("check_upgrade")
-                return await _build_of(client, node_workflow_id(node))
+            # A new node starts on B.
+            await fleet.pool(spec.name).scale(2)
+            await fleet.wait_ready([spec.name], within=60)
+            second = next(n.node_id for n in (await fleet.pool(spec.name).status()).nodes
+                          if n.node_id != first)
+            assert await _build_of(client, node_workflow_id(second)) == "B"
 
-            await eventually(nudged, lambda b: b == "B", interval=1, what="node on B")
-            status = await node_status(client, node)
-            assert status.state.value == "ready"  # the new run carried the node on
-            assert "B is current" not in await rollback(client, name)
+            # Roll back: A is current again, and B's runs move back the same way.
+            assert await rollback(client, name) == "A is current again (was B)"
             assert (await describe(client, name)).current == "A"
-        await fleet.pool(spec.name).delete()
+            await eventually(lambda: _build_of(client, pool_workflow_id(spec.name)),
+                             lambda b: b == "A", what="pool back on A")
+            for node in (first, second):
+                await eventually(lambda n=node: nudged(n), lambda b: b == "A", interval=0.5,
+                                 what=f"{node} back on A")
+                assert (await node_status(client, node)).state.value == "ready"
+        # B's workers are gone and nothing needs them: the fleet runs on A.
+        assert await fleet.pool(spec.name).delete(wait=True, within=60)
+
+    # No task of any run failed (a non-determinism error fails the task and is retried):
+    # neither in the workers' logs nor in any run's history. The one failure allowed is
+    # the server's own refusal of a completion that raced a new signal (UnhandledCommand:
+    # the nudges race the continue-as-new), which the worker answers with a fresh task.
+    assert [r.getMessage() for r in caplog.records
+            if "nondetermin" in r.getMessage().lower()] == []
+    failed = []
+    async for run in client.list_workflows(f'TaskQueue="{queue}"'):
+        events = (await client.get_workflow_handle(run.id, run_id=run.run_id)
+                  .fetch_history()).events
+        failed += [(run.id, e.workflow_task_failed_event_attributes.failure.message)
+                   for e in events if e.HasField("workflow_task_failed_event_attributes")
+                   and e.workflow_task_failed_event_attributes.cause
+                   != WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND]
+    assert failed == []
+    # Every run replays on the build it ran on; A's run does not replay on B's code,
+    # which is why it had to stay pinned to A.
+    history = await a_run.fetch_history()
+    await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter
+                   ).replay_workflow(history)
+    on_b = await Replayer(workflows=WORKFLOWS_B, data_converter=pydantic_data_converter
+                          ).replay_workflow(history, raise_on_replay_failure=False)
+    assert "Nondeterminism" in type(on_b.replay_failure).__name__
 
 
 def test_a_rollback_returns_to_the_build_current_most_recently_before():

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import importlib.util
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from temporalio.client import Client
@@ -135,6 +135,8 @@ class ControlPlane:
     max_cached_workflows: int = 1000
     # A version of a worker deployment (Worker Versioning); None: an unversioned worker.
     deployment: WorkerDeploymentConfig | None = None
+    # The workflow types this worker runs (a test runs a changed NodeWorkflow as build B).
+    workflows: Sequence[type] = tuple(WORKFLOWS)
     hosts: FakeHostManager | None = field(default=None, init=False)
 
     def _agent_address(self) -> str:
@@ -175,7 +177,7 @@ class ControlPlane:
                 list_nodes, agent_queues, live_nodes]
 
     def worker(self) -> Worker:
-        return Worker(self.client, task_queue=self.task_queue, workflows=WORKFLOWS,
+        return Worker(self.client, task_queue=self.task_queue, workflows=self.workflows,
                       activities=self.activities(), max_concurrent_activities=500,
                       max_cached_workflows=self.max_cached_workflows,
                       interceptors=[QuietAbandonment()], deployment_config=self.deployment)

@@ -133,17 +133,28 @@ async def describe(client: Client, deployment: str) -> DeploymentView:
     return view(answer.worker_deployment_info)
 
 
-async def set_current(client: Client, deployment: str, build_id: str) -> None:
+async def set_current(client: Client, deployment: str, build_id: str, *,
+                      within: float = 30.0) -> None:
     """Make `build_id` current: new workflows start on it, and pinned ones move to it at
-    their next continue-as-new. Any ramp ends."""
-    try:
-        await client.workflow_service.set_worker_deployment_current_version(
-            SetWorkerDeploymentCurrentVersionRequest(
-                namespace=client.namespace, deployment_name=deployment, build_id=build_id,
-                identity=IDENTITY))
-    except RPCError as exc:
-        raise VersioningError(f"{deployment}: cannot make build {build_id!r} current: "
-                              f"{exc.message}") from None
+    their next continue-as-new. Any ramp ends. A build's workers register their task
+    queues a little after the build first appears; until all the current build's queues
+    are polled by the new one too, Temporal refuses ("missing active task queues"), so
+    this retries that refusal for `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            await client.workflow_service.set_worker_deployment_current_version(
+                SetWorkerDeploymentCurrentVersionRequest(
+                    namespace=client.namespace, deployment_name=deployment,
+                    build_id=build_id, identity=IDENTITY))
+            return
+        except RPCError as exc:
+            if ("missing active task queues" in exc.message
+                    and asyncio.get_running_loop().time() < deadline):
+                await asyncio.sleep(0.5)
+                continue
+            raise VersioningError(f"{deployment}: cannot make build {build_id!r} current: "
+                                  f"{exc.message}") from None
 
 
 async def set_ramping(client: Client, deployment: str, build_id: str | None,
