@@ -28,7 +28,7 @@ from navarch.contracts.sweep import SweepConfig, SweepInput, SweepMode, SweepSta
 from navarch.sim.fakeworld import FakeInstance, FakeWorld
 from navarch.temporal.client import temporal_cli_path
 from navarch.workers.control_plane import ControlPlane
-from navarch.workflows import DiagnosticsWorkflow, PoolWorkflow
+from navarch.workflows import WORKFLOWS, DiagnosticsWorkflow, PoolWorkflow
 
 T = TypeVar("T")
 
@@ -85,7 +85,7 @@ async def control_plane(client: Client, tmp_path: Path, *, boot_seconds: float =
                          boot_seconds=boot_seconds, provision_delay=provision_delay,
                          simulate_hosts=simulate_hosts, task_queue=queue, host_mode=host_mode,
                          shared_host_queue=f"{queue}-hosts", deployment=deployment,
-                         **({"workflows": workflows} if workflows is not None else {}))
+                         workflows=workflows if workflows is not None else tuple(WORKFLOWS))
     stop = asyncio.Event()
     task = asyncio.create_task(plane.run(stop))
     try:

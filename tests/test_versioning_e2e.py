@@ -4,6 +4,7 @@ what a rollback returns to."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 
@@ -96,8 +97,8 @@ async def test_nodes_move_to_the_current_build_at_continue_as_new_and_roll_back(
             await eventually(lambda: _build_of(client, pool_workflow_id(spec.name)),
                              lambda b: b == "A", what="pool back on A")
             for node in (first, second):
-                await eventually(lambda n=node: nudged(n), lambda b: b == "A", interval=0.5,
-                                 what=f"{node} back on A")
+                await eventually(functools.partial(nudged, node), lambda b: b == "A",
+                                 interval=0.5, what=f"{node} back on A")
                 assert (await node_status(client, node)).state.value == "ready"
         # B's workers are gone and nothing needs them: the fleet runs on A.
         assert await fleet.pool(spec.name).delete(wait=True, within=60)
