@@ -147,7 +147,11 @@ class AgentActivities:
         so in `unhealthy_after` consecutive health checks, `check_interval` apart; any
         healthier poll resets the count. The other way, a healthier result counts only once
         it has held for `recover_after` checks in a row (a settle period), so a condition
-        that comes and goes between two polls does not make the node flap."""
+        that comes and goes between two polls does not make the node flap.
+
+        When the agent stops (SIGTERM: a restart, a package upgrade), the watch returns at
+        its next poll with `handover` set and the verdict it was given, so the node goes on
+        with a new watch that the agent's next process takes, instead of going unreachable."""
         policy = self._policy(params)
         seen, windows = _seen(params.occurrences), _windows(policy)
         interval = params.check_interval.total_seconds()
@@ -186,7 +190,11 @@ class AgentActivities:
                 return WatchHealthResult(health=health, rule=verdict.rule, events=notable,
                                          summary=summary, remedy=remedy,
                                          occurrences=_occurrences(seen, windows))
-            await _sleep_heartbeating(poll, summary, self._wait_change)
+            if activity.is_worker_shutdown():  # hand the watch to the next agent process
+                return WatchHealthResult(health=params.last_health, summary=summary,
+                                         occurrences=_occurrences(seen, windows),
+                                         handover=True)
+            await _sleep_heartbeating(poll, summary, self._wait_change, until_shutdown=True)
 
     def _remember_gpu_health(self, verdicts: tuple[EventVerdict, ...]) -> None:
         worst: dict[int, HealthResult] = {}
@@ -270,17 +278,18 @@ class AgentActivities:
 
 
 async def _sleep_heartbeating(seconds: float, details: object,
-                              wait: Callable[[float], Awaitable[bool]] | None = None) -> None:
+                              wait: Callable[[float], Awaitable[bool]] | None = None, *,
+                              until_shutdown: bool = False) -> None:
     """Sleep, heartbeating often enough for the activity's heartbeat timeout whatever the
     check interval (the SDK throttles what actually reaches the server). With `wait`, stop
-    early when it says something changed."""
+    early when it says something changed; with `until_shutdown`, once the worker stops."""
     timeout = activity.info().heartbeat_timeout
     slice_ = timeout.total_seconds() / 3 if timeout else seconds
     end = time.monotonic() + seconds
     while True:
         activity.heartbeat(details)
         left = end - time.monotonic()
-        if left <= 0:
+        if left <= 0 or (until_shutdown and activity.is_worker_shutdown()):
             return
         if wait is None:
             await asyncio.sleep(min(left, slice_))

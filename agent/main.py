@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 from datetime import timedelta
 
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
@@ -24,6 +25,7 @@ from navarch.sim.fakeworld import FakeWorld
 from navarch.temporal.abandoned import QuietAbandonment
 from navarch.temporal.client import connect
 from navarch.temporal.process import configure_logging, run_until_signalled
+from navarch.temporal.versioning import default_build_id
 
 from . import credentials
 from .activities import AgentActivities
@@ -89,12 +91,17 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
 
         serve_metrics(agent, args.node_id, args.metrics_port)
         log.info("metrics on :%d/metrics", args.metrics_port)
+    # The agent's build is in its identity (each activity's "last worker" in the UI, and
+    # `temporal workflow describe`): which agent version serves the node. Its tasks are
+    # not versioned: a host's queue has one poller, and a restart hands the watch over.
+    build = default_build_id()
     worker = Worker(client, task_queue=queue, activities=agent.activities(),
+                    identity=f"navarch-agent {build} {os.getpid()}@{socket.gethostname()}",
                     activity_task_poller_behavior=PollerBehaviorSimpleMaximum(1),
                     interceptors=[QuietAbandonment()],
                     graceful_shutdown_timeout=GRACEFUL_SHUTDOWN)
-    log.info("agent for node %s%s polling task queue %r (%s backend)", args.node_id,
-             f" of pool {args.pool}" if args.pool else "", queue, backend.name)
+    log.info("agent %s for node %s%s polling task queue %r (%s backend)", build,
+             args.node_id, f" of pool {args.pool}" if args.pool else "", queue, backend.name)
     async with worker:
         await stop.wait()
         log.info("stopping: running activities get %s to finish", GRACEFUL_SHUTDOWN)

@@ -60,6 +60,60 @@ async def test_agent_process_registers_reports_health_and_stops_cleanly(dev_env,
                          lambda n: n.state.value == "unreachable", what="unreachable")
 
 
+async def test_an_agent_upgraded_under_a_ready_node_hands_its_watch_over(dev_env, tmp_path):
+    """A package upgrade on a running host: the agent gets SIGTERM and the new version
+    starts. The node stays ready throughout, and the new agent's watch judges the next
+    fault."""
+    client = dev_env.client
+    address = client.service_client.config.target_host
+    async with control_plane(client, tmp_path, simulate_hosts=False) as plane:
+        spec = fast_spec(min_nodes=1)
+        node_id = f"agent-{spec.name}"
+        handle = await client.start_workflow(
+            NodeWorkflow.run, NodeInput(node_id=node_id, spec=spec),
+            id=node_workflow_id(node_id), task_queue=plane.task_queue)
+
+        def agent(build: str) -> subprocess.Popen[str]:
+            return subprocess.Popen(
+                [str(Path(sys.executable).parent / "navarch-agent"), "--node-id", node_id,
+                 "--fake-gpus", "8", "--fake-world", str(plane.world.path),
+                 "--temporal-address", address, "--metrics-port", "0"],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "NAVARCH_BUILD_ID": build})
+
+        async def watched_by() -> str:
+            pending = (await handle.describe()).raw_description.pending_activities
+            return " ".join(p.last_worker_identity for p in pending
+                            if p.activity_type.name == "agent.watch_health")
+
+        old = agent("1.0.0")
+        new = None
+        try:
+            await eventually(lambda: node_status(client, node_id),
+                             lambda n: n.state.value == "ready", within=60, what="ready")
+            await eventually(watched_by, lambda who: "navarch-agent 1.0.0" in who,
+                             what="watched by 1.0.0")
+            old.send_signal(signal.SIGTERM)
+            output, _ = await asyncio.to_thread(old.communicate, timeout=30)
+            assert old.returncode == 0, output
+            new = agent("1.1.0")
+            await eventually(watched_by, lambda who: "navarch-agent 1.1.0" in who,
+                             within=30, what="watched by 1.1.0")
+            node = await node_status(client, node_id)
+            assert node.state.value == "ready"
+            assert "unreachable" not in [t.to_state.value for t in node.transitions]
+            plane.world.inject(node_id, "temperature", value=88, gpu_index=2)
+            node = await eventually(lambda: node_status(client, node_id),
+                                    lambda n: n.state.value == "degraded", what="degraded")
+            assert node.health_rule == "thermal-warning"
+        finally:
+            for proc in (old, new):
+                if proc is not None and proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.communicate(timeout=30)
+        await handle.terminate()
+
+
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as resp:
         return str(resp.read().decode())

@@ -776,6 +776,8 @@ class NodeWorkflow:
                 continue
             if kind == "probe":
                 self._reachable_again()
+            elif outcome.handover:  # the agent is restarting: the next watch is its new one
+                workflow.logger.info("agent handed over its watch (restarting)")
             elif self._owned:
                 st.occurrences = outcome.occurrences
                 if outcome.health is st.health:  # a repeat counted, nothing else changed

@@ -121,6 +121,9 @@ class WatchHealthResult(StoredModel):
     # health unchanged, when it counted a new event, so the count outlives the agent.
     occurrences: list[Occurrence] = Field(default_factory=list)
     remedy: Remedy | None = None  # for an unhealthy result: what the policy says fixes it
+    # The agent is stopping (a restart, a package upgrade) and nothing changed: the node
+    # keeps its verdict and starts a new watch, which the agent's next process picks up.
+    handover: bool = False
 
 
 class WaitIdleInput(StoredModel):
