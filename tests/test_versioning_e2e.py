@@ -23,14 +23,12 @@ from navarch.temporal.versioning import (
     deployment_config,
     describe,
     ensure_current,
-    rollback,
     rollback_target,
-    set_current,
 )
 from navarch.workflows import WORKFLOWS
 
 from build_b_workflows import WORKFLOWS_B
-from lifecycle_helpers import control_plane, eventually, fast_spec, node_status
+from lifecycle_helpers import control_plane, eventually, fast_spec, navarch_cli, node_status
 
 
 async def _build_of(client: Client, workflow_id: str) -> str:
@@ -40,6 +38,11 @@ async def _build_of(client: Client, workflow_id: str) -> str:
                                          execution=WorkflowExecution(workflow_id=workflow_id)))
     build: str = answer.workflow_execution_info.versioning_info.deployment_version.build_id
     return build
+
+
+def _running(state: DeploymentView, build: str) -> int | None:
+    version = state.version(build)
+    return version.running if version else None
 
 
 async def test_nodes_move_to_the_current_build_at_continue_as_new_and_roll_back(dev_env,
@@ -62,9 +65,12 @@ async def test_nodes_move_to_the_current_build_at_continue_as_new_and_roll_back(
                                            run_id=(await client.get_workflow_handle(
                                                first_id).describe()).run_id)
 
-        async def nudged(node_id: str) -> str:
-            """A quiet node moves at its next task: the check_upgrade signal is that task."""
-            await client.get_workflow_handle(node_workflow_id(node_id)).signal("check_upgrade")
+        upgrades = fleet.upgrades(name)
+
+        async def moved(node_id: str) -> str:
+            """`move()` signals the nodes not on the current build; a quiet node moves at
+            that task."""
+            await upgrades.move()
             return await _build_of(client, node_workflow_id(node_id))
 
         async with control_plane(client, tmp_path / "b", task_queue=queue,
@@ -73,16 +79,28 @@ async def test_nodes_move_to_the_current_build_at_continue_as_new_and_roll_back(
                                  workflows=WORKFLOWS_B):
             await eventually(lambda: describe(client, name),
                              lambda d: d.version("B") is not None, what="B registered")
-            await set_current(client, name, "B")
+            assert (await upgrades.set_current("B")).current == "B"
             # The pool wakes every few seconds and moves; the quiet node stays on A.
             await eventually(lambda: _build_of(client, pool_workflow_id(spec.name)),
                              lambda b: b == "B", what="pool on B")
             assert await _build_of(client, first_id) == "A"
-            await eventually(lambda: nudged(first), lambda b: b == "B", interval=0.5,
-                             what="first node on B")
+            await eventually(upgrades.status,
+                             lambda d: (_running(d, "A"), _running(d, "B")) == (1, 1),
+                             what="visibility: the node on A, the pool on B")
+            cli = await navarch_cli(dev_env, "upgrade", "status", "--deployment", name)
+            assert cli.returncode == 0, cli.stderr
+            assert f"deployment {name}: current B" in cli.stdout
+            cells = [[c.strip() for c in line.split("│")[1:-1]]
+                     for line in cli.stdout.splitlines() if line.startswith("│")]
+            assert [c[:3] for c in cells] == [["A", "draining", "1"], ["B", "current", "1"]]
+            await eventually(functools.partial(moved, first), lambda b: b == "B",
+                             interval=0.5, what="first node on B")
             assert await (await client.get_workflow_handle(first_id).describe()).memo() == {
                 "ran_by": "B"}  # build B's new step ran in the new run
             assert (await node_status(client, first)).state.value == "ready"
+            on = await eventually(upgrades.status, lambda d: _running(d, "A") == 0,
+                                  what="A drained")
+            assert _running(on, "B") == 2  # the pool and the node
 
             # A new node starts on B.
             await fleet.pool(spec.name).scale(2)
@@ -91,13 +109,17 @@ async def test_nodes_move_to_the_current_build_at_continue_as_new_and_roll_back(
                           if n.node_id != first)
             assert await _build_of(client, node_workflow_id(second)) == "B"
 
-            # Roll back: A is current again, and B's runs move back the same way.
-            assert await rollback(client, name) == "A is current again (was B)"
+            # Roll back (the CLI), with --move: A is current again, and B's runs move back
+            # the same way. B's workers stay up until they have.
+            cli = await navarch_cli(dev_env, "upgrade", "rollback", "--move",
+                                    "--deployment", name)
+            assert cli.returncode == 0, cli.stderr
+            assert "A is current again (was B)" in cli.stdout
             assert (await describe(client, name)).current == "A"
             await eventually(lambda: _build_of(client, pool_workflow_id(spec.name)),
                              lambda b: b == "A", what="pool back on A")
             for node in (first, second):
-                await eventually(functools.partial(nudged, node), lambda b: b == "A",
+                await eventually(functools.partial(moved, node), lambda b: b == "A",
                                  interval=0.5, what=f"{node} back on A")
                 assert (await node_status(client, node)).state.value == "ready"
         # B's workers are gone and nothing needs them: the fleet runs on A.

@@ -11,7 +11,18 @@ import sys
 
 import typer
 
-from navarch.cli import checks, cloud, codec, credentials, node, pool, providers, simulate, up
+from navarch.cli import (
+    checks,
+    cloud,
+    codec,
+    credentials,
+    node,
+    pool,
+    providers,
+    simulate,
+    up,
+    upgrade,
+)
 from navarch.cli.common import EXIT_INVALID, EXIT_OK
 from navarch.cli.output import err, help_like_other_clis
 from navarch.client import NavarchError
@@ -36,6 +47,7 @@ app.add_typer(up.demo_app, name="demo")
 app.add_typer(providers.provider_app, name="provider")
 app.add_typer(cloud.cloud_app, name="cloud")
 app.add_typer(simulate.simulate_app, name="simulate")
+app.add_typer(upgrade.upgrade_app, name="upgrade")
 app.command("up")(up.up)
 app.command("setup")(up.setup)
 app.command("codec-server")(codec.codec_server)

@@ -26,9 +26,10 @@ from navarch.client.errors import (
 )
 from navarch.client.fleet import ApplyResult, Navarch, Node, Pool
 from navarch.client.sync import SyncNavarch, SyncNode, SyncPool, connect_sync
+from navarch.client.upgrades import Upgrades
 
 __all__ = [
     "ApplyResult", "InvalidRequest", "Navarch", "NavarchError", "Node", "NotConnected",
     "NotFound", "Pool", "Refused", "SyncNavarch", "SyncNode", "SyncPool", "TimedOut",
-    "connect_sync",
+    "Upgrades", "connect_sync",
 ]

@@ -28,6 +28,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from navarch.client.errors import NotConnected, NotFound, TimedOut, translated
+from navarch.client.upgrades import Upgrades
 from navarch.config.instance_types import gpu_shape
 from navarch.config.loader import LoadedConfig, load_config
 from navarch.contracts.autoscale import QueueReport
@@ -102,6 +103,10 @@ class Navarch:
         return cls(client, task_queue=task_queue)
 
     # ------------------------------------------------------------------ pools
+
+    def upgrades(self, deployment: str | None = None) -> Upgrades:
+        """The fleet's worker deployment (Worker Versioning): builds, ramps, rollback."""
+        return Upgrades(self, deployment)
 
     def pool(self, name: str) -> Pool:
         return Pool(self, name)

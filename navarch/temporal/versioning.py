@@ -66,6 +66,7 @@ class VersionView:
     created: datetime | None = None
     last_current: datetime | None = None
     drainage: str = ""  # draining: pinned workflows still run on it; drained: none left
+    running: int | None = None  # workflows running on it (describe(count_running=True))
 
 
 @dataclass
@@ -119,7 +120,15 @@ def rollback_target(deployment: DeploymentView) -> str | None:
     return max(earlier, key=lambda v: v.last_current or datetime.min).build_id
 
 
-async def describe(client: Client, deployment: str) -> DeploymentView:
+def version_query(deployment: str, build_id: str) -> str:
+    """The visibility filter of the workflows whose latest run is on one build."""
+    return f'TemporalWorkerDeploymentVersion="{deployment}:{build_id}"'
+
+
+async def describe(client: Client, deployment: str, *,
+                   count_running: bool = False) -> DeploymentView:
+    """The deployment's routing and versions; with `count_running`, how many workflows
+    run on each version (one visibility count per version)."""
     try:
         answer = await client.workflow_service.describe_worker_deployment(
             DescribeWorkerDeploymentRequest(namespace=client.namespace,
@@ -130,7 +139,13 @@ async def describe(client: Client, deployment: str) -> DeploymentView:
                                   f"{client.namespace!r}: no versioned worker has polled "
                                   "yet") from None
         raise
-    return view(answer.worker_deployment_info)
+    state = view(answer.worker_deployment_info)
+    if count_running:
+        for v in state.versions:
+            counted = await client.count_workflows(
+                version_query(deployment, v.build_id) + ' AND ExecutionStatus="Running"')
+            v.running = counted.count
+    return state
 
 
 async def set_current(client: Client, deployment: str, build_id: str, *,
