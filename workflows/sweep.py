@@ -78,6 +78,7 @@ class OrphanSweepWorkflow:
                                    terminated=self._state.terminated,
                                    records=list(self._state.records))
         self._wake = False
+        self._look = False  # a `check_upgrade` signal: look at the target build now
         self._closing = False  # this run is about to continue as new
 
     @workflow.query(name="status")
@@ -103,6 +104,13 @@ class OrphanSweepWorkflow:
         except InvalidPayload as exc:
             raise invalid_request("configure", exc) from None
 
+    @workflow.signal(name="check_upgrade")
+    def check_upgrade(self, *payloads: Any) -> None:
+        """Wake and look whether a newer build is the target (`navarch upgrade move` sends
+        it): the sweep moves now instead of at its next interval. When none is, the next
+        sweep comes early."""
+        self._look = True
+
     @workflow.update(name="sweep_now")
     async def sweep_now(self) -> SweepStatus:
         """Sweep at once (whatever the mode, `off` included) and answer with the result."""
@@ -117,12 +125,12 @@ class OrphanSweepWorkflow:
         swept = 0
         while (swept < SWEEPS_PER_RUN and not workflow.info().is_continue_as_new_suggested()
                and not upgrade_due()):
-            forced, self._wake = self._wake, False
+            forced, self._wake, self._look = self._wake, False, False
             if self._config.mode != "off" or forced:
                 await self._sweep()
                 swept += 1
             with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(lambda: self._wake,
+                await workflow.wait_condition(lambda: self._wake or self._look,
                                               timeout=self._config.interval)
         self._closing = True
         await workflow.wait_condition(workflow.all_handlers_finished)

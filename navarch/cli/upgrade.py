@@ -40,9 +40,9 @@ def _show(state: DeploymentView, output: Output) -> None:
     print_table(table, drop=("CREATED", "LAST CURRENT", "DRAINAGE"))
 
 
-def _moved(nodes: list[str]) -> None:
-    out.print(f"signalled {len(nodes)} node(s) to move to the current build"
-              + (f": {', '.join(nodes)}" if nodes else ""), markup=False)
+def _moved(workflows: list[str]) -> None:
+    out.print(f"signalled {len(workflows)} workflow(s) to move to the current build"
+              + (f": {', '.join(workflows)}" if workflows else ""), markup=False)
 
 
 @upgrade_app.command("status")
@@ -56,7 +56,7 @@ def status(deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
 def current(
     build_id: Annotated[str, typer.Argument(help="the build to make current")],
     move: Annotated[bool, typer.Option(
-        "--move", help="also signal nodes on other builds to move now")] = False,
+        "--move", help="also signal nodes (and the sweep) on other builds to move now")] = False,
     deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
     output: OutputOpt = Output.table,
 ) -> None:
@@ -94,5 +94,6 @@ def rollback(
 
 @upgrade_app.command("move")
 def move(deployment: DeploymentOpt = DEFAULT_DEPLOYMENT) -> None:
-    """Signal every node still on another build than the current one to move now."""
+    """Signal every node, and the orphan sweep, still on another build than the current
+    one to move now (pools move by themselves)."""
     _moved(ask(lambda fleet: fleet.upgrades(deployment).move()))
