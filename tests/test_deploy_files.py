@@ -30,6 +30,7 @@ def test_compose_file():
     worker = services["navarch-worker"]
     args = build_parser().parse_args(worker["command"])
     assert not args.fake_cloud and args.metrics_port == 9400
+    assert worker["environment"]["NAVARCH_VERSIONED"] == "${NAVARCH_VERSIONED:-}"  # opt-in
     assert worker["environment"]["TEMPORAL_ADDRESS"] == "${TEMPORAL_ADDRESS:-temporal:7233}"
     # The worker and the setup job both get every setting of a secured connection (an empty
     # one counts as unset) and the secrets folder its TLS files sit in.
@@ -63,7 +64,7 @@ def test_kubernetes_manifests(tmp_path):
     docs = [d for d in yaml.safe_load_all((DEPLOY / "kubernetes" / "navarch.yaml").read_text())
             if d]
     kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
-    assert {("Deployment", "navarch-worker"), ("ConfigMap", "navarch-pools"),
+    assert {("Deployment", "navarch-worker-0.1.0"), ("ConfigMap", "navarch-pools"),
             ("Secret", "navarch-cloud"), ("Secret", "navarch-temporal-tls"),
             ("Service", "navarch-worker-metrics"), ("Job", "navarch-apply-pools"),
             ("Secret", "navarch-temporal-auth"), ("Secret", "navarch-codec-tokens"),
@@ -79,9 +80,20 @@ def test_kubernetes_manifests(tmp_path):
     binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding")
     assert binding["subjects"][0]["name"] == "navarch-worker"
     deployment = next(d for d in docs if d["kind"] == "Deployment"
-                      and d["metadata"]["name"] == "navarch-worker")
+                      and d["metadata"]["name"].startswith("navarch-worker-"))
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "navarch-worker"
     container = deployment["spec"]["template"]["spec"]["containers"][0]
+    # Blue-green: a Deployment per build, its name, label, image, and build id all the one
+    # build, run versioned; the metrics Service selects every build's pods.
+    build = deployment["metadata"]["labels"]["navarch.dev/build"]
+    assert deployment["metadata"]["name"] == f"navarch-worker-{build}"
+    assert deployment["spec"]["selector"]["matchLabels"]["navarch.dev/build"] == build
+    assert container["image"].endswith(f":{build}")
+    plain = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    assert plain["NAVARCH_BUILD_ID"] == build and plain["NAVARCH_VERSIONED"] == "1"
+    assert deployment["spec"].get("strategy", {}).get("type") != "RollingUpdate"
+    service = next(d for d in docs if d["metadata"]["name"] == "navarch-worker-metrics")
+    assert service["spec"]["selector"] == {"app.kubernetes.io/name": "navarch-worker"}
     build_parser().parse_args(container["args"])
     secrets = {e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"]
                if "valueFrom" in e}
