@@ -85,6 +85,7 @@ async def test_record_histories(dev_env, tmp_path):
         await node.execute_update("cordon", {"reason": "replay"}, result_type=NodeOperationResult)
         await node.execute_update("uncordon", {}, result_type=NodeOperationResult)
         await node.signal("drain", {"grace_seconds": "soon"})
+        await node.signal("check_upgrade")  # unversioned: it wakes, and nothing is due
         diagnostics_id = "diagnostics/replay"
         await client.execute_workflow(
             DiagnosticsWorkflow.run,
@@ -169,6 +170,7 @@ async def test_record_sweep_histories(dev_env, tmp_path):
         await sweep.execute_update("configure", config.model_copy(
             update={"mode": "report"}), result_type=str)
         await sweep.execute_update("sweep_now", result_type=SweepStatus)
+        await sweep.signal("check_upgrade")  # unversioned: an early sweep, no move
         machine = plane.world.get_by_node(node)
         assert machine is not None
         plane.world.terminate(machine.instance_id)
