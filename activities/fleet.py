@@ -64,7 +64,8 @@ async def live_nodes(params: ListNodesInput) -> list[PoolNode]:
             node_id=st.node_id, state=st.state, health=st.health, reason=last.reason,
             provider=st.provider, region=st.region, since=last.at, created_at=first.at,
             awaiting_repair=st.awaiting_repair, cordon_source=st.cordon_source(),
-            holds=st.owners(), verdict=st.verdict, replacement_of=st.replacement_of))
+            holds=st.owners(), verdict=st.verdict, replacement_of=st.replacement_of,
+            seq=st.report_seq))
         activity.heartbeat(len(found))
     return found
 

@@ -23,6 +23,7 @@ from navarch.workflows.node import NodeWorkflow
 from lifecycle_helpers import (
     control_plane,
     eventually,
+    fast_spec,
     navarch_cli,
     node_status,
     pool_status,
@@ -234,6 +235,29 @@ async def test_a_pool_applied_again_after_termination_adopts_its_running_nodes(d
                                 lambda p: p.replacements == 1 and p.ready == 2, within=60,
                                 what="the adopted node repaired and replaced")
         assert len(plane.world.instances(spec.name, live_only=True)) == 2
+
+
+async def test_reports_retried_from_before_an_adoption_do_not_roll_the_pools_view_back(
+        dev_env, tmp_path):
+    """The pool is terminated while its nodes boot; they go ready with no pool to tell, and
+    their reports are retried with backoff. Applied again, the pool adopts them as they
+    are (ready), and a retried older report (booting) landing after that cannot move a
+    node back in the pool's view."""
+    client = dev_env.client
+    async with control_plane(client, tmp_path, boot_seconds=2.0) as plane:
+        spec = fast_spec(min_nodes=2, max_nodes=3)
+        await start_pool(client, plane, spec)
+        started = await eventually(lambda: pool_status(client, spec.name),
+                                   lambda p: p.counts.get("booting", 0) == 2, what="booting")
+        ids = {n.node_id for n in started.nodes}
+        await client.get_workflow_handle(pool_workflow_id(spec.name)).terminate("oops")
+        await asyncio.sleep(4)  # ready with no pool; their reports retry (1, 2, 4 s apart)
+        await start_pool(client, plane, spec)
+        await eventually(lambda: pool_status(client, spec.name),
+                         lambda p: any(e.kind == "adopted" for e in p.events), what="adopted")
+        await asyncio.sleep(8)  # every retried report has landed
+        pool = await pool_status(client, spec.name)
+        assert {n.node_id: n.state.value for n in pool.nodes} == dict.fromkeys(ids, "ready")
 
 
 async def test_a_repeated_application_xid_escalates_and_the_count_survives_a_restart(dev_env,

@@ -245,6 +245,7 @@ class NodeWorkflow:
         resume = params.resume
         if resume is not None:
             self._rec = resume.model_copy(update={"pending": []})
+            self._rec.status.report_seq = resume.report_seq  # a record from before the field
             for command in resume.pending:
                 self._enqueue(command)
         else:
@@ -1450,6 +1451,7 @@ class NodeWorkflow:
     def _next_report_seq(self) -> int:
         # Signals to the pool may arrive out of order; the pool keeps the highest seq.
         self._rec.report_seq += 1
+        self._rec.status.report_seq = self._rec.report_seq
         return self._rec.report_seq
 
     async def _send_report(self, report: NodeReport) -> None:

@@ -176,6 +176,9 @@ class NodeStatus(StoredModel):
     notifier_last_error: BoundedText = ""
     replacement_of: str | None = None
     rejected: list[Rejected] = Field(default_factory=list)  # the latest, newest last
+    # The seq of the node's latest report to its pool: a pool that adopts the node takes
+    # it, so a retried older report landing afterwards cannot roll its view back.
+    report_seq: int = 0
     # Where the node's GPU-local activities go: from the provisioned instance; empty means
     # the node's own queue, navarch-node-<node_id> (a real host's agent).
     agent_task_queue: str = ""
