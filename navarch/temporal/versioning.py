@@ -50,8 +50,9 @@ def default_deployment() -> str:
 
 
 def deployment_config(deployment: str, build_id: str) -> WorkerDeploymentConfig:
-    """A worker that is version `build_id` of `deployment`. Every Navarch workflow declares
-    its own behaviour (pinned); the default only covers a workflow that does not."""
+    """A worker that is version `build_id` of `deployment`. Its default behaviour is how
+    every Navarch workflow is pinned: a workflow type cannot declare one and still run on
+    an unversioned worker (see workflows/upgrade.py)."""
     return WorkerDeploymentConfig(version=WorkerDeploymentVersion(deployment, build_id),
                                   use_worker_versioning=True,
                                   default_versioning_behavior=VersioningBehavior.PINNED)
