@@ -17,6 +17,7 @@ from navarch.contracts.agent import (
     ResetGpuResult,
 )
 from navarch.health.events import EventType, HealthEvent
+from navarch.health.kernel_log import KernelLogEvent
 from navarch.health.xid import lookup
 from navarch.sim.fakeworld import FakeWorld, GpuFault
 
@@ -94,7 +95,7 @@ class FakeGpuBackend:
         self._check_driver()
         gpus = [
             GpuInfo(index=i, name=f"NVIDIA {self.gpu_model} (simulated)", uuid=self._uuid(i),
-                    pci_bus_id=f"0000:{0x18 + i:02x}:00.0", memory_total_mib=81559)
+                    pci_bus_id=_pci_bus_id(i), memory_total_mib=81559)
             for i in range(self.gpu_count)
         ]
         return Inventory(node_id=self.node_id, gpus=gpus, hostname=self.node_id,
@@ -139,6 +140,14 @@ class FakeGpuBackend:
         self._recorded.append((time.monotonic(), event))
         if self.feed is not None:  # a shared host's watch sleeps until woken
             self.feed.wake(self.node_id)
+
+    def record_kernel_event(self, line: KernelLogEvent) -> None:
+        """An Xid/SXid line from a kernel log the agent follows (`navarch-agent --fake-gpus N
+        --kernel-log PATH`), mapped to its simulated GPU by PCI bus id as on a real host."""
+        index = next((i for i in range(self.gpu_count)
+                      if _pci_bus_id(i) == line.normalized_pci_bus_id), -1)
+        self.record(line.to_health_event(gpu_index=index,
+                                         gpu_uuid=self._uuid(index) if index >= 0 else ""))
 
     def _recent(self) -> list[HealthEvent]:
         cutoff = time.monotonic() - RECENT_WINDOW_SECONDS
@@ -212,6 +221,10 @@ class FakeGpuBackend:
         return Outcome("fail", f"{what} (simulated): " + "; ".join(
             f"GPU {f.gpu_index} {f.kind}" + (f" {f.value:g}" if f.value is not None else "")
             for f in found), {**took, "failed_gpus": len({f.gpu_index for f in found})})
+
+
+def _pci_bus_id(index: int) -> str:
+    return f"0000:{0x18 + index:02x}:00.0"
 
 
 def _finds(kind: str, fault: GpuFault) -> bool:

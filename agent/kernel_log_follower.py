@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -116,6 +117,15 @@ def open_kernel_log(kmsg: str = KMSG, files: Sequence[str] = LOG_FILES) -> LineS
         except OSError:
             continue
     return None
+
+
+def open_path(path: str) -> LineSource:
+    """Follow this path: a character device or fifo as /dev/kmsg (one record per read), a
+    regular file as a log file. Raises OSError."""
+    mode = os.stat(path).st_mode
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        return KmsgSource(path)
+    return FileSource(path)
 
 
 class KernelLogWatcher:

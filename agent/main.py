@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
@@ -32,6 +33,9 @@ from .activities import AgentActivities
 from .backend import GpuBackend
 from .fake_backend import FakeGpuBackend
 
+if TYPE_CHECKING:
+    from .nvml_backend import NvmlBackend
+
 log = logging.getLogger("navarch.agent")
 
 DEFAULT_METRICS_PORT = 9401  # dcgm-exporter takes 9400
@@ -41,26 +45,36 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
 
 def make_backend(args: argparse.Namespace) -> GpuBackend | None:
-    if args.fake_gpus:
-        world = FakeWorld(args.fake_world)
-        return FakeGpuBackend(world, args.node_id, args.fake_gpus, args.fake_model)
-    from .dcgm_health import DcgmHealthWatcher
-    from .kernel_log_follower import KernelLogWatcher, open_kernel_log
-    from .nvml_backend import NvmlBackend, NvmlUnavailable
+    from .kernel_log_follower import KernelLogWatcher, LineSource, open_kernel_log, open_path
 
-    dcgm = DcgmHealthWatcher.if_installed()
-    log.info("DCGM health checks: %s", "on" if dcgm else "off (dcgmi not installed)")
-    try:
-        backend = NvmlBackend(dcgm=dcgm.start() if dcgm else None)
-    except NvmlUnavailable as exc:
-        log.error("%s. This host has no usable NVIDIA driver; use --fake-gpus N to run a "
-                  "simulated host on purpose.", exc)
-        return None
-    source = open_kernel_log()
-    if source is None:
-        log.warning("no kernel log readable (/dev/kmsg, kern.log, messages, syslog): "
-                    "Xids come from NVML events only")
+    source: LineSource | None = None
+    if args.kernel_log:
+        try:
+            source = open_path(args.kernel_log)
+        except OSError as exc:
+            log.error("cannot follow --kernel-log %s: %s", args.kernel_log, exc.strerror)
+            return None
+    backend: FakeGpuBackend | NvmlBackend
+    if args.fake_gpus:
+        backend = FakeGpuBackend(FakeWorld(args.fake_world), args.node_id, args.fake_gpus,
+                                 args.fake_model)
     else:
+        from .dcgm_health import DcgmHealthWatcher
+        from .nvml_backend import NvmlBackend, NvmlUnavailable
+
+        dcgm = DcgmHealthWatcher.if_installed()
+        log.info("DCGM health checks: %s", "on" if dcgm else "off (dcgmi not installed)")
+        try:
+            backend = NvmlBackend(dcgm=dcgm.start() if dcgm else None)
+        except NvmlUnavailable as exc:
+            log.error("%s. This host has no usable NVIDIA driver; use --fake-gpus N to run a "
+                      "simulated host on purpose.", exc)
+            return None
+        source = source or open_kernel_log()
+        if source is None:
+            log.warning("no kernel log readable (/dev/kmsg, kern.log, messages, syslog): "
+                        "Xids come from NVML events only")
+    if source is not None:
         KernelLogWatcher(source, backend.record_kernel_event).start()
         log.info("following the kernel log at %s", source.name)
     return backend
@@ -120,6 +134,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="simulate this many GPUs instead of using NVML")
     parser.add_argument("--fake-model", default="H100")
     parser.add_argument("--fake-world", default=str(fake_world_path()))
+    parser.add_argument("--kernel-log", default=None, metavar="PATH",
+                        help="follow this kernel log (a character device or fifo read as "
+                             "/dev/kmsg, or a log file) instead of the first readable of "
+                             "/dev/kmsg, kern.log, messages, syslog; with --fake-gpus, Xid "
+                             "lines written there reach the simulated GPUs")
     parser.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT,
                         help="Prometheus metrics port (0: off; default %(default)s)")
     parser.add_argument("--log-level", default="INFO")

@@ -2,8 +2,9 @@
 
 Starts a Temporal dev server (headless, random port), the control-plane worker in this
 process, one NodeWorkflow, and a `navarch-agent --fake-gpus 8` process serving that node.
-Once the node is ready (watch_health running: the policy judged twice a second, heartbeats
-going out), samples the agent's RSS and CPU time over a window and prints them.
+The fake agent follows a quiet kernel log (a fifo read as /dev/kmsg is). Once the node is
+ready (watch_health running: the policy judged twice a second, heartbeats going out),
+samples the agent's RSS and CPU time over a window and prints them.
 Target from the agent issue: <= 96 MiB RSS and <= 1% of a core.
 
     python benchmarks/agent_footprint.py [--seconds 30] [--real-gpus]
@@ -85,8 +86,15 @@ async def main(seconds: float, real_gpus: bool) -> None:
         NodeWorkflow.run, NodeInput(node_id=node_id, spec=spec),
         id=node_workflow_id(node_id), task_queue=plane.task_queue)
     backend = [] if real_gpus else ["--fake-gpus", str(gpus)]
+    # As on a real host, the agent follows a kernel log (a quiet one: a fifo, read the way
+    # /dev/kmsg is), so its idle cost is in the figure. With real GPUs it opens /dev/kmsg.
+    kernel_log: list[str] = []
+    if not real_gpus:
+        os.mkfifo(tmp / "kmsg")
+        held = os.open(tmp / "kmsg", os.O_RDWR | os.O_NONBLOCK)
+        kernel_log = ["--kernel-log", str(tmp / "kmsg")]
     agent = subprocess.Popen(  # noqa: ASYNC220 - the agent is a separate process on purpose
-        [sys.executable, "-m", "navarch.agent.main", "--node-id", node_id, *backend,
+        [sys.executable, "-m", "navarch.agent.main", "--node-id", node_id, *backend, *kernel_log,
          "--fake-world", str(world.path), "--log-level", "WARNING",
          "--temporal-address", env.client.service_client.config.target_host])
     try:
@@ -113,6 +121,8 @@ async def main(seconds: float, real_gpus: bool) -> None:
     finally:
         agent.terminate()
         agent.wait(30)
+        if kernel_log:
+            os.close(held)
         stop.set()
         await worker
         await env.shutdown()

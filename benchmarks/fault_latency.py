@@ -15,28 +15,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from harness import Fleet, fleet, pool_spec, report, run_and_exit, summary, until
+from harness import (
+    Fleet,
+    cordon_latency,
+    fleet,
+    pool_spec,
+    repairs_at_once,
+    report,
+    run_and_exit,
+    summary,
+    until,
+)
 
-from navarch.config.schema import HealthConfig
-from navarch.contracts.node import NodeState, NodeStatus
+from navarch.contracts.node import NodeState
 from navarch.sim.fakeworld import FakeInstance
-
-
-def _health() -> HealthConfig:
-    # Every repair approved (the valve would rightly pause a pool losing this many nodes).
-    return HealthConfig(unhealthy_after=1, unreachable_toleration=timedelta(seconds=2),
-                        drain_grace=timedelta(seconds=1), max_unhealthy_share=1.0,
-                        unhealthy_window=timedelta(seconds=1))
-
-
-async def _cordon_latency(f: Fleet, node_id: str, written: datetime) -> float:
-    status: NodeStatus = await until(
-        lambda: f.node(node_id),
-        lambda s: any(t.to_state is NodeState.CORDONED for t in s.transitions), within=60)
-    cordoned = next(t.at for t in status.transitions if t.to_state is NodeState.CORDONED)
-    return float((cordoned - written).total_seconds())
 
 
 async def _replacement_requested(f: Fleet, pool: str, victim: str, written: datetime) -> float:
@@ -52,7 +46,7 @@ async def _replacement_requested(f: Fleet, pool: str, victim: str, written: date
 
 async def single(trials: int) -> dict[str, object]:
     async with fleet() as f:
-        spec = pool_spec(10, health=_health())
+        spec = pool_spec(10, health=repairs_at_once())
         await f.start_pool(spec)
         await until(lambda: f.pool(spec.name), lambda s: s.ready == 10, within=120)
         hit: set[str] = set()
@@ -67,7 +61,7 @@ async def single(trials: int) -> dict[str, object]:
             await asyncio.sleep(0.6)  # the agent's watch is on its half-second poll
             written = datetime.now(UTC)
             await asyncio.to_thread(f.world.inject, victim, "xid", value=79)
-            cordon.append(await _cordon_latency(f, victim, written))
+            cordon.append(await cordon_latency(f, victim, written))
             replace.append(await _replacement_requested(f, spec.name, victim, written))
         return {"xid_to_cordoned_s": summary(cordon), "xid_to_replacement_requested_s":
                 summary(replace)}
@@ -75,7 +69,7 @@ async def single(trials: int) -> dict[str, object]:
 
 async def burst(nodes: int) -> dict[str, object]:
     async with fleet() as f:
-        spec = pool_spec(nodes, health=_health())
+        spec = pool_spec(nodes, health=repairs_at_once())
         await f.start_pool(spec)
         started = time.monotonic()
         status = await until(lambda: f.pool(spec.name), lambda s: s.ready == nodes,
@@ -86,7 +80,7 @@ async def burst(nodes: int) -> dict[str, object]:
         written = datetime.now(UTC)
         for node_id in victims:
             await asyncio.to_thread(f.world.inject, node_id, "xid", value=79)
-        latencies = await asyncio.gather(*(_cordon_latency(f, n, written) for n in victims))
+        latencies = await asyncio.gather(*(cordon_latency(f, n, written) for n in victims))
         return {"burst_nodes": len(victims), "pool_ready_s": round(ready_s, 2),
                 "burst_xid_to_cordoned_s": summary(list(latencies))}
 

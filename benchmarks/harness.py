@@ -98,6 +98,25 @@ def pool_spec(nodes: int, **overrides: Any) -> PoolSpec:
     return PoolSpec(**values)
 
 
+def repairs_at_once() -> HealthConfig:
+    """Every fault acted on at its first judgement, and every repair approved (the valve
+    would rightly pause a pool losing this many nodes)."""
+    return HealthConfig(unhealthy_after=1, unreachable_toleration=timedelta(seconds=2),
+                        drain_grace=timedelta(seconds=1), max_unhealthy_share=1.0,
+                        unhealthy_window=timedelta(seconds=1))
+
+
+async def cordon_latency(f: Fleet, node_id: str, written: datetime) -> float:
+    """Seconds from `written` to the node's own `cordoned` transition (server clock)."""
+    from navarch.contracts.node import NodeState
+
+    status: NodeStatus = await until(
+        lambda: f.node(node_id),
+        lambda s: any(t.to_state is NodeState.CORDONED for t in s.transitions), within=60)
+    cordoned = next(t.at for t in status.transitions if t.to_state is NodeState.CORDONED)
+    return float((cordoned - written).total_seconds())
+
+
 async def until(probe: Callable[[], Awaitable[T]], check: Callable[[T], bool],
                 within: float, interval: float = 0.05) -> T:
     deadline = asyncio.get_running_loop().time() + within

@@ -6,14 +6,18 @@ from __future__ import annotations
 import os
 import time
 
+from navarch.agent.fake_backend import FakeGpuBackend
 from navarch.agent.kernel_log_follower import (
     FileSource,
     KernelLogWatcher,
     KmsgSource,
     open_kernel_log,
+    open_path,
 )
 from navarch.agent.nvml_backend import NvmlBackend
 from navarch.health.events import EventType
+from navarch.health.kernel_log import LineParser
+from navarch.sim.fakeworld import FakeWorld
 
 from fake_pynvml import FakeGpu, FakeNvml
 
@@ -82,3 +86,23 @@ def test_an_xid_line_reaches_the_backend_within_a_second(tmp_path):
         assert watcher.lines_read == 2 and watcher.events_found == 1
     finally:
         watcher.stop()
+
+
+def test_open_path_reads_a_fifo_as_kmsg_and_a_file_as_a_log(tmp_path):
+    fifo, log = tmp_path / "kmsg", tmp_path / "kern.log"
+    os.mkfifo(fifo)
+    log.write_text("")
+    for path, kind in ((fifo, KmsgSource), (log, FileSource)):
+        source = open_path(str(path))
+        assert isinstance(source, kind)
+        source.close()
+
+
+def test_a_simulated_host_maps_a_kernel_log_xid_to_its_gpu(tmp_path):
+    backend = FakeGpuBackend(FakeWorld(tmp_path / "world.db"), "n1", 8, "H100")
+    event = LineParser().feed(XID.replace("0000:19:00", "0000:1b:00"))
+    assert event is not None
+    backend.record_kernel_event(event)
+    [xid] = [e for e in backend.current_events() if e.event_type is EventType.XID]
+    assert xid.gpu_index == 3 and xid.gpu_uuid == backend.inventory().gpus[3].uuid
+    assert xid.metrics["xid_code"] == 79
