@@ -39,8 +39,10 @@ from .backend import BackendError, GpuBackend
 
 # Events shown in the heartbeat summary (the UI's live view of a node).
 SUMMARY_EVENTS = 5
-# Event sources are read at least this often, whatever the pool's check interval: with
-# the kernel-log thread reading every 0.1 s, a new Xid is judged within 0.6 s.
+# The GPUs' readings (temperatures, ECC counters, NVLink state, the driver answering) are
+# read at least this often, whatever the pool's check interval. One-shot events (a kernel-log
+# Xid, an NVML event, a failed diagnostic) do not wait for it: the backend's `changes`
+# wake the watch as soon as one is recorded.
 MAX_POLL_SECONDS = 0.5
 DIAGNOSTIC_HEARTBEAT_SECONDS = 5.0
 SAMPLE_SECONDS = 10.0
@@ -48,9 +50,10 @@ SAMPLE_SECONDS = 10.0
 
 class AgentActivities:
     """`wait_change(seconds)`, if given, sleeps until the backend's events may have changed
-    (True) or the time is up (False): the health watch then sleeps a whole check interval
-    between judgements instead of polling twice a second (simulated hosts, told of new
-    faults by their feed)."""
+    (True) or the time is up (False), and covers every change, readings included: the
+    health watch then sleeps a whole check interval between judgements instead of reading
+    the GPUs twice a second (simulated hosts, told of new faults by their feed). Without
+    it, the watch reads twice a second and wakes on the backend's `changes`."""
 
     def __init__(self, backend: GpuBackend, *,
                  wait_change: Callable[[float], Awaitable[bool]] | None = None) -> None:
@@ -142,11 +145,12 @@ class AgentActivities:
         """Judge the node with the pool's policy; heartbeat a small summary; return only
         when the node's health differs from `last_health`.
 
-        Event sources are polled at least twice a second, so a new Xid is judged within a
-        second whatever the check interval. Unhealthy counts only once the policy has said
-        so in `unhealthy_after` consecutive health checks, `check_interval` apart; any
-        healthier poll resets the count. The other way, a healthier result counts only once
-        it has held for `recover_after` checks in a row (a settle period), so a condition
+        A one-shot event (an Xid line, an NVML event) wakes the watch when it is recorded,
+        so it is judged and the watch completes at once; the GPUs' readings are read at
+        least twice a second whatever the check interval. Unhealthy counts only once the
+        policy has said so in `unhealthy_after` consecutive health checks, `check_interval`
+        apart; any healthier poll resets the count. The other way, a healthier result counts
+        only once it has held for `recover_after` checks in a row (a settle period), so a condition
         that comes and goes between two polls does not make the node flap.
 
         When the agent stops (SIGTERM: a restart, a package upgrade), the watch returns at
@@ -159,6 +163,7 @@ class AgentActivities:
         streak = polls = calm = 0
         counted_at = calm_at = 0.0
         while True:
+            seen_changes = self.backend.changes.count
             events = self.backend.current_events()
             verdict = policy.evaluate(events, seen)
             counted = _count(seen, verdict.events, windows)
@@ -194,7 +199,11 @@ class AgentActivities:
                 return WatchHealthResult(health=params.last_health, summary=summary,
                                          occurrences=_occurrences(seen, windows),
                                          handover=True)
-            await _sleep_heartbeating(poll, summary, self._wait_change, until_shutdown=True)
+            await _sleep_heartbeating(
+                poll, summary,
+                self._wait_change or functools.partial(self.backend.changes.wait,
+                                                       since=seen_changes),
+                until_shutdown=True)
 
     def _remember_gpu_health(self, verdicts: tuple[EventVerdict, ...]) -> None:
         worst: dict[int, HealthResult] = {}

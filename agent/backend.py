@@ -15,6 +15,7 @@ from navarch.contracts.agent import (
 )
 from navarch.health.events import HealthEvent
 
+from .changes import Changes
 from .diagnostics import Outcome
 
 
@@ -31,6 +32,9 @@ class ComputeProcess:
 
 class GpuBackend(Protocol):
     name: str
+    # Notified whenever the events change other than by a reading of the GPUs (an Xid
+    # line, an NVML event, a recorded diagnostic), so the health watch wakes at once.
+    changes: Changes
 
     def inventory(self) -> Inventory:
         """GPUs and driver versions. Raises BackendError when the driver does not answer."""
@@ -59,7 +63,7 @@ class GpuBackend(Protocol):
 
     def record(self, event: HealthEvent) -> None:
         """Keep a one-shot event (an Xid, a failed diagnostic) among the current events for
-        a while, so the policy judges it."""
+        a while, so the policy judges it; notify `changes`. Safe from any thread."""
         ...
 
     def simulated_diagnostic(self, params: DiagnosticInput) -> Outcome | None:

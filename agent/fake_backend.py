@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from navarch.health.xid import lookup
 from navarch.sim.fakeworld import FakeWorld, GpuFault
 
 from .backend import BackendError, ComputeProcess
+from .changes import Changes
 from .diagnostics import Outcome
 from .world_feed import WorldFeed
 
@@ -71,6 +73,8 @@ class FakeGpuBackend:
         self._faults: list[GpuFault] = []
         self._read_at = 0.0
         self._recorded: list[tuple[float, HealthEvent]] = []
+        self._recorded_lock = threading.Lock()  # the kernel-log reader records from its thread
+        self.changes = Changes()
         # A simulated host's backend is made anew each time its machine comes up.
         self._boot_id = str(uuid.uuid4())
 
@@ -137,7 +141,9 @@ class FakeGpuBackend:
         return events + self._recent()
 
     def record(self, event: HealthEvent) -> None:
-        self._recorded.append((time.monotonic(), event))
+        with self._recorded_lock:
+            self._recorded.append((time.monotonic(), event))
+        self.changes.notify()
         if self.feed is not None:  # a shared host's watch sleeps until woken
             self.feed.wake(self.node_id)
 
@@ -151,8 +157,9 @@ class FakeGpuBackend:
 
     def _recent(self) -> list[HealthEvent]:
         cutoff = time.monotonic() - RECENT_WINDOW_SECONDS
-        self._recorded = [(t, e) for t, e in self._recorded if t >= cutoff]
-        return [e for _, e in self._recorded]
+        with self._recorded_lock:
+            self._recorded = [(t, e) for t, e in self._recorded if t >= cutoff]
+            return [e for _, e in self._recorded]
 
     def compute_processes(self) -> list[ComputeProcess]:
         self._check_driver()
@@ -193,8 +200,9 @@ class FakeGpuBackend:
                               detail=f"simulated reset of GPU {', '.join(map(str, targets))}")
 
     def forget(self, gpus: list[int]) -> None:
-        self._recorded = [(t, e) for t, e in self._recorded
-                          if gpus and e.gpu_index not in gpus]
+        with self._recorded_lock:
+            self._recorded = [(t, e) for t, e in self._recorded
+                              if gpus and e.gpu_index not in gpus]
 
     def reboot(self, delay_seconds: float) -> str:
         inst = self.world.get_by_node(self.node_id)

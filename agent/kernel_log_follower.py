@@ -1,8 +1,11 @@
 """Follow the kernel log for Xid/SXid lines: /dev/kmsg from its current end, or, where that
 cannot be read, the first of kern.log / messages / syslog, across rotation.
 
-A background thread reads new lines every 0.1 s and hands each Xid/SXid event to a
-callback (the NVML backend maps its PCI bus id to a GPU); anything else is ignored.
+A background thread hands each Xid/SXid event to a callback (the backend maps its PCI bus
+id to a GPU and wakes the health watch); anything else is ignored. On /dev/kmsg (or a fifo
+standing in for it) the thread sleeps in poll(2) until the kernel writes a record, so a
+line is read the moment it is written and an idle host costs no wake-ups; a log file is
+read every 0.1 s, since a regular file always polls readable.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import select
 import stat
 import threading
 from collections.abc import Callable, Sequence
@@ -22,11 +26,15 @@ log = logging.getLogger(__name__)
 KMSG = "/dev/kmsg"
 LOG_FILES = ("/var/log/kern.log", "/var/log/messages", "/var/log/syslog")
 POLL_SECONDS = 0.1
+# A reader blocked on /dev/kmsg also wakes this often (its only idle wake-up).
+IDLE_WAKE_SECONDS = 5.0
 _READ = 65536
 
 
 class LineSource(Protocol):
     name: str
+    # The fd to wait on with poll(2) for new lines, or None: read every POLL_SECONDS.
+    pollable_fd: int | None
 
     def read_lines(self) -> list[str]: ...
 
@@ -41,6 +49,7 @@ class KmsgSource:
     def __init__(self, path: str = KMSG) -> None:
         self.name = path
         self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.pollable_fd: int | None = self.fd
         self.overwritten = 0
         try:
             os.lseek(self.fd, 0, os.SEEK_END)
@@ -75,6 +84,7 @@ class FileSource:
 
     def __init__(self, path: str) -> None:
         self.name = path
+        self.pollable_fd: int | None = None
         self._fh = open(path, "rb")  # noqa: SIM115 - kept open while following
         self._fh.seek(0, os.SEEK_END)
         self._inode = os.fstat(self._fh.fileno()).st_ino
@@ -138,6 +148,7 @@ class KernelLogWatcher:
         self.events_found = 0
         self._parser = LineParser()  # some reports span lines
         self._stop = threading.Event()
+        self._wake_read, self._wake_write = os.pipe()  # stop() wakes a reader in poll(2)
         self._thread = threading.Thread(target=self._run, name="kernel-log", daemon=True)
 
     def start(self) -> KernelLogWatcher:
@@ -153,15 +164,38 @@ class KernelLogWatcher:
                 self.on_event(event)
 
     def _run(self) -> None:
+        wait = self._poller() if self.source.pollable_fd is not None else None
         while not self._stop.is_set():
             try:
                 self.poll_once()
             except Exception:  # a bad read must not end the watch; say so and go on
                 log.exception("reading %s failed", self.source.name)
-            self._stop.wait(self.poll_seconds)
+            if wait is None:
+                self._stop.wait(self.poll_seconds)
+            else:
+                wait()
+
+    def _poller(self) -> Callable[[], None]:
+        """Sleep until the source has a record (or an overwrite to report), or stop()."""
+        fd = self.source.pollable_fd
+        assert fd is not None
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        poller.register(self._wake_read, select.POLLIN)
+
+        def wait() -> None:
+            ready = dict(poller.poll(IDLE_WAKE_SECONDS * 1000))
+            if ready.get(fd, 0) & ~(select.POLLIN | select.POLLPRI):
+                # Hung up or in error with nothing to read (a fifo whose writer went):
+                # poll would return at once forever, so fall back to reading on a timer.
+                self._stop.wait(self.poll_seconds)
+        return wait
 
     def stop(self) -> None:
         self._stop.set()
+        os.write(self._wake_write, b"x")
         if self._thread.is_alive():
             self._thread.join(timeout=2)
         self.source.close()
+        os.close(self._wake_read)
+        os.close(self._wake_write)

@@ -36,6 +36,7 @@ from navarch.health.kernel_log import KernelLogEvent, normalize_pci_bus_id
 
 from . import host_repair
 from .backend import BackendError, ComputeProcess
+from .changes import Changes
 from .cuda_check import memory_check
 from .dcgm_health import DcgmHealthWatcher
 from .diagnostics import Outcome
@@ -77,6 +78,7 @@ class NvmlBackend:
         self._clock = clock
         self._recent: deque[tuple[float, HealthEvent]] = deque()
         self._recent_lock = threading.Lock()
+        self.changes = Changes()
         self._stop = threading.Event()
         self.dcgm = dcgm
         try:
@@ -242,6 +244,7 @@ class NvmlBackend:
         """Keep a one-shot event (an Xid) current for the recent window."""
         with self._recent_lock:
             self._recent.append((self._clock(), event))
+        self.changes.notify()  # the health watch judges it now, not at its next poll
 
     def record_kernel_event(self, line: KernelLogEvent) -> None:
         """An Xid/SXid line from the kernel log, mapped to its GPU by PCI bus id."""

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 from navarch.contracts.names import node_workflow_id
@@ -111,6 +112,44 @@ async def test_an_agent_upgraded_under_a_ready_node_hands_its_watch_over(dev_env
                 if proc is not None and proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
                     proc.communicate(timeout=30)
+        await handle.terminate()
+
+
+async def test_an_xid_line_in_the_agents_kernel_log_cordons_its_node(dev_env, tmp_path):
+    """`--kernel-log`: the agent follows a fifo read the way /dev/kmsg is; an Xid 79 record
+    for the GPU at bus 0000:1c:00 is judged on that GPU and the node leaves service."""
+    client = dev_env.client
+    kmsg = tmp_path / "kmsg"
+    os.mkfifo(kmsg)
+    held = os.open(kmsg, os.O_RDWR | os.O_NONBLOCK)
+    async with control_plane(client, tmp_path, simulate_hosts=False) as plane:
+        spec = fast_spec(min_nodes=1, health_check_interval=timedelta(seconds=30))
+        node_id = f"kmsg-{spec.name}"
+        handle = await client.start_workflow(
+            NodeWorkflow.run, NodeInput(node_id=node_id, spec=spec),
+            id=node_workflow_id(node_id), task_queue=plane.task_queue)
+        agent = subprocess.Popen(  # noqa: ASYNC220 - the agent runs beside the test
+            [str(Path(sys.executable).parent / "navarch-agent"), "--node-id", node_id,
+             "--fake-gpus", "8", "--fake-world", str(plane.world.path),
+             "--kernel-log", str(kmsg), "--metrics-port", "0",
+             "--temporal-address", client.service_client.config.target_host],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            await eventually(lambda: node_status(client, node_id),
+                             lambda n: n.state.value == "ready", within=60, what="ready")
+            os.write(held, b"3,900,123456,-;NVRM: Xid (PCI:0000:1c:00): 79, pid=7, "
+                           b"name=train, GPU has fallen off the bus.\n")
+            node = await eventually(lambda: node_status(client, node_id),
+                                    lambda n: n.state.value != "ready", what="out of service")
+            assert node.health_rule == "xid-needs-reset-or-reboot", node
+            assert [(e.gpu_index, e.metrics["xid_code"]) for e in node.last_events
+                    if e.event_type.value == "xid"] == [(4, 79)], node.last_events
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            output, _ = await asyncio.to_thread(agent.communicate, timeout=30)
+            os.close(held)
+        assert "following the kernel log at" in output, output
         await handle.terminate()
 
 
