@@ -63,7 +63,7 @@ class Fleet:
 
 @contextlib.asynccontextmanager
 async def fleet(boot_seconds: float = 0.2, metrics_port: int = 0,
-                simulate_hosts: bool = True) -> AsyncIterator[Fleet]:
+                simulate_hosts: bool = True, host_mode: str = "per-host") -> AsyncIterator[Fleet]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli_path(), data_converter=pydantic_data_converter,
         search_attributes=SEARCH_ATTRIBUTES, ip="127.0.0.1", ui=False,
@@ -71,7 +71,8 @@ async def fleet(boot_seconds: float = 0.2, metrics_port: int = 0,
         dev_server_extra_args=["--metrics-port", str(metrics_port)] if metrics_port else [])
     world = FakeWorld(Path(tempfile.mkdtemp(prefix="navarch-bench-")) / "world.db")
     plane = ControlPlane(env.client, world=world, boot_seconds=boot_seconds,
-                         simulate_hosts=simulate_hosts,
+                         simulate_hosts=simulate_hosts, host_mode=host_mode,
+                         max_cached_workflows=20_000,
                          task_queue=f"bench-{uuid.uuid4().hex[:8]}")
     stop = asyncio.Event()
     worker = asyncio.create_task(plane.run(stop))

@@ -11,7 +11,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from navarch.contracts.node import NodeInput, NodeStatus
-    from navarch.workflows import WORKFLOWS, NodeWorkflow
+    from navarch.workflows.node import NodeWorkflow
+    from navarch.workflows.registry import WORKFLOWS
 
 
 @workflow.defn(name="NodeWorkflow")

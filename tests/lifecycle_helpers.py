@@ -28,7 +28,9 @@ from navarch.contracts.sweep import SweepConfig, SweepInput, SweepMode, SweepSta
 from navarch.sim.fakeworld import FakeInstance, FakeWorld
 from navarch.temporal.client import temporal_cli_path
 from navarch.workers.control_plane import ControlPlane
-from navarch.workflows import WORKFLOWS, DiagnosticsWorkflow, PoolWorkflow
+from navarch.workflows.diagnostics import DiagnosticsWorkflow
+from navarch.workflows.pool import PoolWorkflow
+from navarch.workflows.registry import WORKFLOWS
 
 T = TypeVar("T")
 

@@ -19,6 +19,7 @@ from navarch.agent.fake_backend import FakeGpuBackend
 from navarch.agent.kernel_log_follower import KernelLogWatcher, KmsgSource
 from navarch.contracts.agent import WatchHealthInput
 from navarch.health.events import EventType, HealthEvent, HealthResult
+from navarch.health.kernel_log import KernelLogEvent
 from navarch.health.policy import builtin_policy
 from navarch.sim.fakeworld import FakeWorld
 
@@ -63,10 +64,14 @@ def test_the_kmsg_reader_sleeps_until_a_record_is_written_and_stops_at_once(tmp_
     path = tmp_path / "kmsg"
     os.mkfifo(path)
     held = os.open(path, os.O_RDWR | os.O_NONBLOCK)  # a writer that stays, as the kernel
-    found = []
+    found: list[KernelLogEvent] = []
     delivered = threading.Event()
-    watcher = KernelLogWatcher(KmsgSource(str(path)),
-                               lambda e: (found.append(e), delivered.set()))
+
+    def on_event(event: KernelLogEvent) -> None:
+        found.append(event)
+        delivered.set()
+
+    watcher = KernelLogWatcher(KmsgSource(str(path)), on_event)
     reads = 0
     poll_once = watcher.poll_once
 

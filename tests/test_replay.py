@@ -27,8 +27,8 @@ from navarch.contracts.pool import PoolUpdateResult
 from navarch.contracts.spec import ProviderChoice
 from navarch.contracts.sweep import SweepConfig, SweepInput, SweepStatus, SweepTarget
 from navarch.temporal.identity import namespace_cluster_id
-from navarch.workflows import WORKFLOWS
 from navarch.workflows.diagnostics import DiagnosticsWorkflow
+from navarch.workflows.registry import WORKFLOWS
 
 from lifecycle_helpers import (
     control_plane,

@@ -25,7 +25,7 @@ from navarch.temporal.versioning import (
     ensure_current,
     rollback_target,
 )
-from navarch.workflows import WORKFLOWS
+from navarch.workflows.registry import WORKFLOWS
 
 from build_b_workflows import WORKFLOWS_B
 from lifecycle_helpers import control_plane, eventually, fast_spec, navarch_cli, node_status

@@ -33,7 +33,8 @@ from navarch.contracts.names import CONTROL_PLANE_TASK_QUEUE
 from navarch.contracts.spec import ProviderChoice
 from navarch.sim.fakeworld import FakeWorld
 from navarch.temporal.abandoned import QuietAbandonment
-from navarch.workflows import WORKFLOWS
+from navarch.temporal.sandbox import keep_bytecode
+from navarch.workflows.registry import WORKFLOWS
 
 
 def installed(module: str) -> bool:
@@ -177,6 +178,7 @@ class ControlPlane:
                 list_nodes, agent_queues, live_nodes]
 
     def worker(self) -> Worker:
+        keep_bytecode()  # the sandbox re-imports workflow modules for each new instance
         return Worker(self.client, task_queue=self.task_queue, workflows=self.workflows,
                       activities=self.activities(), max_concurrent_activities=500,
                       max_cached_workflows=self.max_cached_workflows,

@@ -1,17 +1,3 @@
-"""Navarch's Temporal workflows (deterministic orchestration only)."""
-
-from __future__ import annotations
-
-from typing import Any
-
-from .diagnostics import DiagnosticsWorkflow
-from .node import NodeWorkflow
-from .pool import PoolWorkflow
-from .sweep import OrphanSweepWorkflow
-
-# Every workflow class the control-plane worker runs.
-WORKFLOWS: list[type[Any]] = [PoolWorkflow, NodeWorkflow, DiagnosticsWorkflow,
-                               OrphanSweepWorkflow]
-
-__all__ = ["WORKFLOWS", "DiagnosticsWorkflow", "NodeWorkflow", "OrphanSweepWorkflow",
-           "PoolWorkflow"]
+"""Navarch's Temporal workflows (deterministic orchestration only). The list the worker runs
+is `registry.WORKFLOWS`; this file stays empty, since the sandbox runs it for every
+workflow instance."""
