@@ -20,8 +20,10 @@ from temporalio.client import Client
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from navarch.contracts.names import node_task_queue
+from navarch.health.policy import Policy
 from navarch.sim.fakeworld import FakeInstance, FakeWorld
 from navarch.temporal.abandoned import QuietAbandonment
+from navarch.temporal.heartbeats import AGENT_HEARTBEAT_THROTTLE_CAP
 
 from .activities import AgentActivities
 from .fake_backend import FakeGpuBackend
@@ -58,6 +60,7 @@ class FakeHostManager:
         self.shared_queue = shared_queue
         self.shared = SharedHosts()
         self.feed = WorldFeed(world)
+        self.policies: dict[str, Policy] = {}  # compiled once for every shared host
 
     async def run(self, stop: asyncio.Event) -> None:
         if self.shared_queue is not None:
@@ -75,7 +78,8 @@ class FakeHostManager:
         worker = Worker(self.client, task_queue=queue, activities=self.shared.activities(),
                         activity_task_poller_behavior=PollerBehaviorSimpleMaximum(SHARED_POLLERS),
                         max_concurrent_activities=SHARED_MAX_ACTIVITIES,
-                        interceptors=[QuietAbandonment()])
+                        interceptors=[QuietAbandonment()],
+                        max_heartbeat_throttle_interval=AGENT_HEARTBEAT_THROTTLE_CAP)
         log.info("simulated hosts share task queue %r", queue)
         async with worker:
             while not stop.is_set():
@@ -98,7 +102,8 @@ class FakeHostManager:
                 backend = FakeGpuBackend(self.world, node_id, inst.gpu_count, inst.gpu_model,
                                          feed=self.feed)
                 self.shared.add(node_id, AgentActivities(
-                    backend, wait_change=functools.partial(self.feed.wait_change, node_id)))
+                    backend, wait_change=functools.partial(self.feed.wait_change, node_id),
+                    policies=self.policies))
 
     async def sync(self) -> None:
         if self.discover is not None:
@@ -122,6 +127,7 @@ class FakeHostManager:
             activity_task_poller_behavior=PollerBehaviorSimpleMaximum(1),
             max_concurrent_activities=8,
             interceptors=[QuietAbandonment()],
+                        max_heartbeat_throttle_interval=AGENT_HEARTBEAT_THROTTLE_CAP,
         )
         self.hosts[inst.node_id] = _Host(worker, asyncio.create_task(worker.run()))
         log.info("simulated host %s is up (%d× %s)", inst.node_id, inst.gpu_count,

@@ -25,6 +25,7 @@ from navarch.contracts.names import node_task_queue
 from navarch.sim.fakeworld import FakeWorld
 from navarch.temporal.abandoned import QuietAbandonment
 from navarch.temporal.client import connect
+from navarch.temporal.heartbeats import AGENT_HEARTBEAT_THROTTLE_CAP
 from navarch.temporal.process import configure_logging, run_until_signalled
 from navarch.temporal.versioning import default_build_id
 
@@ -113,6 +114,7 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
                     identity=f"navarch-agent {build} {os.getpid()}@{socket.gethostname()}",
                     activity_task_poller_behavior=PollerBehaviorSimpleMaximum(1),
                     interceptors=[QuietAbandonment()],
+                        max_heartbeat_throttle_interval=AGENT_HEARTBEAT_THROTTLE_CAP,
                     graceful_shutdown_timeout=GRACEFUL_SHUTDOWN)
     log.info("agent %s for node %s%s polling task queue %r (%s backend)", build,
              args.node_id, f" of pool {args.pool}" if args.pool else "", queue, backend.name)

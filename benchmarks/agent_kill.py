@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import signal
 import subprocess
 import sys
@@ -55,15 +56,20 @@ async def main(nodes: int, heartbeat_timeout: float) -> None:
             await asyncio.sleep(0.1)
         status = await until(lambda: f.pool(spec.name), lambda s: s.ready == nodes, within=120)
         await asyncio.sleep(heartbeat_timeout)  # every watch past its first heartbeats
-        ratios, seconds = [], []
-        for n in status.nodes:
+        # Each agent killed at its own random moment of its heartbeat cycle (one per 0.8 x
+        # the timeout), all in one window: each node's detection is independent.
+
+        async def kill_and_time(node_id: str) -> float:
+            await asyncio.sleep(random.uniform(0, 0.8 * heartbeat_timeout))
             killed = datetime.now(UTC)
-            agents[n.node_id].send_signal(signal.SIGKILL)
-            agents[n.node_id].wait()
-            node = await _unreachable(f, n.node_id, heartbeat_timeout * 4)
+            agents[node_id].send_signal(signal.SIGKILL)
+            await asyncio.to_thread(agents[node_id].wait)
+            node = await _unreachable(f, node_id, heartbeat_timeout * 4)
             at = next(t.at for t in node.transitions if t.to_state is NodeState.UNREACHABLE)
-            seconds.append((at - killed).total_seconds())
-            ratios.append(seconds[-1] / heartbeat_timeout)
+            return (at - killed).total_seconds()
+
+        seconds = list(await asyncio.gather(*(kill_and_time(n.node_id) for n in status.nodes)))
+        ratios = [s / heartbeat_timeout for s in seconds]
         figures = {"nodes": nodes, "heartbeat_timeout_s": heartbeat_timeout,
                    "kill_to_unreachable_s": summary(seconds),
                    "as_ratio_of_heartbeat_timeout": summary(ratios)}

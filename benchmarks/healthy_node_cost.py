@@ -4,7 +4,7 @@ server (read from the dev server's own metrics), with the pool's production defa
 (heartbeat_timeout 90 s; the agent beats every timeout/3 and the SDK throttles what it
 forwards).
 
-    python benchmarks/healthy_node_cost.py [--nodes 20] [--seconds 300]
+    python benchmarks/healthy_node_cost.py [--nodes 20] [--seconds 300] [--heartbeat-timeout 90]
 """
 
 from __future__ import annotations
@@ -54,11 +54,11 @@ async def events(f: Fleet, node_ids: list[str]) -> Counter[str]:
     return counts
 
 
-async def main(nodes: int, seconds: float) -> None:
+async def main(nodes: int, seconds: float, heartbeat_timeout: float) -> None:
     port = free_port()
     async with fleet(metrics_port=port) as f:
         # The pool's production defaults, not the harness's fast ones.
-        spec = pool_spec(nodes, heartbeat_timeout=timedelta(seconds=90),
+        spec = pool_spec(nodes, heartbeat_timeout=timedelta(seconds=heartbeat_timeout),
                          health_check_interval=DEFAULT_HEALTH_CHECK_INTERVAL)
         await f.start_pool(spec)
         status = await until(lambda: f.pool(spec.name), lambda s: s.ready == nodes, within=300)
@@ -91,5 +91,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--heartbeat-timeout", type=float, default=90.0,
+                        help="the pool's heartbeat_timeout in seconds (default: the pool "
+                             "default, 90)")
     args = parser.parse_args()
-    run_and_exit(main(args.nodes, args.seconds))
+    run_and_exit(main(args.nodes, args.seconds, args.heartbeat_timeout))

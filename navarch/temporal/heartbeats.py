@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from datetime import timedelta
 from typing import TypeVar
 
 from temporalio import activity
 
 HEARTBEAT_SECONDS = 5.0  # well inside the 30 s heartbeat timeout the workflows set
+
+# The agent's workers send a heartbeat to the server at most once per 0.8 x the activity's
+# heartbeat timeout (the SDK's throttle), and no more often than that: the SDK's own cap of
+# 60 s would send one every 60 s at the 90 s default, 1,440 a day per healthy node where
+# 1,200 keep it alive. On Temporal Cloud each is a billable action.
+AGENT_HEARTBEAT_THROTTLE_CAP = timedelta(hours=1)
 
 T = TypeVar("T")
 
