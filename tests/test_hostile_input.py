@@ -543,3 +543,16 @@ def test_a_rule_over_its_budget_on_a_real_event_is_skipped_from_then_on():
     second = policy.evaluate_event(event)
     assert time.perf_counter() - started < 0.05
     assert (second.rule, second.errors) == ("r", (("r", slow.over_budget),))
+
+
+def test_a_busy_machine_does_not_make_a_cheap_rule_look_expensive(monkeypatch):
+    """The wall clock jumps a second on every reading (a loaded host, another thread holding
+    the GIL): the rule still compiles and is never skipped, since its cost is CPU time."""
+    import navarch.health.policy as policy_module
+
+    clock = iter(range(0, 10_000))
+    monkeypatch.setattr(policy_module.time, "perf_counter", lambda: float(next(clock)))
+    policy = compile_policy(PolicyFile(rules=[_rule("event.metrics.xid_code == 79")]))
+    verdict = policy.evaluate_event(HealthEvent(event_type=EventType.XID,
+                                                metrics={"xid_code": 79}))
+    assert verdict.result is HealthResult.UNHEALTHY and not policy.rules[0].over_budget
