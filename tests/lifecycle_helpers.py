@@ -78,6 +78,7 @@ async def control_plane(client: Client, tmp_path: Path, *, boot_seconds: float =
                         host_mode: str = "per-host",
                         deployment: WorkerDeploymentConfig | None = None,
                         workflows: Sequence[type] | None = None,
+                        fleet_gauges_seconds: float = 10.0,
                         ) -> AsyncIterator[SimPlane]:
     """A control-plane worker on its own task queue, with simulated hosts (each on its own
     queue, or all on one shared queue of this plane's)."""
@@ -87,7 +88,8 @@ async def control_plane(client: Client, tmp_path: Path, *, boot_seconds: float =
                          boot_seconds=boot_seconds, provision_delay=provision_delay,
                          simulate_hosts=simulate_hosts, task_queue=queue, host_mode=host_mode,
                          shared_host_queue=f"{queue}-hosts", deployment=deployment,
-                         workflows=workflows if workflows is not None else tuple(WORKFLOWS))
+                         workflows=workflows if workflows is not None else tuple(WORKFLOWS),
+                         fleet_gauges_seconds=fleet_gauges_seconds)
     stop = asyncio.Event()
     task = asyncio.create_task(plane.run(stop))
     try:

@@ -138,7 +138,10 @@ def _exported_metrics() -> set[str]:
     histograms = {f"{n}_bucket" for n in fleet if n.endswith("_seconds")}
     agent = set(re.findall(r'"((?:DCGM_FI_DEV|navarch)_[A-Za-z_]+)"',
                            (ROOT / "agent" / "metrics.py").read_text()))
-    return fleet | histograms | agent
+    gauges = set(re.findall(r'\("(navarch_pool_[a-z_]+)", "',
+                            (ROOT / "workers" / "fleet_gauges.py").read_text()))
+    assert gauges == {"navarch_pool_nodes", "navarch_pool_gpus", "navarch_pool_target"}
+    return fleet | histograms | agent | gauges
 
 
 def test_grafana_dashboard_is_current_and_queries_exported_metrics():

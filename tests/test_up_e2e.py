@@ -73,9 +73,12 @@ def test_up_demo_runs_a_fleet_stops_cleanly_and_resumes(up_env):
         ready = wait_for(lambda: len([n for n in demo_nodes(env) if n["state"] == "ready"]) >= 3
                          and [n for n in demo_nodes(env) if n["state"] == "ready"], 90, "3 ready", log)
         assert urllib.request.urlopen(f"http://127.0.0.1:{ui}/", timeout=5).status == 200
-        metrics = urllib.request.urlopen(
-            f"http://127.0.0.1:{env['NAVARCH_TEST_METRICS_PORT']}/metrics", timeout=5).read()
-        assert b'navarch_pool_nodes{' in metrics and b'pool="demo"' in metrics
+        def pool_gauges() -> bool:  # read from the pools every 10 s
+            metrics = urllib.request.urlopen(
+                f"http://127.0.0.1:{env['NAVARCH_TEST_METRICS_PORT']}/metrics", timeout=5).read()
+            return b'navarch_pool_nodes{' in metrics and b'pool="demo"' in metrics
+
+        wait_for(pool_gauges, 30, "the pool's gauges", log)
         # Piped (as into grep), the table keeps every column: a row per node, whole.
         rows = navarch(env, "node", "list").stdout.splitlines()
         for node in ready:

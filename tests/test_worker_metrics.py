@@ -18,6 +18,7 @@ from navarch.config.schema import AutoscalingConfig
 from navarch.contracts.names import pool_workflow_id
 from navarch.contracts.pool import PoolInput, PoolStatus
 from navarch.contracts.spec import PoolSpec, ProviderChoice
+from navarch.sim.fakeworld import FakeWorld
 from navarch.temporal.devserver import free_port
 from navarch.temporal.runtime import CORE_LOGGER, ExpectedCoreWarnings, worker_runtime
 from navarch.workflows.pool import PoolWorkflow
@@ -72,7 +73,7 @@ async def test_fleet_metrics_through_a_repair(dev_env, tmp_path):
     client = await Client.connect(dev_env.client.service_client.config.target_host,
                                   data_converter=pydantic_data_converter,
                                   runtime=worker_runtime(port, "127.0.0.1"))
-    async with control_plane(client, tmp_path) as plane:
+    async with control_plane(client, tmp_path, fleet_gauges_seconds=0.5) as plane:
         plane.world.set_cloud_fault("capacity", 1)
         spec = fast_spec(min_nodes=2, max_nodes=2)
         await start_pool(client, plane, spec)
@@ -84,8 +85,13 @@ async def test_fleet_metrics_through_a_repair(dev_env, tmp_path):
                          lambda s: any(n.replacement_of == victim and n.state.value == "ready"
                                        for n in s.nodes), within=60,
                          what="the victim's replacement ready")
-        await asyncio.sleep(0.5)
-        text = await asyncio.to_thread(scrape, port)
+        text = await eventually(
+            lambda: asyncio.to_thread(scrape, port),
+            lambda t: any(line.startswith("navarch_pool_nodes") and 'state="ready"' in line
+                          and f'pool="{spec.name}"' in line and line.rstrip().endswith(" 2")
+                          for line in t.splitlines())
+            and "navarch_fault_to_replacement_ready_seconds_count" in t,
+            within=30, what="the pool's gauges after the repair")
         await client.get_workflow_handle(pool_workflow_id(spec.name)).terminate()
 
     pool = f'pool="{spec.name}"'
@@ -119,3 +125,49 @@ def test_the_cores_expected_warning_is_quiet_and_others_are_not(caplog):
         core.warning("[temporal_sdk_core] Failed to poll: connection refused")
     assert [r.getMessage() for r in caplog.records] == [
         "[temporal_sdk_core] Failed to poll: connection refused"]
+
+
+async def test_two_workers_sharing_a_fleet_export_the_same_pool_gauges(dev_env, tmp_path):
+    """Two control-plane workers on one task queue: whichever ran the pool's latest task,
+    both export what the pool says (from its status), so `max by` over them is right and
+    neither keeps a stale value."""
+    from lifecycle_helpers import control_plane, eventually, fast_spec, pool_status, start_pool
+
+    address = dev_env.client.service_client.config.target_host
+    ports = [free_port(), free_port()]
+    clients = [await Client.connect(address, data_converter=pydantic_data_converter,
+                                    runtime=worker_runtime(p, "127.0.0.1")) for p in ports]
+    world = FakeWorld(tmp_path / "world.db")
+    queue = f"two-{uuid.uuid4().hex}"
+    spec = fast_spec(min_nodes=2, max_nodes=2)
+
+    def gauge(text: str, *having: str) -> str | None:
+        for line in text.splitlines():
+            if line.startswith("navarch_pool_nodes{") and f'pool="{spec.name}"' in line \
+                    and all(h in line for h in having):
+                return line.rsplit(" ", 1)[1]
+        return None
+
+    async def both(*having: str) -> list[str | None]:
+        texts = [await asyncio.to_thread(scrape, p) for p in ports]
+        return [gauge(t, *having) for t in texts]
+
+    async with control_plane(clients[0], tmp_path, world=world, task_queue=queue,
+                             fleet_gauges_seconds=0.5) as first, \
+            control_plane(clients[1], tmp_path, world=world, task_queue=queue,
+                          simulate_hosts=False, fleet_gauges_seconds=0.5):
+        await start_pool(clients[0], first, spec)
+        status = await eventually(lambda: pool_status(clients[0], spec.name),
+                                  lambda s: s.ready == 2, within=60, what="two ready")
+        await eventually(lambda: both('state="ready"'), lambda v: v == ["2", "2"],
+                         within=30, what="both workers export 2 ready")
+        victim = next(n.node_id for n in status.nodes if n.state.value == "ready")
+        world.inject(victim, "xid", value=79)
+        await eventually(lambda: pool_status(clients[0], spec.name),
+                         lambda s: any(n.replacement_of == victim and n.state.value == "ready"
+                                       for n in s.nodes), within=60, what="replacement ready")
+        await eventually(lambda: both('state="ready"'), lambda v: v == ["2", "2"],
+                         within=30, what="both workers export 2 ready after the repair")
+        for state in ("cordoned", "draining", "terminating"):
+            assert all(v in (None, "0") for v in await both(f'state="{state}"')), state
+        await clients[0].get_workflow_handle(pool_workflow_id(spec.name)).terminate()

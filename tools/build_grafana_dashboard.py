@@ -38,19 +38,27 @@ def quantiles(metric: str, by: str = "") -> list[tuple[str, str]]:
             for q in (0.5, 0.95)]
 
 
+# Every control-plane worker exports the same pool gauges (read from the pools): take one
+# copy of each series (`max` over the workers), then add up.
+def _nodes(where: str = "") -> str:
+    return f'max by (pool, state, health, provider) (navarch_pool_nodes{{pool=~"$pool"{where}}})'
+
+
+GPUS = f"max by (pool, model) (navarch_pool_gpus{POOL})"
+
+
 def build() -> dict[str, Any]:
+    ready, unhealthy = _nodes(', state="ready"'), _nodes(', health="unhealthy"')
     panels = [
-        panel(1, "Nodes by state", [(f"sum by (state) (navarch_pool_nodes{POOL})", "{{state}}")],
+        panel(1, "Nodes by state", [(f"sum by (state) ({_nodes()})", "{{state}}")],
               0, 0, stack=True),
         panel(2, "Ready nodes vs target",
-              [('sum by (pool) (navarch_pool_nodes{pool=~"$pool", state="ready"})',
-                "{{pool}} ready"),
+              [(f"sum by (pool) ({ready})", "{{pool}} ready"),
                (f"max by (pool) (navarch_pool_target{POOL})", "{{pool}} target")], 12, 0),
-        panel(3, "GPUs by model", [(f"sum by (model) (navarch_pool_gpus{POOL})", "{{model}}")],
+        panel(3, "GPUs by model", [(f"sum by (model) ({GPUS})", "{{model}}")],
               0, 8, kind="stat", w=6),
         panel(4, "Unhealthy nodes",
-              [('sum (navarch_pool_nodes{pool=~"$pool", health="unhealthy"}) or vector(0)',
-                "unhealthy")], 6, 8, kind="stat", w=6),
+              [(f"sum ({unhealthy}) or vector(0)", "unhealthy")], 6, 8, kind="stat", w=6),
         panel(5, "Transitions by reason (per minute)",
               [(f"sum by (reason) (rate(navarch_node_transitions{POOL}[$__rate_interval])) * 60",
                 "{{reason}}")], 12, 8),

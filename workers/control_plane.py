@@ -36,6 +36,8 @@ from navarch.temporal.abandoned import QuietAbandonment
 from navarch.temporal.sandbox import keep_bytecode
 from navarch.workflows.registry import WORKFLOWS
 
+from .fleet_gauges import FLEET_GAUGES_SECONDS, FleetGauges
+
 
 def installed(module: str) -> bool:
     """Whether an optional cloud client is importable. `find_spec` of a dotted name imports
@@ -138,6 +140,8 @@ class ControlPlane:
     deployment: WorkerDeploymentConfig | None = None
     # The workflow types this worker runs (a test runs a changed NodeWorkflow as build B).
     workflows: Sequence[type] = tuple(WORKFLOWS)
+    # How often the fleet gauges are read from the pools (`fleet_gauges.py`); 0: never.
+    fleet_gauges_seconds: float = FLEET_GAUGES_SECONDS
     hosts: FakeHostManager | None = field(default=None, init=False)
 
     def _agent_address(self) -> str:
@@ -192,11 +196,17 @@ class ControlPlane:
                 self.client, self.world,
                 shared_queue=self.shared_host_queue if self.host_mode == "shared" else None)
             host_task = asyncio.create_task(self.hosts.run(stop))
+        gauges = (asyncio.create_task(FleetGauges(self.client, self.task_queue,
+                                                  every=self.fleet_gauges_seconds).run(stop))
+                  if self.fleet_gauges_seconds else None)
         try:
             async with self.worker():
                 await stop.wait()
         finally:
             stop.set()
+            if gauges is not None:
+                with contextlib.suppress(Exception):
+                    await gauges
             if host_task is not None:
                 with contextlib.suppress(Exception):
                     await host_task

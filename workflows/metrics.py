@@ -13,9 +13,7 @@ Names and labels (all `navarch_`):
 | `fault_to_cordon_seconds` | histogram | pool |
 | `fault_to_terminate_seconds` | histogram | pool |
 | `fault_to_replacement_ready_seconds` | histogram | pool |
-| `pool_nodes` | gauge | pool, state, health, provider |
-| `pool_gpus` | gauge | pool, model |
-| `pool_target` | gauge | pool |
+| `pool_nodes`, `pool_gpus`, `pool_target` | gauge | see `navarch.workers.fleet_gauges` |
 | `autoscaler_decisions` | counter | pool, autoscaler, direction |
 | `orphan_instances` | gauge | provider, region (from the one orphan sweep) |
 | `orphans_terminated` | counter | provider, region |
@@ -29,6 +27,9 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import MetricMeter
+
+with workflow.unsafe.imports_passed_through():
+    from navarch.temporal.gauges import GaugeFamily
 
 PREFIX = "navarch_"
 
@@ -48,21 +49,6 @@ def observe_seconds(name: str, value: timedelta, labels: Mapping[str, str],
                                                                            dict(labels))
 
 
-def set_gauge(name: str, value: float, labels: Mapping[str, str], description: str = "") -> None:
-    _meter().create_gauge_float(PREFIX + name, description).set(value, dict(labels))
-
-
-class GaugeSet:
-    """A family of gauges a workflow sets as a whole: label sets that disappear drop to 0
-    instead of keeping their last value."""
-
-    def __init__(self, name: str, description: str = "") -> None:
-        self.name, self.description = name, description
-        self._seen: set[tuple[tuple[str, str], ...]] = set()
-
-    def update(self, values: Mapping[tuple[tuple[str, str], ...], float]) -> None:
-        for key in self._seen - set(values):
-            set_gauge(self.name, 0, dict(key), self.description)
-        for key, value in values.items():
-            set_gauge(self.name, value, dict(key), self.description)
-        self._seen = set(values)
+def gauge_set(name: str, description: str = "") -> GaugeFamily:
+    """Gauges a workflow sets as a whole (vanished label sets drop to 0)."""
+    return GaugeFamily(PREFIX + name, description, _meter)

@@ -110,8 +110,6 @@ class PoolWorkflow:
         self._holds = True  # False: a run from before HOLDS_PATCH
         self._more = False  # nodes still to start after this round (batched starts)
         self._background: list[asyncio.Task[None]] = []
-        self._node_gauges = metrics.GaugeSet("pool_nodes", "nodes by state, health, provider")
-        self._gpu_gauges = metrics.GaugeSet("pool_gpus", "GPUs of live nodes by model")
 
     # ------------------------------------------------------------------ handlers
 
@@ -120,11 +118,16 @@ class PoolWorkflow:
         spec, s = self._spec_(), self._state
         live = [n for n in s.nodes.values() if not n.state.is_terminal()]
         counts: dict[str, int] = {}
+        gpus: dict[str, int] = {}
+        shapes = {c.name: c.gpu_shape() for c in spec.providers}
         for n in live:
             counts[n.state.value] = counts.get(n.state.value, 0) + 1
+            shape = shapes.get(n.provider)
+            if shape is not None:
+                gpus[shape.model] = gpus.get(shape.model, 0) + shape.count
         return PoolStatus(
             name=spec.name, target=s.target, min_nodes=spec.min_nodes, max_nodes=spec.max_nodes,
-            counts=counts, ready=counts.get(NodeState.READY.value, 0),
+            counts=counts, gpus=gpus, ready=counts.get(NodeState.READY.value, 0),
             schedulable=sum(1 for n in live if n.state.is_schedulable()),
             nodes=sorted(s.nodes.values(), key=lambda n: n.created_at),
             repair_paused=s.repair_paused, repair_paused_reason=s.repair_paused_reason,
@@ -702,26 +705,6 @@ class PoolWorkflow:
         elif status.awaiting_repair:
             text += f" · {len(status.awaiting_repair)} awaiting repair"
         workflow.set_current_details(text)
-        self._export_gauges()
-
-    def _export_gauges(self) -> None:
-        spec, s = self._spec_(), self._state
-        shapes = {c.name: c.gpu_shape() for c in spec.providers}
-        nodes: dict[tuple[tuple[str, str], ...], float] = {}
-        gpus: dict[tuple[tuple[str, str], ...], float] = {}
-        for n in s.nodes.values():
-            if n.state.is_terminal():
-                continue
-            key = (("pool", spec.name), ("state", n.state.value), ("health", n.health.value),
-                   ("provider", n.provider or "-"))
-            nodes[key] = nodes.get(key, 0) + 1
-            shape = shapes.get(n.provider)
-            if shape is not None:
-                gkey = (("pool", spec.name), ("model", shape.model))
-                gpus[gkey] = gpus.get(gkey, 0) + shape.count
-        self._node_gauges.update(nodes)
-        self._gpu_gauges.update(gpus)
-        metrics.set_gauge("pool_target", s.target, {"pool": spec.name}, "the pool's target size")
 
     def _spec_(self) -> PoolSpec:
         assert self._spec is not None

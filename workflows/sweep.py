@@ -64,7 +64,7 @@ TERMINATE_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(sec
                               non_retryable_error_types=["InvalidRequestError"])
 SWEEPS_PER_RUN = 100
 KEEP_RECORDS = 100
-ORPHANS = metrics.GaugeSet("orphan_instances", "machines of this installation no live node "
+ORPHANS = metrics.gauge_set("orphan_instances", "machines of this installation no live node "
                                                "owns, by provider and region")
 
 

@@ -119,6 +119,7 @@ class PoolStatus(StoredModel):
     min_nodes: int
     max_nodes: int
     counts: dict[str, int] = Field(default_factory=dict)
+    gpus: dict[str, int] = Field(default_factory=dict)  # GPUs of live nodes, by model
     ready: int = 0
     schedulable: int = 0
     nodes: list[PoolNode] = Field(default_factory=list)
