@@ -8,10 +8,16 @@ The worker is the real `navarch-worker` process; the server is a real dev server
   over an us-east-1 provider and an us-west-2 one, simulated hosts (in this process) for
   the machines moto runs. At the end every region's running machines are counted against
   the live nodes: leaked (no live node) and doubled (two for one node).
+- `--workers N`: N workers share the fleet (one task queue) and each kill picks one at
+  random (the others go on); the simulated hosts then run in this process. `--faults K`
+  injects a fatal Xid into a ready node after each of the first K kills, so repairs
+  (cordon, drain, terminate, replace) run through the kills; the run converges when every
+  faulty node's replacement is ready too.
 
 Prints the outcome, writes results/worker_kill[_aws].json, exits 1 if a count is wrong.
 
     python benchmarks/worker_kill.py [--nodes 50] [--kills 5] [--seed 1] [--cloud aws]
+        [--workers 3 --faults 3]
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import time
 import uuid
 from pathlib import Path
 
-from harness import pool_spec, report, run_and_exit
+from harness import pool_spec, repairs_at_once, report, run_and_exit
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -46,9 +52,11 @@ AWS_ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
 
 
 def start_worker(address: str, world: Path, queue: str, log: Path,
-                 cloud_env: dict[str, str] | None) -> subprocess.Popen[bytes]:
+                 cloud_env: dict[str, str] | None, hosts: bool = True) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TEMPORAL_ADDRESS": address, **(cloud_env or {})}
     fake = [] if cloud_env else ["--fake-cloud", "--fake-world", str(world)]
+    if not hosts:
+        fake.append("--no-simulated-hosts")
     return subprocess.Popen(
         [sys.executable, "-m", "navarch.workers.main", *fake, "--task-queue", queue,
          "--metrics-port", "0", "--log-level", "WARNING"],
@@ -112,7 +120,8 @@ class Moto:
                                region=r, ami=self.amis[r]) for r in REGIONS]
 
 
-async def main(nodes: int, kills: int, seed: int, cloud: str) -> int:
+async def main(nodes: int, kills: int, seed: int, cloud: str, workers: int,
+               faults: int) -> int:
     from navarch.contracts.pool import PoolInput, PoolStatus
 
     rng = random.Random(seed)
@@ -135,14 +144,20 @@ async def main(nodes: int, kills: int, seed: int, cloud: str) -> int:
         hosts = FakeHostManager(env.client, world, discover=moto.hosts)
         hosts_task = asyncio.create_task(hosts.run(stop))
     else:
-        spec = pool_spec(nodes)
+        spec = pool_spec(nodes, health=repairs_at_once())
+        if workers > 1:  # the simulated hosts outlive the workers killed under them
+            hosts = FakeHostManager(env.client, world)
+            hosts_task = asyncio.create_task(hosts.run(stop))
 
     def made() -> int:
         return moto.made() if moto else len(world.instances(spec.name))
 
-    worker = start_worker(address, world_path, queue, log, cloud_env)
+    own_hosts = cloud == "fake" and workers == 1
+    fleet = [start_worker(address, world_path, queue, log, cloud_env, own_hosts)
+             for _ in range(workers)]
     started = time.monotonic()
     killed_at: list[float] = []
+    injected: list[str] = []
     try:
         await env.client.start_workflow("PoolWorkflow", PoolInput(spec=spec),
                                         id=pool_workflow_id(spec.name), task_queue=queue)
@@ -156,17 +171,29 @@ async def main(nodes: int, kills: int, seed: int, cloud: str) -> int:
                     break
                 await asyncio.sleep(0.05)
             await asyncio.sleep(rng.uniform(0.0, 1.5))
-            worker.send_signal(signal.SIGKILL)
-            worker.wait()
+            victim = rng.randrange(workers)
+            fleet[victim].send_signal(signal.SIGKILL)
+            fleet[victim].wait()
             killed_at.append(round(time.monotonic() - started, 2))
-            print(f"killed the worker at {killed_at[-1]} s ({made()} instance(s) so far)")
+            print(f"killed worker {victim + 1} of {workers} at {killed_at[-1]} s "
+                  f"({made()} instance(s) so far)")
+            if len(injected) < faults:  # a repair in flight through the next kills
+                status = await handle.query("status", result_type=PoolStatus)
+                ready = [n.node_id for n in status.nodes if n.state.value == "ready"
+                         and n.node_id not in injected]
+                if ready:
+                    injected.append(rng.choice(ready))
+                    world.inject(injected[-1], "xid", value=79)
             await asyncio.sleep(rng.uniform(0.0, 1.0))
-            worker = start_worker(address, world_path, queue, log, cloud_env)
+            fleet[victim] = start_worker(address, world_path, queue, log, cloud_env,
+                                         own_hosts)
         deadline = time.monotonic() + 300
         status = None
         while time.monotonic() < deadline:
             status = await handle.query("status", result_type=PoolStatus)
-            if status.ready == nodes:
+            if status.ready == nodes and all(
+                    any(n.replacement_of == i and n.state.value == "ready" for n in status.nodes)
+                    for i in injected):
                 break
             await asyncio.sleep(1)
         converged = round(time.monotonic() - started, 1)
@@ -185,7 +212,9 @@ async def main(nodes: int, kills: int, seed: int, cloud: str) -> int:
         per_region: dict[str, int] = {}
         for region, _, _ in running:
             per_region[region] = per_region.get(region, 0) + 1
-        figures = {"cloud": cloud, "nodes": nodes, "kills": kills, "seed": seed,
+        figures = {"cloud": cloud, "nodes": nodes, "workers": workers, "kills": kills,
+                   "seed": seed, "faults_injected": len(injected),
+                   "replacements": status.replacements,
                    "killed_at_s": killed_at, "live_instances": len(running),
                    "instances_per_region": per_region, "machines_ever_made": made(),
                    "leaked": leaked, "nodes_with_two_instances": doubles,
@@ -196,11 +225,13 @@ async def main(nodes: int, kills: int, seed: int, cloud: str) -> int:
         if hosts_task is not None:
             with contextlib.suppress(Exception):
                 await hosts_task
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        for worker in fleet:
+            worker.send_signal(signal.SIGTERM)
+        for worker in fleet:
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
         await env.shutdown()
         if moto_proc is not None:
             moto_proc.terminate()
@@ -215,5 +246,11 @@ if __name__ == "__main__":
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cloud", choices=("fake", "aws"), default="fake")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="control-plane workers sharing the fleet; each kill picks one "
+                             "(with more than one, the simulated hosts run here)")
+    parser.add_argument("--faults", type=int, default=0,
+                        help="fatal Xids injected into ready nodes, one after each kill, so "
+                             "repairs run through the kills")
     args = parser.parse_args()
-    run_and_exit(main(args.nodes, args.kills, args.seed, args.cloud))
+    run_and_exit(main(args.nodes, args.kills, args.seed, args.cloud, args.workers, args.faults))
