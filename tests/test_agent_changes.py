@@ -72,19 +72,11 @@ def test_the_kmsg_reader_sleeps_until_a_record_is_written_and_stops_at_once(tmp_
         delivered.set()
 
     watcher = KernelLogWatcher(KmsgSource(str(path)), on_event)
-    reads = 0
-    poll_once = watcher.poll_once
-
-    def counting() -> None:
-        nonlocal reads
-        reads += 1
-        poll_once()
-
-    watcher.poll_once = counting  # type: ignore[method-assign]
+    reads = _count_reads(watcher)
     watcher.start()
     try:
         time.sleep(1.0)
-        assert reads <= 2, f"{reads} reads of an idle kernel log in 1 s: it polls on a timer"
+        assert reads[0] <= 2, f"{reads[0]} reads of an idle kernel log in 1 s: it polls on a timer"
         os.write(held, f"3,7,70,-;{XID}\n".encode())
         assert delivered.wait(5) and found[0].code == 79
         stopped = time.monotonic()
@@ -99,17 +91,22 @@ def test_a_fifo_whose_writer_went_is_read_on_a_timer_not_in_a_busy_loop(tmp_path
     os.mkfifo(path)
     source = KmsgSource(str(path))
     os.close(os.open(path, os.O_WRONLY))  # a writer came and went: poll says hung up
-    reads = 0
     watcher = KernelLogWatcher(source, lambda e: None)
-    poll_once = watcher.poll_once
-
-    def counting() -> None:
-        nonlocal reads
-        reads += 1
-        poll_once()
-
-    watcher.poll_once = counting  # type: ignore[method-assign]
+    reads = _count_reads(watcher)
     watcher.start()
     time.sleep(0.5)
     watcher.stop()
-    assert 2 <= reads <= 10
+    assert 2 <= reads[0] <= 10
+
+
+def _count_reads(watcher: KernelLogWatcher) -> list[int]:
+    """Count the watcher's reads of its source (in a one-item list the test reads)."""
+    reads = [0]
+    poll_once = watcher.poll_once
+
+    def counting() -> None:
+        reads[0] += 1
+        poll_once()
+
+    watcher.poll_once = counting  # type: ignore[method-assign]
+    return reads
