@@ -22,7 +22,7 @@ from temporalio.common import MetricMeter
 from temporalio.runtime import Runtime
 
 from navarch.contracts.pool import PoolStatus
-from navarch.temporal.gauges import GaugeFamily, Labels
+from navarch.workflows.metrics import GaugeFamily, Labels
 
 log = logging.getLogger(__name__)
 

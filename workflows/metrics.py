@@ -22,14 +22,11 @@ Names and labels (all `navarch_`):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import MetricMeter
-
-with workflow.unsafe.imports_passed_through():
-    from navarch.temporal.gauges import GaugeFamily
 
 PREFIX = "navarch_"
 
@@ -47,6 +44,28 @@ def observe_seconds(name: str, value: timedelta, labels: Mapping[str, str],
     seconds = max(0.0, value.total_seconds())
     _meter().create_histogram_float(PREFIX + name, description, "s").record(seconds,
                                                                            dict(labels))
+
+
+Labels = tuple[tuple[str, str], ...]
+
+
+class GaugeFamily:
+    """A family of gauges set as a whole: label sets missing from the latest values drop to
+    0 instead of keeping their last value (a metric meter cannot remove a series). Workflow
+    code sets them through the workflow's meter (`gauge_set`); the worker's fleet gauges
+    through the runtime's."""
+
+    def __init__(self, name: str, description: str, meter: Callable[[], MetricMeter]) -> None:
+        self.name, self.description, self._meter = name, description, meter
+        self._seen: set[Labels] = set()
+
+    def update(self, values: Mapping[Labels, float]) -> None:
+        gauge = self._meter().create_gauge_float(self.name, self.description)
+        for key in self._seen - set(values):
+            gauge.set(0, dict(key))
+        for key, value in values.items():
+            gauge.set(value, dict(key))
+        self._seen = set(values)
 
 
 def gauge_set(name: str, description: str = "") -> GaugeFamily:
