@@ -127,7 +127,7 @@ class FakeHostManager:
             activity_task_poller_behavior=PollerBehaviorSimpleMaximum(1),
             max_concurrent_activities=8,
             interceptors=[QuietAbandonment()],
-                        max_heartbeat_throttle_interval=AGENT_HEARTBEAT_THROTTLE_CAP,
+            max_heartbeat_throttle_interval=AGENT_HEARTBEAT_THROTTLE_CAP,
         )
         self.hosts[inst.node_id] = _Host(worker, asyncio.create_task(worker.run()))
         log.info("simulated host %s is up (%d× %s)", inst.node_id, inst.gpu_count,

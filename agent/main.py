@@ -114,7 +114,7 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
                     identity=f"navarch-agent {build} {os.getpid()}@{socket.gethostname()}",
                     activity_task_poller_behavior=PollerBehaviorSimpleMaximum(1),
                     interceptors=[QuietAbandonment()],
-                        max_heartbeat_throttle_interval=AGENT_HEARTBEAT_THROTTLE_CAP,
+                    max_heartbeat_throttle_interval=AGENT_HEARTBEAT_THROTTLE_CAP,
                     graceful_shutdown_timeout=GRACEFUL_SHUTDOWN)
     log.info("agent %s for node %s%s polling task queue %r (%s backend)", build,
              args.node_id, f" of pool {args.pool}" if args.pool else "", queue, backend.name)
