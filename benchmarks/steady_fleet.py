@@ -105,6 +105,8 @@ async def main(args: argparse.Namespace) -> int:
     try:
         client = await Client.connect(address, data_converter=pydantic_data_converter)
         pools = []
+        dev, wrk = ProcessMeter(server.process.pid), ProcessMeter(worker.pid)
+        ramp_cpu0 = (dev.cpu_seconds(), wrk.cpu_seconds())
         started = time.monotonic()
         left = args.nodes
         while left > 0:
@@ -122,7 +124,11 @@ async def main(args: argparse.Namespace) -> int:
             ready = await ready_count(client)
             now = time.monotonic() - started
             if now - last_print >= 10:
-                print(f"  {now:6.0f} s: {ready}/{args.nodes} ready", flush=True)
+                made = (await client.count_workflows(
+                    'WorkflowType="NodeWorkflow" AND ExecutionStatus="Running"')).count
+                print(f"  {now:6.0f} s: {ready}/{args.nodes} ready, {made} started; CPU-s "
+                      f"dev server {dev.cpu_seconds() - ramp_cpu0[0]:.0f}, worker "
+                      f"{wrk.cpu_seconds() - ramp_cpu0[1]:.0f}", flush=True)
                 last_print = now
             if ready >= args.nodes:
                 break
@@ -132,10 +138,12 @@ async def main(args: argparse.Namespace) -> int:
                 break
             await asyncio.sleep(2)
         figures["ramp_s"] = round(time.monotonic() - started, 1)
-        print(f"{ready} nodes ready in {figures['ramp_s']} s")
+        figures["ramp_cpu_s"] = {"dev_server": round(dev.cpu_seconds() - ramp_cpu0[0], 1),
+                                 "worker": round(wrk.cpu_seconds() - ramp_cpu0[1], 1)}
+        print(f"{ready} nodes ready in {figures['ramp_s']} s; CPU-s over the ramp: "
+              f"{figures['ramp_cpu_s']}")
         await asyncio.sleep(args.settle)
 
-        dev, wrk = ProcessMeter(server.process.pid), ProcessMeter(worker.pid)
         cpu0 = (dev.cpu_seconds(), wrk.cpu_seconds(), *machine_busy())
         t0 = time.monotonic()
         rng = random.Random(1)
@@ -191,8 +199,8 @@ async def main(args: argparse.Namespace) -> int:
         server.stop()
     print(f"steady fleet: {args.nodes} nodes ({args.nodes * 8} GPUs) in pools of "
           f"{args.pool_size}")
-    for key in ("ramp_s", "dev_server", "worker", "machine_busy_pct", "faults_injected",
-                "xid_to_cordoned_s", "replacements", "ready_at_end", "db_mib"):
+    for key in ("ramp_s", "ramp_cpu_s", "dev_server", "worker", "machine_busy_pct",
+                "faults_injected", "xid_to_cordoned_s", "replacements", "ready_at_end", "db_mib"):
         print(f"  {key}: {figures.get(key)}")
     print(f"wrote {save(f'steady_fleet-{args.nodes}', figures)}")
     return 0

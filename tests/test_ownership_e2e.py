@@ -247,8 +247,11 @@ async def test_reports_retried_from_before_an_adoption_do_not_roll_the_pools_vie
     async with control_plane(client, tmp_path, boot_seconds=2.0) as plane:
         spec = fast_spec(min_nodes=2, max_nodes=3)
         await start_pool(client, plane, spec)
-        started = await eventually(lambda: pool_status(client, spec.name),
-                                   lambda p: p.counts.get("booting", 0) == 2, what="booting")
+        # Booting: both machines exist (the pool is not told of a quick boot's phases).
+        await eventually(lambda: asyncio.to_thread(plane.world.instances, spec.name),
+                         lambda found: len(found) == 2, what="both machines")
+        started = await pool_status(client, spec.name)
+        assert started.ready == 0
         ids = {n.node_id for n in started.nodes}
         await client.get_workflow_handle(pool_workflow_id(spec.name)).terminate("oops")
         await asyncio.sleep(4)  # ready with no pool; their reports retry (1, 2, 4 s apart)

@@ -164,6 +164,10 @@ INSTANCE_GONE_PATCH = "instance-gone-v1"
 REPAIR_LADDER_PATCH = "repair-ladder-v1"
 # The patch that waits for a new machine's agent in short looks instead of one long task.
 BOOT_LOOKS_PATCH = "boot-looks-v1"
+# The patch that tells the pool of a boot phase only when it has something to learn from
+# it (issue 21): each report costs the node a workflow task and the pool a signal, and a
+# ramp of a thousand nodes spent a third of the server's writes on them.
+BOOT_REPORTS_PATCH = "boot-reports-v1"
 RESET_TIMEOUT = timedelta(minutes=5)
 REBOOT_CALL_TIMEOUT = timedelta(minutes=2)
 REBOOT_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2),
@@ -239,6 +243,9 @@ class NodeWorkflow:
         self._background: list[asyncio.Task[None]] = []
         self._rotation, self._avoid = params.rotation, list(params.avoid)
         self._owned = True  # the ownership rules (False: a run from before OWNERSHIP_PATCH)
+        self._quiet_boot = False  # boot phases reported only when worth it (BOOT_REPORTS_PATCH)
+        self._unreported = False  # a boot phase the pool has not heard of yet
+        self._misses_reported = 0  # capacity refusals the pool has heard of
         self._repairing = False  # an in-place repair is under way
         self._woken = False  # a `check_upgrade` signal: look at the target build now
         # All of the node's state but its spec, in one model: what continue-as-new carries.
@@ -433,6 +440,7 @@ class NodeWorkflow:
     async def run(self, params: NodeInput) -> NodeStatus:
         self._owned = workflow.patched(OWNERSHIP_PATCH)
         if params.resume is None:
+            self._quiet_boot = workflow.patched(BOOT_REPORTS_PATCH)
             self._record(NodeState.PROVISIONING, TransitionReason.CREATED,
                          f"replaces {params.replacement_of}" if params.replacement_of else "")
         try:
@@ -616,6 +624,7 @@ class NodeWorkflow:
                 if not _is_timeout(err, TimeoutType.SCHEDULE_TO_START):
                     raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None,
                                  f"inventory failed: {activity_cause(err)}") from None
+                self._tell_slow_boot()
         raise _Leave(TransitionReason.BOOT_TIMEOUT, None,
                      f"no agent picked up work within {within}")
 
@@ -1412,8 +1421,25 @@ class NodeWorkflow:
             attrs.append(SA_REGION.value_set(st.region))
         workflow.upsert_search_attributes(attrs)
         workflow.set_current_details(self._details(reason, detail))
-        if report:
+        if report and self._tells_pool(state):
             self._report(reason, detail)
+
+    def _tells_pool(self, state: NodeState) -> bool:
+        """Whether the pool hears of this change now (decide.tells_pool); a boot phase held
+        back is told if it outlasts a look at the agent (`_tell_slow_boot`)."""
+        told = decide.tells_pool(
+            state, quiet_boot=self._quiet_boot,
+            new_refusals=len(self._rec.capacity_misses) > self._misses_reported)
+        self._unreported = not told
+        return told
+
+    def _tell_slow_boot(self) -> None:
+        """A look at the new machine's agent went unanswered: the boot is a slow one (a
+        cloud's cold start), so the pool's view should say where the node is."""
+        if self._unreported:
+            self._unreported = False
+            last = self._st().transitions[-1]
+            self._report(last.reason, last.detail)
 
     def _details(self, reason: TransitionReason, detail: str) -> str:
         """The UI's current details: the node at a glance, with a link to its pool."""
@@ -1446,6 +1472,7 @@ class NodeWorkflow:
             holds=st.owners(), verdict=st.verdict,
             run_chain=workflow.info().first_execution_run_id,
         )
+        self._misses_reported = len(report.capacity_misses)
         self._background.append(asyncio.ensure_future(self._send_report(report)))
 
     def _next_report_seq(self) -> int:

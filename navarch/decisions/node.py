@@ -339,3 +339,17 @@ def spec_changes(old: PoolSpec, new: PoolSpec) -> tuple[list[str], list[str]]:
         return [name for name, fields in groups.items()
                 if any(getattr(old, f) != getattr(new, f) for f in fields)]
     return changed(_RUNNING_FIELDS), changed(_NEW_NODE_FIELDS)
+
+
+BOOT_PHASES = frozenset({NodeState.PROVISIONING, NodeState.BOOTING, NodeState.BOOT_CHECKING})
+
+
+def tells_pool(state: NodeState, *, quiet_boot: bool, new_refusals: bool) -> bool:
+    """Whether a node's change of state is reported to its pool as it happens. The pool
+    started the node as provisioning and acts on its serving states and faults, not on
+    each boot phase as it goes by (each report costs the node a workflow task and the pool
+    a signal): a boot phase is told only when it brings capacity refusals the pool should
+    steer other nodes away from. (The node also tells a boot phase that outlasts a look at
+    its agent.) `quiet_boot` False: a run from before that rule, which reported every
+    change."""
+    return not quiet_boot or state not in BOOT_PHASES or new_refusals

@@ -1,0 +1,71 @@
+"""What a booting node tells its pool. A quick boot's phases are not reported one by one (each
+report costs the node a workflow task and the pool a signal): the pool hears from the node
+when it is ready. Capacity refusals met while provisioning are told at once, so the pool
+steers its next nodes away. (A boot that outlasts a 30 s look at the agent, a cloud's cold
+start, is told too; that wait is not run here.)"""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import EventType
+
+from navarch.contracts.names import pool_workflow_id
+from navarch.contracts.node import NodeState
+from navarch.contracts.spec import ProviderChoice
+from navarch.decisions.node import tells_pool
+
+from lifecycle_helpers import control_plane, eventually, fast_spec, pool_status, start_pool
+
+
+async def reports_per_node(client, pool: str) -> dict[str, list[str]]:
+    """The node_state_changed signals in the pool's history: each node's reported states."""
+    seen: dict[str, list[str]] = {}
+    history = await client.get_workflow_handle(pool_workflow_id(pool)).fetch_history()
+    converter = client.data_converter
+    for event in history.events:
+        if event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            continue
+        attrs = event.workflow_execution_signaled_event_attributes
+        if attrs.signal_name != "node_state_changed":
+            continue
+        [report] = await converter.decode(attrs.input.payloads)
+        seen.setdefault(report["node_id"], []).append(report["state"])
+    return seen
+
+
+async def test_a_quick_boot_is_one_report_ready(dev_env, tmp_path):
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        spec = fast_spec(min_nodes=3)
+        await start_pool(client, plane, spec)
+        pool = await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 3,
+                                what="ready")
+        reports = await reports_per_node(client, spec.name)
+        assert reports == {n.node_id: ["ready"] for n in pool.nodes}
+        assert {n.provider for n in pool.nodes} == {"sim"}  # the pool still knows where
+
+
+async def test_capacity_refusals_reach_the_pool_before_the_node_is_ready(dev_env, tmp_path):
+    client = dev_env.client
+    async with control_plane(client, tmp_path, boot_seconds=3.0) as plane:
+        plane.world.set_cloud_fault("capacity", 100, provider="a")
+        spec = fast_spec(min_nodes=1, providers=[
+            ProviderChoice(name="a", type="fake", instance_type="h100-8x", priority=1),
+            ProviderChoice(name="b", type="fake", instance_type="h100-8x", priority=2)])
+        await start_pool(client, plane, spec)
+        pool = await eventually(lambda: pool_status(client, spec.name),
+                                lambda p: bool(p.capacity_misses), what="refusal told")
+        assert pool.ready == 0 and list(pool.capacity_misses) == ["a/-/-/h100-8x"]
+        assert pool.counts == {"booting": 1}
+        pool = await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 1,
+                                what="ready")
+        [reports] = (await reports_per_node(client, spec.name)).values()
+        assert reports == ["booting", "ready"]
+
+
+def test_which_changes_a_node_tells_its_pool_at_once():
+    quiet = {state: tells_pool(state, quiet_boot=True, new_refusals=False)
+             for state in NodeState}
+    assert {s for s, told in quiet.items() if not told} == {
+        NodeState.PROVISIONING, NodeState.BOOTING, NodeState.BOOT_CHECKING}
+    assert tells_pool(NodeState.BOOTING, quiet_boot=True, new_refusals=True)
+    assert all(tells_pool(s, quiet_boot=False, new_refusals=False) for s in NodeState)
