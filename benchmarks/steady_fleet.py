@@ -41,13 +41,13 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 
-def start_worker(address: str, world: Path, queue: str, log: Path,
-                 cache: int) -> subprocess.Popen[bytes]:
+def start_worker(address: str, world: Path, queue: str, log: Path, cache: int,
+                 *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "navarch.workers.main", "--fake-cloud", "--task-queue", queue,
          "--fake-world", str(world), "--simulated-hosts", "shared",
          "--max-cached-workflows", str(cache),
-         "--metrics-port", "0", "--log-level", "WARNING"],
+         "--metrics-port", "0", "--log-level", "WARNING", *extra],
         env={**os.environ, "TEMPORAL_ADDRESS": address},
         stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
@@ -84,6 +84,35 @@ async def ready_count(client: Client) -> int:
     return count.count
 
 
+async def cordoned_after(client: Client, node_id: str, at: datetime) -> float | None:
+    """Seconds from `at` to the node's first `cordoned` after it, from its own transitions."""
+    status: NodeStatus = await client.get_workflow_handle(
+        node_workflow_id(node_id)).query("status", result_type=NodeStatus)
+    cordoned = next((t.at for t in status.transitions
+                     if t.to_state is NodeState.CORDONED and t.at >= at), None)
+    return None if cordoned is None else (cordoned - at).total_seconds()
+
+
+async def burst(client: Client, world: FakeWorld, count: int, nodes: int) -> dict[str, Any]:
+    """`count` ready nodes get a fatal Xid at once, each timed from its own write; waits
+    (on one count query) until they have left `ready`, then reads each one's cordon."""
+    victims = [i.node_id for i in world.instances(live_only=True)][:count]
+    written: dict[str, datetime] = {}
+    for node_id in victims:
+        written[node_id] = datetime.now(UTC)
+        await asyncio.to_thread(world.inject, node_id, "xid", value=79)
+    spread = (max(written.values()) - min(written.values())).total_seconds()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if await ready_count(client) <= nodes - len(victims):
+            break
+        await asyncio.sleep(0.5)
+    latencies = [s for n in victims
+                 if (s := await cordoned_after(client, n, written[n])) is not None]
+    return {"nodes": len(victims), "writes_took_s": round(spread, 2),
+            "cordoned": len(latencies), "xid_to_cordoned_s": summary(latencies)}
+
+
 async def main(args: argparse.Namespace) -> int:
     from navarch.contracts.pool import PoolInput, PoolStatus
 
@@ -96,16 +125,27 @@ async def main(args: argparse.Namespace) -> int:
     world = FakeWorld(world_path)
     queue = f"steady-{uuid.uuid4().hex[:6]}"
     cache = args.max_cached_workflows or args.nodes + args.nodes // args.pool_size + 200
-    worker = start_worker(address, world_path, queue, folder / "worker.log", cache)
+    extra = ["--strict-sandbox"] if args.strict_sandbox else []
+    hosts = None
+    if args.hosts_process:
+        # The simulated hosts in a process of their own (an idle worker on an unused queue
+        # serves them), so the worker's memory and CPU are the control plane's alone.
+        extra.append("--no-simulated-hosts")
+        hosts = start_worker(address, world_path, f"{queue}-idle", folder / "hosts.log", 10)
+    worker = start_worker(address, world_path, queue, folder / "worker.log", cache, *extra)
     figures: dict[str, Any] = {"nodes": args.nodes, "gpus": args.nodes * 8,
                                "pool_size": args.pool_size, "window_s": args.window,
                                "faults_per_minute": args.faults_per_minute,
                                "host_mode": "shared", "persistence": "dev server SQLite (WAL)",
-                               "max_cached_workflows": cache}
+                               "max_cached_workflows": cache,
+                               "sandbox": "strict" if args.strict_sandbox else "shared modules",
+                               "hosts_process": args.hosts_process}
     try:
         client = await Client.connect(address, data_converter=pydantic_data_converter)
         pools = []
         dev, wrk = ProcessMeter(server.process.pid), ProcessMeter(worker.pid)
+        await asyncio.sleep(5)  # the worker has imported and connected
+        idle_rss = wrk.rss_mib()
         ramp_cpu0 = (dev.cpu_seconds(), wrk.cpu_seconds())
         started = time.monotonic()
         left = args.nodes
@@ -142,7 +182,17 @@ async def main(args: argparse.Namespace) -> int:
                                  "worker": round(wrk.cpu_seconds() - ramp_cpu0[1], 1)}
         print(f"{ready} nodes ready in {figures['ramp_s']} s; CPU-s over the ramp: "
               f"{figures['ramp_cpu_s']}")
+        ready_rss = wrk.rss_mib()
+        workflows = args.nodes + len(pools)
+        figures["worker_rss_mib"] = {
+            "before_ramp": round(idle_rss), "all_ready": round(ready_rss),
+            "per_workflow_kib": round((ready_rss - idle_rss) * 1024 / workflows, 1),
+            "includes_simulated_hosts": not args.hosts_process}
+        print(f"worker RSS {figures['worker_rss_mib']}", flush=True)
         await asyncio.sleep(args.settle)
+        if args.burst:
+            figures["burst"] = await burst(client, world, args.burst, args.nodes)
+            print(f"burst: {figures['burst']}", flush=True)
 
         cpu0 = (dev.cpu_seconds(), wrk.cpu_seconds(), *machine_busy())
         t0 = time.monotonic()
@@ -171,14 +221,8 @@ async def main(args: argparse.Namespace) -> int:
                              "rss_mib": round(wrk.rss_mib()), "peak_rss_mib": round(peak_wrk)}
         figures["machine_busy_pct"] = round(100 * (cpu1[2] - cpu0[2]) / (cpu1[3] - cpu0[3]), 1)
         await asyncio.sleep(15)  # let the last faults reach their nodes
-        latencies = []
-        for node_id, at in injected:
-            status: NodeStatus = await client.get_workflow_handle(
-                node_workflow_id(node_id)).query("status", result_type=NodeStatus)
-            cordoned = next((t.at for t in status.transitions
-                             if t.to_state is NodeState.CORDONED and t.at >= at), None)
-            if cordoned is not None:
-                latencies.append((cordoned - at).total_seconds())
+        latencies = [s for node_id, at in injected
+                     if (s := await cordoned_after(client, node_id, at)) is not None]
         figures["faults_injected"] = len(injected)
         figures["xid_to_cordoned_s"] = summary(latencies)
         replacements = 0
@@ -191,16 +235,20 @@ async def main(args: argparse.Namespace) -> int:
         figures["db_mib"] = round(sum(p.stat().st_size for p in (folder / "temporal").glob(
             "temporal.db*")) / 2**20)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        for process in (worker, hosts):
+            if process is None:
+                continue
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
         server.stop()
     print(f"steady fleet: {args.nodes} nodes ({args.nodes * 8} GPUs) in pools of "
           f"{args.pool_size}")
-    for key in ("ramp_s", "ramp_cpu_s", "dev_server", "worker", "machine_busy_pct",
-                "faults_injected", "xid_to_cordoned_s", "replacements", "ready_at_end", "db_mib"):
+    for key in ("ramp_s", "ramp_cpu_s", "worker_rss_mib", "burst", "dev_server", "worker",
+                "machine_busy_pct", "faults_injected", "xid_to_cordoned_s", "replacements",
+                "ready_at_end", "db_mib"):
         print(f"  {key}: {figures.get(key)}")
     print(f"wrote {save(f'steady_fleet-{args.nodes}', figures)}")
     return 0
@@ -215,7 +263,17 @@ if __name__ == "__main__":
     parser.add_argument("--settle", type=float, default=30.0,
                         help="seconds after the ramp before measuring")
     parser.add_argument("--faults-per-minute", type=float, default=10.0)
+    parser.add_argument("--burst", type=int, default=0,
+                        help="before the window: this many ready nodes get a fatal Xid at "
+                             "once (e.g. 1000); Xid -> cordoned for each. Use with "
+                             "--faults-per-minute 0")
     parser.add_argument("--ramp-limit", type=float, default=1800.0)
+    parser.add_argument("--hosts-process", action="store_true",
+                        help="run the simulated hosts in a process of their own: the "
+                             "worker's figures are then the control plane's alone")
+    parser.add_argument("--strict-sandbox", action="store_true",
+                        help="the worker imports the workflow modules afresh per instance "
+                             "(the SDK's default; the tree before issue 21's sharing)")
     parser.add_argument("--max-cached-workflows", type=int, default=0,
                         help="the worker's workflow cache (default: every node and pool)")
     sys.exit(asyncio.run(main(parser.parse_args())))

@@ -1,4 +1,8 @@
-"""The node lifecycle end to end on the real Temporal dev server, fake cloud, simulated hosts."""
+"""The node lifecycle end to end on the real Temporal dev server, fake cloud, simulated hosts.
+
+These run the workflows in the SDK's strict sandbox (each instance imports the workflow
+modules afresh, every call checked), where the rest of the suite runs the worker as
+production does, with the modules shared (navarch.temporal.sandbox)."""
 
 from __future__ import annotations
 
@@ -24,6 +28,11 @@ from lifecycle_helpers import (
     temporal_cli,
     transitions,
 )
+
+
+@pytest.fixture(autouse=True)
+def strict_sandbox(monkeypatch):
+    monkeypatch.setenv("NAVARCH_STRICT_SANDBOX", "1")
 
 
 async def test_pool_of_three_comes_up_ready(dev_env, tmp_path):

@@ -33,7 +33,7 @@ from navarch.contracts.names import CONTROL_PLANE_TASK_QUEUE
 from navarch.contracts.spec import ProviderChoice
 from navarch.sim.fakeworld import FakeWorld
 from navarch.temporal.abandoned import QuietAbandonment
-from navarch.temporal.sandbox import keep_bytecode
+from navarch.temporal.sandbox import keep_bytecode, workflow_runner
 from navarch.workflows.registry import WORKFLOWS
 
 from .fleet_gauges import FLEET_GAUGES_SECONDS, FleetGauges
@@ -134,7 +134,7 @@ class ControlPlane:
     shared_host_queue: str = SHARED_HOST_QUEUE
     # Workflows kept in memory between tasks (the SDK's default is 1,000). A task for one
     # that is not re-creates it in the sandbox and replays its history: with more running
-    # workflows than this, every task pays that. ~0.5 MB each.
+    # workflows than this, every task pays that.
     max_cached_workflows: int = 1000
     # A version of a worker deployment (Worker Versioning); None: an unversioned worker.
     deployment: WorkerDeploymentConfig | None = None
@@ -142,6 +142,9 @@ class ControlPlane:
     workflows: Sequence[type] = tuple(WORKFLOWS)
     # How often the fleet gauges are read from the pools (`fleet_gauges.py`); 0: never.
     fleet_gauges_seconds: float = FLEET_GAUGES_SECONDS
+    # The SDK's sandbox as it comes (each instance imports the workflow modules afresh);
+    # None: NAVARCH_STRICT_SANDBOX decides (`navarch.temporal.sandbox.workflow_runner`).
+    strict_sandbox: bool | None = None
     hosts: FakeHostManager | None = field(default=None, init=False)
 
     def _agent_address(self) -> str:
@@ -182,11 +185,12 @@ class ControlPlane:
                 list_nodes, agent_queues, live_nodes]
 
     def worker(self) -> Worker:
-        keep_bytecode()  # the sandbox re-imports workflow modules for each new instance
+        keep_bytecode()  # a strict sandbox re-imports workflow modules for each new instance
         return Worker(self.client, task_queue=self.task_queue, workflows=self.workflows,
                       activities=self.activities(), max_concurrent_activities=500,
                       max_cached_workflows=self.max_cached_workflows,
-                      interceptors=[QuietAbandonment()], deployment_config=self.deployment)
+                      interceptors=[QuietAbandonment()], deployment_config=self.deployment,
+                      workflow_runner=workflow_runner(self.strict_sandbox))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set."""

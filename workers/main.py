@@ -19,6 +19,7 @@ from navarch.sim.fakeworld import FakeWorld
 from navarch.temporal.client import connect
 from navarch.temporal.process import configure_logging, run_until_signalled
 from navarch.temporal.runtime import worker_runtime
+from navarch.temporal.sandbox import strict_requested
 from navarch.temporal.versioning import (
     default_build_id,
     default_deployment,
@@ -64,6 +65,7 @@ def control_plane(client: Client, args: argparse.Namespace) -> ControlPlane:
     return ControlPlane(client, world=world, simulate_hosts=not args.no_simulated_hosts,
                         task_queue=args.task_queue, host_mode=args.simulated_hosts,
                         max_cached_workflows=args.max_cached_workflows,
+                        strict_sandbox=args.strict_sandbox,
                         deployment=(deployment_config(args.deployment_name, args.build_id)
                                     if args.versioned else None))
 
@@ -86,8 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(thousands of hosts; default %(default)s)")
     parser.add_argument("--max-cached-workflows", type=int, default=1000,
                         help="workflows kept in memory between tasks; set it above the "
-                        "number of nodes and pools this worker runs (~0.5 MB each; default "
+                        "number of nodes and pools this worker runs (~0.25 MB each; default "
                         "%(default)s)")
+    parser.add_argument("--strict-sandbox", action="store_true", default=strict_requested(),
+                        help="import the workflow modules afresh in each workflow's sandbox, "
+                        "with every call checked (the SDK's default; slower, more memory). "
+                        "Default: shared by all instances (NAVARCH_STRICT_SANDBOX=1 for strict)")
     parser.add_argument("--versioned", action="store_true",
                         default=os.environ.get("NAVARCH_VERSIONED", "") not in ("", "0"),
                         help="run as a version of a worker deployment (Worker Versioning): "

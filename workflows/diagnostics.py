@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from types import MappingProxyType
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -41,8 +42,8 @@ LOOKUP_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(second
 IDLE_CHECK_TIMEOUT = timedelta(minutes=1)  # one look at the GPU processes (grace 0)
 CHECK_MARGIN = timedelta(minutes=10)  # over a check's own run time: start-up, reporting
 # How long `dcgmi diag -r LEVEL` may run, by level.
-LEVEL_TIME = {1: timedelta(minutes=5), 2: timedelta(minutes=20), 3: timedelta(hours=1),
-              4: timedelta(hours=4)}
+LEVEL_TIME = MappingProxyType({1: timedelta(minutes=5), 2: timedelta(minutes=20),
+                               3: timedelta(hours=1), 4: timedelta(hours=4)})
 
 
 @workflow.defn(name="DiagnosticsWorkflow")

@@ -201,12 +201,12 @@ NOTIFY_RETRY = RetryPolicy(
     maximum_attempts=5, non_retryable_error_types=["NotifierConfigError"],
 )
 
-_FAILED_END = {
+_FAILED_END = frozenset({
     TransitionReason.PROVISION_FAILED,
     TransitionReason.BOOTSTRAP_FAILED,
     TransitionReason.BOOT_TIMEOUT,
     TransitionReason.BOOT_CHECK_FAILED,
-}
+})
 
 
 _T = TypeVar("_T")

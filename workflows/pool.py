@@ -93,9 +93,8 @@ ADOPT_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds
                           non_retryable_error_types=["InvalidRequestError"])
 # Queue depth pushed by a scheduler counts for this many evaluation intervals.
 QUEUE_REPORT_INTERVALS = 10
-_BOOT_FAILURES = {TransitionReason.PROVISION_FAILED, TransitionReason.BOOTSTRAP_FAILED,
-                  TransitionReason.BOOT_TIMEOUT,
-                  TransitionReason.BOOT_CHECK_FAILED}
+_BOOT_FAILURES = frozenset({TransitionReason.PROVISION_FAILED, TransitionReason.BOOTSTRAP_FAILED,
+                            TransitionReason.BOOT_TIMEOUT, TransitionReason.BOOT_CHECK_FAILED})
 
 
 @workflow.defn(name="PoolWorkflow")

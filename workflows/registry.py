@@ -13,5 +13,5 @@ from .node import NodeWorkflow
 from .pool import PoolWorkflow
 from .sweep import OrphanSweepWorkflow
 
-WORKFLOWS: list[type[Any]] = [PoolWorkflow, NodeWorkflow, DiagnosticsWorkflow,
-                               OrphanSweepWorkflow]
+WORKFLOWS: tuple[type[Any], ...] = (PoolWorkflow, NodeWorkflow, DiagnosticsWorkflow,
+                                    OrphanSweepWorkflow)

@@ -64,8 +64,8 @@ TERMINATE_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(sec
                               non_retryable_error_types=["InvalidRequestError"])
 SWEEPS_PER_RUN = 100
 KEEP_RECORDS = 100
-ORPHANS = metrics.gauge_set("orphan_instances", "machines of this installation no live node "
-                                               "owns, by provider and region")
+ORPHANS_GAUGE = ("orphan_instances", "machines of this installation no live node owns, by "
+                                    "provider and region")
 
 
 @workflow.defn(name="OrphanSweepWorkflow")
@@ -80,6 +80,7 @@ class OrphanSweepWorkflow:
         self._wake = False
         self._look = False  # a `check_upgrade` signal: look at the target build now
         self._closing = False  # this run is about to continue as new
+        self._orphans = metrics.gauge_set(*ORPHANS_GAUGE)
 
     @workflow.query(name="status")
     def status(self) -> SweepStatus:
@@ -167,7 +168,7 @@ class OrphanSweepWorkflow:
             config=config, cluster_id=found[0].cluster_id if found else "",
             last_sweep_at=now, orphans=sorted(left, key=lambda o: o.key()), errors=errors,
             results=[r.model_copy(update={"orphans": [], "gone": []}) for r in found])
-        ORPHANS.update(_orphan_counts(left, config.targets))
+        self._orphans.update(_orphan_counts(left, config.targets))
 
     async def _reconcile(self, target: SweepTarget) -> ReconcileResult | str:
         try:

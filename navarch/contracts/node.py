@@ -138,6 +138,14 @@ class RepairAttempt(StoredModel):
     seconds: float = 0.0  # from the rung's start to its outcome
 
 
+class Rejected(StoredModel):
+    """A signal a workflow refused: when, which, and why (the sender is told nothing else)."""
+
+    at: datetime
+    signal: str
+    problem: BoundedText
+
+
 class NodeStatus(StoredModel):
     """What `status` on a NodeWorkflow returns."""
 
@@ -225,14 +233,6 @@ class NodeSummary(StoredModel):
 MAX_GRACE_SECONDS = 7 * 24 * 3600.0  # a drain grace longer than a week is a mistake
 MAX_NODE_ID = 128
 KEEP_REJECTED = 10  # the latest refused signals a node's status shows
-
-
-class Rejected(StoredModel):
-    """A signal a workflow refused: when, which, and why (the sender is told nothing else)."""
-
-    at: datetime
-    signal: str
-    problem: BoundedText
 
 
 # Commands: what signals and updates ask of a node, one typed union (`kind` tells them

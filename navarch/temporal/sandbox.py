@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
 
 def keep_bytecode(cache_dir: Path | None = None) -> Path | None:
     """Where bytecode may not be written, write it under `cache_dir` (default: a per-user
@@ -28,3 +30,38 @@ def keep_bytecode(cache_dir: Path | None = None) -> Path | None:
         sys.pycache_prefix = str(where)
     sys.dont_write_bytecode = False
     return Path(sys.pycache_prefix)
+
+
+# The workflow package, imported once and shared by every workflow instance (see
+# `workflow_runner`).
+WORKFLOW_PACKAGE = "navarch.workflows"
+STRICT_ENV = "NAVARCH_STRICT_SANDBOX"
+
+
+def strict_requested() -> bool:
+    return os.environ.get(STRICT_ENV, "") not in ("", "0")
+
+
+def workflow_runner(strict: bool | None = None) -> SandboxedWorkflowRunner:
+    """The sandbox the control-plane worker runs workflows in.
+
+    By default Navarch's own workflow modules are passed through: imported once by the
+    worker and shared by every instance, instead of executed afresh in each new instance's
+    sandbox. Each NodeWorkflow instance used to carry its own copy of `workflows/node.py`
+    (its class, ~90 functions, their code objects): about 0.25 MiB of a cached workflow's
+    memory and the largest single cost of creating one (600-node ramp, worker RSS 436 →
+    288 MiB). The price: calls inside those modules are no longer intercepted, so a
+    `datetime.now()` there would not be refused at run time. That guard stays where it
+    catches mistakes before production: every recorded history replays in the strict
+    sandbox (`tests/test_replay.py`), the lifecycle tests run strict, and a test forbids
+    non-deterministic imports and module state in `workflows/`. The modules hold no
+    mutable state (the same test checks it), which is what per-instance import protected.
+
+    `strict=True` (or NAVARCH_STRICT_SANDBOX=1) restores the SDK's default, where each
+    instance imports the workflow modules afresh under the sandbox's restrictions."""
+    if strict is None:
+        strict = strict_requested()
+    if strict:
+        return SandboxedWorkflowRunner()
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(WORKFLOW_PACKAGE))
