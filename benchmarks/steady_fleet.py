@@ -35,7 +35,7 @@ from navarch.config.schema import HealthConfig
 from navarch.contracts.names import SA_NODE_STATE, node_workflow_id, pool_workflow_id
 from navarch.contracts.node import NodeState, NodeStatus
 from navarch.sim.fakeworld import FakeWorld
-from navarch.temporal.devserver import DevServer, free_port
+from navarch.temporal.devserver import TASK_QUEUE_PARTITIONS, DevServer, free_port
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -117,7 +117,8 @@ async def main(args: argparse.Namespace) -> int:
     from navarch.contracts.pool import PoolInput, PoolStatus
 
     folder = Path(tempfile.mkdtemp(prefix="navarch-steady-"))
-    server = DevServer(folder / "temporal", port=free_port(), ui_port=free_port())
+    server = DevServer(folder / "temporal", port=free_port(), ui_port=free_port(),
+                       partitions=args.partitions or None)
     server.start()
     assert server.process is not None
     address = f"127.0.0.1:{server.port}"
@@ -139,7 +140,8 @@ async def main(args: argparse.Namespace) -> int:
                                "host_mode": "shared", "persistence": "dev server SQLite (WAL)",
                                "max_cached_workflows": cache,
                                "sandbox": "strict" if args.strict_sandbox else "shared modules",
-                               "hosts_process": args.hosts_process}
+                               "hosts_process": args.hosts_process,
+                               "task_queue_partitions": args.partitions or "server default (4)"}
     try:
         client = await Client.connect(address, data_converter=pydantic_data_converter)
         pools = []
@@ -268,6 +270,9 @@ if __name__ == "__main__":
                              "once (e.g. 1000); Xid -> cordoned for each. Use with "
                              "--faults-per-minute 0")
     parser.add_argument("--ramp-limit", type=float, default=1800.0)
+    parser.add_argument("--partitions", type=int, default=TASK_QUEUE_PARTITIONS,
+                        help="task-queue partitions of the dev server (0: the server's "
+                             "default, 4; default %(default)s, as navarch up runs it)")
     parser.add_argument("--hosts-process", action="store_true",
                         help="run the simulated hosts in a process of their own: the "
                              "worker's figures are then the control plane's alone")

@@ -69,3 +69,37 @@ def test_which_changes_a_node_tells_its_pool_at_once():
         NodeState.PROVISIONING, NodeState.BOOTING, NodeState.BOOT_CHECKING}
     assert tells_pool(NodeState.BOOTING, quiet_boot=True, new_refusals=True)
     assert all(tells_pool(s, quiet_boot=False, new_refusals=False) for s in NodeState)
+
+
+async def test_a_node_the_pool_starts_records_no_patch_markers_and_still_replays(dev_env,
+                                                                                 tmp_path):
+    """The pool tells a new node which patches are in force: no marker and no
+    TemporalChangeVersion upsert per patch; a node started without that (from the CLI)
+    records them as before. Both replay."""
+    from temporalio.client import WorkflowHistory
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.worker import Replayer
+
+    from navarch.contracts.names import node_workflow_id
+    from navarch.workflows.node import NODE_PATCHES
+    from navarch.workflows.registry import WORKFLOWS
+
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        spec = fast_spec(min_nodes=1)
+        await start_pool(client, plane, spec)
+        pool = await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 1,
+                                what="ready")
+        history: WorkflowHistory = await client.get_workflow_handle(
+            node_workflow_id(pool.nodes[0].node_id)).fetch_history()
+    kinds = [e.event_type for e in history.events]
+    assert EventType.EVENT_TYPE_MARKER_RECORDED not in kinds
+    upserts = [e.upsert_workflow_search_attributes_event_attributes.search_attributes
+               for e in history.events
+               if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES]
+    assert upserts and not [u for u in upserts if "TemporalChangeVersion" in u.indexed_fields]
+    started = history.events[0].workflow_execution_started_event_attributes
+    [node_input] = await client.data_converter.decode(started.input.payloads)
+    assert sorted(node_input["patches"]) == sorted(NODE_PATCHES)
+    await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter
+                   ).replay_workflow(history)

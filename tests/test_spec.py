@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from navarch.config.loader import load_config
@@ -43,6 +44,21 @@ def test_default_policy_when_config_names_none(tmp_path):
     spec = build_pool_spec(load_config(tmp_path / "c.yaml"), "p")
     assert spec.health_policy.metadata.name == "navarch-default"
     assert spec.boot_deadline == timedelta(minutes=10)
+
+
+def test_the_default_policy_is_left_out_of_the_stored_spec_and_comes_back(tmp_path, fixtures):
+    """A spec travels in every node's input: the built-in policy (5 of its 6.5 KB) is not
+    written out, and decoding gives it back; a pool's own policy is always written."""
+    (tmp_path / "c.yaml").write_text(
+        "providers: {f: {type: fake}}\npools:\n  p: {provider: f, instance_type: x, max_nodes: 1}\n")
+    spec = build_pool_spec(load_config(tmp_path / "c.yaml"), "p")
+    stored = json.loads(spec.model_dump_json())
+    assert "health_policy" not in stored and len(spec.model_dump_json()) < 2000
+    assert PoolSpec.model_validate(stored) == spec
+    strict = build_pool_spec(load_config(fixtures / "go_config.yaml"), "training")
+    assert strict.health_policy.metadata.name == "strict"
+    back = PoolSpec.model_validate_json(strict.model_dump_json())
+    assert back.health_policy.metadata.name == "strict" and back == strict
 
 
 def test_navarch_additions_boot_checks_and_diagnostics(tmp_path):

@@ -168,6 +168,13 @@ BOOT_LOOKS_PATCH = "boot-looks-v1"
 # it (issue 21): each report costs the node a workflow task and the pool a signal, and a
 # ramp of a thousand nodes spent a third of the server's writes on them.
 BOOT_REPORTS_PATCH = "boot-reports-v1"
+CORDONED_VERDICT_PATCH = "cordoned-verdict-v1"
+# Every patch of this code. A run started by this code (a pool's new node, a continue-as-
+# new) is told in its input that they are all in force, and takes them as applied: asking
+# `workflow.patched` in a new run records a marker and upserts TemporalChangeVersion, one
+# history event and one visibility write each, three per node before it is ready.
+NODE_PATCHES = (OWNERSHIP_PATCH, INSTANCE_GONE_PATCH, REPAIR_LADDER_PATCH, BOOT_LOOKS_PATCH,
+                BOOT_REPORTS_PATCH, CORDONED_VERDICT_PATCH)
 RESET_TIMEOUT = timedelta(minutes=5)
 REBOOT_CALL_TIMEOUT = timedelta(minutes=2)
 REBOOT_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2),
@@ -242,6 +249,7 @@ class NodeWorkflow:
         self._said = ""  # the last thing the workload scheduler said, as recorded
         self._background: list[asyncio.Task[None]] = []
         self._rotation, self._avoid = params.rotation, list(params.avoid)
+        self._in_force = frozenset(params.patches)
         self._owned = True  # the ownership rules (False: a run from before OWNERSHIP_PATCH)
         self._quiet_boot = False  # boot phases reported only when worth it (BOOT_REPORTS_PATCH)
         self._unreported = False  # a boot phase the pool has not heard of yet
@@ -438,9 +446,9 @@ class NodeWorkflow:
 
     @workflow.run
     async def run(self, params: NodeInput) -> NodeStatus:
-        self._owned = workflow.patched(OWNERSHIP_PATCH)
+        self._owned = self._patched(OWNERSHIP_PATCH)
         if params.resume is None:
-            self._quiet_boot = workflow.patched(BOOT_REPORTS_PATCH)
+            self._quiet_boot = self._patched(BOOT_REPORTS_PATCH)
             self._record(NodeState.PROVISIONING, TransitionReason.CREATED,
                          f"replaces {params.replacement_of}" if params.replacement_of else "")
         try:
@@ -453,12 +461,18 @@ class NodeWorkflow:
                 await self._finish_background()
                 await self._close_handlers()
                 continue_as_new(NodeInput(
-                    node_id=params.node_id, spec=self._spec_(), resume=self._record_for_next()))
+                    node_id=params.node_id, spec=self._spec_(), resume=self._record_for_next(),
+                    patches=list(NODE_PATCHES)))
         except _Leave as leave:
             await self._leave(leave)
         await self._finish_background()
         await self._close_handlers()
         return self._rec.status
+
+    def _patched(self, patch: str) -> bool:
+        """`workflow.patched`, for a patch the run's input does not already say is in force
+        (NodeInput.patches: a run that code with this patch started)."""
+        return patch in self._in_force or workflow.patched(patch)
 
     async def _close_handlers(self) -> None:
         """Updates still waiting answer now (refusing new ones) before this run ends."""
@@ -581,7 +595,7 @@ class NodeWorkflow:
 
     async def _boot(self) -> None:
         spec, st = self._spec_(), self._st()
-        if workflow.patched(BOOT_LOOKS_PATCH):
+        if self._patched(BOOT_LOOKS_PATCH):
             inventory = await self._first_answer(spec.boot_deadline)
         else:
             inventory = await self._first_answer_in_one_look(spec.boot_deadline)
@@ -775,7 +789,7 @@ class NodeWorkflow:
                 if kind == "watch":
                     self._record(NodeState.UNREACHABLE, TransitionReason.UNREACHABLE,
                                  activity_cause(err))
-                    if workflow.patched(INSTANCE_GONE_PATCH):
+                    if self._patched(INSTANCE_GONE_PATCH):
                         gone = await self._gone_at_cloud()
                         if gone:
                             await self._stop_watching(current)
@@ -924,7 +938,7 @@ class NodeWorkflow:
                 metrics.observe_seconds("fault_to_cordon_seconds", now - self._rec.fault_at,
                                         {"pool": st.pool},
                                         "from a GPU fault to its node's cordon")
-            elif workflow.patched("cordoned-verdict-v1"):
+            elif self._patched(CORDONED_VERDICT_PATCH):
                 self._record(NodeState.CORDONED, TransitionReason.UNHEALTHY, detail,
                              report=False)  # the repair request below reports it
             self._request_repair(TransitionReason.UNHEALTHY, detail)
@@ -967,7 +981,7 @@ class NodeWorkflow:
                 unreachable = self._rec.repair_cause is TransitionReason.UNREACHABLE
                 if not unreachable:
                     choice = self._choose_rung()
-                    if choice.rung != "replace" and workflow.patched(REPAIR_LADDER_PATCH):
+                    if choice.rung != "replace" and self._patched(REPAIR_LADDER_PATCH):
                         if choice.rung is None:
                             self._record(st.state, TransitionReason.REPAIR, choice.why)
                             return choice.why

@@ -74,7 +74,7 @@ with workflow.unsafe.imports_passed_through():
     from navarch.decisions.node import spec_changes
 
 from . import metrics
-from .node import NodeWorkflow
+from .node import NODE_PATCHES, NodeWorkflow
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -548,7 +548,8 @@ class PoolWorkflow:
         child = await workflow.start_child_workflow(
             NodeWorkflow.run,
             NodeInput(node_id=node_id, spec=spec, replacement_of=replaced,
-                      rotation=s.provisioned - 1, avoid=sorted(s.capacity_misses)),
+                      rotation=s.provisioned - 1, avoid=sorted(s.capacity_misses),
+                      patches=list(NODE_PATCHES)),
             id=node_workflow_id(node_id),
             task_queue=workflow.info().task_queue,
             parent_close_policy=ParentClosePolicy.ABANDON,

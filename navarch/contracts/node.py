@@ -390,3 +390,7 @@ class NodeInput(StoredModel):
     resume: NodeResume | None = None
     rotation: int = 0  # this node's turn, for round-robin placement
     avoid: list[str] = Field(default_factory=list)  # placements recently out of capacity
+    # Workflow patches in force from the run's start, set by the code that starts it (the
+    # pool, a continue-as-new): the run takes them as applied instead of recording a marker
+    # for each. Empty (a start from the CLI, an older pool): each is asked as it comes.
+    patches: list[str] = Field(default_factory=list)

@@ -22,6 +22,10 @@ from navarch.temporal.client import connect_local, temporal_cli_path
 
 DEFAULT_PORT = 7233
 DEFAULT_UI_PORT = 8233
+# Task-queue partitions of the embedded server. A server's default is 4, which spreads a
+# queue over matching hosts; one process has one, and there each extra partition only
+# forwards polls and tasks to the others.
+TASK_QUEUE_PARTITIONS = 1
 
 
 def port_open(host: str, port: int) -> bool:
@@ -57,8 +61,10 @@ class DevServer:
 
     def __init__(self, home: Path, *, port: int = DEFAULT_PORT,
                  ui_port: int | None = DEFAULT_UI_PORT, persist: bool = True,
-                 log_level: str = "warn", codec_endpoint: str | None = None) -> None:
+                 log_level: str = "warn", codec_endpoint: str | None = None,
+                 partitions: int | None = TASK_QUEUE_PARTITIONS) -> None:
         self.home = home
+        self.partitions = partitions
         self.codec_endpoint = codec_endpoint
         self.port = port
         self.ui_port = ui_port
@@ -89,8 +95,15 @@ class DevServer:
             temporal_cli_path(), "server", "start-dev",
             "--ip", "127.0.0.1", "--port", str(self.port), *ui, *db,
             "--log-level", self.log_level,
-            *search_attribute_flags(),
+            *search_attribute_flags(), *self._partition_flags(),
         ]
+
+    def _partition_flags(self) -> list[str]:
+        if self.partitions is None:  # the server's own default (4)
+            return []
+        return [flag for key in ("matching.numTaskqueueReadPartitions",
+                                 "matching.numTaskqueueWritePartitions")
+                for flag in ("--dynamic-config-value", f"{key}={self.partitions}")]
 
     def start(self, *, ready_within: float = 60.0) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
