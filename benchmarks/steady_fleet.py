@@ -35,7 +35,7 @@ from navarch.config.schema import HealthConfig
 from navarch.contracts.names import SA_NODE_STATE, node_workflow_id, pool_workflow_id
 from navarch.contracts.node import NodeState, NodeStatus
 from navarch.sim.fakeworld import FakeWorld
-from navarch.temporal.devserver import TASK_QUEUE_PARTITIONS, DevServer, free_port
+from navarch.temporal.devserver import DevServer, free_port
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -93,10 +93,14 @@ async def cordoned_after(client: Client, node_id: str, at: datetime) -> float | 
     return None if cordoned is None else (cordoned - at).total_seconds()
 
 
-async def burst(client: Client, world: FakeWorld, count: int, nodes: int) -> dict[str, Any]:
+async def burst(client: Client, world: FakeWorld, count: int, nodes: int,
+                meters: dict[str, ProcessMeter]) -> dict[str, Any]:
     """`count` ready nodes get a fatal Xid at once, each timed from its own write; waits
-    (on one count query) until they have left `ready`, then reads each one's cordon."""
+    (on one count query) until they have left `ready`, then reads each one's cordon. CPU
+    seconds of each process from the first write until all have left `ready`."""
     victims = [i.node_id for i in world.instances(live_only=True)][:count]
+    cpu0 = {name: m.cpu_seconds() for name, m in meters.items()}
+    t0 = time.monotonic()
     written: dict[str, datetime] = {}
     for node_id in victims:
         written[node_id] = datetime.now(UTC)
@@ -107,9 +111,12 @@ async def burst(client: Client, world: FakeWorld, count: int, nodes: int) -> dic
         if await ready_count(client) <= nodes - len(victims):
             break
         await asyncio.sleep(0.5)
+    took = time.monotonic() - t0
+    cpu = {name: round(m.cpu_seconds() - cpu0[name], 1) for name, m in meters.items()}
     latencies = [s for n in victims
                  if (s := await cordoned_after(client, n, written[n])) is not None]
     return {"nodes": len(victims), "writes_took_s": round(spread, 2),
+            "all_left_ready_s": round(took, 1), "cpu_s": cpu,
             "cordoned": len(latencies), "xid_to_cordoned_s": summary(latencies)}
 
 
@@ -117,8 +124,10 @@ async def main(args: argparse.Namespace) -> int:
     from navarch.contracts.pool import PoolInput, PoolStatus
 
     folder = Path(tempfile.mkdtemp(prefix="navarch-steady-"))
+    # --partitions 0 leaves the server's default, and runs against a tree from before the
+    # setting (old-and-new comparisons run this script against an older checkout).
     server = DevServer(folder / "temporal", port=free_port(), ui_port=free_port(),
-                       partitions=args.partitions or None)
+                       **({"partitions": args.partitions} if args.partitions else {}))
     server.start()
     assert server.process is not None
     address = f"127.0.0.1:{server.port}"
@@ -193,7 +202,10 @@ async def main(args: argparse.Namespace) -> int:
         print(f"worker RSS {figures['worker_rss_mib']}", flush=True)
         await asyncio.sleep(args.settle)
         if args.burst:
-            figures["burst"] = await burst(client, world, args.burst, args.nodes)
+            meters = {"dev_server": dev, "worker": wrk}
+            if hosts is not None:
+                meters["hosts"] = ProcessMeter(hosts.pid)
+            figures["burst"] = await burst(client, world, args.burst, args.nodes, meters)
             print(f"burst: {figures['burst']}", flush=True)
 
         cpu0 = (dev.cpu_seconds(), wrk.cpu_seconds(), *machine_busy())
@@ -270,7 +282,7 @@ if __name__ == "__main__":
                              "once (e.g. 1000); Xid -> cordoned for each. Use with "
                              "--faults-per-minute 0")
     parser.add_argument("--ramp-limit", type=float, default=1800.0)
-    parser.add_argument("--partitions", type=int, default=TASK_QUEUE_PARTITIONS,
+    parser.add_argument("--partitions", type=int, default=1,
                         help="task-queue partitions of the dev server (0: the server's "
                              "default, 4; default %(default)s, as navarch up runs it)")
     parser.add_argument("--hosts-process", action="store_true",

@@ -103,3 +103,23 @@ async def test_a_node_the_pool_starts_records_no_patch_markers_and_still_replays
     assert sorted(node_input["patches"]) == sorted(NODE_PATCHES)
     await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter
                    ).replay_workflow(history)
+
+
+async def test_a_fault_is_one_report_cordoned_and_awaiting_repair(dev_env, tmp_path):
+    """The cordon and the repair request of one fault happen in one workflow task and reach
+    the pool as one signal (a thousand faults at once were two thousand signals)."""
+    from lifecycle_helpers import node_status, ready_pool
+
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        spec, status = await ready_pool(client, plane, min_nodes=1,
+                                        health={"auto_replace": False})
+        node_id = status.nodes[0].node_id
+        plane.world.inject(node_id, "xid", value=79)
+        await eventually(lambda: node_status(client, node_id),
+                         lambda n: n.state.value == "cordoned", what="cordoned")
+        pool = await eventually(lambda: pool_status(client, spec.name),
+                                lambda p: p.awaiting_repair == [node_id], what="asked")
+        assert (await reports_per_node(client, spec.name))[node_id] == ["ready", "cordoned"]
+        [node] = pool.nodes
+        assert node.state.value == "cordoned" and node.awaiting_repair

@@ -169,12 +169,16 @@ BOOT_LOOKS_PATCH = "boot-looks-v1"
 # ramp of a thousand nodes spent a third of the server's writes on them.
 BOOT_REPORTS_PATCH = "boot-reports-v1"
 CORDONED_VERDICT_PATCH = "cordoned-verdict-v1"
+# The patch that sends the pool one report for the changes of one workflow task (issue 21):
+# a fault's cordon and its repair request were two signals, each costing the pool an event
+# and the node an event and a workflow task, while a thousand nodes failed at once.
+ONE_REPORT_PATCH = "one-report-per-task-v1"
 # Every patch of this code. A run started by this code (a pool's new node, a continue-as-
 # new) is told in its input that they are all in force, and takes them as applied: asking
 # `workflow.patched` in a new run records a marker and upserts TemporalChangeVersion, one
 # history event and one visibility write each, three per node before it is ready.
 NODE_PATCHES = (OWNERSHIP_PATCH, INSTANCE_GONE_PATCH, REPAIR_LADDER_PATCH, BOOT_LOOKS_PATCH,
-                BOOT_REPORTS_PATCH, CORDONED_VERDICT_PATCH)
+                BOOT_REPORTS_PATCH, CORDONED_VERDICT_PATCH, ONE_REPORT_PATCH)
 RESET_TIMEOUT = timedelta(minutes=5)
 REBOOT_CALL_TIMEOUT = timedelta(minutes=2)
 REBOOT_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2),
@@ -250,6 +254,7 @@ class NodeWorkflow:
         self._background: list[asyncio.Task[None]] = []
         self._rotation, self._avoid = params.rotation, list(params.avoid)
         self._in_force = frozenset(params.patches)
+        self._outbox: NodeReport | None = None  # the report this task sends the pool
         self._owned = True  # the ownership rules (False: a run from before OWNERSHIP_PATCH)
         self._quiet_boot = False  # boot phases reported only when worth it (BOOT_REPORTS_PATCH)
         self._unreported = False  # a boot phase the pool has not heard of yet
@@ -1487,7 +1492,19 @@ class NodeWorkflow:
             run_chain=workflow.info().first_execution_run_id,
         )
         self._misses_reported = len(report.capacity_misses)
-        self._background.append(asyncio.ensure_future(self._send_report(report)))
+        if not self._patched(ONE_REPORT_PATCH):
+            self._background.append(asyncio.ensure_future(self._send_report(report)))
+            return
+        # The report goes out when this task's code yields: a later change in the same
+        # stretch replaces it (the pool keeps a node's latest state; its seq is higher).
+        if self._outbox is None:
+            self._background.append(asyncio.ensure_future(self._send_outbox()))
+        self._outbox = report
+
+    async def _send_outbox(self) -> None:
+        report, self._outbox = self._outbox, None
+        if report is not None:
+            await self._send_report(report)
 
     def _next_report_seq(self) -> int:
         # Signals to the pool may arrive out of order; the pool keeps the highest seq.
