@@ -150,7 +150,7 @@ async def main(args: argparse.Namespace) -> int:
                                "max_cached_workflows": cache,
                                "sandbox": "strict" if args.strict_sandbox else "shared modules",
                                "hosts_process": args.hosts_process,
-                               "task_queue_partitions": args.partitions or "server default (4)"}
+                               "write_partitions": args.partitions or "server default (4)"}
     try:
         client = await Client.connect(address, data_converter=pydantic_data_converter)
         pools = []
@@ -283,7 +283,7 @@ if __name__ == "__main__":
                              "--faults-per-minute 0")
     parser.add_argument("--ramp-limit", type=float, default=1800.0)
     parser.add_argument("--partitions", type=int, default=1,
-                        help="task-queue partitions of the dev server (0: the server's "
+                        help="task-queue partitions the dev server writes to (0: the server's "
                              "default, 4; default %(default)s, as navarch up runs it)")
     parser.add_argument("--hosts-process", action="store_true",
                         help="run the simulated hosts in a process of their own: the "

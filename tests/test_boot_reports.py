@@ -13,7 +13,15 @@ from navarch.contracts.node import NodeState
 from navarch.contracts.spec import ProviderChoice
 from navarch.decisions.node import tells_pool
 
-from lifecycle_helpers import control_plane, eventually, fast_spec, pool_status, start_pool
+from lifecycle_helpers import (
+    control_plane,
+    eventually,
+    fast_spec,
+    node_status,
+    pool_status,
+    ready_pool,
+    start_pool,
+)
 
 
 async def reports_per_node(client, pool: str) -> dict[str, list[str]]:
@@ -108,8 +116,6 @@ async def test_a_node_the_pool_starts_records_no_patch_markers_and_still_replays
 async def test_a_fault_is_one_report_cordoned_and_awaiting_repair(dev_env, tmp_path):
     """The cordon and the repair request of one fault happen in one workflow task and reach
     the pool as one signal (a thousand faults at once were two thousand signals)."""
-    from lifecycle_helpers import node_status, ready_pool
-
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:
         spec, status = await ready_pool(client, plane, min_nodes=1,

@@ -22,9 +22,11 @@ from navarch.temporal.client import connect_local, temporal_cli_path
 
 DEFAULT_PORT = 7233
 DEFAULT_UI_PORT = 8233
-# Task-queue partitions of the embedded server. A server's default is 4, which spreads a
-# queue over matching hosts; one process has one, and there each extra partition only
-# forwards polls and tasks to the others.
+# Task-queue partitions new tasks are written to on the embedded server. A server's default
+# is 4, which spreads a queue over matching hosts; one process has one, and there a task
+# in a partition's backlog waits for a poll to land on that partition. Reads stay at the
+# server's 4: a backlog an earlier server left in another partition of a kept database is
+# still drained (lowering reads with it would strand those tasks).
 TASK_QUEUE_PARTITIONS = 1
 
 
@@ -101,9 +103,8 @@ class DevServer:
     def _partition_flags(self) -> list[str]:
         if self.partitions is None:  # the server's own default (4)
             return []
-        return [flag for key in ("matching.numTaskqueueReadPartitions",
-                                 "matching.numTaskqueueWritePartitions")
-                for flag in ("--dynamic-config-value", f"{key}={self.partitions}")]
+        return ["--dynamic-config-value",
+                f"matching.numTaskqueueWritePartitions={self.partitions}"]
 
     def start(self, *, ready_within: float = 60.0) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
