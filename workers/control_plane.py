@@ -9,6 +9,7 @@ import importlib.util
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker, WorkerDeploymentConfig
@@ -33,10 +34,13 @@ from navarch.contracts.names import CONTROL_PLANE_TASK_QUEUE
 from navarch.contracts.spec import ProviderChoice
 from navarch.sim.fakeworld import FakeWorld
 from navarch.temporal.abandoned import QuietAbandonment
+from navarch.temporal.fork_guard import ForkGuard
 from navarch.temporal.sandbox import keep_bytecode, workflow_runner
 from navarch.workflows.registry import WORKFLOWS
 
 from .fleet_gauges import FLEET_GAUGES_SECONDS, FleetGauges
+
+STICKY_TIMEOUT = timedelta(seconds=10)
 
 
 def installed(module: str) -> bool:
@@ -145,6 +149,10 @@ class ControlPlane:
     # The SDK's sandbox as it comes (each instance imports the workflow modules afresh);
     # None: NAVARCH_STRICT_SANDBOX decides (`navarch.temporal.sandbox.workflow_runner`).
     strict_sandbox: bool | None = None
+    # How long a workflow task waits on the queue of the worker that ran the workflow last
+    # (which holds it in memory) before any worker may take it: the time a SIGKILLed
+    # worker's workflows stand still. The SDK's default is 10 s.
+    sticky_timeout: timedelta = STICKY_TIMEOUT
     hosts: FakeHostManager | None = field(default=None, init=False)
 
     def _agent_address(self) -> str:
@@ -190,7 +198,8 @@ class ControlPlane:
                       activities=self.activities(), max_concurrent_activities=500,
                       max_cached_workflows=self.max_cached_workflows,
                       interceptors=[QuietAbandonment()], deployment_config=self.deployment,
-                      workflow_runner=workflow_runner(self.strict_sandbox))
+                      workflow_runner=ForkGuard(workflow_runner(self.strict_sandbox)),
+                      sticky_queue_schedule_to_start_timeout=self.sticky_timeout)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set."""

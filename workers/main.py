@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from navarch.temporal.versioning import (
     ensure_current,
 )
 
-from .control_plane import ControlPlane
+from .control_plane import STICKY_TIMEOUT, ControlPlane
 
 log = logging.getLogger("navarch.worker")
 DEFAULT_METRICS_PORT = 9400  # the agent's is 9401
@@ -58,6 +59,17 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
     return 0
 
 
+def positive_seconds(text: str) -> float:
+    """A number of seconds above zero, for a flag."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be above 0 seconds")
+    return value
+
+
 def control_plane(client: Client, args: argparse.Namespace) -> ControlPlane:
     """The worker's parts as the flags ask: the fake cloud and its simulated hosts only with
     --fake-cloud, so a production worker never offers a fake provider."""
@@ -66,6 +78,7 @@ def control_plane(client: Client, args: argparse.Namespace) -> ControlPlane:
                         task_queue=args.task_queue, host_mode=args.simulated_hosts,
                         max_cached_workflows=args.max_cached_workflows,
                         strict_sandbox=args.strict_sandbox,
+                        sticky_timeout=timedelta(seconds=args.sticky_timeout),
                         deployment=(deployment_config(args.deployment_name, args.build_id)
                                     if args.versioned else None))
 
@@ -89,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-cached-workflows", type=int, default=1000,
                         help="workflows kept in memory between tasks; set it above the "
                         "number of nodes and pools this worker runs (~0.25 MB each; default "
+                        "%(default)s)")
+    parser.add_argument("--sticky-timeout", type=positive_seconds,
+                        default=STICKY_TIMEOUT.total_seconds(),
+                        help="seconds a workflow's next task waits for the worker that ran "
+                        "it last (which holds it in memory) before any worker takes it: how "
+                        "long the workflows of a crashed worker stand still (default "
                         "%(default)s)")
     parser.add_argument("--strict-sandbox", action="store_true", default=strict_requested(),
                         help="import the workflow modules afresh in each workflow's sandbox, "

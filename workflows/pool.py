@@ -81,6 +81,9 @@ M = TypeVar("M", bound=BaseModel)
 # The patch after which operator-held nodes sit outside the pool's count, and running nodes
 # hear of spec changes (issue 15).
 HOLDS_PATCH = "holds-v1"
+# One wake timer for the loop, armed again only when it fired or an earlier wake is due,
+# instead of a timer for every turn of the loop (see `_sleep`).
+STEADY_WAKE_PATCH = "steady-wake-v1"
 KEEP_FINISHED_NODES = 50
 KEEP_EVENTS = 100
 KEEP_DECISIONS = 50
@@ -108,6 +111,9 @@ class PoolWorkflow:
         self._dirty = True
         self._holds = True  # False: a run from before HOLDS_PATCH
         self._more = False  # nodes still to start after this round (batched starts)
+        self._steady_wake = False  # False: a run from before STEADY_WAKE_PATCH
+        self._wake: asyncio.Task[None] | None = None  # the loop's wake timer
+        self._wake_at: datetime | None = None
         self._background: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ handlers
@@ -385,6 +391,7 @@ class PoolWorkflow:
                 f"workflow id {workflow.info().workflow_id!r} does not match the spec's "
                 f"name {params.spec.name!r}; start the pool as {wanted!r}")
         self._holds = workflow.patched(HOLDS_PATCH)
+        self._steady_wake = workflow.patched(STEADY_WAKE_PATCH)
         if params.state is None:
             self._event("created", f"target {self._state.target}")
         workflow.upsert_search_attributes([SA_POOL.value_set(params.spec.name)])
@@ -404,10 +411,35 @@ class PoolWorkflow:
                 s.runs += 1
                 continue_as_new(PoolInput(spec=self._spec_(), state=s))
             self._dirty = self._more
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(lambda: self._dirty, timeout=self._next_wake())
+            await self._sleep()
         await self._drain_background()
         return self.status()
+
+    async def _sleep(self) -> None:
+        """Wait for something to do, or the next wake.
+
+        One timer wakes the loop: it is armed again only when it has fired or an earlier
+        wake is due, never for a turn of the loop as such. The SDK may run the events of one
+        workflow task in two activations (a worker that answered a query while the task
+        waited for a dead worker has run the first events already) where a replay runs
+        them in one; a timer per turn then gave the replay one timer fewer, and it failed
+        with a nondeterminism error (tests/test_scale_out_e2e.py)."""
+        if not self._steady_wake:
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: self._dirty, timeout=self._next_wake())
+            return
+        at = workflow.now() + self._next_wake()
+        if self._wake is None or self._wake.done() or (self._wake_at is not None
+                                                        and at < self._wake_at):
+            if self._wake is not None:
+                self._wake.cancel()
+            self._wake_at = at
+            self._wake = asyncio.ensure_future(self._wake_up(at - workflow.now()))
+        await workflow.wait_condition(lambda: self._dirty)
+
+    async def _wake_up(self, after: timedelta) -> None:
+        await workflow.sleep(after)
+        self._dirty = True
 
     async def _adopt(self) -> None:
         """A pool that starts while node workflows of its name still run (it was terminated
