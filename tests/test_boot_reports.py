@@ -7,11 +7,16 @@ start, is told too; that wait is not run here.)"""
 from __future__ import annotations
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
-from navarch.contracts.names import pool_workflow_id
+from navarch.contracts.names import node_workflow_id, pool_workflow_id
 from navarch.contracts.node import NodeState
 from navarch.contracts.spec import ProviderChoice
 from navarch.decisions.node import tells_pool
+from navarch.workflows.node import NODE_PATCHES
+from navarch.workflows.registry import WORKFLOWS
 
 from lifecycle_helpers import (
     control_plane,
@@ -43,10 +48,7 @@ async def reports_per_node(client, pool: str) -> dict[str, list[str]]:
 async def test_a_quick_boot_is_one_report_ready(dev_env, tmp_path):
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:
-        spec = fast_spec(min_nodes=3)
-        await start_pool(client, plane, spec)
-        pool = await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 3,
-                                what="ready")
+        spec, pool = await ready_pool(client, plane, min_nodes=3)
         reports = await reports_per_node(client, spec.name)
         assert reports == {n.node_id: ["ready"] for n in pool.nodes}
         assert {n.provider for n in pool.nodes} == {"sim"}  # the pool still knows where
@@ -84,20 +86,9 @@ async def test_a_node_the_pool_starts_records_no_patch_markers_and_still_replays
     """The pool tells a new node which patches are in force: no marker and no
     TemporalChangeVersion upsert per patch; a node started without that (from the CLI)
     records them as before. Both replay."""
-    from temporalio.client import WorkflowHistory
-    from temporalio.contrib.pydantic import pydantic_data_converter
-    from temporalio.worker import Replayer
-
-    from navarch.contracts.names import node_workflow_id
-    from navarch.workflows.node import NODE_PATCHES
-    from navarch.workflows.registry import WORKFLOWS
-
     client = dev_env.client
     async with control_plane(client, tmp_path) as plane:
-        spec = fast_spec(min_nodes=1)
-        await start_pool(client, plane, spec)
-        pool = await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 1,
-                                what="ready")
+        _, pool = await ready_pool(client, plane, min_nodes=1)
         history: WorkflowHistory = await client.get_workflow_handle(
             node_workflow_id(pool.nodes[0].node_id)).fetch_history()
     kinds = [e.event_type for e in history.events]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -113,7 +113,7 @@ class PoolWorkflow:
         self._more = False  # nodes still to start after this round (batched starts)
         self._steady_wake = False  # False: a run from before STEADY_WAKE_PATCH
         self._wake: asyncio.Task[None] | None = None  # the loop's wake timer
-        self._wake_at: datetime | None = None
+        self._wake_at = datetime.min.replace(tzinfo=UTC)  # when it fires
         self._background: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ handlers
@@ -428,13 +428,12 @@ class PoolWorkflow:
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._dirty, timeout=self._next_wake())
             return
-        at = workflow.now() + self._next_wake()
-        if self._wake is None or self._wake.done() or (self._wake_at is not None
-                                                        and at < self._wake_at):
+        wake = self._next_wake()
+        at = workflow.now() + wake
+        if self._wake is None or self._wake.done() or at < self._wake_at:
             if self._wake is not None:
                 self._wake.cancel()
-            self._wake_at = at
-            self._wake = asyncio.ensure_future(self._wake_up(at - workflow.now()))
+            self._wake, self._wake_at = asyncio.ensure_future(self._wake_up(wake)), at
         await workflow.wait_condition(lambda: self._dirty)
 
     async def _wake_up(self, after: timedelta) -> None:
