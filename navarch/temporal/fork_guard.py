@@ -31,9 +31,10 @@ from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails, Workflo
 
 log = logging.getLogger(__name__)
 
-REFUSAL = ("navarch fork guard: this worker replayed the workflow to answer a query and "
-           "was about to run events that no workflow task has taken yet; it drops the "
-           "workflow from memory instead, so that their task replays it whole")
+REFUSAL = ("navarch fork guard: the worker that ran this workflow is gone and its next "
+           "task is still waiting for it; this worker will not answer from a replay that "
+           "runs that task's events early (it would fork the workflow's history). Ask "
+           "again in a few seconds")
 
 
 def runs_pending_events(previous: WorkflowActivation | None, act: WorkflowActivation) -> bool:
