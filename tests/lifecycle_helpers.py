@@ -45,7 +45,11 @@ def fast_spec(name: str | None = None, **overrides: Any) -> PoolSpec:
         "min_nodes": 3,
         "max_nodes": 10,
         "health_check_interval": timedelta(milliseconds=100),
-        "heartbeat_timeout": timedelta(seconds=2),
+        # The agent's SDK sends a heartbeat once per 0.8 x this timeout, so the server
+        # hears from a live watch with 20% of the timeout to spare: 1 s here. At 2 s (0.4 s
+        # to spare) a CI machine busy starting a CLI process timed out a live node's watch
+        # and the node went unreachable mid-test.
+        "heartbeat_timeout": timedelta(seconds=5),
         "boot_deadline": timedelta(seconds=20),
         "autoscale_interval": timedelta(seconds=2),
         "health": HealthConfig(**{
