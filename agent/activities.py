@@ -77,6 +77,9 @@ class AgentActivities:
 
     @activity.defn(name=agent_api.GPU_INVENTORY)
     async def gpu_inventory(self, node_id: str) -> Inventory:
+        return self._inventory()
+
+    def _inventory(self) -> Inventory:
         inventory = self.backend.inventory()
         if not inventory.hostname:
             inventory.hostname = socket.gethostname()
@@ -108,7 +111,7 @@ class AgentActivities:
     async def boot_check(self, params: BootCheckInput) -> BootCheckResult:
         checks: list[CheckResult] = []
         try:
-            inventory = self.backend.inventory()
+            inventory = self._inventory()
         except BackendError as exc:
             checks.append(CheckResult(name="driver", status="fail", detail=str(exc)))
             return BootCheckResult(passed=False, checks=checks)
@@ -141,7 +144,8 @@ class AgentActivities:
                 self.backend.memory_check, random.choice(inventory.gpus).index)))
         for unit in params.required_services:
             checks.append(self.backend.service_active(unit))
-        return BootCheckResult(passed=all(c.status != "fail" for c in checks), checks=checks)
+        return BootCheckResult(passed=all(c.status != "fail" for c in checks), checks=checks,
+                               inventory=inventory)
 
     @activity.defn(name=agent_api.WATCH_HEALTH)
     async def watch_health(self, params: WatchHealthInput) -> WatchHealthResult:

@@ -93,6 +93,18 @@ async def cordoned_after(client: Client, node_id: str, at: datetime) -> float | 
     return None if cordoned is None else (cordoned - at).total_seconds()
 
 
+async def watch_completed_after(client: Client, node_id: str, at: datetime) -> float | None:
+    """Seconds from `at` to the server recording the node's first activity completion after
+    it (the watch that saw the fault): the agent's half of Xid -> cordoned."""
+    handle = client.get_workflow_handle(node_workflow_id(node_id))
+    async for event in handle.fetch_history_events():
+        if event.HasField("activity_task_completed_event_attributes"):
+            when = event.event_time.ToDatetime(tzinfo=UTC)
+            if when >= at:
+                return (when - at).total_seconds()
+    return None
+
+
 async def burst(client: Client, world: FakeWorld, count: int, nodes: int,
                 meters: dict[str, ProcessMeter]) -> dict[str, Any]:
     """`count` ready nodes get a fatal Xid at once, each timed from its own write; waits
@@ -115,9 +127,15 @@ async def burst(client: Client, world: FakeWorld, count: int, nodes: int,
     cpu = {name: round(m.cpu_seconds() - cpu0[name], 1) for name, m in meters.items()}
     latencies = [s for n in victims
                  if (s := await cordoned_after(client, n, written[n])) is not None]
+    # Where the time went, on every tenth victim: the agent's half (write -> the server
+    # has the watch's completion) and the control plane's (-> the node's task cordons).
+    sample = victims[::10]
+    agent_half = [s for n in sample
+                  if (s := await watch_completed_after(client, n, written[n])) is not None]
     return {"nodes": len(victims), "writes_took_s": round(spread, 2),
             "all_left_ready_s": round(took, 1), "cpu_s": cpu,
-            "cordoned": len(latencies), "xid_to_cordoned_s": summary(latencies)}
+            "cordoned": len(latencies), "xid_to_cordoned_s": summary(latencies),
+            "xid_to_watch_completed_s": summary(agent_half)}
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -165,7 +183,8 @@ async def main(args: argparse.Namespace) -> int:
             spec = pool_spec(size, health_check_interval=timedelta(seconds=60),
                              heartbeat_timeout=timedelta(seconds=90),
                              boot_deadline=timedelta(minutes=10),
-                             health=HealthConfig(unhealthy_after=1, drain_grace=timedelta(0)))
+                             health=HealthConfig(unhealthy_after=1, drain_grace=timedelta(0),
+                                                 auto_replace=not args.no_replace))
             await client.start_workflow("PoolWorkflow", PoolInput(spec=spec),
                                         id=pool_workflow_id(spec.name), task_queue=queue)
             pools.append(spec.name)
@@ -281,6 +300,9 @@ if __name__ == "__main__":
                         help="before the window: this many ready nodes get a fatal Xid at "
                              "once (e.g. 1000); Xid -> cordoned for each. Use with "
                              "--faults-per-minute 0")
+    parser.add_argument("--no-replace", action="store_true",
+                        help="pools with auto_replace off: a fault cordons its node and "
+                             "nothing follows (the cordon path alone)")
     parser.add_argument("--ramp-limit", type=float, default=1800.0)
     parser.add_argument("--partitions", type=int, default=1,
                         help="task-queue partitions the dev server writes to (0: the server's "

@@ -1,16 +1,24 @@
-"""What a booting node tells its pool. A quick boot's phases are not reported one by one (each
-report costs the node a workflow task and the pool a signal): the pool hears from the node
-when it is ready. Capacity refusals met while provisioning are told at once, so the pool
-steers its next nodes away. (A boot that outlasts a 30 s look at the agent, a cloud's cold
-start, is told too; that wait is not run here.)"""
+"""What a booting node costs and tells its pool. A quick boot's phases are not reported one
+by one (each report costs the node a workflow task and the pool a signal): the pool hears
+from the node when it is ready. Capacity refusals met while provisioning are told at once,
+so the pool steers its next nodes away. (A boot that outlasts a 30 s look at the agent, a
+cloud's cold start, is told too; that wait is not run here.) The new machine's agent is
+asked once: its boot checks, whose result carries the inventory that registers it."""
 
 from __future__ import annotations
 
+import json
+
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from navarch.agent import fake_host
+from navarch.agent.activities import AgentActivities
+from navarch.contracts import agent as agent_api
+from navarch.contracts.agent import BootCheckInput, BootCheckResult
 from navarch.contracts.names import node_workflow_id, pool_workflow_id
 from navarch.contracts.node import NodeState
 from navarch.contracts.spec import ProviderChoice
@@ -26,6 +34,7 @@ from lifecycle_helpers import (
     pool_status,
     ready_pool,
     start_pool,
+    transitions,
 )
 
 
@@ -120,3 +129,89 @@ async def test_a_fault_is_one_report_cordoned_and_awaiting_repair(dev_env, tmp_p
         assert (await reports_per_node(client, spec.name))[node_id] == ["ready", "cordoned"]
         [node] = pool.nodes
         assert node.state.value == "cordoned" and node.awaiting_repair
+
+
+async def boot_calls(client, node_id: str) -> tuple[list[str], list[str]]:
+    """A node's activities, in the order it scheduled them, and the node states it
+    published as search attributes."""
+    history = await client.get_workflow_handle(node_workflow_id(node_id)).fetch_history()
+    activities, published = [], []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            activities.append(event.activity_task_scheduled_event_attributes.activity_type.name)
+        if event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+            published.append(json.loads(fields.indexed_fields["NavarchNodeState"].data))
+    return activities, published
+
+
+async def test_a_new_machine_is_registered_and_checked_in_one_agent_call(dev_env, tmp_path):
+    """Boot checks first: their result carries the inventory, so registering the machine
+    and judging it is one activity and one workflow task. Both transitions are kept; only
+    where the task ends (ready) is published."""
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        _, pool = await ready_pool(client, plane, min_nodes=1)
+        node_id = pool.nodes[0].node_id
+        node = await node_status(client, node_id)
+        activities, published = await boot_calls(client, node_id)
+    assert activities == ["cloud.provision", "agent.boot_check", "agent.watch_health"]
+    assert published == ["provisioning", "booting", "ready"]
+    assert transitions(node)[-2:] == [("boot_checking", "agent_registered"),
+                                      ("ready", "boot_check_passed")]
+    registered, ready = node.transitions[-2:]
+    assert registered.detail.startswith("8 GPU(s), driver ") and registered.at == ready.at
+    assert len(node.gpus) == 8 and node.hostname and node.boot_id
+    assert {c.name: c.status for c in node.boot_checks}["gpu_count"] == "pass"
+
+
+class OlderAgent(AgentActivities):
+    """The agent before its boot checks carried the inventory."""
+
+    @activity.defn(name=agent_api.BOOT_CHECK)
+    async def boot_check(self, params: BootCheckInput) -> BootCheckResult:
+        result = await super().boot_check(params)
+        return BootCheckResult(passed=result.passed, checks=result.checks)
+
+
+async def test_an_agent_whose_boot_checks_carry_no_inventory_is_asked_for_it(
+        dev_env, tmp_path, monkeypatch):
+    """An agent from before the checks carried the inventory (a fleet mid-upgrade): the
+    node asks it for the inventory after the checks pass, as two calls."""
+    monkeypatch.setattr(fake_host, "AgentActivities", OlderAgent)
+    client = dev_env.client
+    async with control_plane(client, tmp_path) as plane:
+        _, pool = await ready_pool(client, plane, min_nodes=1)
+        node_id = pool.nodes[0].node_id
+        node = await node_status(client, node_id)
+        activities, _ = await boot_calls(client, node_id)
+    assert activities == ["cloud.provision", "agent.boot_check", "agent.gpu_inventory",
+                          "agent.watch_health"]
+    assert [s for s, _ in transitions(node)] == ["provisioning", "booting", "boot_checking",
+                                                 "ready"]
+    assert len(node.gpus) == 8 and node.hostname
+
+
+async def test_a_machine_whose_driver_fails_its_boot_never_serves(dev_env, tmp_path):
+    """The driver does not answer at boot: the checks fail without an inventory, the node
+    leaves as boot_check_failed saying why, and the pool replaces it."""
+    client = dev_env.client
+    async with control_plane(client, tmp_path, boot_seconds=2.0) as plane:
+        spec = fast_spec(min_nodes=1)
+        await start_pool(client, plane, spec)
+        [first] = await eventually(lambda: _instances(plane, spec.name), bool,
+                                   what="a machine")
+        plane.world.inject(first.node_id, "nvml_failure")
+        node = await eventually(lambda: node_status(client, first.node_id),
+                                lambda n: n.state.is_terminal(), what="left")
+        assert "boot_checking" not in [s for s, _ in transitions(node)]
+        leaving = next(t for t in node.transitions if t.reason.value == "boot_check_failed")
+        assert leaving.detail == "driver: NVML: Unknown Error (injected)"
+        pool = await eventually(lambda: pool_status(client, spec.name), lambda p: p.ready == 1,
+                                what="replaced")
+        [serving] = [n.node_id for n in pool.nodes if n.state.value == "ready"]
+        assert serving != first.node_id
+
+
+async def _instances(plane, pool: str):
+    return plane.world.instances(pool)

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import functools
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -173,12 +173,16 @@ CORDONED_VERDICT_PATCH = "cordoned-verdict-v1"
 # a fault's cordon and its repair request were two signals, each costing the pool an event
 # and the node an event and a workflow task, while a thousand nodes failed at once.
 ONE_REPORT_PATCH = "one-report-per-task-v1"
+# The patch that asks a new machine's agent for its boot checks at once (issue 21): their
+# result carries the inventory, so the agent's first answer registers it and judges it in
+# one activity and one workflow task, where the inventory and the checks were two of each.
+BOOT_IN_ONE_PATCH = "boot-in-one-v1"
 # Every patch of this code. A run started by this code (a pool's new node, a continue-as-
 # new) is told in its input that they are all in force, and takes them as applied: asking
 # `workflow.patched` in a new run records a marker and upserts TemporalChangeVersion, one
 # history event and one visibility write each, three per node before it is ready.
 NODE_PATCHES = (OWNERSHIP_PATCH, INSTANCE_GONE_PATCH, REPAIR_LADDER_PATCH, BOOT_LOOKS_PATCH,
-                BOOT_REPORTS_PATCH, CORDONED_VERDICT_PATCH, ONE_REPORT_PATCH)
+                BOOT_REPORTS_PATCH, CORDONED_VERDICT_PATCH, ONE_REPORT_PATCH, BOOT_IN_ONE_PATCH)
 RESET_TIMEOUT = timedelta(minutes=5)
 REBOOT_CALL_TIMEOUT = timedelta(minutes=2)
 REBOOT_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2),
@@ -600,6 +604,9 @@ class NodeWorkflow:
 
     async def _boot(self) -> None:
         spec, st = self._spec_(), self._st()
+        if self._patched(BOOT_IN_ONE_PATCH):
+            await self._boot_in_one(spec.boot_deadline)
+            return
         if self._patched(BOOT_LOOKS_PATCH):
             inventory = await self._first_answer(spec.boot_deadline)
         else:
@@ -620,18 +627,62 @@ class NodeWorkflow:
         self._take_early_commands()
         self._record(NodeState.READY, TransitionReason.BOOT_CHECK_PASSED)
 
-    async def _first_answer(self, within: timedelta) -> Inventory:
-        """The new machine's agent, asked in looks of BOOT_LOOK_TIMEOUT until `within` is
-        over. One long-waiting task would sit in a task-queue partition's backlog by the
-        time the agent starts (a cold start takes minutes), and an agent's single poller
-        can take minutes more to come to that partition; a fresh look is matched at once."""
+    async def _boot_in_one(self, within: timedelta) -> None:
+        """The agent's first answer is its boot checks, and their result its inventory: the
+        node registers the machine and judges it in the same workflow task."""
         st = self._st()
+        result: BootCheckResult = await self._first_answer(within, self._boot_check_look,
+                                                           failed="boot checks failed")
+        st.boot_checks = result.checks
+        inventory = result.inventory
+        if inventory is None and result.passed:  # an agent from before checks carried it
+            try:
+                inventory = await workflow.execute_activity(
+                    gpu_inventory, st.node_id, task_queue=st.agent_queue(),
+                    schedule_to_start_timeout=BOOT_LOOK_TIMEOUT,
+                    start_to_close_timeout=INVENTORY_TIMEOUT, retry_policy=RUN_ONCE)
+            except ActivityError as err:
+                raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None,
+                             f"inventory failed: {activity_cause(err)}") from None
+        if inventory is not None:
+            st.gpus, st.hostname, st.boot_id = (inventory.gpus, inventory.hostname,
+                                                inventory.boot_id)
+            # Kept in the node's transitions; the search attributes and the UI's details
+            # skip to where the same task ends (ready, or leaving).
+            self._record(NodeState.BOOT_CHECKING, TransitionReason.AGENT_REGISTERED,
+                         f"{len(inventory.gpus)} GPU(s), driver {inventory.driver_version}",
+                         publish=False)
+        if not result.passed:
+            failed = "; ".join(f"{c.name}: {c.detail}" for c in result.checks
+                               if c.status == "fail")
+            raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None, failed)
+        self._take_early_commands()
+        self._record(NodeState.READY, TransitionReason.BOOT_CHECK_PASSED)
+
+    def _inventory_look(self, wait: timedelta) -> asyncio.Future[Any]:
+        return workflow.start_activity(
+            gpu_inventory, self._st().node_id, task_queue=self._st().agent_queue(),
+            schedule_to_start_timeout=wait, start_to_close_timeout=INVENTORY_TIMEOUT,
+            retry_policy=RUN_ONCE)
+
+    def _boot_check_look(self, wait: timedelta) -> asyncio.Future[Any]:
+        return workflow.start_activity(
+            boot_check, self._boot_check_input(), task_queue=self._st().agent_queue(),
+            schedule_to_start_timeout=wait, start_to_close_timeout=BOOT_CHECK_TIMEOUT,
+            heartbeat_timeout=WORK_HEARTBEAT_TIMEOUT, retry_policy=RUN_ONCE)
+
+    async def _first_answer(self, within: timedelta,
+                            start_look: Callable[[timedelta], asyncio.Future[Any]] | None = None,
+                            *, failed: str = "inventory failed") -> Any:
+        """The new machine's agent, asked in looks of BOOT_LOOK_TIMEOUT until `within` is
+        over (an inventory, or with `start_look` another first call). One long-waiting task
+        would sit in a task-queue partition's backlog by the time the agent starts (a cold
+        start takes minutes), and an agent's single poller can take minutes more to come to
+        that partition; a fresh look is matched at once."""
         deadline = workflow.now() + within
+        start_look = start_look or self._inventory_look
         while (left := deadline - workflow.now()) > timedelta(0):
-            look = workflow.start_activity(
-                gpu_inventory, st.node_id, task_queue=st.agent_queue(),
-                schedule_to_start_timeout=min(left, BOOT_LOOK_TIMEOUT),
-                start_to_close_timeout=INVENTORY_TIMEOUT, retry_policy=RUN_ONCE)
+            look = start_look(min(left, BOOT_LOOK_TIMEOUT))
             await workflow.wait_condition(functools.partial(self._answered_or_leaving, look))
             if not look.done():  # told to leave while waiting for the agent
                 look.cancel()
@@ -642,7 +693,7 @@ class NodeWorkflow:
             except ActivityError as err:
                 if not _is_timeout(err, TimeoutType.SCHEDULE_TO_START):
                     raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None,
-                                 f"inventory failed: {activity_cause(err)}") from None
+                                 f"{failed}: {activity_cause(err)}") from None
                 self._tell_slow_boot()
         raise _Leave(TransitionReason.BOOT_TIMEOUT, None,
                      f"no agent picked up work within {within}")
@@ -686,19 +737,21 @@ class NodeWorkflow:
                          f"no agent picked up work within {within}")
         return inventory
 
-    async def _boot_check(self) -> BootCheckResult:
+    def _boot_check_input(self) -> BootCheckInput:
         spec, st = self._spec_(), self._st()
         shape = ((self._rec.provider.gpu_shape() if self._rec.provider else None)
                  or gpu_shape(st.instance_type) or gpu_shape(spec.instance_type))
+        return BootCheckInput(
+            node_id=st.node_id,
+            expected_gpu_count=shape.count if shape and spec.shape_check != "off" else None,
+            expected_gpu_model=shape.model if shape and spec.shape_check == "strict" else None,
+            required_services=spec.required_services,
+        )
+
+    async def _boot_check(self) -> BootCheckResult:
+        spec, st = self._spec_(), self._st()
         return await workflow.execute_activity(
-            boot_check,
-            BootCheckInput(
-                node_id=st.node_id,
-                expected_gpu_count=shape.count if shape and spec.shape_check != "off" else None,
-                expected_gpu_model=shape.model if shape and spec.shape_check == "strict"
-                else None,
-                required_services=spec.required_services,
-            ),
+            boot_check, self._boot_check_input(),
             task_queue=st.agent_queue(),
             schedule_to_start_timeout=spec.heartbeat_timeout,
             start_to_close_timeout=BOOT_CHECK_TIMEOUT, retry_policy=RUN_ONCE,
@@ -1417,7 +1470,10 @@ class NodeWorkflow:
     # ------------------------------------------------------------------ bookkeeping
 
     def _record(self, state: NodeState, reason: TransitionReason, detail: str = "", *,
-                report: bool = True) -> None:
+                report: bool = True, publish: bool = True) -> None:
+        """A transition: kept in the node's status, published (search attributes, the
+        UI's details) unless a later one in the same task will be, and told to the pool
+        when it should hear of it."""
         st = self._st()
         st.transitions.append(Transition(at=workflow.now(), from_state=st.state if
                                          st.transitions else None, to_state=state,
@@ -1429,7 +1485,14 @@ class NodeWorkflow:
             st.awaiting_repair = False
         metrics.count("node_transitions", {"pool": st.pool, "to_state": state.value,
                                            "reason": reason.value}, "node state changes")
-        attrs = [SA_POOL.value_set(st.pool), SA_NODE_STATE.value_set(state.value),
+        if publish:
+            self._publish(reason, detail)
+        if report and self._tells_pool(state):
+            self._report(reason, detail)
+
+    def _publish(self, reason: TransitionReason, detail: str) -> None:
+        st = self._st()
+        attrs = [SA_POOL.value_set(st.pool), SA_NODE_STATE.value_set(st.state.value),
                  SA_HEALTH.value_set(st.health.value),
                  SA_INSTANCE_TYPE.value_set(st.instance_type)]
         if self._owned:
@@ -1440,8 +1503,6 @@ class NodeWorkflow:
             attrs.append(SA_REGION.value_set(st.region))
         workflow.upsert_search_attributes(attrs)
         workflow.set_current_details(self._details(reason, detail))
-        if report and self._tells_pool(state):
-            self._report(reason, detail)
 
     def _tells_pool(self, state: NodeState) -> bool:
         """Whether the pool hears of this change now (decide.tells_pool); a boot phase held

@@ -68,6 +68,10 @@ class BootCheckInput(StoredModel):
 class BootCheckResult(StoredModel):
     passed: bool
     checks: list[CheckResult] = Field(default_factory=list)
+    # What the checks found, so a new machine's first answer is also its registration (one
+    # activity and one workflow task instead of two). None from a driver that did not
+    # answer, and from agents older than this field.
+    inventory: Inventory | None = None
 
 
 MAX_OCCURRENCES = 200  # the repeat counts a node keeps (newest kept)
