@@ -20,7 +20,7 @@ from navarch.agent.activities import AgentActivities
 from navarch.contracts import agent as agent_api
 from navarch.contracts.agent import BootCheckInput, BootCheckResult
 from navarch.contracts.names import node_workflow_id, pool_workflow_id
-from navarch.contracts.node import NodeState
+from navarch.contracts.node import NodeState, NodeStatus
 from navarch.contracts.spec import ProviderChoice
 from navarch.decisions.node import tells_pool
 from navarch.workflows.node import NODE_PATCHES
@@ -145,16 +145,22 @@ async def boot_calls(client, node_id: str) -> tuple[list[str], list[str]]:
     return activities, published
 
 
-async def test_a_new_machine_is_registered_and_checked_in_one_agent_call(dev_env, tmp_path):
-    """Boot checks first: their result carries the inventory, so registering the machine
-    and judging it is one activity and one workflow task. Both transitions are kept; only
-    where the task ends (ready) is published."""
-    client = dev_env.client
+async def one_node_booted(client, tmp_path) -> tuple[NodeStatus, list[str], list[str]]:
+    """A one-node pool brought to ready: its node's status, activities and published
+    states (boot_calls)."""
     async with control_plane(client, tmp_path) as plane:
         _, pool = await ready_pool(client, plane, min_nodes=1)
         node_id = pool.nodes[0].node_id
         node = await node_status(client, node_id)
         activities, published = await boot_calls(client, node_id)
+    return node, activities, published
+
+
+async def test_a_new_machine_is_registered_and_checked_in_one_agent_call(dev_env, tmp_path):
+    """Boot checks first: their result carries the inventory, so registering the machine
+    and judging it is one activity and one workflow task. Both transitions are kept; only
+    where the task ends (ready) is published."""
+    node, activities, published = await one_node_booted(dev_env.client, tmp_path)
     assert activities == ["cloud.provision", "agent.boot_check", "agent.watch_health"]
     assert published == ["provisioning", "booting", "ready"]
     assert transitions(node)[-2:] == [("boot_checking", "agent_registered"),
@@ -179,12 +185,7 @@ async def test_an_agent_whose_boot_checks_carry_no_inventory_is_asked_for_it(
     """An agent from before the checks carried the inventory (a fleet mid-upgrade): the
     node asks it for the inventory after the checks pass, as two calls."""
     monkeypatch.setattr(fake_host, "AgentActivities", OlderAgent)
-    client = dev_env.client
-    async with control_plane(client, tmp_path) as plane:
-        _, pool = await ready_pool(client, plane, min_nodes=1)
-        node_id = pool.nodes[0].node_id
-        node = await node_status(client, node_id)
-        activities, _ = await boot_calls(client, node_id)
+    node, activities, _ = await one_node_booted(dev_env.client, tmp_path)
     assert activities == ["cloud.provision", "agent.boot_check", "agent.gpu_inventory",
                           "agent.watch_health"]
     assert [s for s, _ in transitions(node)] == ["provisioning", "booting", "boot_checking",

@@ -603,23 +603,33 @@ class NodeWorkflow:
                      + (f"; host key {result.host_key}" if result.host_key else ""))
 
     async def _boot(self) -> None:
-        spec, st = self._spec_(), self._st()
+        spec = self._spec_()
         if self._patched(BOOT_IN_ONE_PATCH):
             await self._boot_in_one(spec.boot_deadline)
             return
         if self._patched(BOOT_LOOKS_PATCH):
-            inventory = await self._first_answer(spec.boot_deadline)
+            inventory = await self._first_answer(spec.boot_deadline, self._inventory_look,
+                                                 failed="inventory failed")
         else:
             inventory = await self._first_answer_in_one_look(spec.boot_deadline)
-        st.gpus, st.hostname = inventory.gpus, inventory.hostname
-        st.boot_id = inventory.boot_id
-        self._record(NodeState.BOOT_CHECKING, TransitionReason.AGENT_REGISTERED,
-                     f"{len(inventory.gpus)} GPU(s), driver {inventory.driver_version}")
+        self._register(inventory)
         try:
             result = await self._boot_check()
         except ActivityError as err:
             raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None, activity_cause(err)) from None
-        st.boot_checks = result.checks
+        self._boot_judged(result)
+
+    def _register(self, inventory: Inventory, *, publish: bool = True) -> None:
+        """The new machine's agent answered: what it runs, as the agent told it."""
+        st = self._st()
+        st.gpus, st.hostname, st.boot_id = inventory.gpus, inventory.hostname, inventory.boot_id
+        self._record(NodeState.BOOT_CHECKING, TransitionReason.AGENT_REGISTERED,
+                     f"{len(inventory.gpus)} GPU(s), driver {inventory.driver_version}",
+                     publish=publish)
+
+    def _boot_judged(self, result: BootCheckResult) -> None:
+        """Ready on passed boot checks; otherwise the node leaves, saying which failed."""
+        self._st().boot_checks = result.checks
         if not result.passed:
             failed = "; ".join(f"{c.name}: {c.detail}" for c in result.checks
                                if c.status == "fail")
@@ -633,7 +643,6 @@ class NodeWorkflow:
         st = self._st()
         result: BootCheckResult = await self._first_answer(within, self._boot_check_look,
                                                            failed="boot checks failed")
-        st.boot_checks = result.checks
         inventory = result.inventory
         if inventory is None and result.passed:  # an agent from before checks carried it
             try:
@@ -645,19 +654,10 @@ class NodeWorkflow:
                 raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None,
                              f"inventory failed: {activity_cause(err)}") from None
         if inventory is not None:
-            st.gpus, st.hostname, st.boot_id = (inventory.gpus, inventory.hostname,
-                                                inventory.boot_id)
             # Kept in the node's transitions; the search attributes and the UI's details
             # skip to where the same task ends (ready, or leaving).
-            self._record(NodeState.BOOT_CHECKING, TransitionReason.AGENT_REGISTERED,
-                         f"{len(inventory.gpus)} GPU(s), driver {inventory.driver_version}",
-                         publish=False)
-        if not result.passed:
-            failed = "; ".join(f"{c.name}: {c.detail}" for c in result.checks
-                               if c.status == "fail")
-            raise _Leave(TransitionReason.BOOT_CHECK_FAILED, None, failed)
-        self._take_early_commands()
-        self._record(NodeState.READY, TransitionReason.BOOT_CHECK_PASSED)
+            self._register(inventory, publish=False)
+        self._boot_judged(result)
 
     def _inventory_look(self, wait: timedelta) -> asyncio.Future[Any]:
         return workflow.start_activity(
@@ -672,15 +672,15 @@ class NodeWorkflow:
             heartbeat_timeout=WORK_HEARTBEAT_TIMEOUT, retry_policy=RUN_ONCE)
 
     async def _first_answer(self, within: timedelta,
-                            start_look: Callable[[timedelta], asyncio.Future[Any]] | None = None,
-                            *, failed: str = "inventory failed") -> Any:
-        """The new machine's agent, asked in looks of BOOT_LOOK_TIMEOUT until `within` is
-        over (an inventory, or with `start_look` another first call). One long-waiting task
-        would sit in a task-queue partition's backlog by the time the agent starts (a cold
-        start takes minutes), and an agent's single poller can take minutes more to come to
-        that partition; a fresh look is matched at once."""
+                            start_look: Callable[[timedelta], asyncio.Future[Any]], *,
+                            failed: str) -> Any:
+        """The new machine's agent, asked in looks of BOOT_LOOK_TIMEOUT (each started by
+        `start_look`) until `within` is over; `failed` heads the reason a look that failed
+        gives the node for leaving. One long-waiting task would sit in a task-queue
+        partition's backlog by the time the agent starts (a cold start takes minutes), and
+        an agent's single poller can take minutes more to come to that partition; a fresh
+        look is matched at once."""
         deadline = workflow.now() + within
-        start_look = start_look or self._inventory_look
         while (left := deadline - workflow.now()) > timedelta(0):
             look = start_look(min(left, BOOT_LOOK_TIMEOUT))
             await workflow.wait_condition(functools.partial(self._answered_or_leaving, look))
